@@ -1,0 +1,66 @@
+"""The backend protocol: chat messages in, streamed text out, with counts and timings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    temperature: float = 0.2
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    # Seconds for the whole call, and the part spent on the prompt before the first token.
+    seconds: float
+    prompt_seconds: float
+    finish_reason: FinishReason
+
+    @property
+    def tokens_per_second(self) -> float:
+        gen = self.seconds - self.prompt_seconds
+        return self.completion_tokens / gen if gen > 0 else 0.0
+
+
+# Called with each new piece of text as it is generated.
+TextCallback = Callable[[str], None]
+
+
+class Backend(Protocol):
+    """A loaded model. Implementations: llama.cpp in-process, OpenAI-compatible HTTP, scripted."""
+
+    @property
+    def name(self) -> str: ...
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        *,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Generate a reply; stream pieces to on_text; stop between tokens once cancel is set."""
+        ...
+
+    def close(self) -> None: ...

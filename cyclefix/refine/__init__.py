@@ -1,0 +1,65 @@
+"""The refinement loop's public API: the only part of cyclefix the frontends call.
+
+    check(path, tests)            run the selected tests on the user's files
+    fix(path, backend, ...)       localize, prompt, guard, verify in a scratch copy, iterate
+    apply_fix(result)             write a verified fix atomically, refusing stale files
+    open_backend(spec)            load a model: registry name, GGUF path, openai:URL#MODEL
+"""
+
+from cyclefix.models.backend import Backend, GenerationResult
+from cyclefix.models.load import ModelError, open_backend
+from cyclefix.refine.apply import StaleFixError, apply_fix
+from cyclefix.refine.check import check, find_project_root, suspects
+from cyclefix.refine.loop import fix
+from cyclefix.refine.types import (
+    Attempt,
+    AttemptFinished,
+    FileChange,
+    FixFinished,
+    FixResult,
+    FixStatus,
+    RefineConfig,
+    RefineEvent,
+    RoundRecord,
+    RoundStarted,
+    Target,
+    TestsFinished,
+    TestsStarted,
+    TextGenerated,
+    Verdict,
+)
+from cyclefix.runner.feedback import feedback_text
+from cyclefix.runner.results import CollectionError, Frame, TestCaseResult, TestRunResult
+
+__all__ = [
+    "Attempt",
+    "AttemptFinished",
+    "Backend",
+    "CollectionError",
+    "FileChange",
+    "FixFinished",
+    "FixResult",
+    "FixStatus",
+    "Frame",
+    "GenerationResult",
+    "ModelError",
+    "RefineConfig",
+    "RefineEvent",
+    "RoundRecord",
+    "RoundStarted",
+    "StaleFixError",
+    "Target",
+    "TestCaseResult",
+    "TestRunResult",
+    "TestsFinished",
+    "TestsStarted",
+    "TextGenerated",
+    "Verdict",
+    "apply_fix",
+    "check",
+    "feedback_text",
+    "find_project_root",
+    "fix",
+    "open_backend",
+    "suspects",
+]

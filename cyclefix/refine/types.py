@@ -1,0 +1,159 @@
+"""Results and progress events of the refinement loop: what crosses into the frontends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cyclefix.runner.results import TestRunResult
+
+FixStatus = Literal["fixed", "not_fixed", "already_passing", "error", "cancelled"]
+
+# Why an attempt was accepted or rejected.
+Verdict = Literal[
+    "passed",  # every selected test passes: a verified fix
+    "tests_failed",  # ran, some tests still fail
+    "regressed",  # a test that passed before now fails
+    "copy",  # same as the faulty code, ignoring whitespace and comments
+    "duplicate",  # a candidate already tried
+    "syntax_error",  # the answer does not parse
+    "undefined_names",  # pyflakes reports names that do not resolve
+    "no_code",  # no code block in the answer
+    "wrong_target",  # the answer does not define the function(s) to rewrite
+    "cancelled",
+]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    rounds: int = 4
+    # Wall-clock budget for the whole fix, seconds.
+    budget_seconds: float = 300.0
+    # First round's temperature, then every later round's (CYCLE: 0.2 then 0.6).
+    first_temperature: float = 0.2
+    later_temperature: float = 0.6
+    # A copy is resampled once at this temperature.
+    copy_temperature: float = 0.9
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int | None = 0
+    per_test_timeout: float = 3.0
+    # Wall-clock cap of one pytest run, seconds.
+    run_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function or method the loop rewrites. qualname like "Stats.median"."""
+
+    path: str  # relative to the project root
+    qualname: str
+    start_line: int  # 1-based, including decorators
+    end_line: int  # inclusive
+    source: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    round: int
+    code: str
+    verdict: Verdict
+    # CYCLE feedback of this attempt's first failing test (empty when it passed or never ran).
+    feedback: str
+    detail: str
+    temperature: float
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    tests_passed: int = 0
+    tests_total: int = 0
+
+    @property
+    def is_copy(self) -> bool:
+        return self.verdict == "copy"
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    index: int  # 1-based
+    targets: tuple[str, ...]
+    attempts: tuple[Attempt, ...]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: Path  # absolute path of the user's file
+    original: str
+    fixed: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class FixResult:
+    status: FixStatus
+    root: Path
+    changes: tuple[FileChange, ...]
+    # Unified diff of all changes against the user's files; empty unless fixed.
+    diff: str
+    rounds: tuple[RoundRecord, ...]
+    initial_run: TestRunResult | None
+    final_run: TestRunResult | None
+    seconds: float
+    model: str
+    error: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(a for r in self.rounds for a in r.attempts)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(a.prompt_tokens for a in self.attempts)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(a.completion_tokens for a in self.attempts)
+
+
+# Progress events, delivered in order to the on_event callback from the worker thread.
+
+
+@dataclass(frozen=True)
+class TestsStarted:
+    root: Path
+    tests: tuple[str, ...]
+    scratch: bool  # running a candidate in a scratch copy rather than the user's files
+
+
+@dataclass(frozen=True)
+class TestsFinished:
+    run: TestRunResult
+    scratch: bool
+
+
+@dataclass(frozen=True)
+class RoundStarted:
+    index: int
+    total: int
+    targets: tuple[str, ...]
+    temperature: float
+
+
+@dataclass(frozen=True)
+class TextGenerated:
+    text: str
+
+
+@dataclass(frozen=True)
+class AttemptFinished:
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class FixFinished:
+    result: FixResult
+
+
+RefineEvent = TestsStarted | TestsFinished | RoundStarted | TextGenerated | AttemptFinished | FixFinished

@@ -1,0 +1,98 @@
+"""Structured results of one pytest run: what each test did and why it failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Outcome = Literal["passed", "failed", "error", "skipped", "timeout"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One traceback frame in a project (non-test) file; path is relative to the project root."""
+
+    path: str
+    line: int
+    function: str
+
+
+@dataclass(frozen=True)
+class TestCaseResult:
+    """The outcome of one test, with what a person needs to see why it failed."""
+
+    nodeid: str
+    outcome: Outcome
+    duration: float = 0.0
+    # Test file relative to the project root, and the 1-based line where it failed.
+    path: str | None = None
+    line: int | None = None
+    exc_type: str | None = None
+    exc_message: str | None = None
+    # Source of the failing assert statement, e.g. "assert median([1, 2, 3]) == 2".
+    assert_source: str | None = None
+    # Pytest's own rendering of the compared values, e.g. "assert 3 == 2".
+    assert_explanation: str | None = None
+    # For `assert CALL == EXPECTED`: the call's arguments, the expected and the actual value.
+    input: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    # Source of the test function, for the model's view of intent.
+    test_source: str | None = None
+    # Line in a project file where the exception was raised (deepest project frame).
+    project_frames: tuple[Frame, ...] = ()
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("passed", "skipped")
+
+
+@dataclass(frozen=True)
+class CollectionError:
+    """A test module pytest could not import (syntax error, import error)."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class TestRunResult:
+    """One pytest run in a project folder."""
+
+    root: Path
+    tests: tuple[TestCaseResult, ...]
+    exit_code: int
+    duration: float
+    selected: tuple[str, ...] = ()
+    collection_errors: tuple[CollectionError, ...] = ()
+    # The whole run hit its wall-clock cap and was killed.
+    timed_out: bool = False
+    cancelled: bool = False
+    # False when the OS did not let us cut the network for the test process.
+    network_isolated: bool = False
+    # Tail of pytest's own output, bounded, for when structured results are not enough.
+    output_tail: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failures(self) -> tuple[TestCaseResult, ...]:
+        return tuple(t for t in self.tests if not t.ok)
+
+    @property
+    def passed(self) -> tuple[TestCaseResult, ...]:
+        return tuple(t for t in self.tests if t.outcome == "passed")
+
+    @property
+    def all_passed(self) -> bool:
+        """Every collected test passed or was skipped, and at least one ran."""
+        return (
+            bool(self.tests)
+            and not self.failures
+            and not self.collection_errors
+            and not self.timed_out
+            and not self.cancelled
+        )
