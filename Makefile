@@ -1,0 +1,61 @@
+# Two entry points: `make demo` (set up + fix the bugs in examples/) and `make test` (set up + whole suite).
+# Every step is idempotent: stamps under .venv/.stamps skip work already done.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMPS := $(VENV)/.stamps
+CYCLEFIX := $(VENV)/bin/cyclefix
+DEMO_MODEL ?= qwen2.5-coder-1.5b
+TEST_MODEL ?= qwen2.5-coder-0.5b
+PYTEST_ARGS ?=
+
+.PHONY: demo test install model test-model lint clean-venv
+
+demo: install model
+	@echo "== cyclefix fixes each example project (your files are not changed without --apply) =="
+	@for project in examples/*/; do \
+		echo; echo "== $$project"; \
+		$(CYCLEFIX) fix "$$project" --model $(DEMO_MODEL) || true; \
+	done
+
+install: $(STAMPS)/cyclefix
+
+model: install
+	$(CYCLEFIX) models install $(DEMO_MODEL)
+
+test-model: install
+	$(CYCLEFIX) models install $(TEST_MODEL)
+
+test: $(STAMPS)/test-deps test-model
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+lint: $(STAMPS)/test-deps
+	$(VENV)/bin/ruff check cyclefix
+	$(VENV)/bin/mypy cyclefix
+
+$(STAMPS)/venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	mkdir -p $(STAMPS) && touch $@
+
+# llama-cpp-python builds from source (~15 min on 2 cores; pip caches the wheel after that).
+# scripts/llama-cmake-args.sh turns GGML_NATIVE off and enables exactly the CPU's instruction
+# sets: a native build uses AMX where the CPU reports it and crashes on the first token.
+$(STAMPS)/llama: $(STAMPS)/venv scripts/llama-cmake-args.sh
+	CMAKE_ARGS="$$(sh scripts/llama-cmake-args.sh) $(EXTRA_CMAKE_ARGS)" $(PIP) install "llama-cpp-python>=0.3.16"
+	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
+	touch $@
+
+$(STAMPS)/cyclefix: $(STAMPS)/llama pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(STAMPS)/test-deps: $(STAMPS)/cyclefix pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,56 @@
+"""Run the tests that matter for a file or project, on the user's own files."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.types import RefineConfig, RefineEvent, Target, TestsFinished, TestsStarted
+from cyclefix.runner import (
+    SandboxLimits,
+    find_project_root,
+    order_failing_first,
+    run_tests,
+    select_tests,
+)
+from cyclefix.runner.results import TestRunResult
+
+__all__ = ["check", "find_project_root", "limits_for", "selection_for", "suspects"]
+
+
+def limits_for(config: RefineConfig) -> SandboxLimits:
+    return SandboxLimits(per_test_timeout=config.per_test_timeout, run_timeout=config.run_timeout)
+
+
+def selection_for(root: Path, path: Path, tests: Sequence[str] | None) -> tuple[str, ...]:
+    """Explicit tests win; else the tests that import the changed file; else the whole suite."""
+    changed = [path.resolve()] if path.is_file() else []
+    return select_tests(root, changed, tests or ())
+
+
+def check(
+    path: Path,
+    tests: Sequence[str] | None = None,
+    *,
+    config: RefineConfig = RefineConfig(),
+    previously_failing: Sequence[str] = (),
+    on_event: Callable[[RefineEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> TestRunResult:
+    root = find_project_root(path)
+    selection = order_failing_first(selection_for(root, path, tests), previously_failing)
+    if on_event:
+        on_event(TestsStarted(root, selection, scratch=False))
+    run = run_tests(root, selection, limits=limits_for(config), cancel=cancel)
+    if on_event:
+        on_event(TestsFinished(run, scratch=False))
+    return run
+
+
+def suspects(run: TestRunResult) -> tuple[Target, ...]:
+    """The functions the failures of `run` point at, most likely first."""
+    if not run.failures:
+        return ()
+    return localize(ProjectIndex(run.root), run.failures).targets

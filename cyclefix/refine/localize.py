@@ -1,0 +1,246 @@
+"""Localize: from failing tests to the functions to rewrite.
+
+Evidence, strongest first: traceback frames in project files (the exception was raised there),
+then the names the failing assert calls, then the names the test function calls. The smallest
+enclosing function or method is the unit; the whole module only when nothing narrower is found.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cyclefix.refine.source import (
+    FunctionSpan,
+    SourceError,
+    enclosing_function,
+    function_spans,
+    module_target,
+    read_source,
+    target_for_span,
+)
+from cyclefix.refine.types import Target
+from cyclefix.runner.results import TestCaseResult
+
+# At most this many functions are rewritten in one round: small models lose track beyond it.
+MAX_TARGETS = 3
+_SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "build", "dist", ".tox"}
+
+
+@dataclass(frozen=True)
+class Localization:
+    targets: tuple[Target, ...]
+    # The failing test whose feedback goes into the prompt: the one pointing at targets[0].
+    primary: TestCaseResult | None
+
+
+def is_test_file(rel_path: str) -> bool:
+    parts = Path(rel_path).parts
+    name = parts[-1] if parts else rel_path
+    return (
+        name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+        or any(p in ("tests", "test") for p in parts[:-1])
+    )
+
+
+class ProjectIndex:
+    """Parsed project (non-test) modules, loaded lazily and cached for one fix."""
+
+    def __init__(self, root: Path, overrides: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.overrides = overrides or {}
+        self._trees: dict[str, ast.Module | None] = {}
+        self._sources: dict[str, str] = {}
+        self._files: list[str] | None = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            found: list[str] = []
+            for path in sorted(self.root.rglob("*.py")):
+                rel = path.relative_to(self.root)
+                if any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts[:-1]):
+                    continue
+                if not is_test_file(rel.as_posix()):
+                    found.append(rel.as_posix())
+            self._files = found
+        return self._files
+
+    def source(self, rel: str) -> str | None:
+        if rel in self.overrides:
+            return self.overrides[rel]
+        if rel not in self._sources:
+            try:
+                self._sources[rel] = read_source(self.root / rel)
+            except SourceError:
+                return None
+        return self._sources[rel]
+
+    def tree(self, rel: str) -> ast.Module | None:
+        if rel not in self._trees:
+            src = self.source(rel)
+            try:
+                self._trees[rel] = ast.parse(src) if src is not None else None
+            except SyntaxError:
+                self._trees[rel] = None
+        return self._trees[rel]
+
+    def target_at(self, rel: str, line: int) -> Target | None:
+        tree, src = self.tree(rel), self.source(rel)
+        if tree is None or src is None:
+            return None
+        span = enclosing_function(tree, line)
+        return target_for_span(rel, src, span) if span else None
+
+    def definitions(self, name: str, prefer: Sequence[str] = ()) -> list[Target]:
+        """Functions or methods called `name`, files in `prefer` first."""
+        order = [f for f in prefer if f in self.files()] + [f for f in self.files() if f not in prefer]
+        found: list[Target] = []
+        for rel in order:
+            tree, src = self.tree(rel), self.source(rel)
+            if tree is None or src is None:
+                continue
+            for span in function_spans(tree):
+                if span.name == name or _is_constructor_of(span, name):
+                    found.append(target_for_span(rel, src, span))
+        return found
+
+    def module_for(self, module: str) -> str | None:
+        """Project file of a dotted module name (flat or src/ layout)."""
+        rel = module.replace(".", "/")
+        for cand in (f"{rel}.py", f"{rel}/__init__.py", f"src/{rel}.py", f"src/{rel}/__init__.py"):
+            if cand in self.files():
+                return cand
+        tail = "/" + rel + ".py"
+        return next((f for f in self.files() if f.endswith(tail)), None)
+
+
+def _is_constructor_of(span: FunctionSpan, name: str) -> bool:
+    # Calling a class runs its __init__ / __post_init__.
+    return span.is_method and span.qualname in (f"{name}.__init__", f"{name}.__post_init__")
+
+
+def _called_names(node: ast.AST) -> list[str]:
+    names: list[str] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            if isinstance(func, ast.Name):
+                names.append(func.id)
+            elif isinstance(func, ast.Attribute):
+                names.append(func.attr)
+    return names
+
+
+def _imported_project_files(index: ProjectIndex, test_source: str) -> list[str]:
+    try:
+        tree = ast.parse(test_source)
+    except SyntaxError:
+        return []
+    files: list[str] = []
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for mod in modules:
+            rel = index.module_for(mod)
+            if rel and rel not in files:
+                files.append(rel)
+    return files
+
+
+def _parse_snippet(text: str | None) -> ast.AST | None:
+    if not text:
+        return None
+    import textwrap
+
+    try:
+        return ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return None
+
+
+def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]:
+    """Functions a failing test points at, most likely first."""
+    found: list[Target] = []
+
+    def add(targets: Iterable[Target]) -> None:
+        for t in targets:
+            if all((t.path, t.qualname) != (f.path, f.qualname) for f in found):
+                found.append(t)
+
+    # The deepest project frame is where it went wrong; callers come after it.
+    for frame in reversed(case.project_frames):
+        if is_test_file(frame.path):
+            continue
+        target = index.target_at(frame.path, frame.line)
+        if target:
+            add([target])
+    test_file_source = index.source(case.path) if case.path else None
+    if test_file_source is None and case.path:
+        try:
+            test_file_source = read_source(index.root / case.path)
+        except SourceError:
+            test_file_source = None
+    prefer = _imported_project_files(index, test_file_source or "")
+    for snippet in (case.assert_source, case.test_source):
+        tree = _parse_snippet(snippet)
+        if tree is None:
+            continue
+        for name in _called_names(tree):
+            add(index.definitions(name, prefer)[:1])
+    if not found and prefer:
+        rel = prefer[0]
+        src = index.source(rel)
+        if src is not None:
+            add([module_target(rel, src)])
+    return found
+
+
+def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localization:
+    """Rank suspects over all failing tests: functions blamed by more tests come first."""
+    per_test = [(case, suspects_for_test(index, case)) for case in failures]
+    votes: Counter[tuple[str, str]] = Counter()
+    first_rank: dict[tuple[str, str], int] = {}
+    by_key: dict[tuple[str, str], Target] = {}
+    for _, targets in per_test:
+        for rank, t in enumerate(targets):
+            key = (t.path, t.qualname)
+            # A test's first suspect counts fully, later ones (callers, other calls) less.
+            votes[key] += 1.0 if rank == 0 else 0.25  # type: ignore[assignment]
+            first_rank[key] = min(first_rank.get(key, rank), rank)
+            by_key[key] = t
+    ordered = sorted(votes, key=lambda k: (-votes[k], first_rank[k], k))
+    targets = [by_key[k] for k in ordered]
+    # A whole module swallows everything else in that file.
+    module_paths = {t.path for t in targets if t.qualname == "<module>"}
+    targets = [t for t in targets if t.qualname == "<module>" or t.path not in module_paths]
+    chosen = _limit(targets)
+    primary = None
+    if chosen:
+        lead = (chosen[0].path, chosen[0].qualname)
+        primary = next(
+            (c for c, ts in per_test if ts and (ts[0].path, ts[0].qualname) == lead),
+            next((c for c, ts in per_test if any((t.path, t.qualname) == lead for t in ts)), None),
+        )
+    if primary is None and failures:
+        primary = failures[0]
+    return Localization(tuple(chosen), primary)
+
+
+def _limit(targets: list[Target], max_lines: int = 160) -> list[Target]:
+    chosen: list[Target] = []
+    lines = 0
+    for t in targets:
+        size = t.end_line - t.start_line + 1
+        if chosen and (len(chosen) >= MAX_TARGETS or lines + size > max_lines):
+            break
+        chosen.append(t)
+        lines += size
+    return chosen

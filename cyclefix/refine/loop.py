@@ -1,0 +1,411 @@
+"""The loop: localize, prompt, generate, guard, verify in a scratch copy, iterate.
+
+Round 1 shows the model the user's code; each later round shows its latest attempt and that
+attempt's feedback (CYCLE keeps only the latest). A candidate that makes some failing tests
+pass without breaking any passing one becomes the new base, so several bugs can be fixed one
+after another. Only a candidate under which every selected test passes is returned as a fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cyclefix.errors import CyclefixError
+from cyclefix.models.backend import Backend, GenerationOptions
+from cyclefix.refine.apply import write_atomic
+from cyclefix.refine.check import limits_for, selection_for
+from cyclefix.refine.guard import new_undefined_names
+from cyclefix.refine.localize import Localization, ProjectIndex, localize
+from cyclefix.refine.parse import extract_code
+from cyclefix.refine.prompt import (
+    COPY_NOTE,
+    RefinePrompt,
+    build_refine_messages,
+    other_failure_names,
+)
+from cyclefix.refine.source import SourceError, module_context, normalized_code, read_source
+from cyclefix.refine.splice import SpliceError, splice_candidate
+from cyclefix.refine.types import (
+    Attempt,
+    AttemptFinished,
+    FileChange,
+    FixFinished,
+    FixResult,
+    FixStatus,
+    RefineConfig,
+    RefineEvent,
+    RoundRecord,
+    RoundStarted,
+    Target,
+    TestsFinished,
+    TestsStarted,
+    TextGenerated,
+    Verdict,
+)
+from cyclefix.runner import find_project_root, order_failing_first, run_tests, scratch_copy, select_tests
+from cyclefix.runner.feedback import feedback_text
+from cyclefix.runner.results import TestCaseResult, TestRunResult
+
+# Answers end at the closing fence; the chat template's end of turn also stops them.
+STOP_SEQUENCES = ("\n```\n",)
+
+
+class _Deadline:
+    """One event set by the user's cancel or by the time budget, whichever comes first."""
+
+    def __init__(self, budget: float, user_cancel: threading.Event | None) -> None:
+        self.event = threading.Event()
+        self.expires = time.monotonic() + budget
+        self.user_cancel = user_cancel
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cyclefix-deadline", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            if (self.user_cancel is not None and self.user_cancel.is_set()) or self.expired:
+                self.event.set()
+                return
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.expires
+
+    @property
+    def cancelled_by_user(self) -> bool:
+        return self.user_cancel is not None and self.user_cancel.is_set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class _State:
+    """The accepted state of the project in the scratch copy: user's code plus adopted progress."""
+
+    sources: dict[str, str] = field(default_factory=dict)  # rel path -> text (files touched)
+    run: TestRunResult | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    attempt: Attempt
+    files: dict[str, str]  # spliced files of this candidate (empty if never spliced)
+    run: TestRunResult | None
+    failing: TestCaseResult | None  # first failing test of its run, for the next round's feedback
+
+
+def fix(
+    path: Path,
+    backend: Backend,
+    *,
+    tests: Sequence[str] | None = None,
+    config: RefineConfig = RefineConfig(),
+    initial_run: TestRunResult | None = None,
+    on_event: Callable[[RefineEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> FixResult:
+    """Find and verify a fix for the failing tests of `path`; never touches the user's files."""
+    started = time.monotonic()
+    emit = on_event or (lambda _event: None)
+    root = find_project_root(path)
+    deadline = _Deadline(config.budget_seconds, cancel)
+    try:
+        session = _Session(root, path, backend, tests, config, emit, deadline)
+        result = session.run(initial_run, started)
+    except CyclefixError as exc:
+        result = FixResult("error", root, (), "", (), initial_run, None,
+                           time.monotonic() - started, backend.name, error=str(exc))
+    finally:
+        deadline.close()
+    emit(FixFinished(result))
+    return result
+
+
+class _Session:
+    def __init__(
+        self,
+        root: Path,
+        path: Path,
+        backend: Backend,
+        tests: Sequence[str] | None,
+        config: RefineConfig,
+        emit: Callable[[RefineEvent], None],
+        deadline: _Deadline,
+    ) -> None:
+        self.root = root
+        self.backend = backend
+        self.config = config
+        self.emit = emit
+        self.deadline = deadline
+        self.explicit_tests = bool(tests)
+        self.selection = selection_for(root, path, tests)
+        self.limits = limits_for(config)
+        self.originals: dict[str, str] = {}  # the user's text of every file we touched
+        self.tried: set[str] = set()
+        self.rounds: list[RoundRecord] = []
+        self.notes: list[str] = []
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _result(
+        self, status: FixStatus, initial: TestRunResult | None, final: TestRunResult | None,
+        started: float, state: _State | None = None, error: str | None = None,
+    ) -> FixResult:
+        changes: list[FileChange] = []
+        if status == "fixed" and state is not None:
+            for rel, text in sorted(state.sources.items()):
+                original = self.originals[rel]
+                if text != original:
+                    changes.append(FileChange(self.root / rel, original, text, unified_diff(rel, original, text)))
+        return FixResult(
+            status, self.root, tuple(changes), "".join(c.diff for c in changes), tuple(self.rounds),
+            initial, final, time.monotonic() - started, self.backend.name, error, tuple(self.notes),
+        )
+
+    def _status_when_stopped(self) -> FixStatus:
+        return "cancelled" if self.deadline.cancelled_by_user else "not_fixed"
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, initial: TestRunResult | None, started: float) -> FixResult:
+        if initial is None:
+            initial = self._run_tests(self.root, self.selection, (), scratch=False)
+        if initial.cancelled:
+            return self._result(self._status_when_stopped(), initial, None, started)
+        if initial.collection_errors:
+            err = initial.collection_errors[0]
+            where = f"{err.path}:{err.line}" if err.line else err.path
+            return self._result("error", initial, None, started,
+                                error=f"tests cannot be collected: {where}: {first_line(err.message)}")
+        if not initial.tests:
+            return self._result("error", initial, None, started, error=f"no tests found in {self.root}")
+        if initial.all_passed:
+            return self._result("already_passing", initial, initial, started)
+        passed_before = {t.nodeid for t in initial.passed}
+        with scratch_copy(self.root) as scratch:
+            return self._refine(scratch, initial, passed_before, started)
+
+    def _refine(self, scratch: Path, initial: TestRunResult, passed_before: set[str], started: float) -> FixResult:
+        state = _State(run=initial)
+        latest: _Outcome | None = None
+        targets: tuple[Target, ...] = ()
+        for index in range(1, self.config.rounds + 1):
+            if self.deadline.event.is_set():
+                self.notes.append("stopped: time budget spent" if self.deadline.expired else "cancelled")
+                break
+            assert state.run is not None
+            loc = localize(ProjectIndex(scratch, dict(state.sources)), state.run.failures)
+            if not loc.targets:
+                self.notes.append("could not find the code the failing tests exercise")
+                break
+            for t in loc.targets:
+                self._remember_original(t.path)
+            if loc.targets != targets:
+                latest = None  # new targets: show the current code, not an attempt at other code
+                targets = loc.targets
+            temperature = self.config.first_temperature if index == 1 else self.config.later_temperature
+            self.emit(RoundStarted(index, self.config.rounds, tuple(t.qualname for t in targets), temperature))
+            prompt = self._prompt(scratch, loc, state, latest)
+            outcome = self._attempt(index, scratch, prompt, targets, state, passed_before, temperature)
+            attempts = [outcome.attempt]
+            if outcome.attempt.verdict in ("copy", "duplicate") and not self.deadline.event.is_set():
+                retry = dataclasses.replace(prompt, note=COPY_NOTE)
+                outcome = self._attempt(index, scratch, retry, targets, state, passed_before,
+                                        self.config.copy_temperature)
+                attempts.append(outcome.attempt)
+            self.rounds.append(RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts)))
+            verdict = outcome.attempt.verdict
+            if verdict == "passed":
+                state.sources.update(outcome.files)
+                state.run = outcome.run
+                return self._result("fixed", initial, outcome.run, started, state)
+            if verdict == "tests_failed" and outcome.run is not None and _improves(outcome.run, state.run):
+                # Progress without regressions: keep it (in the scratch copy too) and go on from there.
+                state.sources.update(outcome.files)
+                for rel, text in outcome.files.items():
+                    write_atomic(scratch / rel, text)
+                state.run = outcome.run
+                latest = None
+                continue
+            if verdict not in ("copy", "duplicate", "cancelled", "no_code"):
+                latest = outcome
+        return self._result(self._status_when_stopped(), initial, state.run, started)
+
+    def _remember_original(self, rel: str) -> None:
+        if rel not in self.originals:
+            self.originals[rel] = read_source(self.root / rel)
+
+    def _prompt(self, scratch: Path, loc: Localization, state: _State, latest: _Outcome | None) -> RefinePrompt:
+        targets = loc.targets
+        primary = loc.primary
+        faulty = "\n".join(t.source.rstrip() for t in targets) + "\n"
+        feedback = feedback_text(primary) if primary else ""
+        if latest is not None:
+            # CYCLE: refine the latest attempt, with that attempt's own feedback.
+            faulty = latest.attempt.code
+            feedback = latest.attempt.feedback or feedback
+            if latest.failing is not None:
+                primary = latest.failing
+        context = ""
+        first = targets[0]
+        if first.qualname != "<module>":
+            text = state.sources.get(first.path) or read_source(scratch / first.path)
+            try:
+                context = module_context(text, ast.parse(text), {t.qualname for t in targets})
+            except SyntaxError:
+                context = ""
+        failing_ids = [t.nodeid for t in state.run.failures] if state.run else []
+        return RefinePrompt(
+            names=tuple(t.qualname for t in targets if t.qualname != "<module>") or (first.path,),
+            faulty_code=faulty,
+            feedback=feedback,
+            test_source=(primary.test_source or primary.assert_source or "") if primary else "",
+            context=context,
+            path=first.path,
+            other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),
+        )
+
+    def _attempt(
+        self, index: int, scratch: Path, prompt: RefinePrompt, targets: tuple[Target, ...],
+        state: _State, passed_before: set[str], temperature: float,
+    ) -> _Outcome:
+        t0 = time.monotonic()
+        options = GenerationOptions(
+            temperature=temperature,
+            top_p=self.config.top_p,
+            max_tokens=min(self.config.max_tokens, 300 + len(prompt.faulty_code) // 2),
+            seed=None if self.config.seed is None else self.config.seed + len(self.tried),
+            stop=STOP_SEQUENCES,
+        )
+        gen = self.backend.generate(
+            build_refine_messages(prompt), options,
+            on_text=lambda text: self.emit(TextGenerated(text)), cancel=self.deadline.event,
+        )
+
+        def done(verdict: Verdict, code: str, detail: str, feedback: str = "", run: TestRunResult | None = None,
+                 files: dict[str, str] | None = None, failing: TestCaseResult | None = None) -> _Outcome:
+            passed = len(run.passed) if run else 0
+            total = len(run.tests) if run else 0
+            attempt = Attempt(index, code, verdict, feedback, detail, temperature, gen.prompt_tokens,
+                              gen.completion_tokens, time.monotonic() - t0, passed, total)
+            self.emit(AttemptFinished(attempt))
+            return _Outcome(attempt, files or {}, run, failing)
+
+        if gen.finish_reason == "cancelled":
+            return done("cancelled", gen.text, "generation stopped")
+        code = extract_code(gen.text)
+        if code is None:
+            return done("no_code", gen.text, "the answer holds no Python code")
+        if normalized_code(code) == normalized_code(prompt.faulty_code):
+            return done("copy", code, "identical to the faulty code (whitespace and comments ignored)")
+        base = {t.path: state.sources.get(t.path) or read_source(scratch / t.path) for t in targets}
+        try:
+            spliced = splice_candidate(base, targets, code)
+        except SpliceError as exc:
+            return done(exc.verdict, code, str(exc), feedback=str(exc))  # type: ignore[arg-type]
+        if not spliced.files or all(normalized_code(spliced.files[p]) == normalized_code(base[p]) for p in spliced.files):
+            return done("copy", code, "changes nothing in the code under test")
+        key = "\0".join(f"{p}\0{normalized_code(t)}" for p, t in sorted(spliced.files.items()))
+        if key in self.tried:
+            return done("duplicate", code, "a candidate already tried")
+        self.tried.add(key)
+        for rel, text in spliced.files.items():
+            problems = new_undefined_names(base[rel], text, rel)
+            if problems:
+                return done("undefined_names", code, "; ".join(problems), feedback="; ".join(problems))
+        if self.deadline.event.is_set():
+            return done("cancelled", code, "stopped before the tests ran")
+        run = self._run_candidate(scratch, spliced.files, base, state)
+        if run.cancelled:
+            return done("cancelled", code, "stopped while the tests ran", run=run)
+        failing = run.failures[0] if run.failures else None
+        if run.collection_errors:
+            err = run.collection_errors[0]
+            msg = f"{err.path}:{err.line}: {first_line(err.message)}" if err.line else first_line(err.message)
+            return done("tests_failed", code, msg, feedback=f"Error: {msg}", run=run, files=spliced.files)
+        if run.all_passed:
+            regression = self._regressions(scratch, spliced.files, base, state)
+            if regression:
+                return done("regressed", code, regression, feedback=regression, run=run, files=spliced.files)
+            return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=spliced.files)
+        feedback = feedback_text(failing) if failing else first_line(run.output_tail)
+        broke = sorted(t.nodeid for t in run.failures if t.nodeid in passed_before)
+        if broke:
+            detail = f"breaks {len(broke)} test(s) that passed before: {', '.join(broke[:3])}"
+            return done("regressed", code, detail, feedback=feedback, run=run, files=spliced.files, failing=failing)
+        detail = f"{len(run.failures)} of {len(run.tests)} tests still fail"
+        return done("tests_failed", code, detail, feedback=feedback, run=run, files=spliced.files, failing=failing)
+
+    def _with_files(self, scratch: Path, files: dict[str, str], base: dict[str, str],
+                    action: Callable[[], TestRunResult]) -> TestRunResult:
+        """Write the candidate into the scratch copy, run, and put the base text back."""
+        try:
+            for rel, text in files.items():
+                write_atomic(scratch / rel, text)
+            return action()
+        finally:
+            for rel in files:
+                write_atomic(scratch / rel, base[rel])
+
+    def _run_candidate(self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State) -> TestRunResult:
+        failing_first = [t.nodeid for t in state.run.failures] if state.run else []
+        selection = order_failing_first(self.selection, failing_first)
+        return self._with_files(scratch, files, base, lambda: self._run_tests(scratch, selection, (), scratch=True))
+
+    def _regressions(self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State) -> str:
+        """With explicit --tests, also run the other tests of the changed modules: none may break."""
+        if not self.explicit_tests:
+            return ""
+        changed = [scratch / rel for rel in files]
+        related = select_tests(scratch, changed, ())
+        if not related or set(related) <= set(self.selection):
+            return ""
+        before = self._run_tests(scratch, related, (), scratch=True)
+        ok_before = {t.nodeid for t in before.passed}
+        after = self._with_files(scratch, files, base, lambda: self._run_tests(scratch, related, (), scratch=True))
+        broke = [t for t in after.failures if t.nodeid in ok_before]
+        if not broke:
+            return ""
+        return f"breaks a test that passed before: {feedback_text(broke[0])}"
+
+    def _run_tests(self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool) -> TestRunResult:
+        self.emit(TestsStarted(root, tuple(selection), scratch))
+        run = run_tests(root, selection, limits=self.limits, cancel=self.deadline.event)
+        self.emit(TestsFinished(run, scratch))
+        return run
+
+
+def _improves(new: TestRunResult, old: TestRunResult | None) -> bool:
+    if old is None:
+        return False
+    old_ok = {t.nodeid for t in old.passed}
+    new_ok = {t.nodeid for t in new.passed}
+    return old_ok < new_ok
+
+
+def first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def unified_diff(rel: str, before: str, after: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
+    )
+    out = []
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+__all__ = ["SourceError", "fix", "unified_diff"]

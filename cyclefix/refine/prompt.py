@@ -1,0 +1,97 @@
+"""Refinement prompts in the CYCLE shape: intent, faulty code, execution feedback.
+
+Stable parts (instructions, the test's source, module context) come first and the parts that
+change each round (faulty code, feedback) last, so llama.cpp can reuse the cached prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cyclefix.models.backend import ChatMessage
+
+SYSTEM_PROMPT = (
+    "You are an expert Python developer fixing a bug. The tests are correct and must not be "
+    "changed. Fix the general logic of the code, never special-case the test inputs. Reply with "
+    "one ```python code block that holds the complete corrected function(s), and nothing else."
+)
+
+COPY_NOTE = (
+    "Your previous answer was identical to the faulty code, so the test still fails. Find the "
+    "actual mistake and change the code."
+)
+
+
+@dataclass(frozen=True)
+class RefinePrompt:
+    """What one refinement round shows the model."""
+
+    names: tuple[str, ...]  # the functions to rewrite, e.g. ("Inventory.remove",)
+    faulty_code: str  # the latest attempt (or the user's code in round 1)
+    feedback: str  # CYCLE feedback of one failing test
+    test_source: str = ""  # intent: the failing test's source
+    context: str = ""  # read-only module context: imports, constants, other signatures
+    path: str = ""  # file holding the faulty code, for the model's orientation
+    other_failures: tuple[str, ...] = ()
+    note: str = ""  # e.g. the copy note when resampling
+
+
+def _fence(code: str) -> str:
+    return f"```python\n{code.rstrip()}\n```"
+
+
+def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
+    names = ", ".join(f"`{n}`" for n in prompt.names) or "the code"
+    parts = [f"Fix the bug in {names} so that the failing test passes."]
+    if prompt.test_source.strip():
+        parts.append("## Failing test (correct, do not change)\n" + _fence(prompt.test_source))
+    if prompt.context.strip():
+        where = f" of {prompt.path}" if prompt.path else ""
+        parts.append(f"## Rest of the module{where} (for reference)\n" + _fence(prompt.context))
+    parts.append("## Faulty code\n" + _fence(prompt.faulty_code))
+    feedback = "## Execution feedback\n" + prompt.feedback.strip()
+    if prompt.other_failures:
+        feedback += "\nAlso failing: " + ", ".join(prompt.other_failures)
+    parts.append(feedback)
+    if prompt.note:
+        parts.append(prompt.note)
+    parts.append(
+        f"Rewrite {names} so that every test passes. Keep the names and signatures. Reply with "
+        "only one ```python block holding the complete corrected function(s)."
+    )
+    return [
+        ChatMessage("system", SYSTEM_PROMPT),
+        ChatMessage("user", "\n\n".join(parts)),
+    ]
+
+
+def _comment(text: str) -> str:
+    return "\n".join("# " + line if line else "#" for line in text.rstrip().splitlines())
+
+
+# The SEEDS/CYCLE markers for base models; the faulty code and feedback are comment lines.
+BAD_SOLUTION_MARKER = "### Bad Solution:\n"
+FAILURE_MARKER = "### Execution Failure:\n"
+GOOD_SOLUTION_MARKER = "### Good solution:\n"
+
+
+@dataclass(frozen=True)
+class MarkerPrompt:
+    text: str
+    # Character span [start, end) of the faulty code + feedback: what the Past Generation Mask hides.
+    past_generation_span: tuple[int, int]
+
+
+def build_marker_prompt(description: str, faulty_code: str, feedback: str) -> MarkerPrompt:
+    """The CYCLE base-model layout: description, bad solution and failure as comments, then the ask."""
+    head = description.rstrip() + "\n" + BAD_SOLUTION_MARKER
+    start = len(head)
+    past = _comment(faulty_code) + "\n" + FAILURE_MARKER + _comment(feedback) + "\n"
+    text = head + past + GOOD_SOLUTION_MARKER
+    return MarkerPrompt(text, (start, start + len(past)))
+
+
+def other_failure_names(nodeids: Sequence[str], primary: str | None, limit: int = 5) -> tuple[str, ...]:
+    names = [n.split("::")[-1] for n in nodeids if n != primary]
+    return tuple(names[:limit])

@@ -1,0 +1,71 @@
+"""The stable JSON form of a fix result (`cyclefix fix --json`, schema "cyclefix.fix/1")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cyclefix.refine.types import Attempt, FixResult
+from cyclefix.runner.feedback import feedback_text
+from cyclefix.runner.results import TestRunResult
+
+SCHEMA = "cyclefix.fix/1"
+
+
+def _run_summary(run: TestRunResult | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "passed": len(run.passed),
+        "failed": len(run.failures),
+        "total": len(run.tests),
+        "seconds": round(run.duration, 3),
+        "failing": [{"test": t.nodeid, "outcome": t.outcome, "feedback": feedback_text(t)} for t in run.failures],
+        "collection_errors": [
+            {"path": e.path, "line": e.line, "message": e.message} for e in run.collection_errors
+        ],
+        "network_isolated": run.network_isolated,
+    }
+
+
+def _attempt(a: Attempt) -> dict[str, Any]:
+    return {
+        "round": a.round,
+        "verdict": a.verdict,
+        "copy": a.is_copy,
+        "detail": a.detail,
+        "feedback": a.feedback,
+        "code": a.code,
+        "temperature": a.temperature,
+        "prompt_tokens": a.prompt_tokens,
+        "completion_tokens": a.completion_tokens,
+        "seconds": round(a.seconds, 3),
+        "tests_passed": a.tests_passed,
+        "tests_total": a.tests_total,
+    }
+
+
+def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str, Any]:
+    attempts = result.attempts
+    return {
+        "schema": SCHEMA,
+        "status": result.status,
+        "error": result.error,
+        "root": str(result.root),
+        "model": result.model,
+        "seconds": round(result.seconds, 3),
+        "applied": applied,
+        "diff": result.diff,
+        "files": [{"path": str(c.path), "diff": c.diff} for c in result.changes],
+        "tests": {
+            "selected": list(result.initial_run.selected) if result.initial_run else [],
+            "initial": _run_summary(result.initial_run),
+            "final": _run_summary(result.final_run),
+        },
+        "rounds": [
+            {"index": r.index, "targets": list(r.targets), "attempts": [_attempt(a) for a in r.attempts]}
+            for r in result.rounds
+        ],
+        "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
+        "copies": sum(1 for a in attempts if a.is_copy),
+        "notes": list(result.notes),
+    }

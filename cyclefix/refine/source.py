@@ -1,0 +1,168 @@
+"""Reading the user's Python files: functions by line or name, module context, safe decoding."""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+from cyclefix.errors import CyclefixError
+from cyclefix.refine.types import Target
+
+# qualname used for a whole-module target, the fallback when no function can be pinned down.
+MODULE_QUALNAME = "<module>"
+
+
+class SourceError(CyclefixError):
+    """A user file that cannot be read or parsed."""
+
+
+def read_source(path: Path) -> str:
+    """Text of a Python file, honouring a PEP 263 coding line; one-line error when undecodable."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        raise SourceError(f"{path} is not valid UTF-8 (or its declared encoding): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class FunctionSpan:
+    qualname: str  # "name" or "Class.name"
+    name: str
+    start_line: int  # first decorator line, 1-based
+    end_line: int  # inclusive
+    indent: str  # the def line's indentation
+    is_method: bool
+
+
+def function_spans(tree: ast.Module) -> list[FunctionSpan]:
+    """Top-level functions and methods of top-level classes (nested defs belong to their parent)."""
+    spans: list[FunctionSpan] = []
+
+    def add(node: ast.FunctionDef | ast.AsyncFunctionDef, owner: str | None) -> None:
+        start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        end = node.end_lineno or node.lineno
+        qual = f"{owner}.{node.name}" if owner else node.name
+        indent = " " * node.col_offset
+        spans.append(FunctionSpan(qual, node.name, start, end, indent, owner is not None))
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            add(node, None)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    add(item, node.name)
+    return spans
+
+
+def span_text(source: str, span: FunctionSpan) -> str:
+    lines = source.splitlines(keepends=True)
+    return "".join(lines[span.start_line - 1 : span.end_line])
+
+
+def target_for_span(rel_path: str, source: str, span: FunctionSpan) -> Target:
+    return Target(rel_path, span.qualname, span.start_line, span.end_line, span_text(source, span))
+
+
+def module_target(rel_path: str, source: str) -> Target:
+    return Target(rel_path, MODULE_QUALNAME, 1, len(source.splitlines()), source)
+
+
+def enclosing_function(tree: ast.Module, line: int) -> FunctionSpan | None:
+    """The smallest top-level function or method whose lines include `line`."""
+    best: FunctionSpan | None = None
+    for span in function_spans(tree):
+        if span.start_line <= line <= span.end_line and (
+            best is None or span.end_line - span.start_line < best.end_line - best.start_line
+        ):
+            best = span
+    return best
+
+
+def module_context(source: str, tree: ast.Module, exclude: set[str], limit: int = 40) -> str:
+    """What the model needs around the targets: imports, constants, class headers, signatures.
+
+    Function bodies other than the targets are reduced to their signature and docstring line, so
+    the prompt stays small on long modules.
+    """
+    lines = source.splitlines()
+    out: list[str] = []
+
+    def signature(node: ast.FunctionDef | ast.AsyncFunctionDef, indent: str) -> None:
+        header_end = node.body[0].lineno - 1 if node.body else node.lineno
+        header = [ln for ln in lines[node.lineno - 1 : max(header_end, node.lineno)]]
+        out.extend(header)
+        doc = ast.get_docstring(node)
+        if doc:
+            out.append(f'{indent}    """{doc.strip().splitlines()[0]}"""')
+        out.append(f"{indent}    ...")
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name not in exclude:
+                signature(node, "")
+        elif isinstance(node, ast.ClassDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            body_start = node.body[0].lineno if node.body else node.lineno + 1
+            out.extend(lines[first - 1 : body_start - 1])
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    if f"{node.name}.{item.name}" not in exclude:
+                        signature(item, " " * item.col_offset)
+                else:
+                    end = item.end_lineno or item.lineno
+                    out.extend(lines[item.lineno - 1 : end])
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the module docstring adds little and costs tokens
+        else:
+            end = node.end_lineno or node.lineno
+            out.extend(lines[node.lineno - 1 : end])
+    if len(out) > limit:
+        out = [*out[:limit], "# ..."]
+    return "\n".join(out)
+
+
+def normalized_code(code: str) -> str:
+    """Code with comments, docstrings and layout removed: equal means the same program text.
+
+    Used to spot copies (the CYCLE failure mode) and candidates already tried.
+    """
+    try:
+        tree = ast.parse(_dedent(code))
+    except SyntaxError:
+        return _token_text(code)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _token_text(code: str) -> str:
+    """Fallback normalizer for code that does not parse: the token stream without comments."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+    try:
+        toks = tokenize.generate_tokens(io.StringIO(code).readline)
+        return " ".join(t.string for t in toks if t.type not in skip)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return " ".join(code.split())
+
+
+def _dedent(code: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(code)

@@ -1,0 +1,170 @@
+"""Put a model's rewritten functions into the user's module text, in place of the originals."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cyclefix.refine.source import MODULE_QUALNAME, FunctionSpan, function_spans
+from cyclefix.refine.types import Target
+
+
+class SpliceError(Exception):
+    """The candidate cannot be put into the module; `verdict` says why."""
+
+    def __init__(self, verdict: str, message: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class SplicedSources:
+    # Path (relative to the project root) -> new module text, only for files that changed.
+    files: Mapping[str, str]
+    replaced: tuple[str, ...]
+    added: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Edit:
+    start: int  # 1-based first line replaced; insertion when end == start - 1
+    end: int
+    text: str
+
+
+def _newline(source: str) -> str:
+    return "\r\n" if "\r\n" in source else "\n"
+
+
+def _node_text(lines: list[str], node: ast.stmt) -> str:
+    decos = getattr(node, "decorator_list", [])
+    start = min([node.lineno, *(d.lineno for d in decos)])
+    end = node.end_lineno or node.lineno
+    return textwrap.dedent("".join(lines[start - 1 : end]))
+
+
+def _indent(text: str, indent: str, newline: str) -> str:
+    body = [indent + ln if ln.strip() else "" for ln in text.rstrip("\n").split("\n")]
+    return newline.join(body) + newline
+
+
+def parse_candidate(code: str) -> ast.Module:
+    try:
+        return ast.parse(textwrap.dedent(code))
+    except SyntaxError as exc:
+        raise SpliceError("syntax_error", f"SyntaxError: {exc.msg} (line {exc.lineno})") from exc
+
+
+def splice_candidate(
+    sources: Mapping[str, str], targets: Sequence[Target], code: str
+) -> SplicedSources:
+    """Replace target functions (and other functions of the same files) the candidate redefines.
+
+    New top-level helper functions are inserted above the first target; new imports go under the
+    module's imports. Anything else the model wrote (examples, prints, asserts) is dropped.
+    """
+    if not targets:
+        raise SpliceError("wrong_target", "nothing to rewrite")
+    code = textwrap.dedent(code)
+    tree = parse_candidate(code)
+    cand_lines = code.splitlines(keepends=True)
+    # A whole-module target takes the candidate as the new module when it is one.
+    module_targets = [t for t in targets if t.qualname == MODULE_QUALNAME]
+    if module_targets and not any(t.qualname != MODULE_QUALNAME for t in targets):
+        path = module_targets[0].path
+        if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) for n in tree.body):
+            raise SpliceError("wrong_target", "the answer defines no function or class")
+        newline = _newline(sources[path])
+        return SplicedSources({path: code.replace("\n", newline)}, (MODULE_QUALNAME,), ())
+
+    target_files = list(dict.fromkeys(t.path for t in targets if t.qualname != MODULE_QUALNAME))
+    trees = {p: ast.parse(sources[p]) for p in target_files}
+    spans: dict[str, list[FunctionSpan]] = {p: function_spans(trees[p]) for p in target_files}
+    target_names = {t.qualname for t in targets}
+
+    def find_span(qualname: str, name: str, is_method: bool) -> tuple[str, FunctionSpan] | None:
+        # Exact qualname among targets, then same bare name among targets, then the target files.
+        for pass_ in range(3):
+            for path in target_files:
+                for span in spans[path]:
+                    if pass_ == 0 and span.qualname == qualname and qualname in target_names:
+                        return path, span
+                    if pass_ == 1 and span.name == name and span.qualname in target_names:
+                        return path, span
+                    if pass_ == 2 and (span.qualname == qualname or (not is_method and span.name == name and not span.is_method)):
+                        return path, span
+        return None
+
+    edits: dict[str, list[_Edit]] = {p: [] for p in target_files}
+    replaced: list[str] = []
+    added: list[str] = []
+    new_helpers: list[str] = []
+    first = next(t for t in targets if t.qualname != MODULE_QUALNAME)
+
+    def replace(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, is_method: bool) -> bool:
+        found = find_span(qualname, node.name, is_method)
+        if found is None:
+            return False
+        path, span = found
+        newline = _newline(sources[path])
+        text = _indent(_node_text(cand_lines, node), span.indent, newline)
+        edits[path].append(_Edit(span.start_line, span.end_line, text))
+        replaced.append(span.qualname)
+        return True
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if not replace(node, node.name, False):
+                new_helpers.append(_node_text(cand_lines, node))
+                added.append(node.name)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    replace(item, f"{node.name}.{item.name}", True)
+    if not replaced:
+        names = ", ".join(t.qualname for t in targets)
+        raise SpliceError("wrong_target", f"the answer does not redefine {names}")
+
+    new_imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    for path in target_files:
+        source = sources[path]
+        newline = _newline(source)
+        if path == first.path and new_helpers:
+            text = newline.join(_indent(h, "", newline) for h in new_helpers) + newline
+            edits[path].append(_Edit(first.start_line, first.start_line - 1, text))
+        if new_imports:
+            present = {ast.unparse(n) for n in trees[path].body if isinstance(n, ast.Import | ast.ImportFrom)}
+            missing = [ast.unparse(n) for n in new_imports if ast.unparse(n) not in present]
+            if missing:
+                line = _import_insert_line(trees[path])
+                edits[path].append(_Edit(line, line - 1, newline.join(missing) + newline))
+
+    files: dict[str, str] = {}
+    for path, file_edits in edits.items():
+        if not file_edits:
+            continue
+        lines = sources[path].splitlines(keepends=True)
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += _newline(sources[path])
+        # Bottom-up so earlier line numbers stay valid; replacements before insertions at a line.
+        for edit in sorted(file_edits, key=lambda e: (e.start, e.end >= e.start), reverse=True):
+            lines[edit.start - 1 : edit.end] = [edit.text]
+        new_source = "".join(lines)
+        if new_source != sources[path]:
+            files[path] = new_source
+    return SplicedSources(files, tuple(replaced), tuple(added))
+
+
+def _import_insert_line(tree: ast.Module) -> int:
+    """The line after the module's last top-level import (after the docstring when there is none)."""
+    line = 1
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            line = (node.end_lineno or node.lineno) + 1
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and line == 1:
+            line = (node.end_lineno or node.lineno) + 1
+        else:
+            break
+    return line

@@ -1,0 +1,120 @@
+"""`cyclefix fix` as a user runs it: exit codes, JSON schema, --apply, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+LEAP_FIX = (
+    "```python\ndef is_leap_year(year: int) -> bool:\n"
+    "    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)\n```\n"
+)
+
+
+def cyclefix(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cyclefix.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def leap(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES / "leap_year", tmp_path / "leap_year")
+    return tmp_path / "leap_year"
+
+
+def scripted(tmp_path: Path, *replies: str) -> str:
+    spec = tmp_path / "replies.json"
+    spec.write_text(json.dumps(list(replies)))
+    return f"scripted:{spec}"
+
+
+def test_fix_json_apply_writes_verified_fix(leap: Path, tmp_path: Path) -> None:
+    proc = cyclefix(
+        "fix",
+        str(leap / "calendar_utils.py"),
+        "--tests",
+        str(leap / "tests"),
+        "--model",
+        scripted(tmp_path, LEAP_FIX),
+        "--json",
+        "--apply",
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["schema"] == "cyclefix.fix/1" and data["status"] == "fixed" and data["applied"]
+    assert data["tests"]["initial"]["failed"] == 5 and data["tests"]["final"]["failed"] == 0
+    assert data["rounds"][0]["attempts"][0]["verdict"] == "passed"
+    assert "year % 400 == 0" in (leap / "calendar_utils.py").read_text()
+
+
+def test_fix_without_apply_changes_nothing_and_prints_diff(leap: Path, tmp_path: Path) -> None:
+    before = (leap / "calendar_utils.py").read_text()
+    proc = cyclefix("fix", str(leap), "--model", scripted(tmp_path, LEAP_FIX))
+    assert proc.returncode == 0, proc.stderr
+    assert "+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)" in proc.stdout
+    assert (leap / "calendar_utils.py").read_text() == before
+
+
+def test_not_fixed_exits_1_and_leaves_file(leap: Path, tmp_path: Path) -> None:
+    before = (leap / "calendar_utils.py").read_text()
+    wrong = "```python\ndef is_leap_year(year):\n    return False\n```\n"
+    proc = cyclefix(
+        "fix", str(leap), "--model", scripted(tmp_path, wrong), "--rounds", "2", "--json", "--apply"
+    )
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["status"] == "not_fixed" and not data["applied"] and data["diff"] == ""
+    assert (leap / "calendar_utils.py").read_text() == before
+
+
+def test_missing_model_is_a_one_line_error(leap: Path) -> None:
+    proc = cyclefix("fix", str(leap), "--model", str(leap / "nope.gguf"))
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("cyclefix: error:")]
+    assert len(errors) == 1 and "nope.gguf" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_model_file_is_a_one_line_error(leap: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model at all" * 100)
+    proc = cyclefix("fix", str(leap), "--model", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "GGUF" in proc.stderr
+
+
+def test_missing_path_and_bad_options(tmp_path: Path) -> None:
+    proc = cyclefix("fix", str(tmp_path / "missing.py"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = cyclefix("fix", str(tmp_path), "--rounds", "0")
+    assert proc.returncode == 2
+
+
+def test_already_passing_loads_no_model(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")
+    proc = cyclefix("fix", str(tmp_path), "--model", "no-such-model", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["status"] == "already_passing"
+
+
+def test_non_utf8_source_is_reported_not_crashed(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "latin.py").write_bytes(b"def f():\n    return '\xe9'\n")
+    (tmp_path / "test_latin.py").write_text(
+        "from latin import f\n\n\ndef test_f():\n    assert f() == 'e'\n"
+    )
+    proc = cyclefix("fix", str(tmp_path), "--model", scripted(tmp_path, "nothing"), "--json")
+    assert proc.returncode in (1, 2)
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "latin.py").read_bytes() == b"def f():\n    return '\xe9'\n"

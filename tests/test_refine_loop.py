@@ -1,0 +1,185 @@
+"""The refinement loop end to end with a scripted model (no real model; see test_refine_model.py)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, check, fix
+from cyclefix.refine.types import AttemptFinished, RefineEvent
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CONFIG = RefineConfig(rounds=3, budget_seconds=120, per_test_timeout=2.0)
+
+
+def fence(code: str) -> str:
+    return (
+        "Here is the corrected function:\n```python\n" + textwrap.dedent(code).strip() + "\n```\n"
+    )
+
+
+@pytest.fixture
+def leap(tmp_path: Path) -> Path:
+    dest = tmp_path / "leap_year"
+    shutil.copytree(EXAMPLES / "leap_year", dest)
+    return dest
+
+
+LEAP_FIX = fence(
+    """
+    def is_leap_year(year: int) -> bool:
+        return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    """
+)
+LEAP_COPY = fence(
+    """
+    def is_leap_year(year: int) -> bool:
+        # unchanged
+        return year % 4 == 0 and year % 100 != 0 or year % 400 != 0
+    """
+)
+
+
+def test_fixes_with_a_verified_candidate_and_leaves_files_alone(leap: Path) -> None:
+    before = (leap / "calendar_utils.py").read_text()
+    backend = ScriptedBackend([LEAP_FIX])
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed", result
+    assert (leap / "calendar_utils.py").read_text() == before
+    assert "+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)" in result.diff
+    assert result.final_run is not None and result.final_run.all_passed
+    # The prompt carried intent, faulty code and CYCLE feedback.
+    prompt = backend.calls[0][-1].content
+    assert "def is_leap_year" in prompt and "Test Case Failed" in prompt and "def test_" in prompt
+    apply_fix(result)
+    assert check(leap, config=CONFIG).all_passed
+
+
+def test_copy_is_refused_and_resampled_with_a_note(leap: Path) -> None:
+    backend = ScriptedBackend([LEAP_COPY, LEAP_FIX])
+    events: list[RefineEvent] = []
+    result = fix(leap, backend, config=CONFIG, on_event=events.append)
+    assert result.status == "fixed"
+    verdicts = [a.verdict for a in result.attempts]
+    assert verdicts == ["copy", "passed"]
+    assert "identical to the faulty code" in backend.calls[1][-1].content
+    assert backend.calls[1] != backend.calls[0]
+    assert any(isinstance(e, AttemptFinished) and e.attempt.is_copy for e in events)
+
+
+def test_not_fixed_after_rounds_and_next_round_refines_latest_attempt(leap: Path) -> None:
+    wrong = fence("def is_leap_year(year):\n    return year % 4 == 0\n")
+    broken = fence("def is_leap_year(year):\n    return (year %\n")
+    backend = ScriptedBackend([wrong, broken, LEAP_COPY])
+    before = (leap / "calendar_utils.py").read_text()
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "not_fixed"
+    assert result.diff == "" and result.changes == ()
+    assert (leap / "calendar_utils.py").read_text() == before
+    assert [a.verdict for a in result.attempts][:2] == ["tests_failed", "syntax_error"]
+    # Round 2 shows round 1's attempt as the faulty code, with its own feedback.
+    second = backend.calls[1][-1].content
+    assert "return year % 4 == 0\n" in second and "1900" in second
+    # Round 3 sees the syntax error as feedback.
+    assert "SyntaxError" in backend.calls[2][-1].content
+
+
+def test_undefined_names_are_refused_before_running(leap: Path) -> None:
+    backend = ScriptedBackend(
+        [fence("def is_leap_year(year):\n    return calendar.isleap(year)\n"), LEAP_FIX]
+    )
+    result = fix(leap, backend, config=CONFIG)
+    assert [a.verdict for a in result.attempts] == ["undefined_names", "passed"]
+    assert "calendar" in result.attempts[0].detail
+
+
+def test_infinite_loop_becomes_feedback_and_gets_fixed(tmp_path: Path) -> None:
+    project = tmp_path / "bisect_search"
+    shutil.copytree(EXAMPLES / "bisect_search", project)
+    initial = check(project, config=CONFIG)
+    assert any(t.outcome == "timeout" for t in initial.failures)
+    good = fence(
+        """
+        def find_index(items, target):
+            lo, hi = 0, len(items) - 1
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                if items[mid] == target:
+                    return mid
+                if items[mid] < target:
+                    lo = mid + 1
+                else:
+                    hi = mid - 1
+            return -1
+        """
+    )
+    backend = ScriptedBackend([good])
+    result = fix(project, backend, config=CONFIG, initial_run=initial)
+    assert result.status == "fixed"
+    assert "timed out" in backend.calls[0][-1].content
+
+
+def test_two_bugs_are_fixed_one_after_another(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "ops.py").write_text(
+        "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return a\n"
+    )
+    (tmp_path / "test_ops.py").write_text(
+        "from ops import add, neg\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n"
+        "def test_neg():\n    assert neg(2) == -2\n"
+    )
+    backend = ScriptedBackend(
+        [
+            fence("def add(a, b):\n    return a + b\n"),
+            fence("def neg(a):\n    return -a\n"),
+        ]
+    )
+    result = fix(tmp_path, backend, config=CONFIG)
+    assert result.status == "fixed", [a.detail for a in result.attempts]
+    assert "return a + b" in result.diff and "return -a" in result.diff
+
+
+def test_already_passing_needs_no_model(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    result = fix(tmp_path, ScriptedBackend([]), config=CONFIG)
+    assert result.status == "already_passing"
+
+
+def test_syntax_error_in_user_file_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "mod.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "test_mod.py").write_text(
+        "from mod import f\n\n\ndef test_f():\n    assert f() is None\n"
+    )
+    result = fix(tmp_path, ScriptedBackend([]), config=CONFIG)
+    assert result.status == "error"
+    assert result.error is not None and "\n" not in result.error and "mod.py" in result.error
+
+
+def test_cancel_stops_generation(leap: Path) -> None:
+    cancel = threading.Event()
+    backend = ScriptedBackend([LEAP_FIX * 50], token_delay=0.05)
+
+    def stop_soon(event: RefineEvent) -> None:
+        if isinstance(event, AttemptFinished) or type(event).__name__ == "TextGenerated":
+            cancel.set()
+
+    result = fix(leap, backend, config=CONFIG, on_event=stop_soon, cancel=cancel)
+    assert result.status == "cancelled"
+
+
+def test_apply_refuses_a_file_changed_since(leap: Path) -> None:
+    result = fix(leap, ScriptedBackend([LEAP_FIX]), config=CONFIG)
+    assert result.status == "fixed"
+    (leap / "calendar_utils.py").write_text(
+        (leap / "calendar_utils.py").read_text() + "\n# edited\n"
+    )
+    with pytest.raises(StaleFixError):
+        apply_fix(result)
+    assert "# edited" in (leap / "calendar_utils.py").read_text()

@@ -1,0 +1,207 @@
+"""Parsing answers, splicing functions, spotting copies, and localizing failures."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cyclefix.refine.guard import new_undefined_names
+from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.parse import extract_code
+from cyclefix.refine.prompt import build_marker_prompt, build_refine_messages, RefinePrompt
+from cyclefix.refine.source import function_spans, module_context, normalized_code, target_for_span
+from cyclefix.refine.splice import SpliceError, splice_candidate
+from cyclefix.runner.results import Frame, TestCaseResult
+
+MODULE = textwrap.dedent(
+    '''\
+    """Stats."""
+    import math
+
+
+    def mean(xs):
+        """Average."""
+        return sum(xs) / len(xs)
+
+
+    class Box:
+        size: int = 0
+
+        def grow(self, n):
+            self.size -= n
+            return self.size
+    '''
+)
+
+
+def targets_for(source: str, *names: str, path: str = "stats.py"):
+    spans = {s.qualname: s for s in function_spans(ast.parse(source))}
+    return [target_for_span(path, source, spans[n]) for n in names]
+
+
+def test_extract_code_prefers_defining_fenced_block() -> None:
+    answer = "Here is the fix:\n```python\ndef f(x):\n    return x + 1\n```\nUsage:\n```python\nf(2)\n```"
+    assert extract_code(answer) == "def f(x):\n    return x + 1\n"
+
+
+def test_extract_code_handles_unterminated_fence_and_bare_code() -> None:
+    assert extract_code("```python\ndef f():\n    return 1") == "def f():\n    return 1\n"
+    assert extract_code("def g():\n    return 2") == "def g():\n    return 2\n"
+    assert extract_code("I am not sure what to do.") is None
+    assert extract_code("```python\n\n```") is None
+
+
+def test_normalized_code_ignores_layout_comments_and_docstrings() -> None:
+    a = 'def f(x):\n    """Doc."""\n    # note\n    return x+1\n'
+    b = "def f( x ):\n\n    return x + 1  # other\n"
+    assert normalized_code(a) == normalized_code(b)
+    assert normalized_code(a) != normalized_code("def f(x):\n    return x - 1\n")
+
+
+def test_splice_replaces_function_and_method_keeping_indentation() -> None:
+    targets = targets_for(MODULE, "mean", "Box.grow")
+    answer = "def grow(self, n):\n    self.size += n\n    return self.size\n"
+    spliced = splice_candidate({"stats.py": MODULE}, targets, answer)
+    new = spliced.files["stats.py"]
+    assert "        self.size += n\n" in new
+    assert "self.size -= n" not in new
+    assert spliced.replaced == ("Box.grow",)
+    ast.parse(new)
+
+
+def test_splice_accepts_class_wrapper_helpers_and_imports() -> None:
+    targets = targets_for(MODULE, "mean")
+    answer = textwrap.dedent(
+        """\
+        import statistics
+
+        def _total(xs):
+            return math.fsum(xs)
+
+        def mean(xs):
+            return _total(xs) / len(xs)
+
+        print(mean([1, 2]))
+        """
+    )
+    new = splice_candidate({"stats.py": MODULE}, targets, answer).files["stats.py"]
+    assert "import statistics\n" in new
+    assert new.index("def _total") < new.index("def mean")
+    assert "print(" not in new
+    ast.parse(new)
+
+
+def test_splice_rejects_syntax_errors_and_unrelated_answers() -> None:
+    targets = targets_for(MODULE, "mean")
+    with pytest.raises(SpliceError) as err:
+        splice_candidate({"stats.py": MODULE}, targets, "def mean(xs):\n    return (\n")
+    assert err.value.verdict == "syntax_error"
+    with pytest.raises(SpliceError) as err:
+        splice_candidate({"stats.py": MODULE}, targets, "x = 1\n")
+    assert err.value.verdict == "wrong_target"
+
+
+def test_splice_keeps_crlf_line_endings() -> None:
+    crlf = MODULE.replace("\n", "\r\n")
+    targets = targets_for(crlf, "mean")
+    new = splice_candidate({"stats.py": crlf}, targets, "def mean(xs):\n    return 0\n").files[
+        "stats.py"
+    ]
+    assert "\r\n" in new and "\n" not in new.replace("\r\n", "")
+
+
+def test_new_undefined_names_reports_only_the_candidates_mistakes() -> None:
+    before = "import os\n\ndef f():\n    return missing_before\n"
+    after = "import os\n\ndef f():\n    return missing_before + nope\n"
+    problems = new_undefined_names(before, after, "m.py")
+    assert problems == ["NameError: undefined name 'nope'"]
+
+
+def test_module_context_elides_other_bodies() -> None:
+    tree = ast.parse(MODULE)
+    context = module_context(MODULE, tree, {"Box.grow"})
+    assert "import math" in context
+    assert "def mean(xs):" in context and "return sum" not in context
+    assert "class Box:" in context and "size: int = 0" in context
+    assert "self.size -= n" not in context
+
+
+def test_refine_messages_hold_intent_code_and_feedback() -> None:
+    msgs = build_refine_messages(
+        RefinePrompt(
+            ("mean",),
+            "def mean(xs):\n    return 0\n",
+            "Test Case Failed: assert mean([2]) == 2",
+            test_source="def test_mean():\n    assert mean([2]) == 2\n",
+            other_failures=("test_b",),
+        )
+    )
+    user = msgs[-1].content
+    assert msgs[0].role == "system" and "tests are correct" in msgs[0].content
+    assert (
+        user.index("def test_mean") < user.index("## Faulty code") < user.index("Test Case Failed")
+    )
+    assert "Also failing: test_b" in user
+
+
+def test_marker_prompt_span_covers_code_and_feedback_only() -> None:
+    mp = build_marker_prompt('"""Add one."""', "def f(x):\n    return x", "Test Case Failed: x")
+    start, end = mp.past_generation_span
+    span = mp.text[start:end]
+    assert (
+        span.startswith("# def f(x):")
+        and "### Execution Failure:" in span
+        and span.rstrip().endswith("# Test Case Failed: x")
+    )
+    assert '"""Add one."""' not in span
+    assert mp.text.endswith("### Good solution:\n")
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(textwrap.dedent(text))
+
+
+def test_localize_uses_frames_then_called_names(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "calc.py",
+        """\
+        def helper(x):
+            return 1 / x
+
+        def ratio(x):
+            return helper(x)
+
+        def double(x):
+            return x * 3
+        """,
+    )
+    _write(tmp_path, "tests/test_calc.py", "from calc import ratio, double\n")
+    crash = TestCaseResult(
+        "tests/test_calc.py::test_ratio",
+        "failed",
+        path="tests/test_calc.py",
+        line=3,
+        exc_type="ZeroDivisionError",
+        project_frames=(Frame("calc.py", 5, "ratio"), Frame("calc.py", 2, "helper")),
+        test_source="def test_ratio():\n    assert ratio(0) == 0\n",
+    )
+    wrong = TestCaseResult(
+        "tests/test_calc.py::test_double",
+        "failed",
+        path="tests/test_calc.py",
+        line=6,
+        assert_source="assert double(2) == 4",
+        test_source="def test_double():\n    assert double(2) == 4\n",
+    )
+    index = ProjectIndex(tmp_path)
+    loc = localize(index, [crash])
+    assert [t.qualname for t in loc.targets][:2] == ["helper", "ratio"]
+    loc = localize(index, [wrong, crash])
+    names = [t.qualname for t in loc.targets]
+    assert "double" in names and "helper" in names
+    assert loc.primary is not None
