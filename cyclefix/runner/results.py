@@ -16,11 +16,15 @@ class Frame:
     path: str
     line: int
     function: str
+    # The source of that line, stripped.
+    source: str = ""
 
 
 @dataclass(frozen=True)
 class TestCaseResult:
     """The outcome of one test, with what a person needs to see why it failed."""
+
+    __test__ = False  # not a pytest test class, though its name starts with "Test"
 
     nodeid: str
     outcome: Outcome
@@ -44,6 +48,8 @@ class TestCaseResult:
     project_frames: tuple[Frame, ...] = ()
     stdout: str = ""
     stderr: str = ""
+    # Source of the failing statement in the test file (the assert, or the line that raised).
+    line_source: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,11 +63,15 @@ class CollectionError:
     path: str
     message: str
     line: int | None = None
+    # The collector that failed, e.g. "tests/test_calc.py"; `path` is where the error is.
+    nodeid: str = ""
 
 
 @dataclass(frozen=True)
 class TestRunResult:
     """One pytest run in a project folder."""
+
+    __test__ = False  # not a pytest test class, though its name starts with "Test"
 
     root: Path
     tests: tuple[TestCaseResult, ...]

@@ -1,0 +1,393 @@
+"""`cyclefix bench`: measure self-refinement on HumanEval, MBPP, MBPP+ or a folder of tasks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cyclefix.bench.tasks import BenchTask
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SUITES = ("humaneval", "mbpp", "mbpp+", "folder")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="M",
+        help="registry name, .gguf path, "
+        "openai:URL#MODEL or scripted:PATH.json; repeat to run several models "
+        "(default: qwen2.5-coder-1.5b)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=4, help="refinement rounds after round 0 (default 4)"
+    )
+    p.add_argument("--limit", type=int, default=None, metavar="K", help="only the first K tasks")
+    p.add_argument(
+        "--task-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="take a random subset: shuffle the tasks with seed S before --limit",
+    )
+    p.add_argument("--tasks", nargs="+", default=(), metavar="ID", help="only these task ids")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="independent runs per task, for pass@k (default 1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="W",
+        help="tasks in flight at once: their tests run in parallel, generation on a "
+        "local model stays one at a time (default 1)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results folder (default bench-out/SUITE); a rerun resumes it",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="round-0 temperature (default 0 for one sample, 0.2 for several)",
+    )
+    p.add_argument("--max-tokens", type=int, default=768, help="round-0 answer length cap")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="time budget of one task's refinement (default 1800)",
+    )
+    p.add_argument(
+        "--per-test-timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds before a visible test counts as hung (default 3)",
+    )
+    p.add_argument("--keep-work", action="store_true", help="keep each task's work folder")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for a local model (default: the physical cores; on a "
+        "machine shared with other work, fewer threads can be much faster)",
+    )
+    p.add_argument(
+        "--pytest-plugins",
+        action="store_true",
+        help="let the tasks' pytest runs load every installed pytest plugin (off by "
+        "default: bench tasks need none, and plugin start-up dominates short runs)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="measure fix and pass rates per refinement round on a benchmark suite",
+        description="Round 0 writes each task's code in one shot (or takes the buggy project); "
+        "rounds 1..N run cyclefix's own refine loop with feedback from the visible tests only; "
+        "every round is scored on hidden tests. Writes results.jsonl (resumable), summary.json, "
+        "report.md and pass_by_round.png.",
+    )
+    suites = bench.add_subparsers(dest="suite", metavar="SUITE", required=True)
+    for name, text in (
+        ("humaneval", "the 164 HumanEval problems; docstring examples visible, `check` hidden"),
+        ("mbpp", "MBPP test split (11-510); first assert visible, all asserts hidden"),
+        ("mbpp+", "MBPP+ problems of the test split; EvalPlus inputs hidden"),
+    ):
+        p = suites.add_parser(name, help=text, description=text)
+        _add_run_options(p)
+        if name.startswith("mbpp"):
+            p.add_argument(
+                "--data",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="folder holding mbpp.jsonl (default ../shared/data/mbpp)",
+            )
+        p.set_defaults(func=run_bench)
+    p = suites.add_parser(
+        "folder", help="a folder of task projects (buggy module + tests, optional hidden_tests/)"
+    )
+    p.add_argument("path", type=Path, help="folder whose sub-folders are task projects")
+    _add_run_options(p)
+    p.set_defaults(func=run_bench)
+
+    p = suites.add_parser("compare", help="two bench results side by side, with differences")
+    p.add_argument("a", type=Path, help="results folder (or summary.json) A")
+    p.add_argument("b", type=Path, help="results folder (or summary.json) B")
+    p.set_defaults(func=run_compare)
+
+    p = suites.add_parser("bugs", help="build a folder suite of bugs by mutating MBPP solutions")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to create")
+    p.add_argument(
+        "--limit", type=int, default=100, metavar="K", help="number of bugs (default 100)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="mutation seed (default 0)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder holding mbpp.jsonl (default ../shared/data/mbpp)",
+    )
+    p.set_defaults(func=run_bugs)
+
+
+def _load_tasks(args: argparse.Namespace) -> list[BenchTask]:
+    if args.suite == "humaneval":
+        from cyclefix.bench.humaneval import load_humaneval
+
+        return load_humaneval()
+    if args.suite == "mbpp":
+        from cyclefix.bench.mbpp import load_mbpp
+
+        return load_mbpp(args.data)
+    if args.suite == "mbpp+":
+        from cyclefix.bench.mbpp import load_mbpp_plus
+
+        return load_mbpp_plus(args.data)
+    from cyclefix.bench.folder import load_folder
+
+    return load_folder(args.path, per_test_timeout=args.per_test_timeout)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+    import signal
+    import sys
+    import threading
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from cyclefix.bench.harness import BenchRun, BenchSettings, select_tasks
+    from cyclefix.errors import CyclefixError
+    from cyclefix.models.registry import DEFAULT_MODEL
+
+    for name in ("rounds", "samples", "workers", "max_tokens"):
+        if getattr(args, name) < 1:
+            raise CyclefixError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.budget <= 0 or args.per_test_timeout <= 0:
+        raise CyclefixError("--budget and --per-test-timeout must be positive")
+    if not args.pytest_plugins:
+        # Inherited by every pytest the runner starts, in check() and in the refine loop alike.
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    console = Console(stderr=True, highlight=False)
+    out_dir: Path = args.out or Path("bench-out") / args.suite.replace("+", "plus")
+    settings = BenchSettings(
+        suite=args.suite,
+        rounds=args.rounds,
+        samples=args.samples,
+        seed=args.seed,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        budget_seconds=args.budget,
+        per_test_timeout=args.per_test_timeout,
+        keep_work=args.keep_work,
+    )
+    with console.status(f"Loading {args.suite} tasks…"):
+        tasks = select_tasks(
+            _load_tasks(args), ids=args.tasks, limit=args.limit, task_seed=args.task_seed
+        )
+    meta: dict[str, Any] = {
+        "command": shlex.join(["cyclefix", *sys.argv[1:]]),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "tasks": len(tasks),
+        "task_seed": args.task_seed,
+        "limit": args.limit,
+        "errors": [],
+    }
+    _log_command(out_dir, meta, args.model or [DEFAULT_MODEL])
+    interrupted = False
+    cancel = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # `kill` stops a bench like Ctrl-C does: finished lines kept, the rest resumable.
+        signal.signal(signal.SIGTERM, _interrupt)
+    for spec in args.model or [DEFAULT_MODEL]:
+        with console.status(f"Loading model {spec}…"):
+            backend = _open(spec, args.threads)
+        try:
+            run = BenchRun(
+                tasks,
+                backend,
+                settings,
+                out_dir,
+                serialize_generation=not spec.startswith("openai:"),
+            )
+            interrupted = _run_with_progress(console, run, args.workers, cancel)
+            meta["errors"] += run.errors
+        finally:
+            backend.close()
+        if interrupted:
+            break
+    write_outputs(out_dir, settings, meta)
+    console.print(
+        f"Results in {out_dir}/ (report.md, summary.json, results.jsonl, pass_by_round.png)"
+    )
+    if interrupted:
+        console.print("[yellow]Interrupted.[/] Run the same command again to resume.")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if meta["errors"] else EXIT_OK
+
+
+HISTORY_FILE = "commands.jsonl"
+
+
+def _log_command(out_dir: Path, meta: dict[str, Any], models: list[str]) -> None:
+    """Every bench command that wrote into out_dir, for the report's provenance."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entry = {"date": meta["date"], "command": meta["command"], "models": models,
+             "tasks": meta["tasks"]}  # fmt: skip
+    with (out_dir / HISTORY_FILE).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def _read_history(out_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    path = out_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    entries: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _open(spec: str, threads: int | None) -> Any:
+    from cyclefix.errors import CyclefixError
+    from cyclefix.refine import open_backend
+
+    if threads is not None and threads < 1:
+        raise CyclefixError("--threads must be at least 1")
+    return open_backend(spec, n_threads=threads)
+
+
+def _run_with_progress(console: Any, run: Any, workers: int, cancel: Any) -> bool:
+    """Run with a progress bar; True when Ctrl-C stopped it (finished lines are kept)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    pending = run.pending()
+    if not pending:
+        console.print(f"{run.model}: every task already done in {run.out_dir}")
+        return False
+    passed = {"now": 0, "first": 0, "runs": 0}
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[score]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(run.model, total=len(pending), score="")
+
+        def done(task: Any, sample: int, lines: list[Any]) -> None:
+            by_round = {line.round: line for line in lines}
+            last = by_round.get(run.settings.rounds)
+            if last is None:
+                return  # only round 0 finished (interrupted during refinement)
+            passed["runs"] += 1
+            passed["now"] += last.passed
+            first = by_round.get(0)
+            passed["first"] += bool(first.passed) if first is not None else 0
+            score = f"pass@1 {100 * passed['now'] / passed['runs']:.0f}%"
+            progress.update(bar, advance=1, score=score)
+
+        def error(task: Any, sample: int, message: str) -> None:
+            progress.console.print(f"[red]{task.task_id}#{sample}:[/] {message}")
+            progress.update(bar, advance=1)
+
+        try:
+            run.run(workers=workers, cancel=cancel, on_done=done, on_error=error)
+        except KeyboardInterrupt:
+            return True
+    return bool(cancel.is_set())
+
+
+def write_outputs(out_dir: Path, settings: Any, meta: dict[str, Any]) -> None:
+    import json
+
+    from cyclefix.bench.harness import load_all
+    from cyclefix.bench.report import (
+        PLOT_FILE,
+        REPORT_FILE,
+        machine_description,
+        render_report,
+        write_plot,
+    )
+    from cyclefix.bench.summary import SUMMARY_FILE, summarize, summary_to_json
+
+    records = load_all(out_dir)
+    if not records:
+        return
+    summaries = summarize(records, settings.rounds)
+    meta = {**meta, "machine": machine_description(), "history": _read_history(out_dir)}
+    identity = settings.identity()
+    (out_dir / SUMMARY_FILE).write_text(
+        json.dumps(summary_to_json(summaries, identity, meta), indent=2) + "\n", encoding="utf-8"
+    )
+    (out_dir / REPORT_FILE).write_text(render_report(summaries, identity, meta), encoding="utf-8")
+    write_plot(summaries, out_dir / PLOT_FILE, f"{settings.suite}: pass@1 by refinement round")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from cyclefix.bench.report import compare_table
+    from cyclefix.bench.summary import load_summary
+
+    _data_a, a = load_summary(args.a)
+    _data_b, b = load_summary(args.b)
+    print(f"A = {args.a}\nB = {args.b}\n")
+    print(compare_table(a, b))
+    return EXIT_OK
+
+
+def run_bugs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from cyclefix.bench.bugs import build_mbpp_bugs
+
+    console = Console(stderr=True, highlight=False)
+    with console.status("Mutating MBPP reference solutions and keeping the mutants tests catch…"):
+        bugs = build_mbpp_bugs(args.out, limit=args.limit, seed=args.seed, data_dir=args.data)
+    kinds: dict[str, int] = {}
+    for bug in bugs:
+        kinds[bug.kind] = kinds.get(bug.kind, 0) + 1
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    console.print(f"{len(bugs)} bug projects in {args.out} ({shown})")
+    return EXIT_OK

@@ -1,0 +1,291 @@
+"""The in-process llama.cpp backend: one loaded GGUF, streamed generation, KV-cache reuse.
+
+KV reuse: llama-cpp-python's `Llama.generate` keeps the evaluated tokens of the last call and
+only evaluates the part of a new prompt after the longest common token prefix, so refinement
+rounds that share their opening messages skip most of the prompt work.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cyclefix.models.backend import (
+    ChatMessage,
+    FinishReason,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+)
+from cyclefix.models.errors import ModelError
+from cyclefix.models.gguf_check import read_gguf_info
+
+if TYPE_CHECKING:
+    import llama_cpp
+
+DEFAULT_N_CTX = 8192
+DEFAULT_N_BATCH = 512
+LLAMA_CPP_INSTALL_HINT = (
+    "llama-cpp-python is not installed; install it with `pip install llama-cpp-python` "
+    "(see the README for the build flags)"
+)
+# ChatML, the prompt format of the Qwen family; used only for a GGUF without its own template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def count_physical_cores(cpuinfo: str) -> int | None:
+    """Unique (physical id, core id) pairs in /proc/cpuinfo text; None if it names no cores."""
+    cores: set[tuple[str, str]] = set()
+    physical_id = core_id = ""
+    for line in [*cpuinfo.splitlines(), ""]:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+        elif not line.strip():
+            # A blank line ends one logical processor's block.
+            if core_id:
+                cores.add((physical_id, core_id))
+            physical_id = core_id = ""
+    return len(cores) or None
+
+
+def default_thread_count() -> int:
+    """Physical cores (hyperthreads slow llama.cpp down), at most the CPUs this process may use."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    try:
+        physical = count_physical_cores(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        physical = None
+    counts = [n for n in (physical, allowed) if n]
+    return min(counts) if counts else os.cpu_count() or 1
+
+
+def import_llama_cpp() -> Any:
+    """The llama_cpp module, or a one-line ModelError saying how to install it."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelError(LLAMA_CPP_INSTALL_HINT) from exc
+    return llama_cpp
+
+
+class _LlamaLog:
+    """Receives llama.cpp's log lines instead of stderr; keeps the recent ones for messages."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=64)
+        self.callback: Any = None
+
+    def install(self, llama_cpp_module: Any) -> None:
+        if self.callback is not None:
+            return
+
+        def receive(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            line = text.decode("utf-8", errors="replace").strip()
+            if line:
+                self.lines.append(line)
+
+        # Kept on self: ctypes must not garbage-collect a callback llama.cpp still holds.
+        self.callback = llama_cpp_module.llama_log_callback(receive)
+        llama_cpp_module.llama_log_set(self.callback, ctypes.c_void_p(0))
+
+    def last_error(self) -> str:
+        """The latest line that reports an error, without its 'function_name: ' prefix."""
+        # Level numbers differ between ggml versions; the text says "error" in all of them.
+        for line in reversed(self.lines):
+            if "error" in line.lower():
+                return re.sub(r"^\w+: ", "", line)
+        return "no details from llama.cpp"
+
+
+_LOG = _LlamaLog()
+
+
+class LlamaCppBackend:
+    """A GGUF model loaded once into this process; one generation at a time."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        name: str | None = None,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        n_batch: int = DEFAULT_N_BATCH,
+        context_length: int | None = None,
+    ) -> None:
+        info = read_gguf_info(model_path)
+        llama_cpp_module = import_llama_cpp()
+        from llama_cpp import llama_chat_format
+
+        _LOG.install(llama_cpp_module)
+        trained_context = context_length or info.context_length() or DEFAULT_N_CTX
+        self.n_ctx = min(n_ctx or DEFAULT_N_CTX, trained_context)
+        self.n_threads = n_threads or default_thread_count()
+        self.model_path = model_path
+        self._name = name or model_path.stem
+        self._lock = threading.Lock()
+        try:
+            self._llama: llama_cpp.Llama | None = llama_cpp_module.Llama(
+                model_path=str(model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_batch=n_batch,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
+        llama = self._llama
+        eos_id = llama.token_eos()
+        bos_id = llama.token_bos()
+        self._eos_text = self._token_text(eos_id)
+        template = info.metadata.get("tokenizer.chat_template")
+        # The same formatter llama-cpp-python builds for create_chat_completion; rendering the
+        # prompt here gives the exact prompt tokens and lets one stopping criterion count tokens.
+        self._formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template if isinstance(template, str) else CHATML_TEMPLATE,
+            eos_token=self._eos_text,
+            bos_token=self._token_text(bos_id),
+            stop_token_ids=[eos_id],
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0 or self._llama is None:
+            return ""
+        return self._llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens the rendered prompt of `messages` takes."""
+        with self._lock:
+            return len(self._prompt_tokens(messages))
+
+    def _prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        llama = self._require_loaded()
+        import jinja2
+
+        chat: Any = [{"role": message.role, "content": message.content} for message in messages]
+        try:
+            rendered = self._formatter(messages=chat)
+        except (jinja2.TemplateError, ValueError, TypeError) as exc:
+            raise ModelError(f"the chat template of {self._name} failed: {exc}") from exc
+        tokens: list[int] = llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        return tokens
+
+    def _require_loaded(self) -> llama_cpp.Llama:
+        if self._llama is None:
+            raise ModelError(f"model {self._name} was closed")
+        return self._llama
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        *,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        with self._lock:
+            return self._generate(messages, options, on_text, cancel)
+
+    def _generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        on_text: TextCallback | None,
+        cancel: threading.Event | None,
+    ) -> GenerationResult:
+        from llama_cpp import StoppingCriteriaList
+
+        started = time.perf_counter()
+        llama = self._require_loaded()
+        prompt_tokens = self._prompt_tokens(messages)
+        if len(prompt_tokens) >= self.n_ctx:
+            raise ModelError(
+                f"the prompt has {len(prompt_tokens)} tokens, more than the model's context "
+                f"window of {self.n_ctx}"
+            )
+        sampled = 0
+        first_token_at: float | None = None
+
+        def count_and_check_cancel(input_ids: Any, logits: Any) -> bool:
+            # Called once per sampled token with the ids before it (and once more at the end
+            # with the same ids as the last call), so the length tells how many were sampled.
+            nonlocal sampled, first_token_at
+            sampled = max(sampled, len(input_ids) - len(prompt_tokens) + 1)
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            return cancel is not None and cancel.is_set()
+
+        pieces: list[str] = []
+        finish_reason: FinishReason = "length"
+        # With stream=True this is an iterator of chunks; the declared type is a Union.
+        stream: Iterator[Any] = llama.create_completion(  # type: ignore[assignment]
+            prompt_tokens,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            stop=[*options.stop, self._eos_text] if self._eos_text else list(options.stop),
+            stream=True,
+            stopping_criteria=StoppingCriteriaList([count_and_check_cancel]),
+        )
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text = choice["text"]
+                if text:
+                    pieces.append(text)
+                    if on_text is not None:
+                        on_text(text)
+                if choice["finish_reason"] == "stop":
+                    finish_reason = "stop"
+                elif choice["finish_reason"] == "length":
+                    finish_reason = "length"
+                if cancel is not None and cancel.is_set():
+                    break
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        if cancel is not None and cancel.is_set():
+            finish_reason = "cancelled"
+        finished = time.perf_counter()
+        return GenerationResult(
+            text="".join(pieces),
+            prompt_tokens=len(prompt_tokens),
+            # Every sampled token, the end-of-turn token included.
+            completion_tokens=sampled,
+            seconds=finished - started,
+            prompt_seconds=(first_token_at or finished) - started,
+            finish_reason=finish_reason,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None

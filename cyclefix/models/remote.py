@@ -1,0 +1,228 @@
+"""An OpenAI-compatible HTTP backend (llama-server, vLLM, Ollama): `openai:URL#MODEL`.
+
+Streams /chat/completions with server-sent events through urllib, so it needs no extra
+dependency. The API key, if the server wants one, comes from $CYCLEFIX_API_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from cyclefix.models.backend import (
+    ChatMessage,
+    FinishReason,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+)
+from cyclefix.models.errors import ModelError
+
+SPEC_PREFIX = "openai:"
+API_KEY_ENV = "CYCLEFIX_API_KEY"
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class OpenAISpec:
+    base_url: str
+    model: str
+
+
+def parse_openai_spec(spec: str) -> OpenAISpec:
+    """Split 'openai:URL#MODEL'; one-line ModelError if it does not have that shape."""
+    body = spec.removeprefix(SPEC_PREFIX)
+    url, _, model = body.partition("#")
+    if not url.startswith(("http://", "https://")) or not model:
+        raise ModelError(
+            f"bad model spec {spec!r}; expected openai:URL#MODEL, "
+            "e.g. openai:http://127.0.0.1:8080/v1#qwen"
+        )
+    return OpenAISpec(base_url=url.rstrip("/"), model=model)
+
+
+class OpenAICompatibleBackend:
+    """A model served over HTTP; each generate() is one streamed chat completion request."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        # Seconds to wait for the connection and for each read of the stream.
+        self.timeout = timeout
+
+    @classmethod
+    def from_spec(cls, spec: str, *, timeout: float = DEFAULT_TIMEOUT) -> OpenAICompatibleBackend:
+        parsed = parse_openai_spec(spec)
+        return cls(parsed.base_url, parsed.model, timeout=timeout)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}@{self.base_url}"
+
+    def _request(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Any:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "max_tokens": options.max_tokens,
+        }
+        if options.stop:
+            body["stop"] = list(options.stop)
+        if options.seed is not None:
+            body["seed"] = options.seed
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = f"{self.base_url}/chat/completions"
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
+        )
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            raise ModelError(f"{url} answered HTTP {exc.code}: {_error_detail(exc)}") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, ConnectionRefusedError):
+                detail = "connection refused (is the server running?)"
+            elif isinstance(reason, TimeoutError):
+                detail = f"no answer within {self.timeout:g} s"
+            else:
+                detail = str(reason)
+            raise ModelError(f"cannot reach {url}: {detail}") from None
+        except (TimeoutError, OSError) as exc:
+            raise ModelError(f"cannot reach {url}: {exc}") from None
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        *,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        first_text_at: float | None = None
+        pieces: list[str] = []
+        content_chunks = 0
+        usage: dict[str, Any] | None = None
+        finish_reason: FinishReason = "length"
+        url = f"{self.base_url}/chat/completions"
+        with self._request(messages, options) as response:
+            try:
+                for event in _sse_events(response):
+                    if cancel is not None and cancel.is_set():
+                        break
+                    if "error" in event:
+                        raise ModelError(f"{url} reported an error: {_one_line(event['error'])}")
+                    if isinstance(event.get("usage"), dict):
+                        usage = event["usage"]
+                    for choice in event.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        if text:
+                            if first_text_at is None:
+                                first_text_at = time.perf_counter()
+                            content_chunks += 1
+                            pieces.append(text)
+                            if on_text is not None:
+                                on_text(text)
+                        if choice.get("finish_reason") == "stop":
+                            finish_reason = "stop"
+                        elif choice.get("finish_reason") == "length":
+                            finish_reason = "length"
+            except TimeoutError:
+                raise ModelError(f"{url} sent nothing for {self.timeout:g} s") from None
+            except OSError as exc:
+                raise ModelError(f"the stream from {url} broke off: {exc}") from None
+        if cancel is not None and cancel.is_set():
+            finish_reason = "cancelled"
+        finished = time.perf_counter()
+        text = "".join(pieces)
+        if usage is not None:
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+        else:
+            # No usage from the server: a rough estimate, ~4 characters per prompt token and
+            # one token per streamed chunk (servers stream about a token per event).
+            prompt_tokens = sum(len(m.content) for m in messages) // 4
+            completion_tokens = content_chunks
+        return GenerationResult(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            seconds=finished - started,
+            prompt_seconds=(first_text_at or finished) - started,
+            finish_reason=finish_reason,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: each request opens and closes its own connection."""
+
+
+def _sse_events(response: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """JSON objects from the `data:` lines of a server-sent event stream, until [DONE]."""
+    data_lines: list[str] = []
+    for raw in response:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if line.startswith("data:"):
+            data_lines.append(line[5:].removeprefix(" "))
+            continue
+        if line or not data_lines:
+            # Comments (": ping"), event names and ids carry nothing we use.
+            continue
+        data = "\n".join(data_lines)
+        data_lines = []
+        if data.strip() == "[DONE]":
+            return
+        yield _parse_event(data)
+    if data_lines and "\n".join(data_lines).strip() != "[DONE]":
+        yield _parse_event("\n".join(data_lines))
+
+
+def _parse_event(data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except json.JSONDecodeError:
+        raise ModelError(f"the server sent an unreadable event: {data[:80]!r}") from None
+    if not isinstance(event, dict):
+        raise ModelError(f"the server sent an unexpected event: {data[:80]!r}")
+    return event
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = exc.read().decode("utf-8", errors="replace")
+    except OSError:
+        body = ""
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError:
+        return _one_line(body) or str(exc.reason)
+    if isinstance(parsed, dict) and "error" in parsed:
+        return _one_line(parsed["error"])
+    return _one_line(body)
+
+
+def _one_line(value: object) -> str:
+    if isinstance(value, dict):
+        value = value.get("message", value)
+    text = " ".join(str(value).split())
+    return text[:200]

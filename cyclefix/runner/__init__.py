@@ -1,0 +1,39 @@
+"""Run the user's tests safely and say what failed.
+
+find_project_root(path)              the folder pytest runs in
+select_tests(root, changed, explicit) which tests (pytest args); () is the whole suite
+order_failing_first(tests, failing)  the same selection, previously failing tests first
+run_tests(root, tests, ...)          pytest in a sandbox -> TestRunResult
+scratch_copy(root)                   a throwaway copy of the project to run candidates in
+feedback_text(case)                  the CYCLE feedback for one failing test
+"""
+
+from cyclefix.runner.feedback import bound_text, feedback_text, run_summary
+from cyclefix.runner.project import find_project_root
+from cyclefix.runner.results import (
+    CollectionError,
+    Frame,
+    Outcome,
+    TestCaseResult,
+    TestRunResult,
+)
+from cyclefix.runner.run import run_tests
+from cyclefix.runner.sandbox import SandboxLimits, scratch_copy
+from cyclefix.runner.select import order_failing_first, select_tests
+
+__all__ = [
+    "CollectionError",
+    "Frame",
+    "Outcome",
+    "SandboxLimits",
+    "TestCaseResult",
+    "TestRunResult",
+    "bound_text",
+    "feedback_text",
+    "find_project_root",
+    "order_failing_first",
+    "run_summary",
+    "run_tests",
+    "scratch_copy",
+    "select_tests",
+]

@@ -1,0 +1,565 @@
+"""Run pytest on a project under the sandbox and turn our plugin's JSON lines into results.
+
+The plugin appends one line per event to a results file; this side tails it while pytest runs
+(live progress through ``on_test``), kills the run when a test ignores its timeout, and, when
+the process dies in the middle (a hang, ``os._exit``, a crash), marks the running test and
+runs the rest again with ``--deselect`` of everything already seen, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import py_compile
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cyclefix.errors import CyclefixError
+from cyclefix.runner.results import (
+    CollectionError,
+    Frame,
+    Outcome,
+    TestCaseResult,
+    TestRunResult,
+)
+from cyclefix.runner.sandbox import (
+    SandboxedProcess,
+    SandboxLimits,
+    SandboxResult,
+    detect_isolation,
+)
+
+# The plugin's side of the protocol (cyclefix/runner/plugin.py; a test checks they agree).
+PLUGIN_MODULE = "_cyclefix_pytest_plugin"
+ENV_RESULTS = "CYCLEFIX_RESULTS"
+ENV_ROOT = "CYCLEFIX_ROOT"
+ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
+ENV_GRACE = "CYCLEFIX_TEST_GRACE"
+ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
+ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
+FIRST_OPTION = "--cyclefix-first"
+WATCHDOG_EXIT_CODE = 86
+TEARDOWN_ALLOWANCE = 1.0
+
+# Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
+GRACE = 1.0
+# Seconds more this side waits before killing a test that even the watchdog did not stop.
+PARENT_MARGIN = 0.5
+# Seconds pytest may take to exit once its session has ended (a stray non-daemon thread
+# or atexit handler can keep it alive forever).
+SHUTDOWN_GRACE = 2.0
+# How often the results file is read while pytest runs.
+POLL_SECONDS = 0.02
+# Runs after the first, each resuming after a test that killed its process.
+MAX_RERUNS = 5
+# Importing one test module may take this long (imports can be slow; an import-time loop not).
+MIN_COLLECT_TIMEOUT = 10.0
+
+# `python -m pytest`, with our plugin imported first from its bytecode (see plugin.py).
+LAUNCHER = (
+    f"import sys, {PLUGIN_MODULE}, pytest; sys.exit(getattr(pytest, 'console_main', pytest.main)())"
+)
+PYTEST_OPTIONS = (
+    "-p",
+    "no:cacheprovider",
+    "-q",
+    "--tb=short",
+    "--color=no",
+    "--continue-on-collection-errors",
+)
+DEFAULT_LIMITS = SandboxLimits()
+OUTCOMES: frozenset[str] = frozenset({"passed", "failed", "error", "skipped", "timeout"})
+
+
+def run_tests(
+    root: Path,
+    tests: Sequence[str] = (),
+    *,
+    limits: SandboxLimits = DEFAULT_LIMITS,
+    python: str | None = None,
+    on_test: Callable[[TestCaseResult], None] | None = None,
+    cancel: threading.Event | None = None,
+    on_collected: Callable[[int], None] | None = None,
+    autoload_plugins: bool = True,
+) -> TestRunResult:
+    """Run pytest in `root` on `tests` (pytest args relative to root; empty: the whole suite).
+
+    `on_test` is called, in this thread, as each test's result lands (within ~20 ms), and
+    `on_collected` once with the number of tests selected: enough for "3/12" progress.
+    `autoload_plugins=False` keeps pytest from loading every installed plugin (much faster
+    start in an environment full of them; our own plugin is loaded either way).
+    Raises CyclefixError when the folder or the interpreter is unusable, or pytest refuses
+    the arguments; test failures, hangs and crashes are results, not errors.
+    """
+    project = Path(root).resolve()
+    if not project.is_dir():
+        raise CyclefixError(f"no such project folder: {root}")
+    interpreter = python or sys.executable
+    if shutil.which(interpreter) is None:
+        raise CyclefixError(f"no such Python interpreter: {interpreter}")
+    run = _Run(
+        root=project,
+        args=tuple(tests),
+        limits=limits,
+        python=interpreter,
+        on_test=on_test,
+        on_collected=on_collected,
+        cancel=cancel,
+        autoload_plugins=autoload_plugins,
+    )
+    return run.execute()
+
+
+@dataclass
+class _Attempt:
+    """What one pytest process reported."""
+
+    collected: list[str] | None = None
+    finished: dict[str, TestCaseResult] = field(default_factory=dict)
+    running: str | None = None
+    collecting: str | None = None
+    watchdog: str | None = None
+    session_exit: int | None = None
+    hung: str | None = None
+
+
+@dataclass
+class _Run:
+    root: Path
+    args: tuple[str, ...]
+    limits: SandboxLimits
+    python: str
+    on_test: Callable[[TestCaseResult], None] | None
+    on_collected: Callable[[int], None] | None
+    cancel: threading.Event | None
+    autoload_plugins: bool
+    tests: list[TestCaseResult] = field(default_factory=list)
+    collection_errors: list[CollectionError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    collected_total: int | None = None
+
+    def execute(self) -> TestRunResult:
+        started = time.monotonic()
+        workdir = Path(tempfile.mkdtemp(prefix="cyclefix-run-"))
+        skip_tests: list[str] = []
+        skip_modules: list[str] = []
+        session_exits: list[int | None] = []
+        timed_out = cancelled = False
+        network_isolated = True
+        try:
+            for attempt_index in range(MAX_RERUNS + 1):
+                limits = self.limits
+                if limits.run_timeout:
+                    remaining = limits.run_timeout - (time.monotonic() - started)
+                    if remaining <= 0:
+                        timed_out = True
+                        break
+                    limits = replace(limits, run_timeout=remaining)
+                results_file = workdir / f"results-{attempt_index}.jsonl"
+                results_file.touch()
+                attempt, ended = self._one_process(results_file, limits, skip_tests, skip_modules)
+                session_exits.append(attempt.session_exit)
+                network_isolated = network_isolated and ended.network_isolated
+                self.outputs.append(ended.output)
+                self.notes.extend(n for n in ended.notes if n not in self.notes)
+                timed_out = timed_out or ended.timed_out
+                cancelled = cancelled or ended.cancelled
+                resume = self._settle(attempt, ended)
+                if resume is None:
+                    break
+                skip_tests.extend(resume[0])
+                skip_modules.extend(resume[1])
+            else:
+                self.notes.append(f"stopped after {MAX_RERUNS} reruns")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        single = len(session_exits) == 1 and session_exits[0] is not None
+        if single and not (timed_out or cancelled):
+            exit_code = int(session_exits[0] or 0)
+        else:
+            exit_code = self._summary_exit_code(timed_out or cancelled)
+        output = "\n".join(o for o in self.outputs if o)
+        limit = self.limits.output_limit
+        return TestRunResult(
+            root=self.root,
+            tests=tuple(self.tests),
+            exit_code=exit_code,
+            duration=time.monotonic() - started,
+            selected=tuple(a for a in self.args if not a.startswith(FIRST_OPTION)),
+            collection_errors=tuple(self.collection_errors),
+            timed_out=timed_out,
+            cancelled=cancelled,
+            network_isolated=network_isolated,
+            output_tail=output[-limit:] if limit else output,
+            notes=tuple(self.notes),
+        )
+
+    def _summary_exit_code(self, interrupted: bool) -> int:
+        """pytest's exit code for what was seen across processes."""
+        if interrupted or self.collection_errors:
+            return 2
+        if any(not t.ok for t in self.tests):
+            return 1
+        return 0 if self.tests else 5
+
+    # ---- one pytest process
+    def _one_process(
+        self,
+        results_file: Path,
+        limits: SandboxLimits,
+        deselected: Sequence[str],
+        ignored: Sequence[str],
+    ) -> tuple[_Attempt, SandboxResult]:
+        argv = [
+            self.python,
+            "-c",
+            LAUNCHER,
+            "-p",
+            PLUGIN_MODULE,
+            *PYTEST_OPTIONS,
+            f"--rootdir={self.root}",
+            *(f"--deselect={nodeid}" for nodeid in deselected),
+            *(f"--ignore={path}" for path in ignored),
+            *self.args,
+        ]
+        env = self._environment(results_file)
+        attempt = _Attempt()
+        per_test = self.limits.per_test_timeout
+        teardown = min(per_test, TEARDOWN_ALLOWANCE)
+        hang_after = per_test + teardown + GRACE + PARENT_MARGIN if per_test else 0.0
+        collect_after = _collect_timeout(self.limits) + GRACE + PARENT_MARGIN
+        with (
+            SandboxedProcess(
+                argv, cwd=self.root, env=env, limits=limits, cancel=self.cancel
+            ) as process,
+            open(results_file, "rb") as stream,
+        ):
+            pending = b""
+            since = time.monotonic()
+            while True:
+                exited = process.wait(POLL_SECONDS)
+                data = stream.read()
+                if data:
+                    lines = (pending + data).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if self._handle(attempt, line):
+                            since = time.monotonic()
+                if exited:
+                    break
+                waited = time.monotonic() - since
+                if attempt.session_exit is not None and waited > SHUTDOWN_GRACE:
+                    self.notes.append("pytest did not exit after its session ended; killed it")
+                    process.kill("pytest did not exit after its session ended")
+                elif attempt.running is not None and hang_after and waited > hang_after:
+                    attempt.hung = attempt.running
+                    process.kill(f"test {attempt.running} did not stop after its timeout")
+                elif attempt.collecting is not None and waited > collect_after:
+                    attempt.hung = "collect:" + attempt.collecting
+                    process.kill(f"importing {attempt.collecting} did not stop")
+            if pending.strip():
+                self._handle(attempt, pending)
+            outcome = process.close()
+        return attempt, outcome
+
+    def _environment(self, results_file: Path) -> dict[str, str]:
+        # Options from the calling environment (-x, --pdb, a plugin's flags) are not the
+        # project's: its own ini file still applies.
+        dropped = ("PYTHONINSPECT", "PYTHONSTARTUP", "PYTEST_ADDOPTS")
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
+        existing = env.get("PYTHONPATH")
+        plugin_dir = plugin_directory()
+        if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
+            plugin_directory.cache_clear()
+            plugin_dir = plugin_directory()
+        env["PYTHONPATH"] = str(plugin_dir) + (os.pathsep + existing if existing else "")
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONHASHSEED"] = "0"
+        env["PYTHONNOUSERSITE"] = "1"
+        env[ENV_RESULTS] = str(results_file)
+        env[ENV_ROOT] = str(self.root)
+        env[ENV_TIMEOUT] = f"{self.limits.per_test_timeout:g}"
+        env[ENV_GRACE] = f"{GRACE:g}"
+        env[ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
+        if detect_isolation().network_isolated:
+            env[ENV_LOOPBACK] = "1"
+        if not self.autoload_plugins:
+            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        return env
+
+    def _handle(self, attempt: _Attempt, line: bytes) -> bool:
+        """Apply one JSON line; True when it shows progress (a test or module started/ended)."""
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(record, dict):
+            return False
+        event = record.get("event")
+        nodeid = str(record.get("nodeid", ""))
+        if event == "start":
+            attempt.running = nodeid
+            attempt.collecting = None
+        elif event == "test":
+            case = _case_from_record(record)
+            if case is None:
+                return False
+            attempt.running = None
+            attempt.finished[case.nodeid] = case
+            self._add(case)
+        elif event == "collect_start":
+            attempt.collecting = nodeid
+        elif event == "collect_error":
+            attempt.collecting = None
+            self._add_collection_error(
+                CollectionError(
+                    path=str(record.get("path") or nodeid),
+                    message=str(record.get("message", "")),
+                    line=_int_or_none(record.get("line")),
+                    nodeid=nodeid,
+                )
+            )
+        elif event == "collected":
+            attempt.collecting = None
+            nodeids = record.get("nodeids")
+            attempt.collected = [str(n) for n in nodeids] if isinstance(nodeids, list) else []
+            if self.collected_total is None:
+                self.collected_total = len(attempt.collected)
+                if self.on_collected is not None:
+                    self.on_collected(self.collected_total)
+        elif event == "watchdog":
+            attempt.watchdog = nodeid
+        elif event == "session_finish":
+            attempt.session_exit = _int_or_none(record.get("exitstatus"))
+            attempt.running = None
+            attempt.collecting = None
+        else:
+            return False
+        return True
+
+    def _add(self, case: TestCaseResult) -> None:
+        self.tests.append(case)
+        if self.on_test is not None:
+            self.on_test(case)
+
+    def _add_collection_error(self, error: CollectionError) -> None:
+        if error not in self.collection_errors:
+            self.collection_errors.append(error)
+
+    def _settle(
+        self, attempt: _Attempt, ended: SandboxResult
+    ) -> tuple[list[str], list[str]] | None:
+        """Record what the end of a process means: None, or (node ids, modules) to skip in a
+        new process that runs the rest."""
+        if attempt.session_exit is not None:
+            return None  # pytest finished on its own
+        if ended.cancelled:
+            return None
+        if attempt.collected is None and attempt.running is None:
+            return self._settle_collection(attempt, ended)
+        if attempt.running is not None:
+            self._add(self._interrupted_case(attempt, attempt.running, ended))
+        if ended.timed_out:
+            return None
+        done = set(attempt.finished) | ({attempt.running} if attempt.running else set())
+        remaining = [n for n in attempt.collected or () if n not in done]
+        if not remaining:
+            return None
+        self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
+        return sorted(done), []
+
+    def _settle_collection(
+        self, attempt: _Attempt, ended: SandboxResult
+    ) -> tuple[list[str], list[str]] | None:
+        """The process ended before any test ran."""
+        output = ended.output
+        if attempt.collecting is not None:
+            module = attempt.collecting
+            hung = attempt.hung == "collect:" + module or attempt.watchdog == "collect:" + module
+            if ended.timed_out and not hung:
+                return None
+            reason = (
+                "TimeoutError: importing this module did not finish"
+                if hung
+                else f"the test process {_death(ended.returncode)} while importing this module"
+            )
+            self._add_collection_error(CollectionError(path=module, message=reason, nodeid=module))
+            return [], [module]
+        if ended.timed_out:
+            return None
+        if _NO_PYTEST.search(output):
+            raise CyclefixError(
+                f"{self.python} cannot run pytest: install pytest in that environment"
+            )
+        conftest = _conftest_failure(output, self.root)
+        if conftest is not None:
+            self._add_collection_error(conftest)
+        elif ended.returncode == 4:
+            raise CyclefixError(f"pytest refused the arguments: {_first_error_line(output)}")
+        elif ended.returncode not in (0, 5):
+            self.notes.append(f"pytest ended before collecting tests: {_first_error_line(output)}")
+        return None
+
+    def _interrupted_case(
+        self, attempt: _Attempt, nodeid: str, ended: SandboxResult
+    ) -> TestCaseResult:
+        timeout = self.limits.per_test_timeout
+        path = nodeid.split("::", 1)[0]
+        if attempt.hung == nodeid or attempt.watchdog == nodeid:
+            return TestCaseResult(
+                nodeid=nodeid,
+                outcome="timeout",
+                duration=timeout,
+                path=path,
+                exc_type="Timeout",
+                exc_message=f"timed out after {timeout:g} s (ignored the timeout; process killed)",
+            )
+        if ended.timed_out:
+            return TestCaseResult(
+                nodeid=nodeid,
+                outcome="error",
+                path=path,
+                exc_type="Interrupted",
+                exc_message=f"the run was stopped during this test: {ended.killed_reason}",
+            )
+        return TestCaseResult(
+            nodeid=nodeid,
+            outcome="error",
+            path=path,
+            exc_type="ProcessExit",
+            exc_message=f"the test process {_death(ended.returncode)} while this test was running",
+        )
+
+
+def _collect_timeout(limits: SandboxLimits) -> float:
+    return max(MIN_COLLECT_TIMEOUT, 3 * limits.per_test_timeout)
+
+
+def _death(returncode: int | None) -> str:
+    if returncode is None:
+        return "ended"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = {"SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
+        return f"was killed by {name}{hint}"
+    return f"exited with code {returncode}"
+
+
+def _first_error_line(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("ERROR:", "E ")) or "Error" in line:
+            return line.strip()[:300]
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else "(no output)"
+
+
+_NO_PYTEST = re.compile(r"No module named '?pytest'?(?:\s|$)")
+_CONFTEST = re.compile(r"ImportError while loading conftest '([^']+)'")
+_FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_ERROR_LINE = re.compile(r"^E\s+(\w+(?:Error|Exception|Exit)\b.*)$", re.MULTILINE)
+
+
+def _conftest_failure(output: str, root: Path) -> CollectionError | None:
+    """A conftest.py that failed to import stops pytest before our plugin starts."""
+    match = _CONFTEST.search(output)
+    if match is None:
+        return None
+    conftest = Path(match.group(1))
+    path = _relative(conftest, root) or str(conftest)
+    line: int | None = None
+    for file_match in _FILE_LINE.finditer(output, match.end()):
+        candidate = _relative(Path(file_match.group(1)), root)
+        if candidate is not None:
+            path, line = candidate, int(file_match.group(2))
+    errors = _ERROR_LINE.findall(output, match.end())
+    message = errors[-1].strip() if errors else "ImportError while loading conftest"
+    nodeid = _relative(conftest, root) or str(conftest)
+    return CollectionError(path=path, message=message, line=line, nodeid=nodeid)
+
+
+def _relative(path: Path, root: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
+    nodeid = record.get("nodeid")
+    outcome = record.get("outcome")
+    if not isinstance(nodeid, str) or outcome not in OUTCOMES:
+        return None
+    frames: list[Frame] = []
+    for item in record.get("project_frames") or ():
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            frames.append(
+                Frame(
+                    path=item["path"],
+                    line=_int_or_none(item.get("line")) or 0,
+                    function=str(item.get("function", "")),
+                    source=str(item.get("source", "")),
+                )
+            )
+    duration = record.get("duration")
+    checked: Outcome = outcome
+    return TestCaseResult(
+        nodeid=nodeid,
+        outcome=checked,
+        duration=float(duration) if isinstance(duration, (int, float)) else 0.0,
+        path=_str_or_none(record.get("path")),
+        line=_int_or_none(record.get("line")),
+        exc_type=_str_or_none(record.get("exc_type")),
+        exc_message=_str_or_none(record.get("exc_message")),
+        assert_source=_str_or_none(record.get("assert_source")),
+        assert_explanation=_str_or_none(record.get("assert_explanation")),
+        input=_str_or_none(record.get("input")),
+        expected=_str_or_none(record.get("expected")),
+        actual=_str_or_none(record.get("actual")),
+        test_source=_str_or_none(record.get("test_source")),
+        project_frames=tuple(frames),
+        stdout=_str_or_none(record.get("stdout")) or "",
+        stderr=_str_or_none(record.get("stderr")) or "",
+        line_source=_str_or_none(record.get("line_source")),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def plugin_directory() -> Path:
+    """A private folder holding only the plugin (and its bytecode), made once per process.
+
+    Only this folder goes on the user's PYTHONPATH: the user's tests cannot import cyclefix,
+    and none of our module names (select, run...) can shadow theirs.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="cyclefix-plugin-"))
+    atexit.register(shutil.rmtree, folder, True)
+    target = folder / f"{PLUGIN_MODULE}.py"
+    shutil.copyfile(Path(__file__).with_name("plugin.py"), target)
+    cached = importlib.util.cache_from_source(str(target))
+    with contextlib.suppress(py_compile.PyCompileError, OSError):
+        py_compile.compile(str(target), cfile=cached, doraise=True)
+    return folder

@@ -1,0 +1,747 @@
+"""Run untrusted code (the user's tests, a model's candidate) so that it cannot hurt cyclefix.
+
+What a sandboxed process gets, each part falling back cleanly where the OS refuses it:
+- its own session and process group, and where possible its own pid namespace
+  (``unshare --pid --fork --kill-child``): when the test process dies, the kernel kills every
+  process it left behind, even ones that called setsid();
+- its own network namespace (``unshare --net``): no network; ``network_isolated`` says whether
+  this worked;
+- a process limit: a cgroup ``pids.max`` when a pids cgroup (v1 or v2) is writable, else
+  RLIMIT_NPROC when not running as root (root ignores it), else a watcher that kills the run
+  when the machine's task count jumps;
+- rlimits: address space, CPU seconds, file size, no core files;
+- output read into a bounded head-and-tail buffer (a 1 GB print costs no memory), by the
+  waiting thread itself: no reader threads, and an exit is noticed at once through a pidfd;
+- a wall-clock cap and a cancel event, both killing the whole process tree at once.
+
+``scratch_copy`` makes the throwaway copy of a project that candidate code runs in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import itertools
+import os
+import resource
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cyclefix.errors import CyclefixError
+
+ProcessLimitKind = Literal["cgroup", "rlimit", "watch", "none"]
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits for one run; 0 turns a limit off."""
+
+    # Seconds one test may take (setup + call); a hang becomes outcome "timeout".
+    per_test_timeout: float = 3.0
+    # Seconds the whole run may take before every process of it is killed.
+    run_timeout: float = 120.0
+    # Address space of each process, MiB.
+    memory_mb: int = 2048
+    # CPU seconds of each process.
+    cpu_seconds: int = 300
+    # Largest file a process may write, MiB.
+    file_size_mb: int = 64
+    # Processes (and threads) the run may have at once.
+    max_processes: int = 64
+    # Characters of the run's own output kept (head and tail).
+    output_limit: int = 200_000
+
+
+# ---------------------------------------------------------------- scratch copies
+
+# Folders never copied: environments, VCS data, caches and build output.
+SKIPPED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", "env", ".env", ".tox", ".nox", "node_modules",
+        "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", "build",
+        "dist", ".eggs", "site-packages",
+    }
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def scratch_copy(
+    root: Path, *, max_file_mb: float = 16.0, max_total_mb: float = 512.0
+) -> Iterator[Path]:
+    """A throwaway copy of the project at `root`, removed on exit whatever happens.
+
+    Skips environments, caches, build output and files over `max_file_mb`; symlinks inside
+    the project stay links (into the copy); links to files outside are copied as files;
+    links to folders outside (a symlinked venv) are left out. Raises CyclefixError when the
+    project is missing or larger than `max_total_mb`.
+    """
+    source = Path(root).resolve()
+    if not source.is_dir():
+        raise CyclefixError(f"cannot copy the project: {root} is not a folder")
+    parent = Path(tempfile.mkdtemp(prefix="cyclefix-scratch-"))
+    target = parent / (source.name or "project")
+    try:
+        budget = _CopyBudget(int(max_file_mb * 2**20), int(max_total_mb * 2**20))
+        _copy_tree(source, target, source, budget)
+        yield target
+    finally:
+        _remove_tree(parent)
+
+
+@dataclass
+class _CopyBudget:
+    max_file: int
+    max_total: int
+    total: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _copy_tree(folder: Path, target: Path, root: Path, budget: _CopyBudget) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            source = Path(entry.path)
+            destination = target / name
+            if entry.is_symlink():
+                _copy_link(source, destination, root, budget)
+            elif entry.is_dir(follow_symlinks=False):
+                if name in SKIPPED_DIRS or name.endswith(".egg-info"):
+                    continue
+                if (source / "pyvenv.cfg").exists():  # a virtual environment under any name
+                    continue
+                _copy_tree(source, destination, root, budget)
+            elif entry.is_file(follow_symlinks=False):
+                _copy_file(source, destination, entry.stat(follow_symlinks=False).st_size, budget)
+
+
+def _copy_file(source: Path, destination: Path, size: int, budget: _CopyBudget) -> None:
+    if size > budget.max_file:
+        budget.skipped.append(str(source))
+        return
+    budget.total += size
+    if budget.total > budget.max_total:
+        limit = budget.max_total // 2**20
+        raise CyclefixError(f"the project is over {limit} MiB; too large for a scratch copy")
+    shutil.copy2(source, destination, follow_symlinks=False)
+
+
+def _copy_link(source: Path, destination: Path, root: Path, budget: _CopyBudget) -> None:
+    try:
+        resolved = source.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return  # dangling or looping link: nothing to copy
+    if resolved.is_relative_to(root):
+        relative = os.path.relpath(resolved, source.parent.resolve())
+        os.symlink(relative, destination)
+    elif resolved.is_file():
+        _copy_file(resolved, destination, resolved.stat().st_size, budget)
+    # A link to a folder outside the project (a shared venv, a data dir) is left out.
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable_and_retry(function: Callable[..., object], name: str, _: object) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), stat.S_IRWXU)
+            os.chmod(name, stat.S_IRWXU)
+            function(name)
+
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+# ---------------------------------------------------------------- bounded output
+
+
+class HeadTailBuffer:
+    """Keeps the first and last `limit / 2` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_limit = max(limit // 2, 1)
+        self._tail_limit = max(limit - self._head_limit, 1)
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            self.total += len(data)
+            room = self._head_limit - len(self._head)
+            if room > 0:
+                self._head += data[:room]
+                data = data[room:]
+            if data:
+                self._tail += data
+                if len(self._tail) > 2 * self._tail_limit:
+                    del self._tail[: len(self._tail) - self._tail_limit]
+
+    def text(self) -> str:
+        with self._lock:
+            tail = bytes(self._tail[-self._tail_limit :])
+            cut = self.total - len(self._head) - len(tail)
+            head = bytes(self._head)
+        if cut <= 0:
+            return (head + tail).decode("utf-8", "replace")
+        return (
+            head.decode("utf-8", "replace")
+            + f"\n... [{cut} bytes cut] ...\n"
+            + tail.decode("utf-8", "replace")
+        )
+
+
+# ---------------------------------------------------------------- isolation probes
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How processes are wrapped on this machine, found once by trying."""
+
+    prefix: tuple[str, ...]  # e.g. ("/usr/bin/unshare", "--pid", "--fork", ..., "--")
+    pid_namespace: bool
+    network_isolated: bool
+
+
+_UNSHARE_CANDIDATES: tuple[tuple[tuple[str, ...], bool, bool], ...] = (
+    (("--pid", "--fork", "--kill-child", "--net"), True, True),
+    (("--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--net"), True, True),
+    (("--net",), False, True),
+    (("--user", "--map-root-user", "--net"), False, True),
+    (("--pid", "--fork", "--kill-child"), True, False),
+    (("--user", "--map-root-user", "--pid", "--fork", "--kill-child"), True, False),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def detect_isolation() -> Isolation:
+    """The strongest namespace wrapping `unshare` manages here (tried once per process)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.environ.get("CYCLEFIX_NO_NAMESPACES") == "1":
+        return Isolation((), False, False)
+    for flags, pid_ns, net in _UNSHARE_CANDIDATES:
+        if os.geteuid() == 0 and "--user" in flags:
+            continue  # root needs no user namespace, and it would hide our cgroup rights
+        try:
+            probe = subprocess.run(
+                [unshare, *flags, "--", "true"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return Isolation((unshare, *flags, "--"), pid_ns, net)
+    return Isolation((), False, False)
+
+
+# ---------------------------------------------------------------- process-count guard
+
+
+class PidsCgroup:
+    """A cgroup with pids.max for one run: a fork bomb stops at the limit, not at the machine's."""
+
+    _counter = itertools.count()
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.path = path
+        self.version = version
+
+    @classmethod
+    def create(cls, max_processes: int) -> PidsCgroup | None:
+        """Make one under our own pids cgroup; None when there is none we may write to."""
+        base = _pids_cgroup_base()
+        if base is None:
+            return None
+        directory, version = base
+        if directory not in _STALE_CHECKED:
+            _STALE_CHECKED.add(directory)
+            _remove_stale_cgroups(directory)
+        path = directory / f"cyclefix-{os.getpid()}-{next(cls._counter)}"
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        try:
+            (path / "pids.max").write_text(str(max_processes))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return cls(path, version)
+
+    def join_path(self) -> bytes:
+        """Where the child writes its pid (computed before fork: the child only writes)."""
+        return os.fsencode(self.path / "cgroup.procs")
+
+    def pids(self) -> list[int]:
+        try:
+            text = (self.path / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def kill_all(self, spare: int | None = None) -> None:
+        """SIGKILL every process in the cgroup, but `spare` (the unshare that reaps the rest)."""
+        if spare is None and self.version == 2 and (self.path / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                (self.path / "cgroup.kill").write_text("1")
+                return
+        for _ in range(50):  # a bomb may still be forking: repeat until empty
+            pids = [pid for pid in self.pids() if pid != spare]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def remove(self, wait: float = 5.0) -> bool:
+        """Kill what is left and remove the cgroup; retries while dying processes linger."""
+        deadline = time.monotonic() + wait
+        while True:
+            self.kill_all()
+            # A sandboxed cyclefix (cyclefix testing itself) makes cgroups inside ours.
+            with contextlib.suppress(OSError):
+                for nested in self.path.iterdir():
+                    if nested.is_dir():
+                        PidsCgroup(nested, self.version).remove(wait=0.0)
+            try:
+                self.path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                    return False
+            time.sleep(0.02)
+
+
+def _pids_cgroup_base() -> tuple[Path, int] | None:
+    """Our own cgroup in the hierarchy with the pids controller, if we may create children."""
+    if os.environ.get("CYCLEFIX_NO_CGROUP") == "1":
+        return None
+    try:
+        membership = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    v1_path = v2_path = None
+    for line in membership:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if "pids" in parts[1].split(","):
+            v1_path = parts[2]
+        elif parts[0] == "0" and parts[1] == "":
+            v2_path = parts[2]
+    for line in mounts:
+        fields = line.split()
+        if " - " not in line:
+            continue
+        after = line.split(" - ", 1)[1].split()
+        fstype, options = after[0], after[2] if len(after) > 2 else ""
+        mount_point = Path(fields[4])
+        if fstype == "cgroup" and v1_path is not None and "pids" in options.split(","):
+            directory = mount_point / v1_path.lstrip("/")
+            if os.access(directory, os.W_OK):
+                return directory, 1
+        if fstype == "cgroup2" and v2_path is not None:
+            directory = mount_point / v2_path.lstrip("/")
+            if _v2_pids_enabled(directory):
+                return directory, 2
+    return None
+
+
+def _v2_pids_enabled(directory: Path) -> bool:
+    try:
+        if "pids" not in (directory / "cgroup.controllers").read_text().split():
+            return False
+        control = directory / "cgroup.subtree_control"
+        if "pids" not in control.read_text().split():
+            control.write_text("+pids")  # refused (EBUSY) in a non-root cgroup with processes
+        return os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+_STALE_CHECKED: set[Path] = set()
+
+
+def _remove_stale_cgroups(directory: Path) -> None:
+    """Cgroups left by a cyclefix process that died before cleaning up (one try, no waiting:
+    one still holding an unreaped zombie stays until its reaper acts)."""
+    try:
+        names = [p for p in directory.iterdir() if p.name.startswith("cyclefix-")]
+    except OSError:
+        return
+    for path in names:
+        owner = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            PidsCgroup(path, 1).remove(wait=0.0)
+
+
+def _children_of(pid: int) -> list[int]:
+    """Direct children of a process, from /proc."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    children = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    stat_line = Path(entry.path, "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat_line.rsplit(")", 1)[-1].split()
+                if len(fields) > 1 and fields[1] == str(pid):
+                    children.append(int(entry.name))
+    return children
+
+
+def count_user_tasks(uid: int) -> int:
+    """Processes and threads of `uid`, the count RLIMIT_NPROC compares against (0: unknown)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def machine_task_count() -> int:
+    """Tasks that exist on the machine right now (the 4th field of /proc/loadavg)."""
+    try:
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+# ---------------------------------------------------------------- the sandboxed process
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a sandboxed command ended."""
+
+    returncode: int | None
+    output: str
+    duration: float
+    timed_out: bool
+    cancelled: bool
+    network_isolated: bool
+    process_limit: ProcessLimitKind
+    killed_reason: str = ""
+    notes: tuple[str, ...] = ()
+
+
+class SandboxedProcess:
+    """One command under the sandbox.
+
+    No threads: wait() reads the output, notices the exit (a pidfd, where the kernel has
+    them) and enforces the wall clock and the cancel event, so an exit is seen at once and
+    nothing else needs waking. Call wait() regularly (run_sandboxed does): output is only
+    read there, and a full pipe pauses the child. Use as a context manager, or call close():
+    that kills whatever is left of the process tree and removes the cgroup.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        limits: SandboxLimits = SandboxLimits(),
+        cancel: threading.Event | None = None,
+    ) -> None:
+        if not argv or shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
+            raise CyclefixError(f"cannot start {argv[0] if argv else '(nothing)'}: no such program")
+        self.limits = limits
+        self.cancel = cancel
+        self.timed_out = False
+        self.cancelled = False
+        self.killed_reason = ""
+        self.notes: list[str] = []
+        self.returncode: int | None = None
+        self._closed = False
+        self._kill_started: float | None = None
+        self._output = HeadTailBuffer(limits.output_limit)
+        isolation = detect_isolation()
+        self.network_isolated = isolation.network_isolated
+        self.pid_namespace = isolation.pid_namespace
+        if not isolation.network_isolated:
+            self.notes.append("network not isolated: no network namespace allowed here")
+        if not isolation.pid_namespace:
+            self.notes.append("no pid namespace: processes that leave the group may survive")
+        self._cgroup = PidsCgroup.create(limits.max_processes) if limits.max_processes else None
+        self._nproc_limit = 0
+        self._watch_ceiling = 0
+        self.process_limit: ProcessLimitKind = "none"
+        if self._cgroup is not None:
+            self.process_limit = "cgroup"
+        elif limits.max_processes and os.geteuid() != 0:
+            # RLIMIT_NPROC counts all of the user's tasks: without /proc to count them, no limit.
+            existing = count_user_tasks(os.getuid())
+            if existing:
+                self.process_limit = "rlimit"
+                self._nproc_limit = existing + limits.max_processes
+        elif limits.max_processes:
+            self.process_limit = "watch"
+            baseline = machine_task_count()
+            self._watch_ceiling = baseline + max(4 * limits.max_processes, 256) if baseline else 0
+            self.notes.append("process limit only watched (no writable pids cgroup as root)")
+        self.started = time.monotonic()
+        self.duration = 0.0
+        self._deadline = self.started + limits.run_timeout if limits.run_timeout else None
+        try:
+            self._popen = subprocess.Popen(
+                [*isolation.prefix, *argv],
+                cwd=str(cwd),
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=self._child_setup(),
+            )
+        except OSError as exc:
+            self._release_cgroup()
+            raise CyclefixError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        self.pid = self._popen.pid
+        assert self._popen.stdout is not None
+        self._stdout = self._popen.stdout
+        os.set_blocking(self._stdout.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._stdout.fileno(), selectors.EVENT_READ, "output")
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self._pidfd = os.pidfd_open(self.pid)
+            self._selector.register(self._pidfd, selectors.EVENT_READ, "exit")
+
+    # ---- in the child, between fork and exec: only system calls, nothing that takes locks
+    def _child_setup(self) -> Callable[[], None]:
+        limits = self.limits
+        cgroup_procs = self._cgroup.join_path() if self._cgroup is not None else None
+        nproc = self._nproc_limit
+        settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
+        if limits.memory_mb:
+            settings.append((resource.RLIMIT_AS, limits.memory_mb * 2**20))
+        if limits.cpu_seconds:
+            settings.append((resource.RLIMIT_CPU, int(limits.cpu_seconds)))
+        if limits.file_size_mb:
+            settings.append((resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20))
+        if nproc:
+            settings.append((resource.RLIMIT_NPROC, nproc))
+
+        def setup() -> None:
+            if cgroup_procs is not None:
+                fd = os.open(cgroup_procs, os.O_WRONLY)
+                try:
+                    os.write(fd, str(os.getpid()).encode())
+                finally:
+                    os.close(fd)
+            for kind, value in settings:
+                hard = resource.getrlimit(kind)[1]
+                if hard != resource.RLIM_INFINITY:
+                    value = min(value, hard)
+                # Hard limit too: the code under test may not raise it again.
+                resource.setrlimit(kind, (value, value))
+
+        return setup
+
+    # ---- waiting
+    @property
+    def exited(self) -> bool:
+        return self.returncode is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Read output and enforce limits until the process exits (True) or `timeout` passes."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._reaped():
+            self._enforce_limits()
+            now = time.monotonic()
+            if end is not None and now >= end:
+                return False
+            step = 0.02 if end is None else min(0.02, end - now)
+            for key, _ in self._selector.select(step):
+                if key.data == "output":
+                    self._read_output()
+        return True
+
+    def _reaped(self) -> bool:
+        if self.returncode is None:
+            self.returncode = self._popen.poll()
+            if self.returncode is not None and self._pidfd is not None:
+                self._selector.unregister(self._pidfd)  # readable from now on: stop watching
+        return self.returncode is not None
+
+    def _read_output(self) -> bool:
+        """Read what is there; False at end of file."""
+        while True:
+            try:
+                chunk = os.read(self._stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(self._stdout.fileno())
+                return False
+            self._output.feed(chunk)
+
+    def _enforce_limits(self) -> None:
+        if self.killed_reason:
+            started = self._kill_started
+            if started is not None and time.monotonic() - started > 1.0:
+                self._kill_group()  # unshare did not exit after its child died: end it too
+            return
+        if self.cancel is not None and self.cancel.is_set():
+            self.cancelled = True
+            self.kill("cancelled")
+        elif self._deadline is not None and time.monotonic() > self._deadline:
+            self.timed_out = True
+            self.kill(f"the run took longer than {self.limits.run_timeout:g} s")
+        elif self._watch_ceiling and machine_task_count() > self._watch_ceiling:
+            self.kill(f"more than {self.limits.max_processes} processes (fork bomb?)")
+
+    # ---- control
+    def kill(self, reason: str = "killed") -> None:
+        """Kill the whole process tree now (idempotent).
+
+        In a pid namespace only the namespace's init is killed (the kernel then kills the
+        rest) and `unshare` is left to reap it and exit: killing `unshare` first would orphan
+        the init to a system reaper that may never reap it. wait() falls back to killing the
+        whole group if `unshare` has not exited within a second.
+        """
+        if not self.killed_reason:
+            self.killed_reason = reason
+        if self.returncode is not None:
+            if self._cgroup is not None:
+                self._cgroup.kill_all()
+            return
+        if self._kill_started is None:
+            self._kill_started = time.monotonic()
+        if self.pid_namespace and self._kill_namespace_init():
+            return
+        self._kill_group()
+
+    def _kill_namespace_init(self) -> bool:
+        """SIGKILL the processes under `unshare`; False when there are none to kill yet."""
+        if self._cgroup is not None:
+            if not [pid for pid in self._cgroup.pids() if pid != self.pid]:
+                return False
+            self._cgroup.kill_all(spare=self.pid)
+            return True
+        children = _children_of(self.pid)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        return bool(children)
+
+    def _kill_group(self) -> None:
+        if self.returncode is None:  # the group id is ours for as long as the leader lives
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
+
+    def output(self) -> str:
+        return self._output.text()
+
+    def close(self) -> SandboxResult:
+        """Make sure nothing of the run is left, and say how it ended."""
+        if not self._closed:
+            self._closed = True
+            if not self._reaped():
+                self.kill(self.killed_reason or "closed")
+                try:
+                    self._popen.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    self._kill_group()
+                    self._popen.wait()
+                self._reaped()
+            if not self.pid_namespace:  # leftovers in the group (no namespace to end them)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+            self._drain_output()
+            self._selector.close()
+            with contextlib.suppress(OSError):
+                self._stdout.close()
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+            self._release_cgroup()
+            self.duration = time.monotonic() - self.started
+        return SandboxResult(
+            returncode=self.returncode,
+            output=self.output(),
+            duration=self.duration,
+            timed_out=self.timed_out,
+            cancelled=self.cancelled,
+            network_isolated=self.network_isolated,
+            process_limit=self.process_limit,
+            killed_reason=self.killed_reason,
+            notes=tuple(self.notes),
+        )
+
+    def _drain_output(self) -> None:
+        """The rest of the output; gives up when a process outside our reach holds the pipe."""
+        deadline = time.monotonic() + 0.5
+        while self._selector.get_map() and any(
+            key.data == "output" for key in self._selector.get_map().values()
+        ):
+            if time.monotonic() > deadline:
+                self.notes.append("output pipe still held by a process that escaped the sandbox")
+                return
+            for key, _ in self._selector.select(0.05):
+                if key.data == "output" and not self._read_output():
+                    return
+
+    def _release_cgroup(self) -> None:
+        cgroup = self._cgroup
+        if cgroup is None:
+            return
+        cgroup.kill_all()
+        try:
+            cgroup.path.rmdir()
+        except OSError:  # processes still dying: finish in the background, off the hot path
+            threading.Thread(target=cgroup.remove, daemon=True).start()
+
+    def __enter__(self) -> SandboxedProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def run_sandboxed(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    limits: SandboxLimits = SandboxLimits(),
+    cancel: threading.Event | None = None,
+) -> SandboxResult:
+    """Run a command to its end under the sandbox."""
+    with SandboxedProcess(argv, cwd=cwd, env=env, limits=limits, cancel=cancel) as process:
+        process.wait()
+        return process.close()

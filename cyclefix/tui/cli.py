@@ -1,0 +1,63 @@
+"""`cyclefix tui`: open the terminal UI on a project (Textual is imported only when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXIT_OK = 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "tui",
+        help="open the terminal UI: watch a project, run its tests, review verified fixes",
+        description="Watch PATH (a project folder, default: the current folder), re-run the "
+        "tests a save affects, ask a local model to fix a failing test and review the verified "
+        "fix before it touches your files.",
+    )
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=Path("."), help="project folder (default: .)"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="registry name, path to a .gguf file, or openai:URL#MODEL "
+        "(default: the registry's default model)",
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="TEST",
+        help="test files or node ids to run instead of the whole suite",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="refinement rounds (default 4)")
+    parser.add_argument(
+        "--no-watch", action="store_true", help="do not re-run tests when files are saved"
+    )
+    parser.set_defaults(func=run_tui)
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from cyclefix.errors import CyclefixError
+    from cyclefix.models.registry import DEFAULT_MODEL, REGISTRY
+    from cyclefix.refine import RefineConfig, find_project_root
+    from cyclefix.tui.app import CyclefixApp
+    from cyclefix.tui.settings import TuiSettings
+
+    path: Path = args.path
+    if not path.exists():
+        raise CyclefixError(f"no such file or folder: {path}")
+    if args.rounds < 1:
+        raise CyclefixError("--rounds must be at least 1")
+    root = find_project_root(path.resolve())
+    settings = TuiSettings(
+        root=root,
+        model=args.model or DEFAULT_MODEL,
+        tests=tuple(args.tests) if args.tests else None,
+        config=RefineConfig(rounds=args.rounds),
+        model_names=tuple(REGISTRY),
+        watch=not args.no_watch,
+    )
+    CyclefixApp(settings).run()
+    return EXIT_OK

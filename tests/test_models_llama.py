@@ -1,0 +1,143 @@
+"""The llama.cpp backend with the real 0.5B GGUF (slow: `pytest -m model`)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cyclefix.models.backend import ChatMessage, GenerationOptions
+from cyclefix.models.errors import ModelError
+from cyclefix.models.install import model_path
+from cyclefix.models.llama import LlamaCppBackend
+from cyclefix.models.load import open_backend
+from cyclefix.models.registry import FAST_MODEL
+
+pytestmark = pytest.mark.model
+
+ADD = [
+    ChatMessage("system", "You are a Python programmer. Answer with code only."),
+    ChatMessage("user", "Write a Python function add(a, b) that returns a + b."),
+]
+GREEDY = GenerationOptions(temperature=0.0, max_tokens=48, seed=1)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[LlamaCppBackend]:
+    loaded = open_backend(FAST_MODEL, n_ctx=4096, n_threads=2)
+    assert isinstance(loaded, LlamaCppBackend)
+    yield loaded
+    loaded.close()
+
+
+def test_loads_with_the_requested_settings(backend: LlamaCppBackend) -> None:
+    assert backend.name == FAST_MODEL
+    assert (backend.n_ctx, backend.n_threads) == (4096, 2)
+
+
+def test_short_completion_stops_at_the_stop_sequence(backend: LlamaCppBackend) -> None:
+    result = backend.generate(
+        ADD, GenerationOptions(temperature=0.0, max_tokens=64, stop=("return",))
+    )
+    assert "def add" in result.text
+    assert "return" not in result.text
+    assert result.finish_reason == "stop"
+    assert result.prompt_tokens == backend.count_tokens(ADD)
+    assert 0 < result.completion_tokens < 64
+    assert 0 < result.prompt_seconds < result.seconds
+
+
+def test_streamed_pieces_are_the_final_text(backend: LlamaCppBackend) -> None:
+    pieces: list[str] = []
+    result = backend.generate(ADD, GREEDY, on_text=pieces.append)
+    assert len(pieces) > 3
+    assert "".join(pieces) == result.text
+    assert "return a + b" in result.text
+    assert result.tokens_per_second > 0
+
+
+def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:
+    result = backend.generate(ADD, GenerationOptions(temperature=0.0, max_tokens=5))
+    assert result.finish_reason == "length"
+    assert result.completion_tokens == 5
+
+
+def test_cancel_mid_generation(backend: LlamaCppBackend) -> None:
+    story = [ChatMessage("user", "Write a long story about a robot, at least 500 words.")]
+    cancel = threading.Event()
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        if len(pieces) == 4:
+            cancel.set()
+
+    result = backend.generate(
+        story, GenerationOptions(max_tokens=400), on_text=on_text, cancel=cancel
+    )
+    assert result.finish_reason == "cancelled"
+    # Stopped between tokens: at most one more token was sampled after the cancel.
+    assert result.completion_tokens <= 6
+    assert result.text == "".join(pieces)
+
+
+def test_kv_cache_reuse_for_a_shared_prefix(backend: LlamaCppBackend) -> None:
+    # A long system message no other test uses, so the first call finds nothing cached.
+    rules = " ".join(f"Rule {n}: name every variable after fruit number {n}." for n in range(60))
+    system = ChatMessage("system", rules)
+    first = [system, ChatMessage("user", "Write def add(a, b).")]
+    second = [system, ChatMessage("user", "Write def mul(a, b).")]
+    options = GenerationOptions(temperature=0.0, max_tokens=4)
+    cold = backend.generate(first, options)
+    warm = backend.generate(second, options)
+    assert cold.prompt_tokens > 600 and warm.prompt_tokens > 600
+    # Only the few tokens after the shared prefix are evaluated again.
+    assert warm.prompt_seconds < cold.prompt_seconds / 4, (cold, warm)
+
+
+def test_same_seed_same_text(backend: LlamaCppBackend) -> None:
+    assert backend.generate(ADD, GREEDY).text == backend.generate(ADD, GREEDY).text
+    sampled = GenerationOptions(temperature=0.9, max_tokens=24, seed=1234)
+    assert backend.generate(ADD, sampled).text == backend.generate(ADD, sampled).text
+
+
+def test_one_generation_at_a_time(backend: LlamaCppBackend) -> None:
+    expected = backend.generate(ADD, GREEDY).text
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(backend.generate(ADD, GREEDY).text))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected, expected]
+
+
+def test_context_is_capped_and_long_prompts_refused(capfd: pytest.CaptureFixture[str]) -> None:
+    small = LlamaCppBackend(model_path(FAST_MODEL), n_ctx=8192, n_threads=2, context_length=512)
+    try:
+        assert small.n_ctx == 512
+        small.generate(ADD, GenerationOptions(max_tokens=2))
+        # llama.cpp's own logging is silenced.
+        assert capfd.readouterr().err == ""
+        long = [ChatMessage("user", "word " * 1000)]
+        with pytest.raises(ModelError, match="context window of 512"):
+            small.generate(long, GREEDY)
+    finally:
+        small.close()
+    with pytest.raises(ModelError, match="was closed"):
+        small.generate(ADD, GREEDY)
+
+
+def test_truncated_real_model_is_refused_before_loading(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.gguf"
+    with model_path(FAST_MODEL).open("rb") as source, cut.open("wb") as target:
+        shutil.copyfileobj(source, target, length=1 << 20)
+        target.truncate(20_000_000)
+    with pytest.raises(ModelError, match="truncated GGUF file: 20000000 bytes"):
+        open_backend(str(cut))
