@@ -1,9 +1,9 @@
 """The refinement loop's public API: the only part of cyclefix the frontends call.
 
-    check(path, tests)            run the selected tests on the user's files
-    fix(path, backend, ...)       localize, prompt, guard, verify in a scratch copy, iterate
-    apply_fix(result)             write a verified fix atomically, refusing stale files
-    open_backend(spec)            load a model: registry name, GGUF path, openai:URL#MODEL
+check(path, tests)            run the selected tests on the user's files
+fix(path, backend, ...)       localize, prompt, guard, verify in a scratch copy, iterate
+apply_fix(result)             write a verified fix atomically, refusing stale files
+open_backend(spec)            load a model: registry name, GGUF path, openai:URL#MODEL
 """
 
 from cyclefix.models.backend import Backend, GenerationResult

@@ -47,7 +47,9 @@ def apply_fix(result: FixResult) -> tuple[Path, ...]:
         except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as exc:
             raise StaleFixError(f"cannot read {change.path} to apply the fix: {exc}") from exc
         if current != change.original:
-            raise StaleFixError(f"{change.path} changed since the fix was computed; run the fix again")
+            raise StaleFixError(
+                f"{change.path} changed since the fix was computed; run the fix again"
+            )
         encodings.append(encoding)
     written: list[Path] = []
     for change, encoding in zip(result.changes, encodings, strict=True):

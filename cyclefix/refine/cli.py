@@ -28,13 +28,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "which every selected test passes. Your files change only with --apply.",
     )
     p.add_argument("path", type=Path, help="a Python file or a project folder")
-    p.add_argument("--tests", nargs="+", metavar="TEST", help="test files or node ids to use "
-                   "(default: the tests that import PATH, else the whole suite)")
-    p.add_argument("--model", default=None, help="registry name, path to a .gguf file, or "
-                   "openai:URL#MODEL (default: qwen2.5-coder-1.5b)")
+    p.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="TEST",
+        help="test files or node ids to use "
+        "(default: the tests that import PATH, else the whole suite)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="registry name, path to a .gguf file, or "
+        "openai:URL#MODEL (default: qwen2.5-coder-1.5b)",
+    )
     p.add_argument("--rounds", type=int, default=4, help="refinement rounds (default 4)")
-    p.add_argument("--budget", type=float, default=300.0, help="time budget in seconds (default 300)")
-    p.add_argument("--per-test-timeout", type=float, default=3.0, help="seconds before a test counts as hung")
+    p.add_argument(
+        "--budget", type=float, default=300.0, help="time budget in seconds (default 300)"
+    )
+    p.add_argument(
+        "--per-test-timeout", type=float, default=3.0, help="seconds before a test counts as hung"
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--apply", action="store_true", help="write the verified fix to your files")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -55,23 +68,42 @@ def run_fix(args: argparse.Namespace) -> int:
         raise CyclefixError(f"no such file or folder: {path}")
     if args.rounds < 1 or args.budget <= 0 or args.per_test_timeout <= 0:
         raise CyclefixError("--rounds, --budget and --per-test-timeout must be positive")
-    config = refine.RefineConfig(rounds=args.rounds, budget_seconds=args.budget,
-                                 per_test_timeout=args.per_test_timeout, seed=args.seed)
+    config = refine.RefineConfig(
+        rounds=args.rounds,
+        budget_seconds=args.budget,
+        per_test_timeout=args.per_test_timeout,
+        seed=args.seed,
+    )
     cancel = threading.Event()
     progress = _Progress(out)
     _cancel_on_signals(cancel)
 
-    initial = _in_worker(lambda: refine.check(path, args.tests, config=config, on_event=progress, cancel=cancel), cancel)
+    initial = _in_worker(
+        lambda: refine.check(path, args.tests, config=config, on_event=progress, cancel=cancel),
+        cancel,
+    )
     result: FixResult
     if initial.cancelled or initial.all_passed or not initial.tests or initial.collection_errors:
-        result = refine.fix(path, _NoModel(), tests=args.tests, config=config, initial_run=initial, cancel=cancel)
+        result = refine.fix(
+            path, _NoModel(), tests=args.tests, config=config, initial_run=initial, cancel=cancel
+        )
     else:
         spec = args.model or DEFAULT_MODEL
         with out.status(f"Loading model {spec}…"):
             backend = refine.open_backend(spec)
         try:
-            result = _in_worker(lambda: refine.fix(path, backend, tests=args.tests, config=config,
-                                                   initial_run=initial, on_event=progress, cancel=cancel), cancel)
+            result = _in_worker(
+                lambda: refine.fix(
+                    path,
+                    backend,
+                    tests=args.tests,
+                    config=config,
+                    initial_run=initial,
+                    on_event=progress,
+                    cancel=cancel,
+                ),
+                cancel,
+            )
         finally:
             progress.stop()
             backend.close()
@@ -165,8 +197,10 @@ class _Progress:
             self.stop()
             if not event.scratch:
                 run = event.run
-                self.out.print(f"[bold]{len(run.passed)} passed, {len(run.failures)} failing[/] "
-                               f"in {run.duration:.1f}s ({run.root})")
+                self.out.print(
+                    f"[bold]{len(run.passed)} passed, {len(run.failures)} failing[/] "
+                    f"in {run.duration:.1f}s ({run.root})"
+                )
                 for case in run.failures:
                     self.out.print(f"  [red]✗[/] {case.nodeid}")
                     self.out.print(f"    [dim]{_short(r.feedback_text(case))}[/]")
@@ -174,7 +208,9 @@ class _Progress:
             self.tokens = 0
             self.round = f"Round {event.index}/{event.total}"
             names = ", ".join(event.targets)
-            self.out.print(f"[bold cyan]{self.round}[/]: rewriting {names} (temperature {event.temperature})")
+            self.out.print(
+                f"[bold cyan]{self.round}[/]: rewriting {names} (temperature {event.temperature})"
+            )
             self._show(f"{self.round}: generating…")
         elif isinstance(event, r.TextGenerated):
             self.tokens += 1
@@ -184,8 +220,10 @@ class _Progress:
             a = event.attempt
             mark = "[green]✓[/]" if a.verdict == "passed" else "[yellow]✗[/]"
             speed = a.completion_tokens / a.seconds if a.seconds else 0.0
-            self.out.print(f"  {mark} {a.verdict}: {_short(a.detail)} "
-                           f"[dim]({a.completion_tokens} tokens, {a.seconds:.1f}s, {speed:.1f} tok/s overall)[/]")
+            self.out.print(
+                f"  {mark} {a.verdict}: {_short(a.detail)} "
+                f"[dim]({a.completion_tokens} tokens, {a.seconds:.1f}s, {speed:.1f} tok/s overall)[/]"
+            )
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -201,8 +239,10 @@ def _print_result(out: Console, result: FixResult, applied: bool) -> None:
         verb = "Applied" if applied else "Verified fix (not applied; use --apply)"
         final = result.final_run
         n = len(final.tests) if final else 0
-        out.print(f"[bold green]{verb}[/]: all {n} selected tests pass "
-                  f"({len(result.rounds)} round(s), {result.seconds:.1f}s, model {result.model})")
+        out.print(
+            f"[bold green]{verb}[/]: all {n} selected tests pass "
+            f"({len(result.rounds)} round(s), {result.seconds:.1f}s, model {result.model})"
+        )
     elif result.status == "already_passing":
         out.print("[green]All selected tests already pass: nothing to fix.[/]")
     elif result.status == "error":
@@ -211,8 +251,10 @@ def _print_result(out: Console, result: FixResult, applied: bool) -> None:
         out.print("[yellow]Cancelled.[/] Your files are unchanged.")
     else:
         copies = sum(1 for a in result.attempts if a.is_copy)
-        out.print(f"[yellow]No verified fix[/] after {len(result.rounds)} round(s) in {result.seconds:.1f}s "
-                  f"({len(result.attempts)} attempts, {copies} copies refused). Your files are unchanged.")
+        out.print(
+            f"[yellow]No verified fix[/] after {len(result.rounds)} round(s) in {result.seconds:.1f}s "
+            f"({len(result.attempts)} attempts, {copies} copies refused). Your files are unchanged."
+        )
         for note in result.notes:
             out.print(f"  [dim]{note}[/]")
     sys.stdout.flush()

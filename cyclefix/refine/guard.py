@@ -11,12 +11,10 @@ class _Collect(Reporter):  # type: ignore[misc]
     def __init__(self) -> None:
         self.found: list[str] = []
 
-    def unexpectedError(self, filename: str, msg: str) -> None:  # noqa: N802 - pyflakes API
+    def unexpectedError(self, filename: str, msg: str) -> None:
         self.found.append(msg)
 
-    def syntaxError(  # noqa: N802 - pyflakes API
-        self, filename: str, msg: str, lineno: int, offset: int, text: str
-    ) -> None:
+    def syntaxError(self, filename: str, msg: str, lineno: int, offset: int, text: str) -> None:
         self.found.append(f"SyntaxError: {msg} (line {lineno})")
 
     def flake(self, message: flake_messages.Message) -> None:

@@ -27,7 +27,17 @@ from cyclefix.runner.results import TestCaseResult
 
 # At most this many functions are rewritten in one round: small models lose track beyond it.
 MAX_TARGETS = 3
-_SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "build", "dist", ".tox"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    "build",
+    "dist",
+    ".tox",
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,9 @@ class ProjectIndex:
 
     def definitions(self, name: str, prefer: Sequence[str] = ()) -> list[Target]:
         """Functions or methods called `name`, files in `prefer` first."""
-        order = [f for f in prefer if f in self.files()] + [f for f in self.files() if f not in prefer]
+        order = [f for f in prefer if f in self.files()] + [
+            f for f in self.files() if f not in prefer
+        ]
         found: list[Target] = []
         for rel in order:
             tree, src = self.tree(rel), self.source(rel)

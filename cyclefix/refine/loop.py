@@ -49,7 +49,13 @@ from cyclefix.refine.types import (
     TextGenerated,
     Verdict,
 )
-from cyclefix.runner import find_project_root, order_failing_first, run_tests, scratch_copy, select_tests
+from cyclefix.runner import (
+    find_project_root,
+    order_failing_first,
+    run_tests,
+    scratch_copy,
+    select_tests,
+)
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
@@ -121,8 +127,18 @@ def fix(
         session = _Session(root, path, backend, tests, config, emit, deadline)
         result = session.run(initial_run, started)
     except CyclefixError as exc:
-        result = FixResult("error", root, (), "", (), initial_run, None,
-                           time.monotonic() - started, backend.name, error=str(exc))
+        result = FixResult(
+            "error",
+            root,
+            (),
+            "",
+            (),
+            initial_run,
+            None,
+            time.monotonic() - started,
+            backend.name,
+            error=str(exc),
+        )
     finally:
         deadline.close()
     emit(FixFinished(result))
@@ -156,18 +172,36 @@ class _Session:
     # -- results ---------------------------------------------------------------------------
 
     def _result(
-        self, status: FixStatus, initial: TestRunResult | None, final: TestRunResult | None,
-        started: float, state: _State | None = None, error: str | None = None,
+        self,
+        status: FixStatus,
+        initial: TestRunResult | None,
+        final: TestRunResult | None,
+        started: float,
+        state: _State | None = None,
+        error: str | None = None,
     ) -> FixResult:
         changes: list[FileChange] = []
         if status == "fixed" and state is not None:
             for rel, text in sorted(state.sources.items()):
                 original = self.originals[rel]
                 if text != original:
-                    changes.append(FileChange(self.root / rel, original, text, unified_diff(rel, original, text)))
+                    changes.append(
+                        FileChange(
+                            self.root / rel, original, text, unified_diff(rel, original, text)
+                        )
+                    )
         return FixResult(
-            status, self.root, tuple(changes), "".join(c.diff for c in changes), tuple(self.rounds),
-            initial, final, time.monotonic() - started, self.backend.name, error, tuple(self.notes),
+            status,
+            self.root,
+            tuple(changes),
+            "".join(c.diff for c in changes),
+            tuple(self.rounds),
+            initial,
+            final,
+            time.monotonic() - started,
+            self.backend.name,
+            error,
+            tuple(self.notes),
         )
 
     def _status_when_stopped(self) -> FixStatus:
@@ -183,23 +217,34 @@ class _Session:
         if initial.collection_errors:
             err = initial.collection_errors[0]
             where = f"{err.path}:{err.line}" if err.line else err.path
-            return self._result("error", initial, None, started,
-                                error=f"tests cannot be collected: {where}: {first_line(err.message)}")
+            return self._result(
+                "error",
+                initial,
+                None,
+                started,
+                error=f"tests cannot be collected: {where}: {first_line(err.message)}",
+            )
         if not initial.tests:
-            return self._result("error", initial, None, started, error=f"no tests found in {self.root}")
+            return self._result(
+                "error", initial, None, started, error=f"no tests found in {self.root}"
+            )
         if initial.all_passed:
             return self._result("already_passing", initial, initial, started)
         passed_before = {t.nodeid for t in initial.passed}
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
 
-    def _refine(self, scratch: Path, initial: TestRunResult, passed_before: set[str], started: float) -> FixResult:
+    def _refine(
+        self, scratch: Path, initial: TestRunResult, passed_before: set[str], started: float
+    ) -> FixResult:
         state = _State(run=initial)
         latest: _Outcome | None = None
         targets: tuple[Target, ...] = ()
         for index in range(1, self.config.rounds + 1):
             if self.deadline.event.is_set():
-                self.notes.append("stopped: time budget spent" if self.deadline.expired else "cancelled")
+                self.notes.append(
+                    "stopped: time budget spent" if self.deadline.expired else "cancelled"
+                )
                 break
             assert state.run is not None
             loc = localize(ProjectIndex(scratch, dict(state.sources)), state.run.failures)
@@ -211,23 +256,47 @@ class _Session:
             if loc.targets != targets:
                 latest = None  # new targets: show the current code, not an attempt at other code
                 targets = loc.targets
-            temperature = self.config.first_temperature if index == 1 else self.config.later_temperature
-            self.emit(RoundStarted(index, self.config.rounds, tuple(t.qualname for t in targets), temperature))
+            temperature = (
+                self.config.first_temperature if index == 1 else self.config.later_temperature
+            )
+            self.emit(
+                RoundStarted(
+                    index, self.config.rounds, tuple(t.qualname for t in targets), temperature
+                )
+            )
             prompt = self._prompt(scratch, loc, state, latest)
-            outcome = self._attempt(index, scratch, prompt, targets, state, passed_before, temperature)
+            outcome = self._attempt(
+                index, scratch, prompt, targets, state, passed_before, temperature
+            )
             attempts = [outcome.attempt]
-            if outcome.attempt.verdict in ("copy", "duplicate") and not self.deadline.event.is_set():
+            if (
+                outcome.attempt.verdict in ("copy", "duplicate")
+                and not self.deadline.event.is_set()
+            ):
                 retry = dataclasses.replace(prompt, note=COPY_NOTE)
-                outcome = self._attempt(index, scratch, retry, targets, state, passed_before,
-                                        self.config.copy_temperature)
+                outcome = self._attempt(
+                    index,
+                    scratch,
+                    retry,
+                    targets,
+                    state,
+                    passed_before,
+                    self.config.copy_temperature,
+                )
                 attempts.append(outcome.attempt)
-            self.rounds.append(RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts)))
+            self.rounds.append(
+                RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
+            )
             verdict = outcome.attempt.verdict
             if verdict == "passed":
                 state.sources.update(outcome.files)
                 state.run = outcome.run
                 return self._result("fixed", initial, outcome.run, started, state)
-            if verdict == "tests_failed" and outcome.run is not None and _improves(outcome.run, state.run):
+            if (
+                verdict == "tests_failed"
+                and outcome.run is not None
+                and _improves(outcome.run, state.run)
+            ):
                 # Progress without regressions: keep it (in the scratch copy too) and go on from there.
                 state.sources.update(outcome.files)
                 for rel, text in outcome.files.items():
@@ -243,7 +312,9 @@ class _Session:
         if rel not in self.originals:
             self.originals[rel] = read_source(self.root / rel)
 
-    def _prompt(self, scratch: Path, loc: Localization, state: _State, latest: _Outcome | None) -> RefinePrompt:
+    def _prompt(
+        self, scratch: Path, loc: Localization, state: _State, latest: _Outcome | None
+    ) -> RefinePrompt:
         targets = loc.targets
         primary = loc.primary
         faulty = "\n".join(t.source.rstrip() for t in targets) + "\n"
@@ -274,8 +345,14 @@ class _Session:
         )
 
     def _attempt(
-        self, index: int, scratch: Path, prompt: RefinePrompt, targets: tuple[Target, ...],
-        state: _State, passed_before: set[str], temperature: float,
+        self,
+        index: int,
+        scratch: Path,
+        prompt: RefinePrompt,
+        targets: tuple[Target, ...],
+        state: _State,
+        passed_before: set[str],
+        temperature: float,
     ) -> _Outcome:
         t0 = time.monotonic()
         options = GenerationOptions(
@@ -286,16 +363,36 @@ class _Session:
             stop=STOP_SEQUENCES,
         )
         gen = self.backend.generate(
-            build_refine_messages(prompt), options,
-            on_text=lambda text: self.emit(TextGenerated(text)), cancel=self.deadline.event,
+            build_refine_messages(prompt),
+            options,
+            on_text=lambda text: self.emit(TextGenerated(text)),
+            cancel=self.deadline.event,
         )
 
-        def done(verdict: Verdict, code: str, detail: str, feedback: str = "", run: TestRunResult | None = None,
-                 files: dict[str, str] | None = None, failing: TestCaseResult | None = None) -> _Outcome:
+        def done(
+            verdict: Verdict,
+            code: str,
+            detail: str,
+            feedback: str = "",
+            run: TestRunResult | None = None,
+            files: dict[str, str] | None = None,
+            failing: TestCaseResult | None = None,
+        ) -> _Outcome:
             passed = len(run.passed) if run else 0
             total = len(run.tests) if run else 0
-            attempt = Attempt(index, code, verdict, feedback, detail, temperature, gen.prompt_tokens,
-                              gen.completion_tokens, time.monotonic() - t0, passed, total)
+            attempt = Attempt(
+                index,
+                code,
+                verdict,
+                feedback,
+                detail,
+                temperature,
+                gen.prompt_tokens,
+                gen.completion_tokens,
+                time.monotonic() - t0,
+                passed,
+                total,
+            )
             self.emit(AttemptFinished(attempt))
             return _Outcome(attempt, files or {}, run, failing)
 
@@ -305,47 +402,69 @@ class _Session:
         if code is None:
             return done("no_code", gen.text, "the answer holds no Python code")
         if normalized_code(code) == normalized_code(prompt.faulty_code):
-            return done("copy", code, "identical to the faulty code (whitespace and comments ignored)")
+            return done(
+                "copy", code, "identical to the faulty code (whitespace and comments ignored)"
+            )
         base = {t.path: state.sources.get(t.path) or read_source(scratch / t.path) for t in targets}
         try:
             spliced = splice_candidate(base, targets, code)
         except SpliceError as exc:
             return done(exc.verdict, code, str(exc), feedback=str(exc))  # type: ignore[arg-type]
-        if not spliced.files or all(normalized_code(spliced.files[p]) == normalized_code(base[p]) for p in spliced.files):
+        if not spliced.files or all(
+            normalized_code(spliced.files[p]) == normalized_code(base[p]) for p in spliced.files
+        ):
             return done("copy", code, "changes nothing in the code under test")
-        key = "\0".join(f"{p}\0{normalized_code(t)}" for p, t in sorted(spliced.files.items()))
+        files = dict(spliced.files)
+        key = "\0".join(f"{p}\0{normalized_code(t)}" for p, t in sorted(files.items()))
         if key in self.tried:
             return done("duplicate", code, "a candidate already tried")
         self.tried.add(key)
-        for rel, text in spliced.files.items():
+        for rel, text in files.items():
             problems = new_undefined_names(base[rel], text, rel)
             if problems:
-                return done("undefined_names", code, "; ".join(problems), feedback="; ".join(problems))
+                return done(
+                    "undefined_names", code, "; ".join(problems), feedback="; ".join(problems)
+                )
         if self.deadline.event.is_set():
             return done("cancelled", code, "stopped before the tests ran")
-        run = self._run_candidate(scratch, spliced.files, base, state)
+        run = self._run_candidate(scratch, files, base, state)
         if run.cancelled:
             return done("cancelled", code, "stopped while the tests ran", run=run)
         failing = run.failures[0] if run.failures else None
         if run.collection_errors:
             err = run.collection_errors[0]
-            msg = f"{err.path}:{err.line}: {first_line(err.message)}" if err.line else first_line(err.message)
-            return done("tests_failed", code, msg, feedback=f"Error: {msg}", run=run, files=spliced.files)
+            msg = (
+                f"{err.path}:{err.line}: {first_line(err.message)}"
+                if err.line
+                else first_line(err.message)
+            )
+            return done("tests_failed", code, msg, feedback=f"Error: {msg}", run=run, files=files)
         if run.all_passed:
-            regression = self._regressions(scratch, spliced.files, base, state)
+            regression = self._regressions(scratch, files, base, state)
             if regression:
-                return done("regressed", code, regression, feedback=regression, run=run, files=spliced.files)
-            return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=spliced.files)
+                return done(
+                    "regressed", code, regression, feedback=regression, run=run, files=files
+                )
+            return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=files)
         feedback = feedback_text(failing) if failing else first_line(run.output_tail)
         broke = sorted(t.nodeid for t in run.failures if t.nodeid in passed_before)
         if broke:
             detail = f"breaks {len(broke)} test(s) that passed before: {', '.join(broke[:3])}"
-            return done("regressed", code, detail, feedback=feedback, run=run, files=spliced.files, failing=failing)
+            return done(
+                "regressed", code, detail, feedback=feedback, run=run, files=files, failing=failing
+            )
         detail = f"{len(run.failures)} of {len(run.tests)} tests still fail"
-        return done("tests_failed", code, detail, feedback=feedback, run=run, files=spliced.files, failing=failing)
+        return done(
+            "tests_failed", code, detail, feedback=feedback, run=run, files=files, failing=failing
+        )
 
-    def _with_files(self, scratch: Path, files: dict[str, str], base: dict[str, str],
-                    action: Callable[[], TestRunResult]) -> TestRunResult:
+    def _with_files(
+        self,
+        scratch: Path,
+        files: dict[str, str],
+        base: dict[str, str],
+        action: Callable[[], TestRunResult],
+    ) -> TestRunResult:
         """Write the candidate into the scratch copy, run, and put the base text back."""
         try:
             for rel, text in files.items():
@@ -355,12 +474,18 @@ class _Session:
             for rel in files:
                 write_atomic(scratch / rel, base[rel])
 
-    def _run_candidate(self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State) -> TestRunResult:
+    def _run_candidate(
+        self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State
+    ) -> TestRunResult:
         failing_first = [t.nodeid for t in state.run.failures] if state.run else []
         selection = order_failing_first(self.selection, failing_first)
-        return self._with_files(scratch, files, base, lambda: self._run_tests(scratch, selection, (), scratch=True))
+        return self._with_files(
+            scratch, files, base, lambda: self._run_tests(scratch, selection, (), scratch=True)
+        )
 
-    def _regressions(self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State) -> str:
+    def _regressions(
+        self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State
+    ) -> str:
         """With explicit --tests, also run the other tests of the changed modules: none may break."""
         if not self.explicit_tests:
             return ""
@@ -370,13 +495,17 @@ class _Session:
             return ""
         before = self._run_tests(scratch, related, (), scratch=True)
         ok_before = {t.nodeid for t in before.passed}
-        after = self._with_files(scratch, files, base, lambda: self._run_tests(scratch, related, (), scratch=True))
+        after = self._with_files(
+            scratch, files, base, lambda: self._run_tests(scratch, related, (), scratch=True)
+        )
         broke = [t for t in after.failures if t.nodeid in ok_before]
         if not broke:
             return ""
         return f"breaks a test that passed before: {feedback_text(broke[0])}"
 
-    def _run_tests(self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool) -> TestRunResult:
+    def _run_tests(
+        self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool
+    ) -> TestRunResult:
         self.emit(TestsStarted(root, tuple(selection), scratch))
         run = run_tests(root, selection, limits=self.limits, cancel=self.deadline.event)
         self.emit(TestsFinished(run, scratch))

@@ -92,6 +92,8 @@ def build_marker_prompt(description: str, faulty_code: str, feedback: str) -> Ma
     return MarkerPrompt(text, (start, start + len(past)))
 
 
-def other_failure_names(nodeids: Sequence[str], primary: str | None, limit: int = 5) -> tuple[str, ...]:
+def other_failure_names(
+    nodeids: Sequence[str], primary: str | None, limit: int = 5
+) -> tuple[str, ...]:
     names = [n.split("::")[-1] for n in nodeids if n != primary]
     return tuple(names[:limit])

@@ -19,7 +19,10 @@ def _run_summary(run: TestRunResult | None) -> dict[str, Any] | None:
         "failed": len(run.failures),
         "total": len(run.tests),
         "seconds": round(run.duration, 3),
-        "failing": [{"test": t.nodeid, "outcome": t.outcome, "feedback": feedback_text(t)} for t in run.failures],
+        "failing": [
+            {"test": t.nodeid, "outcome": t.outcome, "feedback": feedback_text(t)}
+            for t in run.failures
+        ],
         "collection_errors": [
             {"path": e.path, "line": e.line, "message": e.message} for e in run.collection_errors
         ],
@@ -62,7 +65,11 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
             "final": _run_summary(result.final_run),
         },
         "rounds": [
-            {"index": r.index, "targets": list(r.targets), "attempts": [_attempt(a) for a in r.attempts]}
+            {
+                "index": r.index,
+                "targets": list(r.targets),
+                "attempts": [_attempt(a) for a in r.attempts],
+            }
             for r in result.rounds
         ],
         "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},

@@ -74,7 +74,9 @@ def splice_candidate(
     module_targets = [t for t in targets if t.qualname == MODULE_QUALNAME]
     if module_targets and not any(t.qualname != MODULE_QUALNAME for t in targets):
         path = module_targets[0].path
-        if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) for n in tree.body):
+        if not any(
+            isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) for n in tree.body
+        ):
             raise SpliceError("wrong_target", "the answer defines no function or class")
         newline = _newline(sources[path])
         return SplicedSources({path: code.replace("\n", newline)}, (MODULE_QUALNAME,), ())
@@ -93,7 +95,10 @@ def splice_candidate(
                         return path, span
                     if pass_ == 1 and span.name == name and span.qualname in target_names:
                         return path, span
-                    if pass_ == 2 and (span.qualname == qualname or (not is_method and span.name == name and not span.is_method)):
+                    if pass_ == 2 and (
+                        span.qualname == qualname
+                        or (not is_method and span.name == name and not span.is_method)
+                    ):
                         return path, span
         return None
 
@@ -103,7 +108,9 @@ def splice_candidate(
     new_helpers: list[str] = []
     first = next(t for t in targets if t.qualname != MODULE_QUALNAME)
 
-    def replace(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, is_method: bool) -> bool:
+    def replace(
+        node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, is_method: bool
+    ) -> bool:
         found = find_span(qualname, node.name, is_method)
         if found is None:
             return False
@@ -135,7 +142,11 @@ def splice_candidate(
             text = newline.join(_indent(h, "", newline) for h in new_helpers) + newline
             edits[path].append(_Edit(first.start_line, first.start_line - 1, text))
         if new_imports:
-            present = {ast.unparse(n) for n in trees[path].body if isinstance(n, ast.Import | ast.ImportFrom)}
+            present = {
+                ast.unparse(n)
+                for n in trees[path].body
+                if isinstance(n, ast.Import | ast.ImportFrom)
+            }
             missing = [ast.unparse(n) for n in new_imports if ast.unparse(n) not in present]
             if missing:
                 line = _import_insert_line(trees[path])
@@ -161,9 +172,9 @@ def _import_insert_line(tree: ast.Module) -> int:
     """The line after the module's last top-level import (after the docstring when there is none)."""
     line = 1
     for node in tree.body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            line = (node.end_lineno or node.lineno) + 1
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and line == 1:
+        if isinstance(node, ast.Import | ast.ImportFrom) or (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and line == 1
+        ):
             line = (node.end_lineno or node.lineno) + 1
         else:
             break

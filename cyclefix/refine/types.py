@@ -156,4 +156,6 @@ class FixFinished:
     result: FixResult
 
 
-RefineEvent = TestsStarted | TestsFinished | RoundStarted | TextGenerated | AttemptFinished | FixFinished
+RefineEvent = (
+    TestsStarted | TestsFinished | RoundStarted | TextGenerated | AttemptFinished | FixFinished
+)
