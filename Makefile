@@ -28,7 +28,7 @@ model: install
 test-model: install
 	$(CYCLEFIX) models install $(TEST_MODEL)
 
-test: $(STAMPS)/test-deps test-model
+test: $(STAMPS)/test-deps $(STAMPS)/training-deps test-model
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
@@ -55,6 +55,14 @@ $(STAMPS)/cyclefix: $(STAMPS)/llama pyproject.toml
 
 $(STAMPS)/test-deps: $(STAMPS)/cyclefix pyproject.toml
 	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# torch first, pinned: this image serves a CPU-only torch wheel for it; an unpinned `torch`
+# would pull a CUDA build of several GB. Then the extra, then llama.cpp's conversion scripts.
+$(STAMPS)/training-deps: $(STAMPS)/cyclefix pyproject.toml
+	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
+	$(PIP) install -q -e '.[training]'
+	$(PY) -m cyclefix.training.converter
 	touch $@
 
 clean-venv:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cyclefix.errors import CyclefixError
-from cyclefix.training.adapters import (
+from cyclefix.models.adapters import (
     AdapterEntry,
     load_adapters,
     record_adapter,

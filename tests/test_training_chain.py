@@ -110,7 +110,7 @@ def test_lintseq_collect_train_export_and_generate(
     assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
     assert any(t.name.endswith(".lora_a") for t in reader.tensors)
 
-    from cyclefix.training.adapters import resolve_model_spec
+    from cyclefix.models.adapters import resolve_model_spec
 
     resolved = resolve_model_spec("tiny-tuned")
     assert resolved is not None and resolved.base == MODEL and resolved.adapter == adapter.resolve()

@@ -128,6 +128,8 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_batch: int = DEFAULT_N_BATCH,
         context_length: int | None = None,
+        lora_path: Path | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
         info = read_gguf_info(model_path)
         llama_cpp_module = import_llama_cpp()
@@ -148,6 +150,8 @@ class LlamaCppBackend:
                 n_threads_batch=self.n_threads,
                 n_batch=n_batch,
                 verbose=False,
+                lora_path=str(lora_path) if lora_path else None,
+                lora_scale=lora_scale,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cyclefix.models.adapters import resolve_model_spec
 from cyclefix.models.backend import Backend
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import check_gguf_file
@@ -32,6 +33,20 @@ def open_backend(spec: str, *, n_ctx: int | None = None, n_threads: int | None =
     # Imported here: loading llama_cpp costs time that the other backends do not need.
     from cyclefix.models.llama import LlamaCppBackend
 
+    # An adapter (exported by `cyclefix export`) is its base model plus a LoRA GGUF on top.
+    resolved = resolve_model_spec(spec)
+    if resolved is not None:
+        base = open_path_or_name(resolved.base)
+        if resolved.adapter is not None:
+            check_gguf_file(resolved.adapter)
+        return LlamaCppBackend(
+            base,
+            name=spec,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            lora_path=resolved.adapter,
+            lora_scale=resolved.scale,
+        )
     if spec in REGISTRY:
         entry = REGISTRY[spec]
         path = model_path(entry)
@@ -48,3 +63,10 @@ def open_backend(spec: str, *, n_ctx: int | None = None, n_threads: int | None =
         check_gguf_file(path)
         return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads)
     raise ModelError(f"unknown model {spec!r}; use {describe_specs()}")
+
+
+def open_path_or_name(spec: str) -> Path:
+    """The checked GGUF file of a registry name or a path."""
+    path = model_path(REGISTRY[spec]) if spec in REGISTRY else Path(spec).expanduser()
+    check_gguf_file(path)
+    return path

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
-from cyclefix.training.adapters import AdapterEntry, record_adapter
+from cyclefix.models.adapters import AdapterEntry, record_adapter
 from cyclefix.training.converter import HF_SCRIPT, LORA_SCRIPT, run_script
 from cyclefix.training.train import ADAPTER_DIR, BASE_CONFIG_DIR, read_meta
 
