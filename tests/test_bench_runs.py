@@ -84,6 +84,7 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     assert summary.rounds[2].copy_rate == pytest.approx(1.0)
     assert summary.rounds_to_fix_mean == 1.0
     assert summary.verified_fixes == summary.verified_fixes_passing_hidden == 1
+    assert summary.verdicts == {"copy": 4, "passed": 1}
 
 
 MBPP_REMOVE_OCC = fence("""

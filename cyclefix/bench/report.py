@@ -90,6 +90,9 @@ def model_section(summary: ModelSummary) -> str:
         f"- Rounds to a verified fix: mean {_num(summary.rounds_to_fix_mean, 2)}, "
         f"median {_num(summary.rounds_to_fix_median)}",
     ]
+    if summary.verdicts:
+        shown = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items())
+        lines.append(f"- Refinement attempts by verdict: {shown}")
     if summary.round0_notes:
         notes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.round0_notes.items()))
         lines.append(

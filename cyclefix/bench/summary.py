@@ -54,6 +54,8 @@ class ModelSummary:
     verified_fixes: int
     verified_fixes_passing_hidden: int
     round0_notes: dict[str, int] = field(default_factory=dict)
+    # How the refinement attempts ended, over all rounds: "copy", "tests_failed", "passed", ...
+    verdicts: dict[str, int] = field(default_factory=dict)
 
 
 def k_values(samples: int) -> list[int]:
@@ -120,6 +122,11 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
     for run in complete:
         if run[0].note:
             notes[run[0].note] = notes.get(run[0].note, 0) + 1
+    verdicts: dict[str, int] = {}
+    for run in complete:
+        for line in run.values():
+            for attempt in line.attempts:
+                verdicts[attempt.verdict] = verdicts.get(attempt.verdict, 0) + 1
     return ModelSummary(
         model=model,
         suite=suite,
@@ -133,6 +140,7 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         verified_fixes=len(verified),
         verified_fixes_passing_hidden=sum(line.passed for line in verified),
         round0_notes=notes,
+        verdicts=dict(sorted(verdicts.items(), key=lambda kv: -kv[1])),
     )
 
 
