@@ -59,6 +59,20 @@ def test_streamed_pieces_are_the_final_text(backend: LlamaCppBackend) -> None:
     assert result.tokens_per_second > 0
 
 
+def test_answer_prefix_is_continued_and_part_of_the_text(backend: LlamaCppBackend) -> None:
+    prefix = "```python\ndef add(a, b):\n"
+    pieces: list[str] = []
+    result = backend.generate(
+        ADD,
+        GenerationOptions(temperature=0.0, max_tokens=24, stop=("\n```",), answer_prefix=prefix),
+        on_text=pieces.append,
+    )
+    assert result.text.startswith(prefix) and "return" in result.text[len(prefix) :]
+    assert "".join(pieces) == result.text
+    # The prefix is prompt, not completion: only the continuation's tokens are counted as sampled.
+    assert result.completion_tokens <= 24
+
+
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:
     result = backend.generate(ADD, GenerationOptions(temperature=0.0, max_tokens=5))
     assert result.finish_reason == "length"

@@ -183,3 +183,21 @@ def test_apply_refuses_a_file_changed_since(leap: Path) -> None:
     with pytest.raises(StaleFixError):
         apply_fix(result)
     assert "# edited" in (leap / "calendar_utils.py").read_text()
+
+
+def test_one_target_per_round_and_the_next_suspect_after_two_fruitless_rounds(leap: Path) -> None:
+    wrong = [fence(f"def is_leap_year(year):\n    return year % {n} == 0\n") for n in (5, 7)]
+    backend = ScriptedBackend([*wrong, fence("def days_in_month(year, month):\n    return 30\n")])
+    result = fix(leap, backend, config=RefineConfig(rounds=3, budget_seconds=120))
+    assert [r.targets for r in result.rounds][:2] == [("is_leap_year",), ("is_leap_year",)]
+    assert len(result.rounds) == 3 and result.rounds[2].targets != ("is_leap_year",)
+
+
+def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
+    backend = ScriptedBackend([LEAP_COPY, LEAP_COPY, LEAP_FIX])
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed"
+    assert [a.verdict for a in result.rounds[0].attempts] == ["copy", "copy", "passed"]
+    assert [a.temperature for a in result.rounds[0].attempts][1:] == [0.9, 0.9]
+    last_prompt = backend.calls[2][-1].content
+    assert "## Function to write" in last_prompt and "year % 400 != 0" not in last_prompt

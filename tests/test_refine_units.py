@@ -11,7 +11,12 @@ import pytest
 from cyclefix.refine.guard import new_undefined_names
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.parse import extract_code
-from cyclefix.refine.prompt import build_marker_prompt, build_refine_messages, RefinePrompt
+from cyclefix.refine.prompt import (
+    RefinePrompt,
+    answer_prefix,
+    build_marker_prompt,
+    build_refine_messages,
+)
 from cyclefix.refine.source import function_spans, module_context, normalized_code, target_for_span
 from cyclefix.refine.splice import SpliceError, splice_candidate
 from cyclefix.runner.results import Frame, TestCaseResult
@@ -205,3 +210,32 @@ def test_localize_uses_frames_then_called_names(tmp_path: Path) -> None:
     names = [t.qualname for t in loc.targets]
     assert "double" in names and "helper" in names
     assert loc.primary is not None
+
+
+def test_answer_prefix_starts_the_function_after_its_docstring() -> None:
+    code = '@cache\ndef mean(xs: list[float],\n         k: int) -> float:\n    """Mean."""\n    return sum(xs)\n'
+    assert answer_prefix(code) == '```python\n@cache\ndef mean(xs: list[float],\n         k: int) -> float:\n    """Mean."""\n'
+    # No docstring: the header only; a one-liner or no function: the fence only.
+    assert answer_prefix("def f(x):\n    return x\n") == "```python\ndef f(x):\n"
+    assert answer_prefix("def f(x): return x\n") == "```python\n"
+    assert answer_prefix("x = (\n") == "```python\n"
+
+
+def test_from_scratch_prompt_hides_the_faulty_body() -> None:
+    faulty = 'def mean(xs):\n    """Mean of xs."""\n    return sum(xs) / (len(xs) + 1)\n'
+    user = build_refine_messages(
+        RefinePrompt(("mean",), faulty, "Test Case Failed: x", from_scratch=True)
+    )[-1].content
+    assert '"""Mean of xs."""' in user and "len(xs) + 1" not in user
+    assert "## Faulty code" not in user and "## Function to write" in user
+
+
+def test_splice_ignores_stub_echoes_of_the_module_outline() -> None:
+    source = "def helper(x):\n    return x * 2\n\n\ndef target(x):\n    return helper(x) + 1\n"
+    tree = ast.parse(source)
+    span = next(s for s in function_spans(tree) if s.name == "target")
+    target = target_for_span("m.py", source, span)
+    answer = "def helper(x):\n    ...\n\ndef target(x):\n    return helper(x)\n"
+    spliced = splice_candidate({"m.py": source}, [target], answer)
+    assert "return x * 2" in spliced.files["m.py"]
+    assert spliced.replaced == ("target",)

@@ -24,6 +24,9 @@ class GenerationOptions:
     max_tokens: int = 1024
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # The answer starts with this text. Backends that can continue a started answer (llama.cpp)
+    # do, and their result's text includes it; others (HTTP, scripted) answer from scratch.
+    answer_prefix: str = ""
 
 
 @dataclass(frozen=True)

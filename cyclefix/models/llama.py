@@ -183,7 +183,7 @@ class LlamaCppBackend:
         with self._lock:
             return len(self._prompt_tokens(messages))
 
-    def _prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def _prompt_tokens(self, messages: Sequence[ChatMessage], answer_prefix: str = "") -> list[int]:
         llama = self._require_loaded()
         import jinja2
 
@@ -193,7 +193,9 @@ class LlamaCppBackend:
         except (jinja2.TemplateError, ValueError, TypeError) as exc:
             raise ModelError(f"the chat template of {self._name} failed: {exc}") from exc
         tokens: list[int] = llama.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            (rendered.prompt + answer_prefix).encode("utf-8"),
+            add_bos=not rendered.added_special,
+            special=True,
         )
         return tokens
 
@@ -224,7 +226,7 @@ class LlamaCppBackend:
 
         started = time.perf_counter()
         llama = self._require_loaded()
-        prompt_tokens = self._prompt_tokens(messages)
+        prompt_tokens = self._prompt_tokens(messages, options.answer_prefix)
         if len(prompt_tokens) >= self.n_ctx:
             raise ModelError(
                 f"the prompt has {len(prompt_tokens)} tokens, more than the model's context "
@@ -243,6 +245,10 @@ class LlamaCppBackend:
             return cancel is not None and cancel.is_set()
 
         pieces: list[str] = []
+        if options.answer_prefix:
+            pieces.append(options.answer_prefix)
+            if on_text is not None:
+                on_text(options.answer_prefix)
         finish_reason: FinishReason = "length"
         # With stream=True this is an iterator of chunks; the declared type is a Union.
         stream: Iterator[Any] = llama.create_completion(  # type: ignore[assignment]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclefix.refine.source import (
@@ -25,8 +25,8 @@ from cyclefix.refine.source import (
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import TestCaseResult
 
-# At most this many functions are rewritten in one round: small models lose track beyond it.
-MAX_TARGETS = 3
+# At most this many suspects are ranked; the loop rewrites one at a time, best first.
+MAX_TARGETS = 5
 _SKIP_DIRS = {
     ".git",
     ".venv",
@@ -45,6 +45,8 @@ class Localization:
     targets: tuple[Target, ...]
     # The failing test whose feedback goes into the prompt: the one pointing at targets[0].
     primary: TestCaseResult | None
+    # For each suspect (path, qualname), the failing test that blames it most directly.
+    blamed: Mapping[tuple[str, str], TestCaseResult] = field(default_factory=dict)
 
 
 def is_test_file(rel_path: str) -> bool:
@@ -234,16 +236,18 @@ def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localiz
     module_paths = {t.path for t in targets if t.qualname == "<module>"}
     targets = [t for t in targets if t.qualname == "<module>" or t.path not in module_paths]
     chosen = _limit(targets)
-    primary = None
-    if chosen:
-        lead = (chosen[0].path, chosen[0].qualname)
-        primary = next(
-            (c for c, ts in per_test if ts and (ts[0].path, ts[0].qualname) == lead),
-            next((c for c, ts in per_test if any((t.path, t.qualname) == lead for t in ts)), None),
+    blamed: dict[tuple[str, str], TestCaseResult] = {}
+    for key in ordered:
+        case = next(
+            (c for c, ts in per_test if ts and (ts[0].path, ts[0].qualname) == key),
+            next((c for c, ts in per_test if any((t.path, t.qualname) == key for t in ts)), None),
         )
+        if case is not None:
+            blamed[key] = case
+    primary = blamed.get((chosen[0].path, chosen[0].qualname)) if chosen else None
     if primary is None and failures:
         primary = failures[0]
-    return Localization(tuple(chosen), primary)
+    return Localization(tuple(chosen), primary, blamed)
 
 
 def _limit(targets: list[Target], max_lines: int = 160) -> list[Target]:

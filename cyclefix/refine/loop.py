@@ -27,6 +27,7 @@ from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
     COPY_NOTE,
     RefinePrompt,
+    answer_prefix,
     build_refine_messages,
     other_failure_names,
 )
@@ -59,8 +60,13 @@ from cyclefix.runner import (
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
-# Answers end at the closing fence; the chat template's end of turn also stops them.
-STOP_SEQUENCES = ("\n```\n",)
+# Answers end at the closing fence, or where a small model starts writing tests or a demo at
+# the top level after the function; the chat template's end of turn also stops them.
+STOP_SEQUENCES = ("\n```\n", "\ndef test_", "\nif __name__", "\nassert ", "\nprint(")
+# Verdicts of answers that never reached the tests: the round samples again.
+_RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
+# Rounds on one target without progress before the next suspect gets its turn.
+FOCUS_ROUNDS = 2
 
 
 class _Deadline:
@@ -166,6 +172,7 @@ class _Session:
         self.limits = limits_for(config)
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()
+        self.generations = 0
         self.rounds: list[RoundRecord] = []
         self.notes: list[str] = []
 
@@ -240,6 +247,8 @@ class _Session:
         state = _State(run=initial)
         latest: _Outcome | None = None
         targets: tuple[Target, ...] = ()
+        # Rounds spent on each target without progress: after FOCUS_ROUNDS, the next suspect.
+        fruitless: dict[tuple[str, str], int] = {}
         for index in range(1, self.config.rounds + 1):
             if self.deadline.event.is_set():
                 self.notes.append(
@@ -251,11 +260,12 @@ class _Session:
             if not loc.targets:
                 self.notes.append("could not find the code the failing tests exercise")
                 break
-            for t in loc.targets:
+            focus = _focus(loc, fruitless)
+            for t in focus.targets:
                 self._remember_original(t.path)
-            if loc.targets != targets:
+            if focus.targets != targets:
                 latest = None  # new targets: show the current code, not an attempt at other code
-                targets = loc.targets
+                targets = focus.targets
             temperature = (
                 self.config.first_temperature if index == 1 else self.config.later_temperature
             )
@@ -264,16 +274,23 @@ class _Session:
                     index, self.config.rounds, tuple(t.qualname for t in targets), temperature
                 )
             )
-            prompt = self._prompt(scratch, loc, state, latest)
+            prompt = self._prompt(scratch, focus, state, latest)
             outcome = self._attempt(
                 index, scratch, prompt, targets, state, passed_before, temperature
             )
             attempts = [outcome.attempt]
-            if (
-                outcome.attempt.verdict in ("copy", "duplicate")
+            # An answer that never reached the tests is resampled hotter (a copy with a note).
+            while (
+                outcome.attempt.verdict in _RESAMPLED
+                and len(attempts) <= self.config.resamples
                 and not self.deadline.event.is_set()
             ):
-                retry = dataclasses.replace(prompt, note=COPY_NOTE)
+                copied = outcome.attempt.verdict in ("copy", "duplicate")
+                retry = dataclasses.replace(
+                    prompt,
+                    note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
+                    from_scratch=copied and len(attempts) >= 2,
+                )
                 outcome = self._attempt(
                     index,
                     scratch,
@@ -303,8 +320,12 @@ class _Session:
                     write_atomic(scratch / rel, text)
                 state.run = outcome.run
                 latest = None
+                fruitless.clear()
                 continue
-            if verdict not in ("copy", "duplicate", "cancelled", "no_code"):
+            for t in targets:
+                key = (t.path, t.qualname)
+                fruitless[key] = fruitless.get(key, 0) + 1
+            if verdict not in (*_RESAMPLED, "cancelled"):
                 latest = outcome
         return self._result(self._status_when_stopped(), initial, state.run, started)
 
@@ -358,10 +379,12 @@ class _Session:
         options = GenerationOptions(
             temperature=temperature,
             top_p=self.config.top_p,
-            max_tokens=min(self.config.max_tokens, 300 + len(prompt.faulty_code) // 2),
-            seed=None if self.config.seed is None else self.config.seed + len(self.tried),
+            max_tokens=min(self.config.max_tokens, 200 + len(prompt.faulty_code) // 2),
+            seed=None if self.config.seed is None else self.config.seed + self.generations,
             stop=STOP_SEQUENCES,
+            answer_prefix=answer_prefix(prompt.faulty_code),
         )
+        self.generations += 1
         gen = self.backend.generate(
             build_refine_messages(prompt),
             options,
@@ -512,12 +535,37 @@ class _Session:
         return run
 
 
+def _focus(loc: Localization, fruitless: dict[tuple[str, str], int]) -> Localization:
+    """The one target to rewrite this round: the best suspect not yet tried FOCUS_ROUNDS times.
+
+    One function at a time keeps a small model's attention on it; several bugs are fixed one
+    after another through the progress the loop keeps.
+    """
+    for target in loc.targets:
+        if fruitless.get((target.path, target.qualname), 0) < FOCUS_ROUNDS:
+            break
+    else:
+        # Every suspect had its turns: start over with the best, counts forgotten.
+        fruitless.clear()
+        target = loc.targets[0]
+    primary = loc.blamed.get((target.path, target.qualname), loc.primary)
+    return Localization((target,), primary, loc.blamed)
+
+
 def _improves(new: TestRunResult, old: TestRunResult | None) -> bool:
     if old is None:
         return False
     old_ok = {t.nodeid for t in old.passed}
     new_ok = {t.nodeid for t in new.passed}
     return old_ok < new_ok
+
+
+def retry_note(attempt: Attempt, names: Sequence[str]) -> str:
+    """What was wrong with an answer that never reached the tests, for the next sample."""
+    wanted = ", ".join(f"`{n}`" for n in names)
+    if attempt.verdict == "syntax_error":
+        return f"Your previous answer was not valid Python ({attempt.detail}). Reply with complete, valid code."
+    return f"Your previous answer did not define {wanted}. Reply with the complete function(s) {wanted}."
 
 
 def first_line(text: str) -> str:

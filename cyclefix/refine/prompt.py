@@ -6,6 +6,8 @@ change each round (faulty code, feedback) last, so llama.cpp can reuse the cache
 
 from __future__ import annotations
 
+import ast
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +37,9 @@ class RefinePrompt:
     path: str = ""  # file holding the faulty code, for the model's orientation
     other_failures: tuple[str, ...] = ()
     note: str = ""  # e.g. the copy note when resampling
+    # Show only the signature and docstring: after copies, a fresh implementation from the
+    # intent is the way out (copy detection still compares with the faulty code).
+    from_scratch: bool = False
 
 
 def _fence(code: str) -> str:
@@ -49,7 +54,15 @@ def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
     if prompt.context.strip():
         where = f" of {prompt.path}" if prompt.path else ""
         parts.append(f"## Rest of the module{where} (for reference)\n" + _fence(prompt.context))
-    parts.append("## Faulty code\n" + _fence(prompt.faulty_code))
+    if prompt.from_scratch:
+        outline = answer_prefix(prompt.faulty_code).removeprefix("```python\n")
+        parts.append(
+            "## Function to write\nThe current implementation is wrong and was already "
+            "rewritten unchanged several times. Write a new implementation from the docstring "
+            "and the test, not based on the old one.\n" + _fence(outline + "    ...")
+        )
+    else:
+        parts.append("## Faulty code\n" + _fence(prompt.faulty_code))
     feedback = "## Execution feedback\n" + prompt.feedback.strip()
     if prompt.other_failures:
         feedback += "\nAlso failing: " + ", ".join(prompt.other_failures)
@@ -64,6 +77,37 @@ def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
         ChatMessage("system", SYSTEM_PROMPT),
         ChatMessage("user", "\n\n".join(parts)),
     ]
+
+
+def answer_prefix(faulty_code: str) -> str:
+    """The start of the answer: the fence, then the first function's header and docstring.
+
+    Continuing from the signature keeps a small model on the function (no tests, no stubs of
+    the module context) and spares it re-typing the docstring.
+    """
+    fence = "```python\n"
+    code = textwrap.dedent(faulty_code)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return fence
+    first = tree.body[0] if tree.body else None
+    if not isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef) or not first.body:
+        return fence
+    body = first.body
+    has_docstring = (
+        isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    )
+    if has_docstring and len(body) > 1:
+        end = body[0].end_lineno or body[0].lineno  # keep the docstring
+    else:
+        end = body[0].lineno - 1  # the header only
+    if end < first.lineno:  # one-line function: `def f(x): return x`
+        return fence
+    lines = code.splitlines(keepends=True)
+    return fence + "".join(lines[:end])
 
 
 def _comment(text: str) -> str:

@@ -85,6 +85,7 @@ def splice_candidate(
     trees = {p: ast.parse(sources[p]) for p in target_files}
     spans: dict[str, list[FunctionSpan]] = {p: function_spans(trees[p]) for p in target_files}
     target_names = {t.qualname for t in targets}
+    target_bare_names = {t.qualname.rsplit(".", 1)[-1] for t in targets}
 
     def find_span(qualname: str, name: str, is_method: bool) -> tuple[str, FunctionSpan] | None:
         # Exact qualname among targets, then same bare name among targets, then the target files.
@@ -123,12 +124,16 @@ def splice_candidate(
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name not in target_bare_names and _is_stub(node):
+                continue  # an echo of the prompt's module outline, not a rewrite
             if not replace(node, node.name, False):
                 new_helpers.append(_node_text(cand_lines, node))
                 added.append(node.name)
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    if item.name not in target_bare_names and _is_stub(item):
+                        continue
                     replace(item, f"{node.name}.{item.name}", True)
     if not replaced:
         names = ", ".join(t.qualname for t in targets)
@@ -166,6 +171,21 @@ def splice_candidate(
         if new_source != sources[path]:
             files[path] = new_source
     return SplicedSources(files, tuple(replaced), tuple(added))
+
+
+def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A body of only a docstring, `...` or `pass`: an outline, never a replacement."""
+    for stmt in node.body:
+        if isinstance(stmt, ast.Pass):
+            continue
+        if (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Constant)
+            and (stmt.value.value is Ellipsis or isinstance(stmt.value.value, str))
+        ):
+            continue
+        return False
+    return True
 
 
 def _import_insert_line(tree: ast.Module) -> int:

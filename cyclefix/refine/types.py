@@ -33,8 +33,10 @@ class RefineConfig:
     # First round's temperature, then every later round's (CYCLE: 0.2 then 0.6).
     first_temperature: float = 0.2
     later_temperature: float = 0.6
-    # A copy is resampled once at this temperature.
+    # An answer that never reaches the tests (a copy, no code, a syntax error) is sampled again
+    # at this temperature, up to `resamples` more times in the same round.
     copy_temperature: float = 0.9
+    resamples: int = 2
     top_p: float = 0.95
     max_tokens: int = 1024
     seed: int | None = 0
