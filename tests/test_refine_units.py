@@ -17,7 +17,13 @@ from cyclefix.refine.prompt import (
     build_marker_prompt,
     build_refine_messages,
 )
-from cyclefix.refine.source import function_spans, module_context, normalized_code, target_for_span
+from cyclefix.refine.source import (
+    called_functions,
+    function_spans,
+    module_context,
+    normalized_code,
+    target_for_span,
+)
 from cyclefix.refine.splice import SpliceError, splice_candidate
 from cyclefix.runner.results import Frame, TestCaseResult
 
@@ -239,3 +245,28 @@ def test_splice_ignores_stub_echoes_of_the_module_outline() -> None:
     spliced = splice_candidate({"m.py": source}, [target], answer)
     assert "return x * 2" in spliced.files["m.py"]
     assert spliced.replaced == ("target",)
+
+
+def test_context_shows_the_called_functions_in_full() -> None:
+    source = textwrap.dedent(
+        """
+        def div_sum(n):
+            total = 1
+            return total - n
+
+        def unrelated(x):
+            return x * 3
+
+        class Box:
+            def grow(self, n):
+                return self.scale(n) + div_sum(n)
+
+            def scale(self, n):
+                return n * 2
+        """
+    )
+    tree = ast.parse(source)
+    assert called_functions(tree, {"Box.grow"}) == {"Box.scale", "div_sum"}
+    context = module_context(source, tree, {"Box.grow"}, whole={"Box.scale", "div_sum"})
+    assert "return total - n" in context and "return n * 2" in context
+    assert "return x * 3" not in context and "def unrelated(x):" in context

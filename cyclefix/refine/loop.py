@@ -31,7 +31,13 @@ from cyclefix.refine.prompt import (
     build_refine_messages,
     other_failure_names,
 )
-from cyclefix.refine.source import SourceError, module_context, normalized_code, read_source
+from cyclefix.refine.source import (
+    SourceError,
+    called_functions,
+    module_context,
+    normalized_code,
+    read_source,
+)
 from cyclefix.refine.splice import SpliceError, splice_candidate
 from cyclefix.refine.types import (
     Attempt,
@@ -351,7 +357,9 @@ class _Session:
         if first.qualname != "<module>":
             text = state.sources.get(first.path) or read_source(scratch / first.path)
             try:
-                context = module_context(text, ast.parse(text), {t.qualname for t in targets})
+                tree = ast.parse(text)
+                names = {t.qualname for t in targets}
+                context = module_context(text, tree, names, whole=called_functions(tree, names))
             except SyntaxError:
                 context = ""
         failing_ids = [t.nodeid for t in state.run.failures] if state.run else []

@@ -53,7 +53,10 @@ def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
         parts.append("## Failing test (correct, do not change)\n" + _fence(prompt.test_source))
     if prompt.context.strip():
         where = f" of {prompt.path}" if prompt.path else ""
-        parts.append(f"## Rest of the module{where} (for reference)\n" + _fence(prompt.context))
+        parts.append(
+            f"## Rest of the module{where} (for reference; if the bug is in a function shown "
+            "in full here, rewrite that function too)\n" + _fence(prompt.context)
+        )
     if prompt.from_scratch:
         outline = answer_prefix(prompt.faulty_code).removeprefix("```python\n")
         parts.append(

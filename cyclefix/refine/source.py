@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,16 +88,33 @@ def enclosing_function(tree: ast.Module, line: int) -> FunctionSpan | None:
     return best
 
 
-def module_context(source: str, tree: ast.Module, exclude: set[str], limit: int = 40) -> str:
+def module_context(
+    source: str,
+    tree: ast.Module,
+    exclude: set[str],
+    limit: int = 40,
+    whole: Set[str] = frozenset(),
+) -> str:
     """What the model needs around the targets: imports, constants, class headers, signatures.
 
     Function bodies other than the targets are reduced to their signature and docstring line, so
-    the prompt stays small on long modules.
+    the prompt stays small on long modules; functions in `whole` (what the targets call, where
+    the bug may really be) are shown in full.
     """
     lines = source.splitlines()
     out: list[str] = []
+    extra = 0
 
-    def signature(node: ast.FunctionDef | ast.AsyncFunctionDef, indent: str) -> None:
+    def function(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, indent: str) -> None:
+        nonlocal extra
+        if qualname in exclude:
+            return
+        if qualname in whole:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            shown = lines[first - 1 : node.end_lineno or node.lineno]
+            out.extend(shown)
+            extra += len(shown)
+            return
         header_end = node.body[0].lineno - 1 if node.body else node.lineno
         header = [ln for ln in lines[node.lineno - 1 : max(header_end, node.lineno)]]
         out.extend(header)
@@ -107,16 +125,14 @@ def module_context(source: str, tree: ast.Module, exclude: set[str], limit: int 
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name not in exclude:
-                signature(node, "")
+            function(node, node.name, "")
         elif isinstance(node, ast.ClassDef):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             body_start = node.body[0].lineno if node.body else node.lineno + 1
             out.extend(lines[first - 1 : body_start - 1])
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    if f"{node.name}.{item.name}" not in exclude:
-                        signature(item, " " * item.col_offset)
+                    function(item, f"{node.name}.{item.name}", " " * item.col_offset)
                 else:
                     end = item.end_lineno or item.lineno
                     out.extend(lines[item.lineno - 1 : end])
@@ -125,9 +141,51 @@ def module_context(source: str, tree: ast.Module, exclude: set[str], limit: int 
         else:
             end = node.end_lineno or node.lineno
             out.extend(lines[node.lineno - 1 : end])
-    if len(out) > limit:
-        out = [*out[:limit], "# ..."]
+    if len(out) > limit + extra:
+        out = [*out[: limit + extra], "# ..."]
     return "\n".join(out)
+
+
+def called_functions(tree: ast.Module, qualnames: set[str], max_lines: int = 25) -> set[str]:
+    """Functions of the module the `qualnames` call directly (`f(...)`, `self.f(...)`), if short."""
+    nodes: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    for top in tree.body:
+        if isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef):
+            nodes[top.name] = top
+        elif isinstance(top, ast.ClassDef):
+            for item in top.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    nodes[f"{top.name}.{item.name}"] = item
+    spans = {span.qualname: span for span in function_spans(tree)}
+    called: set[str] = set()
+    for qualname in qualnames:
+        function = nodes.get(qualname)
+        if function is None:
+            continue
+        cls = qualname.rsplit(".", 1)[0] if "." in qualname else None
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name):
+                name = func.id
+            elif (
+                cls is not None
+                and isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id in ("self", "cls")
+            ):
+                name = f"{cls}.{func.attr}"
+            else:
+                continue
+            callee = spans.get(name)
+            if (
+                callee is not None
+                and name not in qualnames
+                and callee.end_line - callee.start_line < max_lines
+            ):
+                called.add(name)
+    return called
 
 
 def normalized_code(code: str) -> str:
