@@ -270,3 +270,28 @@ def test_context_shows_the_called_functions_in_full() -> None:
     context = module_context(source, tree, {"Box.grow"}, whole={"Box.scale", "div_sum"})
     assert "return total - n" in context and "return n * 2" in context
     assert "return x * 3" not in context and "def unrelated(x):" in context
+
+
+def test_localize_adds_the_helpers_a_suspect_calls_after_it(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "sums.py",
+        """\
+        def div_sum(n):
+            return sum(i for i in range(1, n))
+
+        def equivalent(a, b):
+            return div_sum(a) == div_sum(b)
+        """,
+    )
+    _write(tmp_path, "tests/test_sums.py", "from sums import equivalent\n")
+    wrong = TestCaseResult(
+        "tests/test_sums.py::test_eq",
+        "failed",
+        path="tests/test_sums.py",
+        line=3,
+        assert_source="assert equivalent(2, 4) is False",
+        test_source="def test_eq():\n    assert equivalent(2, 4) is False\n",
+    )
+    loc = localize(ProjectIndex(tmp_path), [wrong])
+    assert [t.qualname for t in loc.targets] == ["equivalent", "div_sum"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from cyclefix.refine.source import (
     FunctionSpan,
     SourceError,
+    called_functions,
     enclosing_function,
     function_spans,
     module_target,
@@ -232,6 +233,16 @@ def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localiz
             by_key[key] = t
     ordered = sorted(votes, key=lambda k: (-votes[k], first_rank[k], k))
     targets = [by_key[k] for k in ordered]
+    # Then what the suspects call: a wrong value often comes from a helper no frame points at.
+    for suspect in list(targets):
+        tree, src = index.tree(suspect.path), index.source(suspect.path)
+        if tree is None or src is None or suspect.qualname == "<module>":
+            continue
+        for span in function_spans(tree):
+            key = (suspect.path, span.qualname)
+            if span.qualname in called_functions(tree, {suspect.qualname}) and key not in by_key:
+                by_key[key] = target_for_span(suspect.path, src, span)
+                targets.append(by_key[key])
     # A whole module swallows everything else in that file.
     module_paths = {t.path for t in targets if t.qualname == "<module>"}
     targets = [t for t in targets if t.qualname == "<module>" or t.path not in module_paths]
