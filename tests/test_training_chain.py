@@ -129,3 +129,18 @@ def test_lintseq_collect_train_export_and_generate(
     )
     text = reply["choices"][0]["message"]["content"]
     assert "def add" in text
+
+    # What every frontend calls (fix, serve, tui, bench): the adapter by name and as BASE+PATH.
+    from cyclefix.models.backend import ChatMessage, GenerationOptions
+    from cyclefix.refine import open_backend
+
+    for spec in ("tiny-tuned", f"{MODEL}+{adapter}"):
+        backend = open_backend(spec, n_ctx=512)
+        try:
+            result = backend.generate(
+                [ChatMessage("user", "Write a Python function add(a, b) that returns a + b.")],
+                GenerationOptions(temperature=0.0, max_tokens=48),
+            )
+        finally:
+            backend.close()
+        assert "def add" in result.text, spec
