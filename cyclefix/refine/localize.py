@@ -238,9 +238,10 @@ def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localiz
         tree, src = index.tree(suspect.path), index.source(suspect.path)
         if tree is None or src is None or suspect.qualname == "<module>":
             continue
+        callees = called_functions(tree, {suspect.qualname})
         for span in function_spans(tree):
             key = (suspect.path, span.qualname)
-            if span.qualname in called_functions(tree, {suspect.qualname}) and key not in by_key:
+            if span.qualname in callees and key not in by_key:
                 by_key[key] = target_for_span(suspect.path, src, span)
                 targets.append(by_key[key])
     # A whole module swallows everything else in that file.

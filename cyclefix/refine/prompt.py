@@ -98,12 +98,7 @@ def answer_prefix(faulty_code: str) -> str:
     if not isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef) or not first.body:
         return fence
     body = first.body
-    has_docstring = (
-        isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and isinstance(body[0].value.value, str)
-    )
-    if has_docstring and len(body) > 1:
+    if ast.get_docstring(first, clean=False) is not None and len(body) > 1:
         end = body[0].end_lineno or body[0].lineno  # keep the docstring
     else:
         end = body[0].lineno - 1  # the header only
