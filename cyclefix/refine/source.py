@@ -156,7 +156,6 @@ def called_functions(tree: ast.Module, qualnames: set[str], max_lines: int = 25)
             for item in top.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     nodes[f"{top.name}.{item.name}"] = item
-    spans = {span.qualname: span for span in function_spans(tree)}
     called: set[str] = set()
     for qualname in qualnames:
         function = nodes.get(qualname)
@@ -178,11 +177,11 @@ def called_functions(tree: ast.Module, qualnames: set[str], max_lines: int = 25)
                 name = f"{cls}.{func.attr}"
             else:
                 continue
-            callee = spans.get(name)
+            callee = nodes.get(name)
             if (
                 callee is not None
                 and name not in qualnames
-                and callee.end_line - callee.start_line < max_lines
+                and (callee.end_lineno or callee.lineno) - callee.lineno < max_lines
             ):
                 called.add(name)
     return called
