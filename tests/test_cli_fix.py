@@ -118,3 +118,29 @@ def test_non_utf8_source_is_reported_not_crashed(tmp_path: Path) -> None:
     assert proc.returncode in (1, 2)
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "latin.py").read_bytes() == b"def f():\n    return '\xe9'\n"
+
+
+def test_tests_in_a_sibling_folder_without_config(tmp_path: Path) -> None:
+    # No pyproject or conftest: the root is the folder holding both the program and its tests,
+    # and the tests import the program as a package from there (python -m pytest's cwd).
+    project = tmp_path / "bugs"
+    (project / "python_programs").mkdir(parents=True)
+    (project / "python_testcases").mkdir()
+    program = project / "python_programs" / "gcd.py"
+    program.write_text(
+        "def gcd(a, b):\n    if b == 0:\n        return a\n    return gcd(a % b, b)\n"
+    )
+    (project / "python_testcases" / "test_gcd.py").write_text(
+        "from python_programs.gcd import gcd\n\n\ndef test_gcd():\n    assert gcd(35, 21) == 7\n"
+    )
+    fixed = "```python\ndef gcd(a, b):\n    if b == 0:\n        return a\n    return gcd(b, a % b)\n```\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cyclefix.cli", "fix", "python_programs/gcd.py",
+         "--tests", "python_testcases/test_gcd.py", "--model", scripted(tmp_path, fixed),
+         "--json", "--apply"],
+        capture_output=True, text=True, timeout=120, cwd=project,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["status"] == "fixed" and data["applied"]
+    assert "return gcd(b, a % b)" in program.read_text()

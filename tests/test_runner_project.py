@@ -59,3 +59,23 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_fixture_project_root() -> None:
     fixture = Path(__file__).parent / "fixtures" / "runner" / "calc_project"
     assert find_project_root(fixture / "calc" / "stats.py") == fixture.resolve()
+
+
+def test_explicit_tests_outside_widen_to_the_common_folder(tmp_path: Path) -> None:
+    # QuixBugs' layout: programs and tests side by side, nothing marks the root.
+    source = touch(tmp_path / "bugs" / "python_programs" / "gcd.py")
+    test_file = touch(tmp_path / "bugs" / "python_testcases" / "test_gcd.py")
+    expected = (tmp_path / "bugs").resolve()
+    assert find_project_root(source, [str(test_file)]) == expected
+    assert find_project_root(source, [f"{test_file}::test_small"]) == expected
+    assert find_project_root(source) == source.parent.resolve()
+
+
+def test_tests_inside_the_root_change_nothing(tmp_path: Path) -> None:
+    touch(tmp_path / "proj" / "pyproject.toml")
+    source = touch(tmp_path / "proj" / "pkg" / "mod.py")
+    test_file = touch(tmp_path / "proj" / "tests" / "test_mod.py")
+    assert (
+        find_project_root(source, [str(test_file), "no/such/file.py"])
+        == (tmp_path / "proj").resolve()
+    )

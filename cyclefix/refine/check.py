@@ -39,7 +39,7 @@ def check(
     on_event: Callable[[RefineEvent], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> TestRunResult:
-    root = find_project_root(path)
+    root = find_project_root(path, tests or ())
     selection = order_failing_first(selection_for(root, path, tests), previously_failing)
     if on_event:
         on_event(TestsStarted(root, selection, scratch=False))

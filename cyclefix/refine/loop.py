@@ -133,7 +133,7 @@ def fix(
     """Find and verify a fix for the failing tests of `path`; never touches the user's files."""
     started = time.monotonic()
     emit = on_event or (lambda _event: None)
-    root = find_project_root(path)
+    root = find_project_root(path, tests or ())
     deadline = _Deadline(config.budget_seconds, cancel)
     try:
         session = _Session(root, path, backend, tests, config, emit, deadline)

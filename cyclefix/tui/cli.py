@@ -50,7 +50,7 @@ def run_tui(args: argparse.Namespace) -> int:
         raise CyclefixError(f"no such file or folder: {path}")
     if args.rounds < 1:
         raise CyclefixError("--rounds must be at least 1")
-    root = find_project_root(path.resolve())
+    root = find_project_root(path.resolve(), args.tests or ())
     settings = TuiSettings(
         root=root,
         model=args.model or DEFAULT_MODEL,
