@@ -220,7 +220,10 @@ def test_localize_uses_frames_then_called_names(tmp_path: Path) -> None:
 
 def test_answer_prefix_starts_the_function_after_its_docstring() -> None:
     code = '@cache\ndef mean(xs: list[float],\n         k: int) -> float:\n    """Mean."""\n    return sum(xs)\n'
-    assert answer_prefix(code) == '```python\n@cache\ndef mean(xs: list[float],\n         k: int) -> float:\n    """Mean."""\n'
+    assert (
+        answer_prefix(code)
+        == '```python\n@cache\ndef mean(xs: list[float],\n         k: int) -> float:\n    """Mean."""\n'
+    )
     # No docstring: the header only; a one-liner or no function: the fence only.
     assert answer_prefix("def f(x):\n    return x\n") == "```python\ndef f(x):\n"
     assert answer_prefix("def f(x): return x\n") == "```python\n"
@@ -295,3 +298,59 @@ def test_localize_adds_the_helpers_a_suspect_calls_after_it(tmp_path: Path) -> N
     )
     loc = localize(ProjectIndex(tmp_path), [wrong])
     assert [t.qualname for t in loc.targets] == ["equivalent", "div_sum"]
+
+
+def test_localize_blames_the_call_that_made_the_checked_value(tmp_path: Path) -> None:
+    # The test builds its data with a constructor first; the assert checks `result`.
+    _write(
+        tmp_path,
+        "linked.py",
+        """\
+        class Node:
+            def __init__(self, value, successor=None):
+                self.value = value
+                self.successor = successor
+
+        def reverse(node):
+            return None
+        """,
+    )
+    test_source = (
+        "def test_reverse():\n"
+        "    first = Node(1)\n"
+        "    second = Node(2, first)\n"
+        "    result = reverse(second)\n"
+        "    assert result == first\n"
+    )
+    _write(tmp_path, "tests/test_linked.py", "from linked import Node, reverse\n")
+    wrong = TestCaseResult(
+        "tests/test_linked.py::test_reverse",
+        "failed",
+        path="tests/test_linked.py",
+        line=5,
+        assert_source="assert result == first",
+        test_source=test_source,
+    )
+    loc = localize(ProjectIndex(tmp_path), [wrong])
+    assert [t.qualname for t in loc.targets] == ["reverse", "Node.__init__"]
+
+
+def test_localize_puts_the_named_file_first_among_equal_suspects(tmp_path: Path) -> None:
+    _write(tmp_path, "alpha.py", "def a(x):\n    return x\n")
+    _write(tmp_path, "beta.py", "def b(x):\n    return x\n")
+    _write(tmp_path, "tests/test_ab.py", "from alpha import a\nfrom beta import b\n")
+
+    def failing(name: str) -> TestCaseResult:
+        return TestCaseResult(
+            f"tests/test_ab.py::test_{name}",
+            "failed",
+            path="tests/test_ab.py",
+            line=4,
+            assert_source=f"assert {name}(1) == 2",
+            test_source=f"def test_{name}():\n    assert {name}(1) == 2\n",
+        )
+
+    failures = [failing("a"), failing("b")]
+    index = ProjectIndex(tmp_path)
+    assert [t.path for t in localize(index, failures).targets] == ["alpha.py", "beta.py"]
+    assert [t.path for t in localize(index, failures, "beta.py").targets] == ["beta.py", "alpha.py"]

@@ -50,6 +50,18 @@ class Localization:
     blamed: Mapping[tuple[str, str], TestCaseResult] = field(default_factory=dict)
 
 
+def focus_file(root: Path, path: Path) -> str | None:
+    """`path` relative to `root` when it names a source file (not a folder, not a test file)."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file() or resolved.suffix != ".py":
+        return None
+    try:
+        rel = resolved.relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None
+    return None if is_test_file(rel) else rel
+
+
 def is_test_file(rel_path: str) -> bool:
     parts = Path(rel_path).parts
     name = parts[-1] if parts else rel_path
@@ -151,6 +163,28 @@ def _called_names(node: ast.AST) -> list[str]:
     return names
 
 
+def _producing_calls(test: ast.AST, assertion: ast.AST) -> list[str]:
+    """Functions called where the assert's names got their values (`r = f(x)`), the compared
+    value first (`assert actual == expected`), each name's latest assignment."""
+    produced_by: dict[str, list[str]] = {}
+    assignments = [
+        n for n in ast.walk(test) if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign)
+    ]
+    for assign in sorted(assignments, key=lambda n: n.lineno):
+        targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
+        for target in targets:
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name) and assign.value is not None:
+                    produced_by[name.id] = _called_names(assign.value)
+    checked: list[str] = []
+    for compare in ast.walk(assertion):
+        if isinstance(compare, ast.Compare):
+            for part in (compare.left, *compare.comparators):
+                checked += [n.id for n in ast.walk(part) if isinstance(n, ast.Name)]
+    checked += [n.id for n in ast.walk(assertion) if isinstance(n, ast.Name)]
+    return [call for name in dict.fromkeys(checked) for call in produced_by.get(name, [])]
+
+
 def _imported_project_files(index: ProjectIndex, test_source: str) -> list[str]:
     try:
         tree = ast.parse(test_source)
@@ -204,12 +238,19 @@ def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]
         except SourceError:
             test_file_source = None
     prefer = _imported_project_files(index, test_file_source or "")
-    for snippet in (case.assert_source, case.test_source):
-        tree = _parse_snippet(snippet)
-        if tree is None:
-            continue
-        for name in _called_names(tree):
-            add(index.definitions(name, prefer)[:1])
+    # Calls in the failing assert, then the calls that made the values it checks, then the rest
+    # of the test (set-up such as constructors last).
+    assert_tree = _parse_snippet(case.assert_source)
+    test_tree = _parse_snippet(case.test_source)
+    names: list[str] = []
+    if assert_tree is not None:
+        names += _called_names(assert_tree)
+        if test_tree is not None:
+            names += _producing_calls(test_tree, assert_tree)
+    if test_tree is not None:
+        names += _called_names(test_tree)
+    for name in dict.fromkeys(names):
+        add(index.definitions(name, prefer)[:1])
     if not found and prefer:
         rel = prefer[0]
         src = index.source(rel)
@@ -218,8 +259,13 @@ def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]
     return found
 
 
-def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localization:
-    """Rank suspects over all failing tests: functions blamed by more tests come first."""
+def localize(
+    index: ProjectIndex, failures: Sequence[TestCaseResult], focus: str | None = None
+) -> Localization:
+    """Rank suspects over all failing tests: functions blamed by more tests come first.
+
+    `focus` is the file the user asked to fix: among equally blamed suspects, its come first.
+    """
     per_test = [(case, suspects_for_test(index, case)) for case in failures]
     votes: Counter[tuple[str, str]] = Counter()
     first_rank: dict[tuple[str, str], int] = {}
@@ -231,7 +277,7 @@ def localize(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> Localiz
             votes[key] += 1.0 if rank == 0 else 0.25  # type: ignore[assignment]
             first_rank[key] = min(first_rank.get(key, rank), rank)
             by_key[key] = t
-    ordered = sorted(votes, key=lambda k: (-votes[k], first_rank[k], k))
+    ordered = sorted(votes, key=lambda k: (-votes[k], k[0] != focus, first_rank[k], k))
     targets = [by_key[k] for k in ordered]
     # Then what the suspects call: a wrong value often comes from a helper no frame points at.
     for suspect in list(targets):

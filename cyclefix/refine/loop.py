@@ -22,7 +22,7 @@ from cyclefix.models.backend import Backend, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
 from cyclefix.refine.guard import new_undefined_names
-from cyclefix.refine.localize import Localization, ProjectIndex, localize
+from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
     COPY_NOTE,
@@ -175,6 +175,7 @@ class _Session:
         self.deadline = deadline
         self.explicit_tests = bool(tests)
         self.selection = selection_for(root, path, tests)
+        self.focus = focus_file(root, path)
         self.limits = limits_for(config)
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()
@@ -262,7 +263,9 @@ class _Session:
                 )
                 break
             assert state.run is not None
-            loc = localize(ProjectIndex(scratch, dict(state.sources)), state.run.failures)
+            loc = localize(
+                ProjectIndex(scratch, dict(state.sources)), state.run.failures, self.focus
+            )
             if not loc.targets:
                 self.notes.append("could not find the code the failing tests exercise")
                 break
