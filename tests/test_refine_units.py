@@ -321,6 +321,7 @@ def test_localize_blames_the_call_that_made_the_checked_value(tmp_path: Path) ->
         "    second = Node(2, first)\n"
         "    result = reverse(second)\n"
         "    assert result == first\n"
+        "    result = result.successor\n"
     )
     _write(tmp_path, "tests/test_linked.py", "from linked import Node, reverse\n")
     wrong = TestCaseResult(

@@ -167,8 +167,17 @@ def _producing_calls(test: ast.AST, assertion: ast.AST) -> list[str]:
     """Functions called where the assert's names got their values (`r = f(x)`), the compared
     value first (`assert actual == expected`), each name's latest assignment."""
     produced_by: dict[str, list[str]] = {}
+    # Only what ran before the failing assert (`result = result.next` after it does not count).
+    shape = ast.dump(assertion.body[0]) if isinstance(assertion, ast.Module) else ""
+    before = min(
+        (n.lineno for n in ast.walk(test) if isinstance(n, ast.Assert) and ast.dump(n) == shape),
+        default=None,
+    )
     assignments = [
-        n for n in ast.walk(test) if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign)
+        n
+        for n in ast.walk(test)
+        if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign)
+        and (before is None or n.lineno < before)
     ]
     for assign in sorted(assignments, key=lambda n: n.lineno):
         targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
