@@ -85,6 +85,20 @@ def test_missing_model_is_a_one_line_error(leap: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_json_errors_are_one_object_on_stdout(leap: Path, tmp_path: Path) -> None:
+    # Errors before any test ran (missing model, missing path) still answer --json.
+    for args in (
+        ("fix", str(leap), "--model", str(leap / "nope.gguf"), "--json"),
+        ("fix", str(tmp_path / "nope.py"), "--json"),
+    ):
+        proc = cyclefix(*args)
+        assert proc.returncode == 2
+        data = json.loads(proc.stdout)
+        assert data["schema"] == "cyclefix.fix/1" and data["status"] == "error"
+        assert "nope" in data["error"] and not data["applied"] and data["rounds"] == []
+        assert proc.stderr.strip().splitlines()[-1].startswith("cyclefix: error:")
+
+
 def test_corrupt_model_file_is_a_one_line_error(leap: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a model at all" * 100)

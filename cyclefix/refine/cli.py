@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_fix(args: argparse.Namespace) -> int:
+    from cyclefix.errors import CyclefixError
+
+    started = time.monotonic()
+    try:
+        return _run_fix(args)
+    except CyclefixError as exc:
+        if not args.json:
+            raise
+        # --json promises one object on stdout, also when the run never started.
+        _print_json_error(args, str(exc), time.monotonic() - started)
+        print(f"cyclefix: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _print_json_error(args: argparse.Namespace, message: str, seconds: float) -> None:
+    from cyclefix.models.registry import DEFAULT_MODEL
+    from cyclefix.refine.report import fix_result_to_dict
+    from cyclefix.refine.types import FixResult
+
+    given = Path(args.path).expanduser().absolute()
+    root = given if given.is_dir() else given.parent
+    model = args.model or DEFAULT_MODEL
+    result = FixResult("error", root, (), "", (), None, None, seconds, model, error=message)
+    print(json.dumps(fix_result_to_dict(result), indent=2))
+
+
+def _run_fix(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from cyclefix import refine
