@@ -158,3 +158,20 @@ def test_tests_in_a_sibling_folder_without_config(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert data["status"] == "fixed" and data["applied"]
     assert "return gcd(b, a % b)" in program.read_text()
+
+
+def test_progress_keeps_brackets_of_test_ids_and_source(tmp_path: Path) -> None:
+    # Rich markup must not eat `[1-2]` in a parametrized id or `xs[0]` in a source line.
+    project = tmp_path / "brackets"
+    project.mkdir()
+    (project / "first.py").write_text("def first(xs):\n    return xs[1]\n")
+    (project / "test_first.py").write_text(
+        "import pytest\nfrom first import first\n\n\n"
+        "@pytest.mark.parametrize('xs, want', [([1, 2], 1)])\n"
+        "def test_first(xs, want):\n    assert first(xs) == want\n"
+    )
+    fixed = "```python\ndef first(xs):\n    return xs[0]\n```\n"
+    proc = cyclefix("fix", str(project), "--model", scripted(tmp_path, fixed))
+    assert proc.returncode == 0, proc.stderr
+    assert "test_first.py::test_first[xs0-1]" in proc.stdout
+    assert "return xs[1]" in proc.stdout

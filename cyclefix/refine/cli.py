@@ -219,7 +219,7 @@ class _Progress:
     def __call__(self, event: RefineEvent) -> None:
         r = self.refine
         if isinstance(event, r.TestsStarted):
-            where = "candidate in a scratch copy" if event.scratch else str(event.root)
+            where = "candidate in a scratch copy" if event.scratch else _plain(str(event.root))
             self._show(f"Running {len(event.tests) or 'all'} test selection(s) on {where}…")
         elif isinstance(event, r.TestsFinished):
             self.stop()
@@ -227,15 +227,15 @@ class _Progress:
                 run = event.run
                 self.out.print(
                     f"[bold]{len(run.passed)} passed, {len(run.failures)} failing[/] "
-                    f"in {run.duration:.1f}s ({run.root})"
+                    f"in {run.duration:.1f}s ({_plain(str(run.root))})"
                 )
                 for case in run.failures:
-                    self.out.print(f"  [red]✗[/] {case.nodeid}")
-                    self.out.print(f"    [dim]{_short(r.feedback_text(case))}[/]")
+                    self.out.print(f"  [red]✗[/] {_plain(case.nodeid)}")
+                    self.out.print(f"    [dim]{_plain(_short(r.feedback_text(case)))}[/]")
         elif isinstance(event, r.RoundStarted):
             self.tokens = 0
             self.round = f"Round {event.index}/{event.total}"
-            names = ", ".join(event.targets)
+            names = _plain(", ".join(event.targets))
             self.out.print(
                 f"[bold cyan]{self.round}[/]: rewriting {names} (temperature {event.temperature})"
             )
@@ -249,9 +249,16 @@ class _Progress:
             mark = "[green]✓[/]" if a.verdict == "passed" else "[yellow]✗[/]"
             speed = a.completion_tokens / a.seconds if a.seconds else 0.0
             self.out.print(
-                f"  {mark} {a.verdict}: {_short(a.detail)} "
+                f"  {mark} {a.verdict}: {_plain(_short(a.detail))} "
                 f"[dim]({a.completion_tokens} tokens, {a.seconds:.1f}s, {speed:.1f} tok/s overall)[/]"
             )
+
+
+def _plain(text: str) -> str:
+    """User text (test ids, source lines) as Rich markup: `[input-1]` and `x[i]` stay as is."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -274,7 +281,7 @@ def _print_result(out: Console, result: FixResult, applied: bool) -> None:
     elif result.status == "already_passing":
         out.print("[green]All selected tests already pass: nothing to fix.[/]")
     elif result.status == "error":
-        out.print(f"[red]error:[/] {result.error}")
+        out.print(f"[red]error:[/] {_plain(result.error or '')}")
     elif result.status == "cancelled":
         out.print("[yellow]Cancelled.[/] Your files are unchanged.")
     else:
@@ -284,5 +291,5 @@ def _print_result(out: Console, result: FixResult, applied: bool) -> None:
             f"({len(result.attempts)} attempts, {copies} copies refused). Your files are unchanged."
         )
         for note in result.notes:
-            out.print(f"  [dim]{note}[/]")
+            out.print(f"  [dim]{_plain(note)}[/]")
     sys.stdout.flush()
