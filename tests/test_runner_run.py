@@ -678,3 +678,22 @@ def test_plugin_and_runner_agree_on_the_protocol() -> None:
         Path(plugin_module.__file__).read_text()
     )
     assert sys.modules.get(run_module.PLUGIN_MODULE) is None
+
+
+def test_parametrized_inputs_are_shown_as_values(tmp_path: Path) -> None:
+    # `kth(*case)` says nothing; the values pytest passed in do.
+    (tmp_path / "kth.py").write_text("def kth(arr, k):\n    return sorted(arr)[k - 1]\n")
+    (tmp_path / "test_kth.py").write_text(
+        "import pytest\n"
+        "from kth import kth\n\n\n"
+        "@pytest.mark.parametrize('case, want', [(([3, 1, 2], 0), 1)])\n"
+        "def test_star(case, want):\n"
+        "    assert kth(*case) == want\n\n\n"
+        "@pytest.mark.parametrize('arr', [[3, 1, 2]])\n"
+        "def test_named(arr):\n"
+        "    got = kth(arr, k=0)\n"
+        "    assert got == 1\n"
+    )
+    run = run_tests(tmp_path, ["test_kth.py"])
+    inputs = {c.nodeid.split("::")[1].split("[")[0]: c.input for c in run.failures}
+    assert inputs == {"test_star": "[3, 1, 2], 0", "test_named": "[3, 1, 2], k=0"}

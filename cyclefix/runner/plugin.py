@@ -694,6 +694,7 @@ class _FunctionSource:
     def __init__(self, test_entry: Any) -> None:
         self.source = ""
         self.tree: ast.AST | None = None
+        self.inputs: dict[str, Any] = {}
         self.failing_line = test_entry.lineno + 1
         try:
             code = test_entry.frame.code.raw
@@ -704,6 +705,12 @@ class _FunctionSource:
         if parsed is not None and node is not None:
             self.source = parsed.text
             self.tree = node
+            # The test's parameters (parametrize, fixtures) are its inputs: show their values.
+            test_locals = _frame_locals(test_entry)
+            names = [
+                a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+            ]
+            self.inputs = {n: test_locals[n] for n in names if n != "self" and n in test_locals}
 
     def last_call_assigned_to(self, name: str) -> str | None:
         """Arguments of the call under test in the last `name = ...` before the failing line."""
@@ -720,7 +727,7 @@ class _FunctionSource:
                 inner = _call_under_test(sub.value)
                 if inner is not None and (found is None or sub.lineno >= found.lineno):
                     found = inner
-        return None if found is None else _call_arguments(self.source, found)
+        return None if found is None else _call_arguments(self.source, found, self.inputs)
 
 
 def _segment(source: str, node: ast.AST) -> str:
@@ -749,20 +756,42 @@ def _call_name(call: ast.Call) -> str:
     return ""
 
 
-def _call_arguments(source: str, call: ast.Call) -> str:
-    parts = [_segment(source, arg) for arg in call.args]
-    parts += [
-        (f"{kw.arg}={_segment(source, kw.value)}" if kw.arg else f"**{_segment(source, kw.value)}")
-        for kw in call.keywords
-    ]
+def _call_arguments(source: str, call: ast.Call, inputs: dict[str, Any] | None = None) -> str:
+    """The call's argument list; a test parameter (`x`, `*args`) shows its value, not its name."""
+    values = inputs or {}
+
+    def given(node: ast.expr) -> Any:
+        return values[node.id] if isinstance(node, ast.Name) and node.id in values else _MISSING
+
+    parts: list[str] = []
+    for arg in call.args:
+        value = given(arg.value if isinstance(arg, ast.Starred) else arg)
+        if value is _MISSING:
+            parts.append(_segment(source, arg))
+        elif isinstance(arg, ast.Starred) and isinstance(value, (list, tuple)):
+            parts += [_safe_repr(v) for v in value]
+        else:
+            parts.append(("*" if isinstance(arg, ast.Starred) else "") + _safe_repr(value))
+    for kw in call.keywords:
+        value = given(kw.value)
+        if value is _MISSING:
+            text = _segment(source, kw.value)
+            parts.append(f"{kw.arg}={text}" if kw.arg else f"**{text}")
+        elif kw.arg is None and isinstance(value, dict):
+            parts += [f"{k}={_safe_repr(v)}" for k, v in value.items()]
+        else:
+            parts.append(f"{kw.arg}={_safe_repr(value)}" if kw.arg else f"**{_safe_repr(value)}")
     return ", ".join(parts)
+
+
+_MISSING = object()
 
 
 def _input_for(side: ast.AST, source: str, function: _FunctionSource) -> str | None:
     """The arguments of the call under test: in the assert itself, or where a local was set."""
     call = _call_under_test(side)
     if call is not None:
-        return _call_arguments(source, call)
+        return _call_arguments(source, call, function.inputs)
     if isinstance(side, ast.Name):
         return function.last_call_assigned_to(side.id)
     return None
