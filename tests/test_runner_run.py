@@ -697,3 +697,18 @@ def test_parametrized_inputs_are_shown_as_values(tmp_path: Path) -> None:
     run = run_tests(tmp_path, ["test_kth.py"])
     inputs = {c.nodeid.split("::")[1].split("[")[0]: c.input for c in run.failures}
     assert inputs == {"test_star": "[3, 1, 2], 0", "test_named": "[3, 1, 2], k=0"}
+
+
+def test_crash_feedback_names_the_input_it_crashed_on(tmp_path: Path) -> None:
+    (tmp_path / "pick.py").write_text("def pick(arr, k):\n    return arr[k]\n")
+    (tmp_path / "test_pick.py").write_text(
+        "import pytest\n"
+        "from pick import pick\n\n\n"
+        "@pytest.mark.parametrize('case', [([1, 2], 5)])\n"
+        "def test_pick(case):\n"
+        "    assert pick(*case) == 2\n"
+    )
+    run = run_tests(tmp_path, ["test_pick.py"])
+    (case,) = run.failures
+    assert case.exc_type == "IndexError" and case.input == "[1, 2], 5"
+    assert feedback_text(case).endswith('; Input: "[1, 2], 5"')

@@ -1,7 +1,7 @@
 """Execution feedback in the CYCLE form: what one failing test tells the model (SEEDS.md).
 
 Test Case Failed: <assert>, Input: "<args>", Expected output: "<e>", Actual output: "<a>"
-Failed at line: <line source> (<file>:<n>); Error: <ExcType: message>
+Failed at line: <line source> (<file>:<n>); Error: <ExcType: message>; Input: "<args>"
 Test <name> timed out after N s
 """
 
@@ -93,14 +93,18 @@ def _crash_text(case: TestCaseResult) -> str:
             text += (
                 f"; Test line: {_one_line(case.line_source)} ({_location(case.path, case.line)})"
             )
-        return text
+        return text + _input_text(case)
     source = case.line_source or case.assert_source
     if source:
         return (
             f"Failed at line: {_one_line(source)} ({_location(case.path, case.line)}); "
-            f"Error: {_error(case)}"
+            f"Error: {_error(case)}" + _input_text(case)
         )
     return f"Test {short_test_name(case)} failed; Error: {_error(case)}"
+
+
+def _input_text(case: TestCaseResult) -> str:
+    return f'; Input: "{_one_line(case.input)}"' if case.input is not None else ""
 
 
 def _timeout_text(case: TestCaseResult) -> str:

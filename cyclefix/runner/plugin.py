@@ -579,6 +579,8 @@ def _failure_details(
         details["line_source"] = _clean(_bound(statement, SOURCE_LIMIT))
         if isinstance(exc, AssertionError) and not raised_in_project:
             _assert_details(state, details, statement, exc, test_entry, after_test)
+        else:
+            details["input"] = _crash_input(statement, test_entry)
     else:
         location_line = item.location[1]
         if location_line is not None:
@@ -679,6 +681,18 @@ def _assert_details(
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
         # self.assertEqual(CALL, EXPECTED) and friends: the values are unittest's locals.
         _unittest_details(details, node.value, statement, after_test, test_locals, function)
+
+
+def _crash_input(statement: str, test_entry: Any) -> str | None:
+    """The arguments of the call on the test line that raised: the input it crashed on."""
+    source = textwrap.dedent(statement)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a compound statement's header (`with ...:`)
+        return None
+    if not tree.body:
+        return None
+    return _input_for(tree.body[0], source, _FunctionSource(test_entry))
 
 
 def _frame_locals(entry: Any) -> dict[str, Any]:
