@@ -712,3 +712,25 @@ def test_crash_feedback_names_the_input_it_crashed_on(tmp_path: Path) -> None:
     (case,) = run.failures
     assert case.exc_type == "IndexError" and case.input == "[1, 2], 5"
     assert feedback_text(case).endswith('; Input: "[1, 2], 5"')
+
+
+def test_objects_without_a_repr_show_their_fields(tmp_path: Path) -> None:
+    # `<Node object at 0x7f...>` tells the model nothing; the fields do.
+    (tmp_path / "nodes.py").write_text(
+        "class Node:\n"
+        "    def __init__(self, value, successor=None):\n"
+        "        self.value = value\n"
+        "        self.successor = successor\n\n\n"
+        "def last(node):\n"
+        "    return node\n"
+    )
+    (tmp_path / "test_nodes.py").write_text(
+        "from nodes import Node, last\n\n\n"
+        "def test_last():\n"
+        "    tail = Node(2)\n"
+        "    assert last(Node(1, tail)) == tail\n"
+    )
+    run = run_tests(tmp_path, ["test_nodes.py"])
+    (case,) = run.failures
+    assert case.actual == "Node(value=1, successor=Node(value=2, successor=None))"
+    assert case.expected == "Node(value=2, successor=None)"

@@ -94,17 +94,40 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# How deep objects without a repr of their own are opened (a linked list shows two nodes).
+FIELDS_DEPTH = 2
+
+
 def _safe_repr(value: object, limit: int = VALUE_LIMIT) -> str:
     """repr() of a value the test computed; huge containers are abbreviated, failures named."""
     try:
         size = len(value) if isinstance(value, (list, tuple, set, frozenset, dict)) else 0
         huge = size > 10_000  # abbreviated: the full repr could be megabytes
-        text = f"{reprlib.Repr().repr(value)}  # {size} items" if huge else repr(value)
+        if huge:
+            text = f"{reprlib.Repr().repr(value)}  # {size} items"
+        else:
+            text = _fields_repr(value, FIELDS_DEPTH) or repr(value)
     except CyclefixTestTimeout:
         raise
     except Exception as exc:  # a broken __repr__ must not hide the failure
         text = f"<repr of {type(value).__name__} failed: {type(exc).__name__}>"
     return _clean(_bound(text, limit))
+
+
+def _fields_repr(value: object, depth: int) -> str | None:
+    """`Node(value=1, successor=None)` for an object whose class keeps object's repr (which
+    shows only an address); None for anything else. Nested objects `depth` levels deep."""
+    if depth <= 0 or type(value).__repr__ is not object.__repr__:
+        return None
+    fields = getattr(value, "__dict__", None)
+    if not isinstance(fields, dict):
+        return None
+    shown = ", ".join(
+        f"{name}={_fields_repr(field, depth - 1) or repr(field)}"
+        for name, field in fields.items()
+        if not name.startswith("_")
+    )
+    return f"{type(value).__name__}({shown})"
 
 
 def _is_test_file(path: Path) -> bool:
