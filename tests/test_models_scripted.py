@@ -68,7 +68,6 @@ def test_cancel_from_another_thread_with_token_delay() -> None:
     timer.join()
     assert result.finish_reason == "cancelled"
     assert 0 < result.completion_tokens < 200
-    assert result.seconds >= 0.1
 
 
 def test_stop_sequence_and_max_tokens() -> None:
