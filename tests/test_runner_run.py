@@ -682,8 +682,8 @@ def test_plugin_and_runner_agree_on_the_protocol() -> None:
 
 def test_parametrized_inputs_are_shown_as_values(tmp_path: Path) -> None:
     # `kth(*case)` says nothing; the values pytest passed in do.
-    (tmp_path / "kth.py").write_text("def kth(arr, k):\n    return sorted(arr)[k - 1]\n")
-    (tmp_path / "test_kth.py").write_text(
+    kth = "def kth(arr, k):\n    return sorted(arr)[k - 1]\n"
+    test_kth = (
         "import pytest\n"
         "from kth import kth\n\n\n"
         "@pytest.mark.parametrize('case, want', [(([3, 1, 2], 0), 1)])\n"
@@ -694,21 +694,21 @@ def test_parametrized_inputs_are_shown_as_values(tmp_path: Path) -> None:
         "    got = kth(arr, k=0)\n"
         "    assert got == 1\n"
     )
-    run = run_tests(tmp_path, ["test_kth.py"])
+    run = run_tests(make_project(tmp_path, {"kth.py": kth, "test_kth.py": test_kth}))
     inputs = {c.nodeid.split("::")[1].split("[")[0]: c.input for c in run.failures}
     assert inputs == {"test_star": "[3, 1, 2], 0", "test_named": "[3, 1, 2], k=0"}
 
 
 def test_crash_feedback_names_the_input_it_crashed_on(tmp_path: Path) -> None:
-    (tmp_path / "pick.py").write_text("def pick(arr, k):\n    return arr[k]\n")
-    (tmp_path / "test_pick.py").write_text(
+    pick = "def pick(arr, k):\n    return arr[k]\n"
+    test_pick = (
         "import pytest\n"
         "from pick import pick\n\n\n"
         "@pytest.mark.parametrize('case', [([1, 2], 5)])\n"
         "def test_pick(case):\n"
         "    assert pick(*case) == 2\n"
     )
-    run = run_tests(tmp_path, ["test_pick.py"])
+    run = run_tests(make_project(tmp_path, {"pick.py": pick, "test_pick.py": test_pick}))
     (case,) = run.failures
     assert case.exc_type == "IndexError" and case.input == "[1, 2], 5"
     assert feedback_text(case).endswith('; Input: "[1, 2], 5"')
@@ -716,7 +716,7 @@ def test_crash_feedback_names_the_input_it_crashed_on(tmp_path: Path) -> None:
 
 def test_objects_without_a_repr_show_their_fields(tmp_path: Path) -> None:
     # `<Node object at 0x7f...>` tells the model nothing; the fields do.
-    (tmp_path / "nodes.py").write_text(
+    nodes = (
         "class Node:\n"
         "    def __init__(self, value, successor=None):\n"
         "        self.value = value\n"
@@ -724,13 +724,13 @@ def test_objects_without_a_repr_show_their_fields(tmp_path: Path) -> None:
         "def last(node):\n"
         "    return node\n"
     )
-    (tmp_path / "test_nodes.py").write_text(
+    test_nodes = (
         "from nodes import Node, last\n\n\n"
         "def test_last():\n"
         "    tail = Node(2)\n"
         "    assert last(Node(1, tail)) == tail\n"
     )
-    run = run_tests(tmp_path, ["test_nodes.py"])
+    run = run_tests(make_project(tmp_path, {"nodes.py": nodes, "test_nodes.py": test_nodes}))
     (case,) = run.failures
     assert case.actual == "Node(value=1, successor=Node(value=2, successor=None))"
     assert case.expected == "Node(value=2, successor=None)"

@@ -180,11 +180,14 @@ def _producing_calls(test: ast.AST, assertion: ast.AST) -> list[str]:
         and (before is None or n.lineno < before)
     ]
     for assign in sorted(assignments, key=lambda n: n.lineno):
+        if assign.value is None:  # a bare annotation `x: int`
+            continue
+        calls = _called_names(assign.value)
         targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
         for target in targets:
             for name in ast.walk(target):
-                if isinstance(name, ast.Name) and assign.value is not None:
-                    produced_by[name.id] = _called_names(assign.value)
+                if isinstance(name, ast.Name):
+                    produced_by[name.id] = calls
     checked: list[str] = []
     for compare in ast.walk(assertion):
         if isinstance(compare, ast.Compare):

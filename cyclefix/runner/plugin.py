@@ -697,8 +697,8 @@ def _assert_details(
     except SyntaxError:
         return
     node = tree.body[0] if tree.body else None
-    test_locals = _frame_locals(test_entry)
     function = _FunctionSource(test_entry)
+    test_locals = function.locals
     if isinstance(node, ast.Assert):
         _compare_details(state, details, node.test, statement, message, test_locals, function)
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
@@ -731,6 +731,7 @@ class _FunctionSource:
     def __init__(self, test_entry: Any) -> None:
         self.source = ""
         self.tree: ast.AST | None = None
+        self.locals = _frame_locals(test_entry)
         self.inputs: dict[str, Any] = {}
         self.failing_line = test_entry.lineno + 1
         try:
@@ -743,11 +744,10 @@ class _FunctionSource:
             self.source = parsed.text
             self.tree = node
             # The test's parameters (parametrize, fixtures) are its inputs: show their values.
-            test_locals = _frame_locals(test_entry)
             names = [
                 a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
             ]
-            self.inputs = {n: test_locals[n] for n in names if n != "self" and n in test_locals}
+            self.inputs = {n: self.locals[n] for n in names if n != "self" and n in self.locals}
 
     def last_call_assigned_to(self, name: str) -> str | None:
         """Arguments of the call under test in the last `name = ...` before the failing line."""
