@@ -201,3 +201,30 @@ def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
     assert [a.temperature for a in result.rounds[0].attempts][1:] == [0.9, 0.9]
     last_prompt = backend.calls[2][-1].content
     assert "## Function to write" in last_prompt and "year % 400 != 0" not in last_prompt
+
+
+@pytest.mark.parametrize("project_sleep", [0.8, 0.0])
+def test_candidates_get_more_time_when_the_project_has_slow_tests(
+    tmp_path: Path, project_sleep: float
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "calc.py").write_text(
+        f"import time\n\n\ndef slow_double(x):\n    time.sleep({project_sleep})\n"
+        "    return 2 * x\n\n\ndef total(xs):\n    return sum(xs) + 1\n"
+    )
+    (tmp_path / "test_calc.py").write_text(
+        "from calc import slow_double, total\n\n\ndef test_slow_double():\n"
+        "    assert slow_double(2) == 4\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+    )
+    # Correct, and slower than the configured 1 s: within 3x the project's slowest test (0.8 s).
+    slow_fix = fence("def total(xs):\n    time.sleep(1.5)\n    return sum(xs)\n")
+    config = RefineConfig(rounds=1, budget_seconds=120, per_test_timeout=1.0, resamples=0)
+    result = fix(tmp_path, ScriptedBackend([slow_fix]), config=config)
+    raised = [n for n in result.notes if "per-test timeout for candidates raised to" in n]
+    if project_sleep:
+        assert result.status == "fixed", result.attempts
+        assert raised
+    else:
+        # Fast project: the configured timeout holds, and the slow candidate times out.
+        assert result.status == "not_fixed" and not raised
+        assert "timed out" in result.attempts[0].feedback

@@ -73,6 +73,11 @@ STOP_SEQUENCES = ("\n```\n", "\ndef test_", "\nif __name__", "\nassert ", "\npri
 _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
 # Rounds on one target without progress before the next suspect gets its turn.
 FOCUS_ROUNDS = 2
+# Candidates' tests may take this many times the slowest test of the user's own run (which ran
+# within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
+# must not turn a correct fix into a timeout.
+SLOW_TEST_FACTOR = 3.0
+SLOW_TEST_CAP = 60.0
 
 
 class _Deadline:
@@ -245,8 +250,19 @@ class _Session:
         if initial.all_passed:
             return self._result("already_passing", initial, initial, started)
         passed_before = {t.nodeid for t in initial.passed}
+        self._fit_timeout_to(initial)
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
+
+    def _fit_timeout_to(self, initial: TestRunResult) -> None:
+        finished = [t.duration for t in initial.tests if t.outcome in ("passed", "failed")]
+        wanted = min(SLOW_TEST_CAP, SLOW_TEST_FACTOR * max(finished, default=0.0))
+        if wanted > self.limits.per_test_timeout:
+            self.limits = dataclasses.replace(self.limits, per_test_timeout=round(wanted, 1))
+            self.notes.append(
+                f"per-test timeout for candidates raised to {self.limits.per_test_timeout:g} s "
+                f"(a test of this project took {max(finished):.1f} s)"
+            )
 
     def _refine(
         self, scratch: Path, initial: TestRunResult, passed_before: set[str], started: float
