@@ -114,6 +114,15 @@ def test_missing_path_and_bad_options(tmp_path: Path) -> None:
     assert proc.returncode == 2
 
 
+def test_missing_python_is_a_one_line_error(leap: Path, tmp_path: Path) -> None:
+    proc = cyclefix("fix", str(leap), "--python", str(tmp_path / "nope"), "--json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"cyclefix: error: no such Python interpreter: {tmp_path / 'nope'}"
+    ]
+    assert json.loads(proc.stdout)["status"] == "error"
+
+
 def test_already_passing_loads_no_model(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text("")
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")

@@ -57,6 +57,11 @@ def test_settings_parse_camel_snake_kebab_and_section() -> None:
     }
     values, _ = S.parse_overrides({"auto-refine": True, "debounce": 0}, "toml")
     assert values == {"auto_refine": True, "debounce": 0.0}
+    values, _ = S.parse_overrides({"python": " /srv/app/.venv/bin/python "}, "init")
+    assert values == {"python": "/srv/app/.venv/bin/python"}
+    assert S.merge(values).refine_config().python == "/srv/app/.venv/bin/python"
+    values, _ = S.parse_overrides({"python": ""}, "init")
+    assert values == {"python": None}
 
 
 @pytest.mark.parametrize(
@@ -71,6 +76,7 @@ def test_settings_parse_camel_snake_kebab_and_section() -> None:
         ({"autoRefine": "yes"}, "autoRefine must be true or false"),
         ({"model": ""}, "model must be a non-empty string"),
         ({"tests": [1, 2]}, "tests must be a list"),
+        ({"python": 3}, "python must be the path of a Python interpreter"),
         ({"colour": "red"}, "unknown setting 'colour'"),
         ([1, 2], "settings must be an object"),
     ],

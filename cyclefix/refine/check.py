@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.types import RefineConfig, RefineEvent, Target, TestsFinished, TestsStarted
 from cyclefix.runner import (
     SandboxLimits,
+    find_project_python,
     find_project_root,
     order_failing_first,
     run_tests,
@@ -43,7 +45,10 @@ def check(
     selection = order_failing_first(selection_for(root, path, tests), previously_failing)
     if on_event:
         on_event(TestsStarted(root, selection, scratch=False))
-    run = run_tests(root, selection, limits=limits_for(config), cancel=cancel)
+    python = find_project_python(root, config.python)
+    run = run_tests(root, selection, limits=limits_for(config), python=python.python, cancel=cancel)
+    if python.note:
+        run = dataclasses.replace(run, notes=(*run.notes, python.note))
     if on_event:
         on_event(TestsFinished(run, scratch=False))
     return run

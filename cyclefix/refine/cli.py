@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--per-test-timeout", type=float, default=3.0, help="seconds before a test counts as hung"
     )
+    p.add_argument(
+        "--python",
+        default=None,
+        metavar="PATH",
+        help="Python that runs the tests (default: the project's .venv, venv or env, or the "
+        "activated environment, when it has pytest; else cyclefix's own)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--apply", action="store_true", help="write the verified fix to your files")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -101,6 +108,7 @@ def _run_fix(args: argparse.Namespace) -> int:
         budget_seconds=args.budget,
         per_test_timeout=args.per_test_timeout,
         seed=args.seed,
+        python=args.python,
     )
     cancel = threading.Event()
     progress = _Progress(out)

@@ -57,6 +57,7 @@ from cyclefix.refine.types import (
     Verdict,
 )
 from cyclefix.runner import (
+    find_project_python,
     find_project_root,
     order_failing_first,
     run_tests,
@@ -182,11 +183,14 @@ class _Session:
         self.selection = selection_for(root, path, tests)
         self.focus = focus_file(root, path)
         self.limits = limits_for(config)
+        self.python = find_project_python(root, config.python)
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()
         self.generations = 0
         self.rounds: list[RoundRecord] = []
         self.notes: list[str] = []
+        if self.python.note:
+            self.notes.append(self.python.note)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -557,7 +561,13 @@ class _Session:
         self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool
     ) -> TestRunResult:
         self.emit(TestsStarted(root, tuple(selection), scratch))
-        run = run_tests(root, selection, limits=self.limits, cancel=self.deadline.event)
+        run = run_tests(
+            root,
+            selection,
+            limits=self.limits,
+            python=self.python.python,
+            cancel=self.deadline.event,
+        )
         self.emit(TestsFinished(run, scratch))
         return run
 

@@ -43,6 +43,8 @@ class RefineConfig:
     per_test_timeout: float = 3.0
     # Wall-clock cap of one pytest run, seconds.
     run_timeout: float = 120.0
+    # Python that runs the tests; None: the project's own environment when it has one.
+    python: str | None = None
 
 
 @dataclass(frozen=True)

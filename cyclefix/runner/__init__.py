@@ -4,11 +4,13 @@ find_project_root(path)              the folder pytest runs in
 select_tests(root, changed, explicit) which tests (pytest args); () is the whole suite
 order_failing_first(tests, failing)  the same selection, previously failing tests first
 run_tests(root, tests, ...)          pytest in a sandbox -> TestRunResult
+find_project_python(root)            the interpreter for a project's tests (its own venv)
 scratch_copy(root)                   a throwaway copy of the project to run candidates in
 feedback_text(case)                  the CYCLE feedback for one failing test
 """
 
 from cyclefix.runner.feedback import bound_text, feedback_text, run_summary
+from cyclefix.runner.interpreter import ProjectPython, find_project_python
 from cyclefix.runner.project import find_project_root
 from cyclefix.runner.results import (
     CollectionError,
@@ -25,11 +27,13 @@ __all__ = [
     "CollectionError",
     "Frame",
     "Outcome",
+    "ProjectPython",
     "SandboxLimits",
     "TestCaseResult",
     "TestRunResult",
     "bound_text",
     "feedback_text",
+    "find_project_python",
     "find_project_root",
     "order_failing_first",
     "run_summary",

@@ -34,6 +34,8 @@ class Settings:
     # Seconds to wait after a save before running, so a burst of saves runs once.
     debounce: float = 0.3
     per_test_timeout: float = RefineConfig.per_test_timeout
+    # Python that runs the tests; None: the project's own virtual environment when it has one.
+    python: str | None = None
 
     def refine_config(self, seed: int | None = 0) -> RefineConfig:
         return RefineConfig(
@@ -41,6 +43,7 @@ class Settings:
             budget_seconds=self.budget,
             per_test_timeout=self.per_test_timeout,
             seed=seed,
+            python=self.python,
         )
 
 
@@ -53,6 +56,7 @@ _LSP_NAMES = {
     "auto_refine": "autoRefine",
     "debounce": "debounce",
     "per_test_timeout": "perTestTimeout",
+    "python": "python",
 }
 assert set(_LSP_NAMES) == {f.name for f in fields(Settings)}
 
@@ -83,6 +87,10 @@ def _validate(name: str, value: object) -> tuple[Any, str | None]:
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 20:
             return value, None
         return None, f"{lsp} must be a whole number from 1 to 20"
+    if name == "python":
+        if isinstance(value, str):
+            return value.strip() or None, None  # "": the project's own environment
+        return None, f"{lsp} must be the path of a Python interpreter, or null"
     if name == "auto_refine":
         if isinstance(value, bool):
             return value, None

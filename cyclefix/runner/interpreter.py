@@ -1,0 +1,94 @@
+"""Which Python runs a project's tests: the project's own environment when it has one.
+
+A project's tests import its dependencies, which live in the project's virtual environment,
+not in cyclefix's. Order: an explicit interpreter; the activated environment ($VIRTUAL_ENV);
+a `.venv`, `venv` or `env` folder in the project root or a folder above it (home and / are
+never searched); else the Python cyclefix runs on. An environment without pytest is passed
+over with a note.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+VENV_NAMES = (".venv", "venv", "env")
+# Seconds `python -c "import pytest"` may take (a cold disk, a slow network home).
+PROBE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ProjectPython:
+    python: str
+    # Why this interpreter, for the user; empty for cyclefix's own.
+    note: str = ""
+
+
+def _venv_python(venv: Path) -> Path | None:
+    if not (venv / "pyvenv.cfg").is_file():
+        return None
+    for rel in ("bin/python", "Scripts/python.exe"):
+        if (venv / rel).exists():
+            return venv / rel
+    return None
+
+
+def _is_own(venv: Path) -> bool:
+    try:
+        return venv.resolve() == Path(sys.prefix).resolve()
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=32)
+def has_pytest(python: str) -> bool:
+    """Whether `python` can import pytest (one short subprocess, remembered)."""
+    try:
+        done = subprocess.run(
+            [python, "-c", "import pytest"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=PROBE_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _candidate_venvs(root: Path) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    active = os.environ.get("VIRTUAL_ENV")
+    if active and not _is_own(Path(active)):
+        found.append((Path(active), "the activated environment"))
+    home = Path.home().resolve()
+    for folder in (root, *root.parents):
+        if folder == home or folder.parent == folder:
+            break
+        for name in VENV_NAMES:
+            if _venv_python(folder / name) is not None:
+                return [*found, (folder / name, "the project's virtual environment")]
+    return found
+
+
+def find_project_python(root: Path, explicit: str | None = None) -> ProjectPython:
+    """The interpreter for the tests of the project at `root` (see the module docstring)."""
+    if explicit:
+        return ProjectPython(explicit, f"tests run with {explicit}")
+    skipped: list[str] = []
+    for venv, what in _candidate_venvs(root.resolve()):
+        if _is_own(venv):
+            break  # cyclefix's own environment: the default below
+        python = _venv_python(venv)
+        if python is None:
+            continue
+        if has_pytest(str(python)):
+            return ProjectPython(str(python), f"tests run with {python} ({what})")
+        skipped.append(f"{venv} has no pytest")
+    note = f"{'; '.join(skipped)}: tests run with {sys.executable}" if skipped else ""
+    return ProjectPython(sys.executable, note)
