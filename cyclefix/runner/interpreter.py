@@ -9,7 +9,6 @@ over with a note.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -44,9 +43,15 @@ def _is_own(venv: Path) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=32)
+# Interpreters that imported pytest; only successes are remembered (pytest may be installed
+# while a server runs).
+_WITH_PYTEST: set[str] = set()
+
+
 def has_pytest(python: str) -> bool:
-    """Whether `python` can import pytest (one short subprocess, remembered)."""
+    """Whether `python` can import pytest (one short subprocess)."""
+    if python in _WITH_PYTEST:
+        return True
     try:
         done = subprocess.run(
             [python, "-c", "import pytest"],
@@ -58,7 +63,10 @@ def has_pytest(python: str) -> bool:
         )
     except (OSError, subprocess.SubprocessError):
         return False
-    return done.returncode == 0
+    if done.returncode != 0:
+        return False
+    _WITH_PYTEST.add(python)
+    return True
 
 
 def _candidate_venvs(root: Path) -> list[tuple[Path, str]]:
