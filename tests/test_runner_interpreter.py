@@ -70,7 +70,10 @@ def test_a_venv_without_pytest_is_passed_over_with_a_note(tmp_path: Path) -> Non
     make_venv(project / "venv", with_pytest=False)
     found = find_project_python(project)
     assert found.python == sys.executable
-    assert "has no pytest" in found.note and str(project / "venv") in found.note
+    assert (
+        found.note
+        == f"{project / 'venv' / 'bin' / 'python'} has no pytest: tests run with {sys.executable}"
+    )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
@@ -92,3 +95,15 @@ def test_explicit_python_and_activated_env(tmp_path: Path, monkeypatch: pytest.M
     assert find_project_python(tmp_path) == find_project_python(tmp_path, None)
     assert find_project_python(tmp_path).python == sys.executable
     assert find_project_python(tmp_path).note == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
+def test_a_broken_venv_interpreter_is_passed_over_with_a_note(tmp_path: Path) -> None:
+    venv = tmp_path / "proj" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /nowhere\n")
+    (venv / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")
+    (venv / "bin" / "python").chmod(0o755)
+    found = find_project_python(tmp_path / "proj")
+    assert found.python == sys.executable
+    assert found.note.startswith(f"{venv / 'bin' / 'python'} does not start (exit status 1)")

@@ -3,8 +3,8 @@
 A project's tests import its dependencies, which live in the project's virtual environment,
 not in cyclefix's. Order: an explicit interpreter; the activated environment ($VIRTUAL_ENV);
 a `.venv`, `venv` or `env` folder in the project root or a folder above it (home and / are
-never searched); else the Python cyclefix runs on. An environment without pytest is passed
-over with a note.
+never searched); else the Python cyclefix runs on. An environment without pytest, or older
+than the test plugin needs, is passed over with a note.
 """
 
 from __future__ import annotations
@@ -43,30 +43,44 @@ def _is_own(venv: Path) -> bool:
         return False
 
 
-# Interpreters that imported pytest; only successes are remembered (pytest may be installed
+# The test plugin's oldest Python (it uses ast.unparse).
+PLUGIN_MIN_PYTHON = (3, 9)
+_PROBE = (
+    "import sys\n"
+    f"if sys.version_info < {PLUGIN_MIN_PYTHON!r}:\n"
+    "    print('is Python %d.%d (%d.%d or newer needed)' % (sys.version_info[:2] + "
+    f"{PLUGIN_MIN_PYTHON!r}))\n"
+    "    sys.exit(3)\n"
+    "try:\n"
+    "    import pytest\n"
+    "except ImportError:\n"
+    "    print('has no pytest')\n"
+    "    sys.exit(3)\n"
+)
+# Interpreters that passed the probe; only successes are remembered (pytest may be installed
 # while a server runs).
-_WITH_PYTEST: set[str] = set()
+_USABLE: set[str] = set()
 
 
-def has_pytest(python: str) -> bool:
-    """Whether `python` can import pytest (one short subprocess)."""
-    if python in _WITH_PYTEST:
-        return True
+def unusable_because(python: str) -> str | None:
+    """Why `python` cannot run the tests (too old, no pytest), or None when it can."""
+    if python in _USABLE:
+        return None
     try:
         done = subprocess.run(
-            [python, "-c", "import pytest"],
+            [python, "-c", _PROBE],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             timeout=PROBE_TIMEOUT,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        return False
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"does not start ({exc})"
     if done.returncode != 0:
-        return False
-    _WITH_PYTEST.add(python)
-    return True
+        return done.stdout.strip() or f"does not start (exit status {done.returncode})"
+    _USABLE.add(python)
+    return None
 
 
 def _candidate_venvs(root: Path) -> list[tuple[Path, str]]:
@@ -95,8 +109,9 @@ def find_project_python(root: Path, explicit: str | None = None) -> ProjectPytho
         python = _venv_python(venv)
         if python is None:
             continue
-        if has_pytest(str(python)):
+        reason = unusable_because(str(python))
+        if reason is None:
             return ProjectPython(str(python), f"tests run with {python} ({what})")
-        skipped.append(f"{venv} has no pytest")
+        skipped.append(f"{python} {reason}")
     note = f"{'; '.join(skipped)}: tests run with {sys.executable}" if skipped else ""
     return ProjectPython(sys.executable, note)
