@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VENV_NAMES = (".venv", "venv", "env")
-# Seconds `python -c "import pytest"` may take (a cold disk, a slow network home).
+# Seconds the probe (Python version, import pytest) may take: a cold disk, a slow network home.
 PROBE_TIMEOUT = 30.0
 
 
