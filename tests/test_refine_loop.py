@@ -228,3 +228,32 @@ def test_candidates_get_more_time_when_the_project_has_slow_tests(
         # Fast project: the configured timeout holds, and the slow candidate times out.
         assert result.status == "not_fixed" and not raised
         assert "timed out" in result.attempts[0].feedback
+
+
+def test_a_candidate_that_still_hangs_stops_its_run_early(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "bits.py").write_text(
+        "def bitcount(n):\n    count = 0\n    while n:\n        n ^= n - 1\n        count += 1\n"
+        "    return count\n"
+    )
+    (tmp_path / "test_bits.py").write_text(
+        "import pytest\nfrom bits import bitcount\n\n\n"
+        "@pytest.mark.parametrize('n, ones', [(127, 7), (128, 1), (13, 3), (14, 3), (27, 4)])\n"
+        "def test_bitcount(n, ones):\n    assert bitcount(n) == ones\n"
+    )
+    still_hangs = fence(
+        "def bitcount(n):\n    count = 0\n    while n:\n        n |= n - 1\n        count += 1\n"
+        "    return count\n"
+    )
+    good = fence(
+        "def bitcount(n):\n    count = 0\n    while n:\n        n &= n - 1\n        count += 1\n"
+        "    return count\n"
+    )
+    config = RefineConfig(rounds=2, budget_seconds=120, per_test_timeout=0.5, resamples=0)
+    result = fix(tmp_path, ScriptedBackend([still_hangs, good]), config=config)
+    assert result.status == "fixed"
+    assert result.initial_run is not None and len(result.initial_run.tests) == 5
+    hung, passed = result.attempts
+    # Two timeouts, then the candidate's run stopped: 3 cases never ran.
+    assert (hung.verdict, hung.tests_total, hung.tests_passed) == ("tests_failed", 2, 0)
+    assert (passed.verdict, passed.tests_total) == ("passed", 5)

@@ -265,6 +265,35 @@ def test_code_that_ignores_its_timeout_meets_the_watchdog_and_the_rest_runs(
     assert any("remaining" in note for note in run.notes)
 
 
+@pytest.mark.parametrize("swallow", [False, True])
+def test_run_stops_after_max_hangs(tmp_path: Path, swallow: bool) -> None:
+    # swallow: the code ignores the alarm, so the watchdog kills the process (no rerun then).
+    body = (
+        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass\n"
+        if swallow
+        else "    while n >= 0:\n        pass\n"
+    )
+    root = make_project(
+        tmp_path / "p",
+        {
+            "tests/test_loop.py": (
+                "import signal\nimport pytest\n\n"
+                "def test_first():\n    pass\n\n"
+                "@pytest.mark.parametrize('n', [1, 2, 3, 4, 5])\n"
+                f"def test_hangs(n):\n{body}"
+            ),
+        },
+    )
+    run = fast_run(root, per_test_timeout=0.3, max_hangs=2)
+    assert [c.outcome for c in run.tests] == ["passed", "timeout", "timeout"]
+    assert "stopped at the timeout limit: 3 test(s) not run" in run.notes
+    assert not run.all_passed
+    # Without the limit every case runs.
+    if not swallow:
+        run = fast_run(root, per_test_timeout=0.3)
+        assert [c.outcome for c in run.tests] == ["passed"] + ["timeout"] * 5
+
+
 def test_hang_holding_the_gil_is_killed_from_outside(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
@@ -669,6 +698,7 @@ def test_plugin_and_runner_agree_on_the_protocol() -> None:
         "ENV_GRACE",
         "ENV_COLLECT_TIMEOUT",
         "ENV_LOOPBACK",
+        "ENV_MAX_HANGS",
         "FIRST_OPTION",
         "WATCHDOG_EXIT_CODE",
         "TEARDOWN_ALLOWANCE",

@@ -79,6 +79,9 @@ FOCUS_ROUNDS = 2
 # must not turn a correct fix into a timeout.
 SLOW_TEST_FACTOR = 3.0
 SLOW_TEST_CAP = 60.0
+# A candidate's run stops after this many timed-out tests: each costs a full timeout, and a
+# candidate that hangs twice is rejected anyway.
+CANDIDATE_MAX_HANGS = 2
 
 
 class _Deadline:
@@ -561,10 +564,15 @@ class _Session:
         self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool
     ) -> TestRunResult:
         self.emit(TestsStarted(root, tuple(selection), scratch))
+        limits = (
+            dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
+            if scratch
+            else self.limits
+        )
         run = run_tests(
             root,
             selection,
-            limits=self.limits,
+            limits=limits,
             python=self.python.python,
             cancel=self.deadline.event,
         )

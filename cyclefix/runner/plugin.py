@@ -45,6 +45,7 @@ ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
 ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
+ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
 FIRST_OPTION = "--cyclefix-first"
 WATCHDOG_EXIT_CODE = 86
 
@@ -164,6 +165,10 @@ class _State:
         self.timeout = timeout
         self.grace = grace
         self.collect_timeout = 0.0
+        # Stop the session after this many timed-out tests (0: never); `session` is set then.
+        self.max_hangs = 0
+        self.hangs = 0
+        self.session: pytest.Session | None = None
         self.current: str | None = None
         self.deadline = 0.0
         self.alarm_fired = False
@@ -222,6 +227,7 @@ def pytest_configure(config: pytest.Config) -> None:
     grace = float(os.environ.get(ENV_GRACE) or 2.0)
     state = _State(_Writer(results), root, timeout, grace)
     state.collect_timeout = float(os.environ.get(ENV_COLLECT_TIMEOUT) or 0.0)
+    state.max_hangs = int(os.environ.get(ENV_MAX_HANGS) or 0)
     if threading.current_thread() is threading.main_thread() and (
         timeout > 0 or state.collect_timeout > 0
     ):
@@ -406,6 +412,7 @@ def pytest_collection_modifyitems(
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state
     if state is not None:
+        state.session = session
         state.writer.write({"event": "collected", "nodeids": [i.nodeid for i in session.items]})
 
 
@@ -499,6 +506,11 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
     state.details.pop(nodeid, None)
     state.phases = {}
     state.writer.write(record)
+    if record["outcome"] == "timeout":
+        state.hangs += 1
+        if state.max_hangs and state.hangs >= state.max_hangs and state.session is not None:
+            # The rest would most likely hang too, a timeout each: not worth the wait.
+            state.session.shouldstop = f"cyclefix: {state.hangs} test(s) timed out"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -50,6 +50,7 @@ ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
 ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
+ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
 FIRST_OPTION = "--cyclefix-first"
 WATCHDOG_EXIT_CODE = 86
 TEARDOWN_ALLOWANCE = 1.0
@@ -187,6 +188,9 @@ class _Run:
                 self.notes.append(f"stopped after {MAX_RERUNS} reruns")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        not_run = (self.collected_total or 0) - len(self.tests)
+        if self._hang_limit_reached() and not_run > 0:
+            self.notes.append(f"stopped at the timeout limit: {not_run} test(s) not run")
         single = len(session_exits) == 1 and session_exits[0] is not None
         if single and not (timed_out or cancelled):
             exit_code = int(session_exits[0] or 0)
@@ -207,6 +211,10 @@ class _Run:
             output_tail=output[-limit:] if limit else output,
             notes=tuple(self.notes),
         )
+
+    def _hang_limit_reached(self) -> bool:
+        hangs = sum(1 for t in self.tests if t.outcome == "timeout")
+        return bool(self.limits.max_hangs) and hangs >= self.limits.max_hangs
 
     def _summary_exit_code(self, interrupted: bool) -> int:
         """pytest's exit code for what was seen across processes."""
@@ -294,6 +302,7 @@ class _Run:
         env[ENV_ROOT] = str(self.root)
         env[ENV_TIMEOUT] = f"{self.limits.per_test_timeout:g}"
         env[ENV_GRACE] = f"{GRACE:g}"
+        env[ENV_MAX_HANGS] = str(self.limits.max_hangs)
         env[ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
         if detect_isolation().network_isolated:
             env[ENV_LOOPBACK] = "1"
@@ -378,6 +387,8 @@ class _Run:
         done = set(attempt.finished) | ({attempt.running} if attempt.running else set())
         remaining = [n for n in attempt.collected or () if n not in done]
         if not remaining:
+            return None
+        if self._hang_limit_reached():
             return None
         self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
         return sorted(done), []

@@ -51,6 +51,8 @@ class SandboxLimits:
     per_test_timeout: float = 3.0
     # Seconds the whole run may take before every process of it is killed.
     run_timeout: float = 120.0
+    # Timed-out tests after which the run stops (the rest are not run); 0: run them all.
+    max_hangs: int = 0
     # Address space of each process, MiB.
     memory_mb: int = 2048
     # CPU seconds of each process.
