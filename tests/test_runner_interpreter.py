@@ -88,13 +88,16 @@ def test_a_venv_above_the_root_counts_but_not_one_in_home(
     assert find_project_python(nested).python == sys.executable
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
 def test_explicit_python_and_activated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_project_python(tmp_path, "/opt/py/bin/python3").python == "/opt/py/bin/python3"
-    # cyclefix's own environment, activated, is simply the default.
+    # cyclefix's own environment, activated, is simply the default...
     monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
-    assert find_project_python(tmp_path) == find_project_python(tmp_path, None)
     assert find_project_python(tmp_path).python == sys.executable
     assert find_project_python(tmp_path).note == ""
+    # ...and does not hide the project's own venv.
+    python = make_venv(tmp_path / ".venv", with_pytest=True)
+    assert find_project_python(tmp_path).python == str(python)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")

@@ -262,13 +262,15 @@ class _Session:
             return self._refine(scratch, initial, passed_before, started)
 
     def _fit_timeout_to(self, initial: TestRunResult) -> None:
-        finished = [t.duration for t in initial.tests if t.outcome in ("passed", "failed")]
-        wanted = min(SLOW_TEST_CAP, SLOW_TEST_FACTOR * max(finished, default=0.0))
+        slowest = max(
+            (t.duration for t in initial.tests if t.outcome in ("passed", "failed")), default=0.0
+        )
+        wanted = min(SLOW_TEST_CAP, SLOW_TEST_FACTOR * slowest)
         if wanted > self.limits.per_test_timeout:
             self.limits = dataclasses.replace(self.limits, per_test_timeout=round(wanted, 1))
             self.notes.append(
                 f"per-test timeout for candidates raised to {self.limits.per_test_timeout:g} s "
-                f"(a test of this project took {max(finished):.1f} s)"
+                f"(a test of this project took {slowest:.1f} s)"
             )
 
     def _refine(
