@@ -17,7 +17,7 @@ from cyclefix.bench.humaneval import load_humaneval
 from cyclefix.bench.mbpp import load_mbpp, load_mbpp_plus
 from cyclefix.bench.records import RESULTS_FILE, RoundResult
 from cyclefix.bench.report import compare_table
-from cyclefix.bench.summary import ModelSummary, load_summary, summarize
+from cyclefix.bench.summary import ModelSummary, load_summary, summarize, summary_to_json
 from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
 from cyclefix.models.scripted import ScriptedBackend
 
@@ -83,6 +83,11 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     assert summary.rounds[1].fix_rate == pytest.approx(0.5)
     assert summary.rounds[1].copy_rate == pytest.approx(3 / 4)
     assert summary.rounds[2].copy_rate == pytest.approx(1.0)
+    # Per refining run: round 1 refined 2 runs, one (HumanEval/4) ended on its third copy.
+    assert (summary.rounds[1].refined, summary.rounds[1].ended_on_copy) == (2, 1)
+    assert summary.rounds[1].ended_on_copy_rate == pytest.approx(1 / 2)
+    assert (summary.rounds[2].refined, summary.rounds[2].ended_on_copy) == (1, 1)
+    assert summary.rounds[0].ended_on_copy_rate is None
     assert summary.rounds_to_fix_mean == 1.0
     assert summary.verified_fixes == summary.verified_fixes_passing_hidden == 1
     assert summary.verdicts == {"copy": 6, "passed": 1}
@@ -284,6 +289,17 @@ def test_compare_pairs_models_by_name() -> None:
     assert "m2" in table and "m1" not in table and "| 0 | 0.0 | 100.0 | +100.0 |" in table
     assert compare_table([model("x", [True])], [model("y", [False])]).count("###") == 1
     assert compare_table(a, [model("z", [True])]) == "No model appears in both runs."
+
+
+def test_summary_written_before_the_ended_on_copy_fields_still_loads(tmp_path: Path) -> None:
+    lines = [RoundResult("s", "m", "t", 0, 0, "given", False, False)]
+    data = json.loads(json.dumps(summary_to_json(summarize(lines, 0), {}, {})))
+    for round_ in data["models"]["m"]["rounds"]:
+        for key in ("refined", "ended_on_copy", "ended_on_copy_rate"):
+            del round_[key]
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    _data, (summary,) = load_summary(tmp_path)
+    assert summary.rounds[0].refined == 0 and summary.rounds[0].ended_on_copy_rate is None
 
 
 def test_summary_uses_every_sample_for_pass_at_k_and_skips_incomplete_runs() -> None:

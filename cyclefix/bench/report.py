@@ -44,6 +44,7 @@ def round_table(summary: ModelSummary) -> str:
         "fix rate",
         "copy rate",
         "copies/attempts",
+        "ended on copy",
         "fixed here",
         "prompt tok",
         "completion tok",
@@ -58,6 +59,7 @@ def round_table(summary: ModelSummary) -> str:
             _pct(r.fix_rate),
             _pct(r.copy_rate),
             f"{r.copies}/{r.attempts}" if r.round else "-",
+            f"{r.ended_on_copy}/{r.refined}" if r.round else "-",
             str(r.fixed_here) if r.round else "-",
             str(r.prompt_tokens),
             str(r.completion_tokens),
@@ -122,8 +124,9 @@ def render_report(
         "pass@k is on the hidden tests, for the code the user has after each round (a verified fix "
         "from that round or earlier, else the round-0 code). Fix rate: share of the runs failing "
         "at round 0 that pass after the round. Copy rate: refinement answers identical to the "
-        "faulty code (whitespace and comments ignored); the loop rejects them, so none reaches "
-        "the user. tok/s: completion tokens per second of decoding.",
+        "faulty code (whitespace and comments ignored), over every attempt; the loop rejects them "
+        "and samples again, so none reaches the user. Ended on copy: refining runs whose round "
+        "still ended on a copy after those resamples, so the round produced nothing new. tok/s: completion tokens per second of decoding.",
         "",
     ]
     for s in summaries:
@@ -168,12 +171,12 @@ def _delta(a: float | None, b: float | None) -> str:
 def compare_table(
     a: Sequence[ModelSummary], b: Sequence[ModelSummary], name_a: str = "A", name_b: str = "B"
 ) -> str:
-    """Markdown: pass@1, fix rate and copy rate of two runs per round, with B - A."""
+    """Markdown: pass@1, fix rate, copy rate and ended-on-copy of two runs per round, B - A."""
     pairs = pair_models(a, b)
     if not pairs:
         return "No model appears in both runs."
     head = ["Round", "pass@1 A", "pass@1 B", "Δ", "fix rate A", "fix rate B", "Δ",
-            "copy rate A", "copy rate B", "Δ"]  # fmt: skip
+            "copy rate A", "copy rate B", "Δ", "ended on copy A", "ended on copy B", "Δ"]  # fmt: skip
     parts: list[str] = []
     for ma, mb in pairs:
         parts += [
@@ -190,7 +193,11 @@ def compare_table(
                 continue
             pa, pb = ra.pass_at_k.get("1"), rb.pass_at_k.get("1")
             cells = [str(ra.round), _pct(pa), _pct(pb), _delta(pa, pb)]
-            for x, y in ((ra.fix_rate, rb.fix_rate), (ra.copy_rate, rb.copy_rate)):
+            for x, y in (
+                (ra.fix_rate, rb.fix_rate),
+                (ra.copy_rate, rb.copy_rate),
+                (ra.ended_on_copy_rate, rb.ended_on_copy_rate),
+            ):
                 cells += [_pct(x), _pct(y), _delta(x, y)]
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")

@@ -36,6 +36,12 @@ class RoundSummary:
     tokens_per_second: float | None
     # Mean wall seconds per run spent up to and including this round.
     mean_seconds: float
+    # Per refining run rather than per attempt: the runs that asked the model this round, and
+    # those whose round ended on a copy (the guard's resamples were copies too), so the round
+    # produced nothing new; defaults keep summaries written before these fields loadable.
+    refined: int = 0
+    ended_on_copy: int = 0
+    ended_on_copy_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         counts = [(len(runs), sum(run[k].passed for run in runs)) for runs in by_task.values()]
         attempts = [a for line in lines for a in line.attempts]
         copies = sum(a.copy for a in attempts)
+        refining = [line for line in lines if line.attempts]
+        ended_on_copy = sum(line.attempts[-1].copy for line in refining)
         completion = sum(line.completion_tokens for line in lines)
         decode = sum(line.decode_seconds for line in lines)
         round_summaries.append(
@@ -113,6 +121,11 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
                 decode_seconds=round(decode, 3),
                 tokens_per_second=metrics.tokens_per_second(completion, decode),
                 mean_seconds=sum(cumulative) / len(cumulative) if cumulative else 0.0,
+                refined=len(refining),
+                ended_on_copy=ended_on_copy,
+                ended_on_copy_rate=(
+                    metrics.copy_rate(ended_on_copy, len(refining)) if k > 0 else None
+                ),
             )
         )
     fixed_at = [k for run in complete for k, line in run.items() if line.status == "fixed"]
