@@ -257,3 +257,50 @@ def test_a_candidate_that_still_hangs_stops_its_run_early(tmp_path: Path) -> Non
     # Two timeouts, then the candidate's run stopped: 3 cases never ran.
     assert (hung.verdict, hung.tests_total, hung.tests_passed) == ("tests_failed", 2, 0)
     assert (passed.verdict, passed.tests_total) == ("passed", 5)
+
+
+def test_a_name_defined_in_a_buggy_and_a_correct_copy_is_fixed_where_the_test_called_it(
+    tmp_path: Path,
+) -> None:
+    # QuixBugs layout: the test imports the buggy copy unless `--correct` is given; the correct
+    # copy sorts first, so a lookup by name alone would rewrite it and never fix the test.
+    files = {
+        "conftest.py": (
+            "import pytest\n\n\n"
+            "def pytest_addoption(parser):\n"
+            "    parser.addoption('--correct', action='store_true')\n\n\n"
+            "def pytest_configure(config):\n"
+            "    pytest.use_correct = config.getoption('correct')\n"
+        ),
+        "correct_programs/valid.py": CORRECT_VALID,
+        "programs/valid.py": CORRECT_VALID.replace("return depth == 0", "return True"),
+        "tests/test_valid.py": (
+            "import pytest\n\n"
+            "if pytest.use_correct:\n"
+            "    from correct_programs.valid import valid\n"
+            "else:\n"
+            "    from programs.valid import valid\n\n\n"
+            "@pytest.mark.parametrize('text, want', [('(())', True), ('((', False)])\n"
+            "def test_valid(text, want):\n"
+            "    assert valid(text) == want\n"
+        ),
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    backend = ScriptedBackend([fence(CORRECT_VALID)])
+    result = fix(tmp_path, backend, config=CONFIG)  # a folder: no file named, so no focus
+    assert result.status == "fixed", result
+    assert [c.path for c in result.changes] == [tmp_path / "programs" / "valid.py"]
+    assert "return depth == 0" not in backend.calls[0][-1].content.split("## Faulty code")[1]
+
+
+CORRECT_VALID = """\
+def valid(parens):
+    depth = 0
+    for paren in parens:
+        depth += 1 if paren == "(" else -1
+        if depth < 0:
+            return False
+    return depth == 0
+"""

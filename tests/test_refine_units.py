@@ -355,3 +355,36 @@ def test_localize_puts_the_named_file_first_among_equal_suspects(tmp_path: Path)
     index = ProjectIndex(tmp_path)
     assert [t.path for t in localize(index, failures).targets] == ["alpha.py", "beta.py"]
     assert [t.path for t in localize(index, failures, "beta.py").targets] == ["beta.py", "alpha.py"]
+
+
+def test_localize_resolves_a_name_defined_twice_to_the_file_the_test_called(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, "correct/gcd.py", "def gcd(a, b):\n    return a if not b else gcd(b, a % b)\n")
+    _write(tmp_path, "buggy/gcd.py", "def gcd(a, b):\n    return b\n")
+    _write(
+        tmp_path,
+        "tests/test_gcd.py",
+        "if FLAG:\n    from correct.gcd import gcd\nelse:\n    from buggy.gcd import gcd\n",
+    )
+
+    def failing(callees: tuple[tuple[str, str], ...]) -> TestCaseResult:
+        return TestCaseResult(
+            "tests/test_gcd.py::test_gcd",
+            "failed",
+            path="tests/test_gcd.py",
+            line=6,
+            assert_source="assert gcd(12, 8) == 4",
+            test_source="def test_gcd():\n    assert gcd(12, 8) == 4\n",
+            callees=callees,
+        )
+
+    index = ProjectIndex(tmp_path)
+    # By the imports alone the first import wins, here the wrong copy.
+    assert [t.path for t in localize(index, [failing(())]).targets] == ["correct/gcd.py"]
+    # The file the user named comes before the imports; the test's own binding before both.
+    assert [t.path for t in localize(index, [failing(())], "buggy/gcd.py").targets] == [
+        "buggy/gcd.py"
+    ]
+    bound = failing((("gcd", "buggy/gcd.py"),))
+    assert [t.path for t in localize(index, [bound], "correct/gcd.py").targets] == ["buggy/gcd.py"]

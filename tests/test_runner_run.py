@@ -764,3 +764,32 @@ def test_objects_without_a_repr_show_their_fields(tmp_path: Path) -> None:
     (case,) = run.failures
     assert case.actual == "Node(value=1, successor=Node(value=2, successor=None))"
     assert case.expected == "Node(value=2, successor=None)"
+
+
+def test_callees_name_the_file_the_test_really_called(tmp_path: Path) -> None:
+    # QuixBugs imports the same name from a buggy and a correct copy behind a flag.
+    conftest = (
+        "import pytest\n\n\n"
+        "def pytest_addoption(parser):\n"
+        "    parser.addoption('--correct', action='store_true')\n\n\n"
+        "def pytest_configure(config):\n"
+        "    pytest.use_correct = config.getoption('correct')\n"
+    )
+    test_gcd = (
+        "import pytest\n\n"
+        "if pytest.use_correct:\n"
+        "    from correct_programs.gcd import gcd\n"
+        "else:\n"
+        "    from programs.gcd import gcd\n\n\n"
+        "def test_gcd():\n"
+        "    assert gcd(12, abs(-8)) == 4\n"
+    )
+    files = {
+        "conftest.py": conftest,
+        "correct_programs/gcd.py": "def gcd(a, b):\n    return a if not b else gcd(b, a % b)\n",
+        "programs/gcd.py": "def gcd(a, b):\n    return b\n",
+        "tests/test_gcd.py": test_gcd,
+    }
+    (case,) = fast_run(make_project(tmp_path, files)).failures
+    # `abs` is a builtin: no project file to name.
+    assert case.callees == (("gcd", "programs/gcd.py"),)

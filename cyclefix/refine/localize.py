@@ -227,8 +227,15 @@ def _parse_snippet(text: str | None) -> ast.AST | None:
         return None
 
 
-def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]:
-    """Functions a failing test points at, most likely first."""
+def suspects_for_test(
+    index: ProjectIndex, case: TestCaseResult, focus: str | None = None
+) -> list[Target]:
+    """Functions a failing test points at, most likely first.
+
+    A called name defined in several files resolves to the file the test's frame bound it to,
+    then to `focus` (the file the user asked to fix), then to the files the test imports:
+    QuixBugs-style tests import the same name from a buggy and a correct copy, behind a flag.
+    """
     found: list[Target] = []
 
     def add(targets: Iterable[Target]) -> None:
@@ -250,6 +257,8 @@ def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]
         except SourceError:
             test_file_source = None
     prefer = _imported_project_files(index, test_file_source or "")
+    if focus is not None:
+        prefer = [focus, *(f for f in prefer if f != focus)]
     # Calls in the failing assert, then the calls that made the values it checks, then the rest
     # of the test (set-up such as constructors last).
     assert_tree = _parse_snippet(case.assert_source)
@@ -261,8 +270,9 @@ def suspects_for_test(index: ProjectIndex, case: TestCaseResult) -> list[Target]
             names += _producing_calls(test_tree, assert_tree)
     if test_tree is not None:
         names += _called_names(test_tree)
+    bound = dict(case.callees)
     for name in dict.fromkeys(names):
-        add(index.definitions(name, prefer)[:1])
+        add(index.definitions(name, [bound[name], *prefer] if name in bound else prefer)[:1])
     if not found and prefer:
         rel = prefer[0]
         src = index.source(rel)
@@ -278,7 +288,7 @@ def localize(
 
     `focus` is the file the user asked to fix: among equally blamed suspects, its come first.
     """
-    per_test = [(case, suspects_for_test(index, case)) for case in failures]
+    per_test = [(case, suspects_for_test(index, case, focus)) for case in failures]
     votes: Counter[tuple[str, str]] = Counter()
     first_rank: dict[tuple[str, str], int] = {}
     by_key: dict[tuple[str, str], Target] = {}

@@ -606,6 +606,7 @@ def _failure_details(
         )
     details["project_frames"] = frames[-20:]
     if test_entry is not None:
+        details["callees"] = _callee_files(state, test_entry)
         details["line"] = test_entry.lineno + 1
         parsed = _parsed_file(test_entry.frame.code.raw.co_filename)
         statement = (
@@ -622,6 +623,37 @@ def _failure_details(
             details["line"] = location_line + 1
     details["test_source"] = _test_source(item)
     return details
+
+
+def _callee_files(state: _State, test_entry: Any) -> dict[str, str]:
+    """Project file of each name the test function calls, as bound in its frame when it failed.
+
+    Names alone are ambiguous when two files define them (QuixBugs-style tests import a buggy and
+    a correct copy behind a flag); the frame says which one the test really ran.
+    """
+    try:
+        code = test_entry.frame.code.raw
+        parsed = _parsed_file(code.co_filename)
+        node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
+        scopes = (dict(test_entry.frame.f_locals), dict(test_entry.frame.f_globals))
+    except Exception:
+        return {}
+    found: dict[str, str] = {}
+    for call in ast.walk(node) if node is not None else ():
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            continue
+        name = call.func.id
+        bound = next((scope[name] for scope in scopes if name in scope), None)
+        if name in found or bound is None:
+            continue
+        try:
+            filename = inspect.getsourcefile(inspect.unwrap(bound))
+        except Exception:  # builtins, C functions, objects without a source
+            continue
+        rel = state.relative(filename) if filename else None
+        if rel is not None and not _is_test_file(Path(rel)):
+            found[name] = rel
+    return found
 
 
 def _test_source(item: pytest.Item) -> str | None:

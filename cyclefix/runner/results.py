@@ -50,6 +50,8 @@ class TestCaseResult:
     stderr: str = ""
     # Source of the failing statement in the test file (the assert, or the line that raised).
     line_source: str | None = None
+    # (name, project file) for each name the test function calls, as bound when it failed.
+    callees: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:

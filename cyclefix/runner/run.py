@@ -536,6 +536,7 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
                     source=str(item.get("source", "")),
                 )
             )
+    callees = record.get("callees")
     duration = record.get("duration")
     checked: Outcome = outcome
     return TestCaseResult(
@@ -556,6 +557,11 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
         stdout=_str_or_none(record.get("stdout")) or "",
         stderr=_str_or_none(record.get("stderr")) or "",
         line_source=_str_or_none(record.get("line_source")),
+        callees=tuple(
+            (name, path)
+            for name, path in (callees.items() if isinstance(callees, dict) else ())
+            if isinstance(name, str) and isinstance(path, str)
+        ),
     )
 
 
