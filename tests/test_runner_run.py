@@ -190,7 +190,8 @@ def test_crash_has_project_frames(fixture_run: tuple[TestRunResult, FixtureRun])
     assert case.exc_message == "division by zero"
     assert case.line == 24
     assert case.line_source == "assert mean([]) is None"
-    assert case.assert_source is None and case.expected is None
+    # A crash, not a failed assert; what the assert wanted from the call is still known.
+    assert case.assert_source is None and case.expected == "is None"
     assert [(f.path, f.line, f.function) for f in case.project_frames] == [
         ("calc/stats.py", 15, "mean")
     ]
@@ -734,14 +735,21 @@ def test_crash_feedback_names_the_input_it_crashed_on(tmp_path: Path) -> None:
     test_pick = (
         "import pytest\n"
         "from pick import pick\n\n\n"
-        "@pytest.mark.parametrize('case', [([1, 2], 5)])\n"
-        "def test_pick(case):\n"
-        "    assert pick(*case) == 2\n"
+        "@pytest.mark.parametrize('case, want', [(([1, 2], 5), 2)])\n"
+        "def test_pick(case, want):\n"
+        "    assert pick(*case) == want\n\n\n"
+        "def test_absent():\n"
+        "    assert not pick([], 0)\n"
     )
     run = run_tests(make_project(tmp_path, {"pick.py": pick, "test_pick.py": test_pick}))
-    (case,) = run.failures
+    by_test = {c.nodeid.split("::")[1].split("[")[0]: c for c in run.failures}
+    case = by_test["test_pick"]
     assert case.exc_type == "IndexError" and case.input == "[1, 2], 5"
-    assert feedback_text(case).endswith('; Input: "[1, 2], 5"')
+    # What the assert wanted from the call that raised: the parameter's value.
+    assert feedback_text(case).endswith('; Input: "[1, 2], 5"; Expected output: "2"')
+    assert feedback_text(by_test["test_absent"]).endswith(
+        '; Input: "[], 0"; Expected output: "a false value"'
+    )
 
 
 def test_objects_without_a_repr_show_their_fields(tmp_path: Path) -> None:

@@ -104,7 +104,10 @@ def _crash_text(case: TestCaseResult) -> str:
 
 
 def _input_text(case: TestCaseResult) -> str:
-    return f'; Input: "{_one_line(case.input)}"' if case.input is not None else ""
+    text = f'; Input: "{_one_line(case.input)}"' if case.input is not None else ""
+    if case.expected is not None:  # what the test's assert wanted from the call that raised
+        text += f'; Expected output: "{_one_line(case.expected)}"'
+    return text
 
 
 def _timeout_text(case: TestCaseResult) -> str:

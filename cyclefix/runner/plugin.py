@@ -617,6 +617,7 @@ def _failure_details(
             _assert_details(state, details, statement, exc, test_entry, after_test)
         else:
             details["input"] = _crash_input(statement, test_entry)
+            details["expected"] = _crash_expected(statement, _frame_locals(test_entry))
     else:
         location_line = item.location[1]
         if location_line is not None:
@@ -760,6 +761,37 @@ def _crash_input(statement: str, test_entry: Any) -> str | None:
     if not tree.body:
         return None
     return _input_for(tree.body[0], source, _FunctionSource(test_entry))
+
+
+def _crash_expected(statement: str, test_locals: dict[str, Any]) -> str | None:
+    """What the assert whose call raised wanted from that call.
+
+    `assert not search(a, b)` crashing says only where; that it should have returned a false
+    value tells the model what the code must do instead.
+    """
+    source = textwrap.dedent(statement)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.Assert):
+        return None
+    test = node.test
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        op_text = _op_text(test.ops[0])
+        other: ast.AST = test.comparators[0]
+        if _call_under_test(other) is not None and _call_under_test(test.left) is None:
+            other, op_text = test.left, MIRRORED_OPS.get(op_text, op_text)
+        if op_text in ("in", "not in"):
+            return None
+        value = _local_repr(other, source, test_locals)
+        if value is None:
+            return None
+        return value if op_text == "==" else f"{op_text} {value}"
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return "a false value"
+    return "a true value" if _call_under_test(test) is not None else None
 
 
 def _frame_locals(entry: Any) -> dict[str, Any]:
