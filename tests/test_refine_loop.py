@@ -304,3 +304,16 @@ def valid(parens):
             return False
     return depth == 0
 """
+
+
+def test_a_forgotten_standard_library_import_is_added_not_refused(tmp_path: Path) -> None:
+    (tmp_path / "window.py").write_text(
+        "def last(items, n):\n    return list(items)[:n]\n"  # bug: the first n, not the last
+    )
+    (tmp_path / "test_window.py").write_text(
+        "from window import last\n\n\ndef test_last():\n    assert last([1, 2, 3], 2) == [2, 3]\n"
+    )
+    answer = fence("def last(items, n):\n    return list(deque(items, maxlen=n))\n")
+    result = fix(tmp_path / "window.py", ScriptedBackend([answer]), config=CONFIG)
+    assert result.status == "fixed", result
+    assert "+from collections import deque" in result.diff

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cyclefix.refine.guard import new_undefined_names
+from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
@@ -24,7 +24,7 @@ from cyclefix.refine.source import (
     normalized_code,
     target_for_span,
 )
-from cyclefix.refine.splice import SpliceError, splice_candidate
+from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
 from cyclefix.runner.results import Frame, TestCaseResult
 
 MODULE = textwrap.dedent(
@@ -388,3 +388,26 @@ def test_localize_resolves_a_name_defined_twice_to_the_file_the_test_called(
     ]
     bound = failing((("gcd", "buggy/gcd.py"),))
     assert [t.path for t in localize(index, [bound], "correct/gcd.py").targets] == ["buggy/gcd.py"]
+
+
+def test_forgotten_standard_library_imports_are_named_and_added_under_the_imports() -> None:
+    problems = ["NameError: undefined name 'deque'", "NameError: undefined name 'List'"]
+    assert stdlib_imports_for(problems) == [
+        "from collections import deque",
+        "from typing import List",
+    ]
+    assert stdlib_imports_for(["NameError: undefined name 'math'"]) == ["import math"]
+    # One name nobody knows makes it a real mistake, refused as before.
+    assert stdlib_imports_for([*problems, "NameError: undefined name 'helper'"]) is None
+    assert (
+        stdlib_imports_for(["local variable 'x' defined ... referenced before assignment"]) is None
+    )
+    source = '"""Doc."""\nimport os\n\n\ndef f():\n    return deque()\n'
+    fixed = with_imports(source, ["from collections import deque"])
+    assert fixed == (
+        '"""Doc."""\nimport os\nfrom collections import deque\n\n\ndef f():\n    return deque()\n'
+    )
+    assert new_undefined_names(source, fixed, "m.py") == []
+    assert with_imports("def f():\n    return inf\n", ["from math import inf"]).startswith(
+        "from math import inf\ndef f():"
+    )

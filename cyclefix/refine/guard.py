@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pyflakes import messages as flake_messages
 from pyflakes.api import check as flakes_check
 from pyflakes.reporter import Reporter
@@ -33,3 +35,43 @@ def new_undefined_names(before: str, after: str, filename: str) -> list[str]:
     """Reports in `after` that `before` did not already have: the candidate's own mistakes."""
     old = set(undefined_names(before, filename))
     return [m for m in undefined_names(after, filename) if m not in old]
+
+
+# Standard-library names small models use without importing them, and their modules.
+_STDLIB_NAMES: dict[str, str] = {
+    **dict.fromkeys(
+        ["deque", "defaultdict", "Counter", "OrderedDict", "namedtuple"], "collections"
+    ),
+    **dict.fromkeys(["reduce", "lru_cache", "cache", "cmp_to_key", "partial"], "functools"),
+    **dict.fromkeys(
+        ["permutations", "combinations", "product", "accumulate", "chain", "groupby"],
+        "itertools",
+    ),
+    **dict.fromkeys(["bisect_left", "bisect_right", "insort"], "bisect"),
+    **dict.fromkeys(["heappush", "heappop", "heapify"], "heapq"),
+    **dict.fromkeys(["sqrt", "gcd", "floor", "ceil", "inf"], "math"),
+    **dict.fromkeys(
+        ["List", "Dict", "Tuple", "Set", "Optional", "Union", "Any", "Callable", "Iterable"],
+        "typing",
+    ),
+}
+_STDLIB_MODULES = frozenset(
+    ["math", "heapq", "itertools", "functools", "collections", "re", "string", "bisect"]
+)
+_UNDEFINED = re.compile(r"^NameError: undefined name '(\w+)'$")
+
+
+def stdlib_imports_for(problems: list[str]) -> list[str] | None:
+    """Import lines that resolve every problem, when each is a well-known standard-library name
+    the answer forgot to import (`deque`, `List`, `math`); else None: a real mistake."""
+    lines: list[str] = []
+    for problem in problems:
+        match = _UNDEFINED.match(problem)
+        name = match.group(1) if match else None
+        if name in _STDLIB_MODULES:
+            lines.append(f"import {name}")
+        elif name in _STDLIB_NAMES:
+            lines.append(f"from {_STDLIB_NAMES[name]} import {name}")
+        else:
+            return None
+    return list(dict.fromkeys(lines))

@@ -21,7 +21,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
-from cyclefix.refine.guard import new_undefined_names
+from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
@@ -38,7 +38,7 @@ from cyclefix.refine.source import (
     normalized_code,
     read_source,
 )
-from cyclefix.refine.splice import SpliceError, splice_candidate
+from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
 from cyclefix.refine.types import (
     Attempt,
     AttemptFinished,
@@ -478,8 +478,12 @@ class _Session:
         if key in self.tried:
             return done("duplicate", code, "a candidate already tried")
         self.tried.add(key)
-        for rel, text in files.items():
+        for rel, text in list(files.items()):
             problems = new_undefined_names(base[rel], text, rel)
+            imports = stdlib_imports_for(problems) if problems else None
+            if imports:  # `deque` used, `from collections import deque` forgotten: add it
+                files[rel] = with_imports(text, imports)
+                problems = new_undefined_names(base[rel], files[rel], rel)
             if problems:
                 return done(
                     "undefined_names", code, "; ".join(problems), feedback="; ".join(problems)

@@ -173,6 +173,15 @@ def splice_candidate(
     return SplicedSources(files, tuple(replaced), tuple(added))
 
 
+def with_imports(source: str, import_lines: Sequence[str]) -> str:
+    """`source` with `import_lines` added under its imports (the module parses)."""
+    newline = _newline(source)
+    lines = source.splitlines(keepends=True)
+    at = _import_insert_line(ast.parse(source))
+    text = newline.join(import_lines) + newline
+    return "".join(lines[: at - 1]) + text + "".join(lines[at - 1 :])
+
+
 def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """A body of only a docstring, `...` or `pass`: an outline, never a replacement."""
     for stmt in node.body:
