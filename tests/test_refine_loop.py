@@ -273,7 +273,8 @@ def test_a_name_defined_in_a_buggy_and_a_correct_copy_is_fixed_where_the_test_ca
             "    pytest.use_correct = config.getoption('correct')\n"
         ),
         "correct_programs/valid.py": CORRECT_VALID,
-        "programs/valid.py": CORRECT_VALID.replace("return depth == 0", "return True"),
+        "programs/valid.py": CORRECT_VALID.replace("return depth == 0", "return True")
+        + '\n\n"""\nNested Parens\nWhether the parentheses are properly nested.\n"""\n',
         "tests/test_valid.py": (
             "import pytest\n\n"
             "if pytest.use_correct:\n"
@@ -292,7 +293,10 @@ def test_a_name_defined_in_a_buggy_and_a_correct_copy_is_fixed_where_the_test_ca
     result = fix(tmp_path, backend, config=CONFIG)  # a folder: no file named, so no focus
     assert result.status == "fixed", result
     assert [c.path for c in result.changes] == [tmp_path / "programs" / "valid.py"]
-    assert "return depth == 0" not in backend.calls[0][-1].content.split("## Faulty code")[1]
+    prompt = backend.calls[0][-1].content
+    assert "return depth == 0" not in prompt.split("## Faulty code")[1]
+    # The program's description (a module string after the code, QuixBugs style) is its intent.
+    assert "Whether the parentheses are properly nested." in prompt.split("## Faulty code")[0]
 
 
 CORRECT_VALID = """\

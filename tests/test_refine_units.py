@@ -20,7 +20,9 @@ from cyclefix.refine.prompt import (
 from cyclefix.refine.source import (
     called_functions,
     function_spans,
+    has_docstring,
     module_context,
+    module_description,
     normalized_code,
     target_for_span,
 )
@@ -411,3 +413,26 @@ def test_forgotten_standard_library_imports_are_named_and_added_under_the_import
     assert with_imports("def f():\n    return inf\n", ["from math import inf"]).startswith(
         "from math import inf\ndef f():"
     )
+
+
+def test_module_description_is_the_intent_of_a_function_without_a_docstring() -> None:
+    # QuixBugs writes the program's description as a bare string after the code.
+    quix = 'def kth(arr, k):\n    return arr[k]\n\n\n"""\nQuickSelect\n\n    Finds the kth-lowest.\n"""\n'
+    assert module_description(ast.parse(quix)) == "QuickSelect\n\n    Finds the kth-lowest."
+    assert module_description(ast.parse('"""Top."""\nx = 1\n')) == "Top."
+    assert module_description(ast.parse("x = 1\n")) == ""
+    long = module_description(ast.parse(repr("word " * 1000)), limit=100)
+    assert len(long) <= 104 and long.endswith("\n...")
+    assert not has_docstring("def kth(arr, k):\n    return arr[k]\n")
+    assert has_docstring('    def kth(arr, k):\n        """Doc."""\n        return 1\n')
+    messages = build_refine_messages(
+        RefinePrompt(
+            ("kth",),
+            "def kth(arr, k):\n    return arr[k]\n",
+            "Test Case Failed: ...",
+            description="QuickSelect: finds the kth-lowest.",
+        )
+    )
+    user = messages[-1].content
+    assert "## What the code should do (from the module's docstring)\nQuickSelect" in user
+    assert user.index("QuickSelect") < user.index("## Faulty code")

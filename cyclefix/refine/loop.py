@@ -34,7 +34,9 @@ from cyclefix.refine.prompt import (
 from cyclefix.refine.source import (
     SourceError,
     called_functions,
+    has_docstring,
     module_context,
+    module_description,
     normalized_code,
     read_source,
 )
@@ -380,7 +382,7 @@ class _Session:
             feedback = latest.attempt.feedback or feedback
             if latest.failing is not None:
                 primary = latest.failing
-        context = ""
+        context = description = ""
         first = targets[0]
         if first.qualname != "<module>":
             text = state.sources.get(first.path) or read_source(scratch / first.path)
@@ -388,6 +390,8 @@ class _Session:
                 tree = ast.parse(text)
                 names = {t.qualname for t in targets}
                 context = module_context(text, tree, names, whole=called_functions(tree, names))
+                if not has_docstring(first.source):
+                    description = module_description(tree)
             except SyntaxError:
                 context = ""
         failing_ids = [t.nodeid for t in state.run.failures] if state.run else []
@@ -396,6 +400,7 @@ class _Session:
             faulty_code=faulty,
             feedback=feedback,
             test_source=(primary.test_source or primary.assert_source or "") if primary else "",
+            description=description,
             context=context,
             path=first.path,
             other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),

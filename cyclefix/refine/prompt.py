@@ -33,6 +33,8 @@ class RefinePrompt:
     faulty_code: str  # the latest attempt (or the user's code in round 1)
     feedback: str  # CYCLE feedback of one failing test
     test_source: str = ""  # intent: the failing test's source
+    # Intent when the function has no docstring: the module's description of what it does.
+    description: str = ""
     context: str = ""  # read-only module context: imports, constants, other signatures
     path: str = ""  # file holding the faulty code, for the model's orientation
     other_failures: tuple[str, ...] = ()
@@ -49,6 +51,10 @@ def _fence(code: str) -> str:
 def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
     names = ", ".join(f"`{n}`" for n in prompt.names) or "the code"
     parts = [f"Fix the bug in {names} so that the failing test passes."]
+    if prompt.description.strip():
+        parts.append(
+            "## What the code should do (from the module's docstring)\n" + prompt.description
+        )
     if prompt.test_source.strip():
         parts.append("## Failing test (correct, do not change)\n" + _fence(prompt.test_source))
     if prompt.context.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import io
 import tokenize
 from collections.abc import Set
@@ -144,6 +145,38 @@ def module_context(
     if len(out) > limit + extra:
         out = [*out[: limit + extra], "# ..."]
     return "\n".join(out)
+
+
+def module_description(tree: ast.Module, limit: int = 1500) -> str:
+    """The module's own description: its docstring, or a bare string at module level (QuixBugs
+    puts the program's description after the code), bounded to `limit` characters."""
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+            and node.value.value.strip()
+        ):
+            text = inspect.cleandoc(node.value.value)
+            return text if len(text) <= limit else text[:limit].rstrip() + "\n..."
+    return ""
+
+
+def has_docstring(code: str) -> bool:
+    """Whether the first function or class in `code` documents itself."""
+    try:
+        tree = ast.parse(_dedent(code))
+    except SyntaxError:
+        return False
+    first = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ),
+        None,
+    )
+    return first is not None and ast.get_docstring(first) is not None
 
 
 def called_functions(tree: ast.Module, qualnames: set[str], max_lines: int = 25) -> set[str]:
