@@ -321,3 +321,39 @@ def test_a_forgotten_standard_library_import_is_added_not_refused(tmp_path: Path
     result = fix(tmp_path / "window.py", ScriptedBackend([answer]), config=CONFIG)
     assert result.status == "fixed", result
     assert "+from collections import deque" in result.diff
+
+
+def test_turns_stay_in_the_named_file_rather_than_the_classes_the_test_builds(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "node.py").write_text(
+        "class Node:\n"
+        "    def __init__(self, value, successors=()):\n"
+        "        self.value = value\n"
+        "        self.successors = list(successors)\n"
+    )
+    buggy = (
+        "def reachable(start, goal):\n"
+        "    seen, todo = set(), [start]\n"
+        "    while True:\n"
+        "        node = todo.pop()\n"
+        "        if node is goal:\n"
+        "            return True\n"
+        "        seen.add(node)\n"
+        "        todo.extend(n for n in node.successors if n not in seen)\n"
+    )
+    (tmp_path / "search.py").write_text(buggy)
+    (tmp_path / "test_search.py").write_text(
+        "from node import Node\nfrom search import reachable\n\n\n"
+        "def test_unreachable():\n"
+        "    a, b = Node('a'), Node('b')\n"
+        "    assert not reachable(a, b)\n"
+    )
+    wrong_1 = buggy.replace("todo.pop()", "todo.pop(0)")
+    wrong_2 = buggy.replace("seen.add(node)", "seen.add(node.value)")
+    right = buggy.replace("while True:", "while todo:") + "    return False\n"
+    backend = ScriptedBackend([fence(wrong_1), fence(wrong_2), fence(right)])
+    result = fix(tmp_path / "search.py", backend, config=CONFIG)
+    # Two fruitless rounds on `reachable`; the third is still on it, not on `Node.__init__`.
+    assert [r.targets for r in result.rounds] == [("reachable",)] * 3
+    assert result.status == "fixed", result

@@ -296,7 +296,7 @@ class _Session:
             if not loc.targets:
                 self.notes.append("could not find the code the failing tests exercise")
                 break
-            focus = _focus(loc, fruitless)
+            focus = _focus(loc, fruitless, self.focus)
             for t in focus.targets:
                 self._remember_original(t.path)
             if focus.targets != targets:
@@ -591,19 +591,26 @@ class _Session:
         return run
 
 
-def _focus(loc: Localization, fruitless: dict[tuple[str, str], int]) -> Localization:
+def _focus(
+    loc: Localization, fruitless: dict[tuple[str, str], int], named_file: str | None = None
+) -> Localization:
     """The one target to rewrite this round: the best suspect not yet tried FOCUS_ROUNDS times.
 
     One function at a time keeps a small model's attention on it; several bugs are fixed one
-    after another through the progress the loop keeps.
+    after another through the progress the loop keeps. When the best suspect is in the file the
+    user named, turns stay in that file: the others are then mostly classes the test builds its
+    inputs with (a graph's `Node`), rarely the bug.
     """
-    for target in loc.targets:
+    suspects = list(loc.targets)
+    if named_file is not None and suspects[0].path == named_file:
+        suspects = [t for t in suspects if t.path == named_file]
+    for target in suspects:
         if fruitless.get((target.path, target.qualname), 0) < FOCUS_ROUNDS:
             break
     else:
         # Every suspect had its turns: start over with the best, counts forgotten.
         fruitless.clear()
-        target = loc.targets[0]
+        target = suspects[0]
     primary = loc.blamed.get((target.path, target.qualname), loc.primary)
     return Localization((target,), primary, loc.blamed)
 
