@@ -27,7 +27,7 @@ from cyclefix.refine.source import (
     target_for_span,
 )
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
-from cyclefix.runner.results import Frame, TestCaseResult
+from cyclefix.runner.results import Callee, Frame, TestCaseResult
 
 MODULE = textwrap.dedent(
     '''\
@@ -370,7 +370,7 @@ def test_localize_resolves_a_name_defined_twice_to_the_file_the_test_called(
         "if FLAG:\n    from correct.gcd import gcd\nelse:\n    from buggy.gcd import gcd\n",
     )
 
-    def failing(callees: tuple[tuple[str, str], ...]) -> TestCaseResult:
+    def failing(callees: tuple[Callee, ...]) -> TestCaseResult:
         return TestCaseResult(
             "tests/test_gcd.py::test_gcd",
             "failed",
@@ -388,7 +388,7 @@ def test_localize_resolves_a_name_defined_twice_to_the_file_the_test_called(
     assert [t.path for t in localize(index, [failing(())], "buggy/gcd.py").targets] == [
         "buggy/gcd.py"
     ]
-    bound = failing((("gcd", "buggy/gcd.py"),))
+    bound = failing((Callee("gcd", "buggy/gcd.py", "gcd"),))
     assert [t.path for t in localize(index, [bound], "correct/gcd.py").targets] == ["buggy/gcd.py"]
 
 
@@ -436,3 +436,22 @@ def test_module_description_is_the_intent_of_a_function_without_a_docstring() ->
     user = messages[-1].content
     assert "## What the code should do (from the module's docstring)\nQuickSelect" in user
     assert user.index("QuickSelect") < user.index("## Faulty code")
+
+
+def test_localize_follows_a_helper_parameter_to_the_function_it_was_bound_to(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path, "solution.py", "def helper(x):\n    return x\n\n\ndef add(a, b):\n    return a\n"
+    )
+    _write(tmp_path, "test_solution.py", "from solution import add\n")
+    case = TestCaseResult(
+        "test_solution.py::test_add",
+        "failed",
+        path="test_solution.py",
+        line=5,
+        assert_source="assert candidate(2, 3) == 5",
+        test_source="def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        callees=(Callee("candidate", "solution.py", "add"),),
+    )
+    assert [t.qualname for t in localize(ProjectIndex(tmp_path), [case]).targets] == ["add"]

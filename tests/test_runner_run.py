@@ -14,6 +14,7 @@ import pytest
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner import (
+    Callee,
     SandboxLimits,
     TestCaseResult,
     TestRunResult,
@@ -800,4 +801,26 @@ def test_callees_name_the_file_the_test_really_called(tmp_path: Path) -> None:
     }
     (case,) = fast_run(make_project(tmp_path, files)).failures
     # `abs` is a builtin: no project file to name.
-    assert case.callees == (("gcd", "programs/gcd.py"),)
+    assert case.callees == (Callee("gcd", "programs/gcd.py", "gcd"),)
+
+
+def test_a_check_helper_names_the_function_it_was_handed_and_shows_its_asserts(
+    tmp_path: Path,
+) -> None:
+    # HumanEval-style: the asserts live in check(candidate); the test hands it the function.
+    test_solution = (
+        "from solution import add\n\n\n"
+        "def check(candidate):\n"
+        "    assert candidate(1, 1) == 2\n"
+        "    assert candidate(2, 3) == 5\n\n\n"
+        "def test_add():\n"
+        "    check(add)\n"
+    )
+    files = {"solution.py": "def add(a, b):\n    return a + b + (a > 1)\n"}
+    root = make_project(tmp_path, {**files, "test_solution.py": test_solution})
+    (case,) = fast_run(root).failures
+    assert case.callees == (Callee("candidate", "solution.py", "add"),)
+    assert case.test_source is not None
+    assert case.test_source.startswith("def check(candidate):")
+    assert case.test_source.endswith("def test_add():\n    check(add)")
+    assert feedback_text(case).startswith("Test Case Failed: assert candidate(2, 3) == 5")

@@ -270,9 +270,13 @@ def suspects_for_test(
             names += _producing_calls(test_tree, assert_tree)
     if test_tree is not None:
         names += _called_names(test_tree)
-    bound = dict(case.callees)
+    bound = {callee.name: callee for callee in case.callees}
     for name in dict.fromkeys(names):
-        add(index.definitions(name, [bound[name], *prefer] if name in bound else prefer)[:1])
+        callee = bound.get(name)
+        if callee is not None:
+            add(index.definitions(callee.function, [callee.path, *prefer])[:1])
+        else:
+            add(index.definitions(name, prefer)[:1])
     if not found and prefer:
         rel = prefer[0]
         src = index.source(rel)

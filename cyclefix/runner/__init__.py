@@ -13,6 +13,7 @@ from cyclefix.runner.feedback import bound_text, feedback_text, run_summary
 from cyclefix.runner.interpreter import ProjectPython, find_project_python
 from cyclefix.runner.project import find_project_root
 from cyclefix.runner.results import (
+    Callee,
     CollectionError,
     Frame,
     Outcome,
@@ -24,6 +25,7 @@ from cyclefix.runner.sandbox import SandboxLimits, scratch_copy
 from cyclefix.runner.select import order_failing_first, select_tests
 
 __all__ = [
+    "Callee",
     "CollectionError",
     "Frame",
     "Outcome",

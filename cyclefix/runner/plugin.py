@@ -623,14 +623,20 @@ def _failure_details(
         if location_line is not None:
             details["line"] = location_line + 1
     details["test_source"] = _test_source(item)
+    helper = _helper_source(test_entry, item)
+    if helper and details["test_source"]:
+        details["test_source"] = _clean(
+            _bound(f"{helper}\n\n\n{details['test_source']}", SOURCE_LIMIT)
+        )
     return details
 
 
-def _callee_files(state: _State, test_entry: Any) -> dict[str, str]:
-    """Project file of each name the test function calls, as bound in its frame when it failed.
+def _callee_files(state: _State, test_entry: Any) -> dict[str, list[str]]:
+    """For each name the failing test function calls: the project file and the name of what it
+    was bound to in the test's frame when it failed.
 
-    Names alone are ambiguous when two files define them (QuixBugs-style tests import a buggy and
-    a correct copy behind a flag); the frame says which one the test really ran.
+    Names alone mislead: QuixBugs-style tests import a buggy and a correct copy of one name
+    behind a flag, and `check(candidate)` helpers call the function under another name.
     """
     try:
         code = test_entry.frame.code.raw
@@ -639,7 +645,7 @@ def _callee_files(state: _State, test_entry: Any) -> dict[str, str]:
         scopes = (dict(test_entry.frame.f_locals), dict(test_entry.frame.f_globals))
     except Exception:
         return {}
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for call in ast.walk(node) if node is not None else ():
         if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
             continue
@@ -648,13 +654,32 @@ def _callee_files(state: _State, test_entry: Any) -> dict[str, str]:
         if name in found or bound is None:
             continue
         try:
-            filename = inspect.getsourcefile(inspect.unwrap(bound))
+            target = inspect.unwrap(bound)
+            filename = inspect.getsourcefile(target)
+            real_name = str(target.__name__)
         except Exception:  # builtins, C functions, objects without a source
             continue
         rel = state.relative(filename) if filename else None
         if rel is not None and not _is_test_file(Path(rel)):
-            found[name] = rel
+            found[name] = [rel, real_name]
     return found
+
+
+def _helper_source(test_entry: Any, item: pytest.Item) -> str | None:
+    """The test file's helper the failing line is in (`check(candidate)` holding the asserts),
+    when that is not the test function itself."""
+    if test_entry is None:
+        return None
+    try:
+        code = test_entry.frame.code.raw
+        function: Any = getattr(item, "function", None) or getattr(item, "obj", None)
+        if code is getattr(inspect.unwrap(function), "__code__", None):
+            return None
+        parsed = _parsed_file(code.co_filename)
+        node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
+    except Exception:
+        return None
+    return parsed.block(node) if parsed is not None and node is not None else None
 
 
 def _test_source(item: pytest.Item) -> str | None:

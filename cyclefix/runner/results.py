@@ -50,12 +50,21 @@ class TestCaseResult:
     stderr: str = ""
     # Source of the failing statement in the test file (the assert, or the line that raised).
     line_source: str | None = None
-    # (name, project file) for each name the test function calls, as bound when it failed.
-    callees: tuple[tuple[str, str], ...] = ()
+    # What the failing test function's calls were bound to when it failed.
+    callees: tuple[Callee, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.outcome in ("passed", "skipped")
+
+
+@dataclass(frozen=True)
+class Callee:
+    """A name a failing test calls, and the project function or class it was bound to."""
+
+    name: str  # as the test calls it, e.g. "candidate"
+    path: str  # project file defining it, relative to the root
+    function: str  # its own name there, e.g. "has_close_elements"
 
 
 @dataclass(frozen=True)

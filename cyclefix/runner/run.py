@@ -29,6 +29,7 @@ from typing import Any
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner.results import (
+    Callee,
     CollectionError,
     Frame,
     Outcome,
@@ -558,9 +559,12 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
         stderr=_str_or_none(record.get("stderr")) or "",
         line_source=_str_or_none(record.get("line_source")),
         callees=tuple(
-            (name, path)
-            for name, path in (callees.items() if isinstance(callees, dict) else ())
-            if isinstance(name, str) and isinstance(path, str)
+            Callee(name, where[0], where[1])
+            for name, where in (callees.items() if isinstance(callees, dict) else ())
+            if isinstance(name, str)
+            and isinstance(where, list)
+            and len(where) == 2
+            and all(isinstance(part, str) for part in where)
         ),
     )
 
