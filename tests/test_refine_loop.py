@@ -89,6 +89,16 @@ def test_not_fixed_after_rounds_and_next_round_refines_latest_attempt(leap: Path
     assert "SyntaxError" in backend.calls[2][-1].content
 
 
+def test_an_attempt_passing_fewer_tests_is_not_refined_further(leap: Path) -> None:
+    # Base: one test of six passes. An answer that passes none goes nowhere worth refining.
+    worse = fence("def is_leap_year(year):\n    raise NotImplementedError\n")
+    backend = ScriptedBackend([worse, LEAP_FIX])
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed", result
+    second = backend.calls[1][-1].content.split("## Faulty code")[1]
+    assert "year % 400 != 0" in second and "NotImplementedError" not in second
+
+
 def test_undefined_names_are_refused_before_running(leap: Path) -> None:
     backend = ScriptedBackend(
         [fence("def is_leap_year(year):\n    return calendar.isleap(year)\n"), LEAP_FIX]

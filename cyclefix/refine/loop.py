@@ -362,7 +362,9 @@ class _Session:
                 key = (t.path, t.qualname)
                 fruitless[key] = fruitless.get(key, 0) + 1
             if verdict not in (*_RESAMPLED, "cancelled"):
-                latest = outcome
+                # CYCLE refines the latest attempt, unless it passes fewer tests than the code
+                # it was meant to improve: then the next round starts from that code again.
+                latest = None if _worse(outcome.run, state.run) else outcome
         return self._result(self._status_when_stopped(), initial, state.run, started)
 
     def _remember_original(self, rel: str) -> None:
@@ -613,6 +615,12 @@ def _focus(
         target = suspects[0]
     primary = loc.blamed.get((target.path, target.qualname), loc.primary)
     return Localization((target,), primary, loc.blamed)
+
+
+def _worse(new: TestRunResult | None, old: TestRunResult | None) -> bool:
+    if new is None or old is None or new.collection_errors:
+        return False
+    return len(new.passed) < len(old.passed)
 
 
 def _improves(new: TestRunResult, old: TestRunResult | None) -> bool:
