@@ -126,7 +126,8 @@ def render_report(
         "at round 0 that pass after the round. Copy rate: refinement answers identical to the "
         "faulty code (whitespace and comments ignored), over every attempt; the loop rejects them "
         "and samples again, so none reaches the user. Ended on copy: refining runs whose round "
-        "still ended on a copy after those resamples, so the round produced nothing new. tok/s: completion tokens per second of decoding.",
+        "still ended on a copy after those resamples, so the round produced nothing new. "
+        "tok/s: completion tokens per second of decoding.",
         "",
     ]
     for s in summaries:
