@@ -606,7 +606,7 @@ def _failure_details(
         )
     details["project_frames"] = frames[-20:]
     if test_entry is not None:
-        details["callees"] = _callee_files(state, test_entry)
+        details["callees"] = _callees(state, test_entry)
         details["line"] = test_entry.lineno + 1
         parsed = _parsed_file(test_entry.frame.code.raw.co_filename)
         statement = (
@@ -631,7 +631,7 @@ def _failure_details(
     return details
 
 
-def _callee_files(state: _State, test_entry: Any) -> dict[str, list[str]]:
+def _callees(state: _State, test_entry: Any) -> dict[str, list[str]]:
     """For each name the failing test function calls: the project file and the name of what it
     was bound to in the test's frame when it failed.
 
