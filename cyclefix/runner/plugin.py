@@ -606,7 +606,8 @@ def _failure_details(
         )
     details["project_frames"] = frames[-20:]
     if test_entry is not None:
-        details["callees"] = _callees(state, test_entry)
+        function = _FunctionSource(test_entry)
+        details["callees"] = _callees(state, function)
         details["line"] = test_entry.lineno + 1
         parsed = _parsed_file(test_entry.frame.code.raw.co_filename)
         statement = (
@@ -614,10 +615,9 @@ def _failure_details(
         ) or (linecache.getline(str(test_path), test_entry.lineno + 1).strip())
         details["line_source"] = _clean(_bound(statement, SOURCE_LIMIT))
         if isinstance(exc, AssertionError) and not raised_in_project:
-            _assert_details(state, details, statement, exc, test_entry, after_test)
+            _assert_details(state, details, statement, exc, function, after_test)
         else:
-            details["input"] = _crash_input(statement, test_entry)
-            details["expected"] = _crash_expected(statement, _frame_locals(test_entry))
+            _crash_details(details, statement, function)
     else:
         location_line = item.location[1]
         if location_line is not None:
@@ -631,26 +631,19 @@ def _failure_details(
     return details
 
 
-def _callees(state: _State, test_entry: Any) -> dict[str, list[str]]:
+def _callees(state: _State, function: _FunctionSource) -> dict[str, list[str]]:
     """For each name the failing test function calls: the project file and the name of what it
     was bound to in the test's frame when it failed.
 
     Names alone mislead: QuixBugs-style tests import a buggy and a correct copy of one name
     behind a flag, and `check(candidate)` helpers call the function under another name.
     """
-    try:
-        code = test_entry.frame.code.raw
-        parsed = _parsed_file(code.co_filename)
-        node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
-        scopes = (dict(test_entry.frame.f_locals), dict(test_entry.frame.f_globals))
-    except Exception:
-        return {}
     found: dict[str, list[str]] = {}
-    for call in ast.walk(node) if node is not None else ():
+    for call in ast.walk(function.tree) if function.tree is not None else ():
         if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
             continue
         name = call.func.id
-        bound = next((scope[name] for scope in scopes if name in scope), None)
+        bound = next((scope[name] for scope in function.scopes if name in scope), None)
         if name in found or bound is None:
             continue
         try:
@@ -754,7 +747,7 @@ def _assert_details(
     details: dict[str, Any],
     statement: str,
     exc: BaseException,
-    test_entry: Any,
+    function: _FunctionSource,
     after_test: list[Any],
 ) -> None:
     """Fill assert_source, explanation, input, expected and actual for a failing assert."""
@@ -767,7 +760,6 @@ def _assert_details(
     except SyntaxError:
         return
     node = tree.body[0] if tree.body else None
-    function = _FunctionSource(test_entry)
     test_locals = function.locals
     if isinstance(node, ast.Assert):
         _compare_details(state, details, node.test, statement, message, test_locals, function)
@@ -776,30 +768,23 @@ def _assert_details(
         _unittest_details(details, node.value, statement, after_test, test_locals, function)
 
 
-def _crash_input(statement: str, test_entry: Any) -> str | None:
-    """The arguments of the call on the test line that raised: the input it crashed on."""
+def _crash_details(details: dict[str, Any], statement: str, function: _FunctionSource) -> None:
+    """For a test line that raised: the input the call crashed on, and what the assert on that
+    line wanted from it (`assert not search(a, b)` crashing says only where; that it should
+    have returned a false value tells the model what the code must do instead)."""
     source = textwrap.dedent(statement)
     try:
         tree = ast.parse(source)
     except SyntaxError:  # a compound statement's header (`with ...:`)
-        return None
+        return
     if not tree.body:
-        return None
-    return _input_for(tree.body[0], source, _FunctionSource(test_entry))
+        return
+    node = tree.body[0]
+    details["input"] = _input_for(node, source, function)
+    details["expected"] = _wanted_from_call(node, source, function.locals)
 
 
-def _crash_expected(statement: str, test_locals: dict[str, Any]) -> str | None:
-    """What the assert whose call raised wanted from that call.
-
-    `assert not search(a, b)` crashing says only where; that it should have returned a false
-    value tells the model what the code must do instead.
-    """
-    source = textwrap.dedent(statement)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    node = tree.body[0] if tree.body else None
+def _wanted_from_call(node: ast.stmt, source: str, test_locals: dict[str, Any]) -> str | None:
     if not isinstance(node, ast.Assert):
         return None
     test = node.test
@@ -833,9 +818,12 @@ class _FunctionSource:
         self.source = ""
         self.tree: ast.AST | None = None
         self.locals = _frame_locals(test_entry)
+        # Where the test's names were bound when it failed: its locals, then its module.
+        self.scopes: tuple[dict[str, Any], ...] = (self.locals,)
         self.inputs: dict[str, Any] = {}
         self.failing_line = test_entry.lineno + 1
         try:
+            self.scopes = (self.locals, test_entry.frame.f_globals)
             code = test_entry.frame.code.raw
             parsed = _parsed_file(code.co_filename)
             node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
