@@ -74,6 +74,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     collect.set_defaults(func=_collect)
 
+    seeded = data_commands.add_parser(
+        "seeded",
+        help="refine samples from seeded bugs: reference solutions with one mutation (no model)",
+        description="Mutate each problem's reference solution at one spot (bench's mutator), "
+        "keep the mutants its asserts catch, and write the product's refine prompt for each "
+        "with the reference as the target.",
+    )
+    seeded.add_argument(
+        "--problems",
+        default="mbpp-train+validation",
+        help="mbpp-train, mbpp-validation, mbpp-train+validation or PATH.jsonl[:splits]",
+    )
+    seeded.add_argument("-o", "--output", type=Path, required=True, help="output .jsonl")
+    seeded.add_argument("--limit", type=int, default=None, help="first N problems only")
+    seeded.add_argument(
+        "--per-problem", type=int, default=2, help="refine samples per problem (default 2)"
+    )
+    seeded.add_argument(
+        "--tries", type=int, default=6, help="mutants tried per problem at most (default 6)"
+    )
+    seeded.add_argument("--seed", type=int, default=0)
+    seeded.add_argument("--workers", type=int, default=1, help="problems tested at once")
+    seeded.set_defaults(func=_seeded)
+
     plain = data_commands.add_parser(
         "plain", help="reference solutions as plain samples (CYCLE phase I data; no model needed)"
     )
@@ -231,6 +255,39 @@ def _collect(args: argparse.Namespace) -> int:
         f"{stats.plain_records} plain and {stats.refine_records} refine samples "
         f"from {stats.problems} problems "
         f"({stats.passing}/{stats.samples} samples passed) written to {args.output}"
+    )
+    return 0
+
+
+def _seeded(args: argparse.Namespace) -> int:
+    from cyclefix.training.mbpp import load_problems, resolve_problem_source
+    from cyclefix.training.samples import TrainingRecord
+    from cyclefix.training.seeded import seeded_records
+
+    path, splits = resolve_problem_source(args.problems)
+    problems = load_problems(path, splits)[: args.limit]
+    if not problems:
+        raise CyclefixError(f"no problems in {args.problems}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with args.output.open("w", encoding="utf-8") as handle:
+
+        def write(records: list[TrainingRecord]) -> None:
+            for record in records:
+                handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+            handle.flush()
+
+        _, stats = seeded_records(
+            problems,
+            per_problem=args.per_problem,
+            tries=args.tries,
+            seed=args.seed,
+            workers=args.workers,
+            on_progress=_say,
+            on_records=write,
+        )
+    print(
+        f"{stats.records} refine samples from {stats.problems} problems written to "
+        f"{args.output}; {stats.caught} of {stats.mutants_tried} mutants tried failed a test"
     )
     return 0
 

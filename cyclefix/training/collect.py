@@ -138,7 +138,7 @@ def collect(
                 stats.unusable += 1
                 drawn.append(_Sample(solution, code, status, False, None))
                 continue
-            run = _run_tests(problem, solution)
+            run = run_problem_tests(problem, solution)
             drawn.append(_Sample(solution, code, status, run.all_passed, run))
         stats.samples += len(drawn)
         passing = [d for d in drawn if d.passed]
@@ -188,7 +188,8 @@ def collect(
     return records, stats
 
 
-def _run_tests(problem: MbppProblem, solution: str) -> TestRunResult:
+def run_problem_tests(problem: MbppProblem, solution: str) -> TestRunResult:
+    """`solution` as solution.py against all of the problem's asserts, in a throwaway folder."""
     from cyclefix.refine import check
 
     with tempfile.TemporaryDirectory(prefix="cyclefix-collect-") as tmp:
