@@ -16,6 +16,14 @@ from cyclefix.training.samples import record_from_json
 pytest.importorskip("rank_bm25")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "training"
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The data commands set it for their test runs; monkeypatch puts the old value back after.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 REPEATED_OK = (
     "```python\ndef first_repeated_char(str1):\n    seen = set()\n    for c in str1:\n"
     '        if c in seen:\n            return c\n        seen.add(c)\n    return "None"\n```'

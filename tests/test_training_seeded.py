@@ -16,6 +16,12 @@ from cyclefix.training.seeded import kinds_in_turn, seeded_records
 FIXTURES = Path(__file__).parent / "fixtures" / "training"
 
 
+@pytest.fixture(autouse=True)
+def _no_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The data commands set it for their test runs; monkeypatch puts the old value back after.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 def _problems(*ids: int) -> list:
     return [p for p in load_problems(FIXTURES / "mbpp_small.jsonl") if p.task_id in ids]
 

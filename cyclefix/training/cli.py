@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from cyclefix.errors import CyclefixError
+
+if TYPE_CHECKING:
+    from cyclefix.training.samples import TrainingRecord
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -174,6 +180,22 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _record_writer(handle: TextIO) -> Callable[[list[TrainingRecord]], None]:
+    """Writes records as they come: a long run interrupted keeps what it made."""
+
+    def write(records: list[TrainingRecord]) -> None:
+        for record in records:
+            handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+        handle.flush()
+
+    return write
+
+
+def _without_pytest_plugins() -> None:
+    # MBPP tests need no plugin, and loading every installed one costs seconds per run.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+
 def _lintseq(args: argparse.Namespace) -> int:
     from cyclefix.training.lintseq import build_lintseq, load_sources
     from cyclefix.training.mbpp import write_jsonl
@@ -206,7 +228,6 @@ def _collect(args: argparse.Namespace) -> int:
     from cyclefix.refine import open_backend
     from cyclefix.training.collect import collect
     from cyclefix.training.mbpp import load_problems, resolve_problem_source
-    from cyclefix.training.samples import TrainingRecord
 
     path, splits = resolve_problem_source(args.problems)
     problems = load_problems(path, splits)
@@ -215,14 +236,10 @@ def _collect(args: argparse.Namespace) -> int:
     if not problems:
         raise CyclefixError(f"no problems in {args.problems}")
     backend = open_backend(args.model)
+    _without_pytest_plugins()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8") as handle:
-
-        def write(records: list[TrainingRecord]) -> None:
-            for record in records:
-                handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-            handle.flush()
-
+        write = _record_writer(handle)
         try:
             _, stats = collect(
                 problems,
@@ -261,21 +278,16 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _seeded(args: argparse.Namespace) -> int:
     from cyclefix.training.mbpp import load_problems, resolve_problem_source
-    from cyclefix.training.samples import TrainingRecord
     from cyclefix.training.seeded import seeded_records
 
     path, splits = resolve_problem_source(args.problems)
     problems = load_problems(path, splits)[: args.limit]
     if not problems:
         raise CyclefixError(f"no problems in {args.problems}")
+    _without_pytest_plugins()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8") as handle:
-
-        def write(records: list[TrainingRecord]) -> None:
-            for record in records:
-                handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-            handle.flush()
-
+        write = _record_writer(handle)
         _, stats = seeded_records(
             problems,
             per_problem=args.per_problem,
