@@ -240,7 +240,7 @@ def test_candidates_get_more_time_when_the_project_has_slow_tests(
         assert "timed out" in result.attempts[0].feedback
 
 
-def test_a_candidate_that_still_hangs_stops_its_run_early(tmp_path: Path) -> None:
+def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
     (tmp_path / "bits.py").write_text(
         "def bitcount(n):\n    count = 0\n    while n:\n        n ^= n - 1\n        count += 1\n"
@@ -262,7 +262,11 @@ def test_a_candidate_that_still_hangs_stops_its_run_early(tmp_path: Path) -> Non
     config = RefineConfig(rounds=2, budget_seconds=120, per_test_timeout=0.5, resamples=0)
     result = fix(tmp_path, ScriptedBackend([still_hangs, good]), config=config)
     assert result.status == "fixed"
-    assert result.initial_run is not None and len(result.initial_run.tests) == 5
+    # The user's run stopped after three timeouts: two cases never ran, and it says so.
+    initial = result.initial_run
+    assert initial is not None and len(initial.tests) == 3
+    assert all(t.outcome == "timeout" for t in initial.tests)
+    assert "stopped at the timeout limit: 2 test(s) not run" in initial.notes
     hung, passed = result.attempts
     # Two timeouts, then the candidate's run stopped: 3 cases never ran.
     assert (hung.verdict, hung.tests_total, hung.tests_passed) == ("tests_failed", 2, 0)
