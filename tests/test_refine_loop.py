@@ -371,3 +371,30 @@ def test_turns_stay_in_the_named_file_rather_than_the_classes_the_test_builds(
     # Two fruitless rounds on `reachable`; the third is still on it, not on `Node.__init__`.
     assert [r.targets for r in result.rounds] == [("reachable",)] * 3
     assert result.status == "fixed", result
+
+
+def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_out_to_fix(
+    tmp_path: Path,
+) -> None:
+    # One test checks four cases in turn (HumanEvalFix style): it fails either way until it
+    # passes, so only the line it stops at tells a worse attempt from the code it started from.
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "double.py").write_text(
+        "def double(x):\n    if x > 2:\n        return -1\n    return x * 2\n"
+    )
+    (tmp_path / "test_double.py").write_text(
+        "from double import double\n\n\ndef check(candidate):\n"
+        "    assert candidate(1) == 2\n    assert candidate(2) == 4\n"
+        "    assert candidate(3) == 6\n    assert candidate(4) == 8\n\n\n"
+        "def test_double():\n    check(double)\n"
+    )
+    worse = fence("def double(x):\n    return x + 1\n")  # now fails at candidate(2)
+    good = fence("def double(x):\n    return x * 2\n")
+    backend = ScriptedBackend([worse, good])
+    config = RefineConfig(rounds=2, budget_seconds=120, resamples=0)
+    result = fix(tmp_path, backend, config=config)
+    assert result.status == "fixed"
+    assert [a.verdict for a in result.attempts] == ["tests_failed", "passed"]
+    second_prompt = backend.calls[1][-1].content
+    assert "if x > 2:" in second_prompt and "x + 1" not in second_prompt
+    assert "assert candidate(3) == 6" in second_prompt  # the original code's own feedback

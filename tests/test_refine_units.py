@@ -10,6 +10,7 @@ import pytest
 
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.loop import assert_reach
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
     RefinePrompt,
@@ -27,7 +28,7 @@ from cyclefix.refine.source import (
     target_for_span,
 )
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
-from cyclefix.runner.results import Callee, Frame, TestCaseResult
+from cyclefix.runner.results import Callee, Frame, TestCaseResult, TestRunResult
 
 MODULE = textwrap.dedent(
     '''\
@@ -455,3 +456,25 @@ def test_localize_follows_a_helper_parameter_to_the_function_it_was_bound_to(
         callees=(Callee("candidate", "solution.py", "add"),),
     )
     assert [t.qualname for t in localize(ProjectIndex(tmp_path), [case]).targets] == ["add"]
+
+
+def _run(*tests: TestCaseResult) -> TestRunResult:
+    return TestRunResult(root=Path("."), tests=tests, exit_code=1, duration=0.1)
+
+
+def test_assert_reach_compares_where_a_test_failing_in_both_runs_stops() -> None:
+    at = {
+        line: TestCaseResult("t.py::test_f", "failed", path="t.py", line=line) for line in (6, 7, 8)
+    }
+    other = TestCaseResult("t.py::test_g", "failed", path="t.py", line=20)
+    assert assert_reach(_run(at[6]), _run(at[7])) == -1  # stops earlier: worse
+    assert assert_reach(_run(at[8]), _run(at[7])) == 1  # gets further
+    assert assert_reach(_run(at[7]), _run(at[7])) == 0
+    # Further in one test does not make up for earlier in another.
+    g_earlier = TestCaseResult("t.py::test_g", "failed", path="t.py", line=19)
+    assert assert_reach(_run(at[8], g_earlier), _run(at[7], other)) == -1
+    # A hang further on is not progress; another file's line says nothing.
+    hang = TestCaseResult("t.py::test_f", "timeout", path="t.py", line=8)
+    assert assert_reach(_run(hang), _run(at[7])) == 0
+    elsewhere = TestCaseResult("t.py::test_f", "failed", path="helpers.py", line=2)
+    assert assert_reach(_run(elsewhere), _run(at[7])) == 0

@@ -619,17 +619,40 @@ def _focus(
 
 
 def _worse(new: TestRunResult | None, old: TestRunResult | None) -> bool:
+    """Fewer tests pass, or as many and a test that fails in both now stops at an earlier line."""
     if new is None or old is None or new.collection_errors:
         return False
-    return len(new.passed) < len(old.passed)
+    if len(new.passed) != len(old.passed):
+        return len(new.passed) < len(old.passed)
+    return assert_reach(new, old) < 0
 
 
 def _improves(new: TestRunResult, old: TestRunResult | None) -> bool:
+    """More tests pass and none stopped passing, or the same pass and one gets further."""
     if old is None:
         return False
     old_ok = {t.nodeid for t in old.passed}
     new_ok = {t.nodeid for t in new.passed}
-    return old_ok < new_ok
+    return old_ok < new_ok or (old_ok == new_ok and assert_reach(new, old) > 0)
+
+
+def assert_reach(new: TestRunResult, old: TestRunResult) -> int:
+    """-1 when a test failing in both runs stops at an earlier line of the same file in `new`,
+    1 when none does and one gets further (without hanging), else 0.
+
+    One test that checks many cases in turn (HumanEval's `check(candidate)`) fails either way
+    until it passes; the line it stops at is the only sign that an attempt got closer.
+    """
+    old_stops = {t.nodeid: (t.path, t.line) for t in old.failures if t.path and t.line}
+    further = False
+    for test in new.failures:
+        stop = old_stops.get(test.nodeid)
+        if stop is None or test.path != stop[0] or test.line is None:
+            continue
+        if test.line < stop[1]:
+            return -1
+        further = further or (test.line > stop[1] and test.outcome != "timeout")
+    return 1 if further else 0
 
 
 def retry_note(attempt: Attempt, names: Sequence[str]) -> str:
