@@ -94,7 +94,7 @@ def collect(
     on_records: Callable[[list[TrainingRecord]], None] | None = None,
 ) -> tuple[list[TrainingRecord], CollectStats]:
     """Plain and refine records for `problems`, sampling `backend` `samples` times each."""
-    from cyclefix.bench.mbpp import entry_point, mbpp_prompt, signature_of
+    from cyclefix.bench.mbpp import mbpp_prompt, signature_of
     from cyclefix.bench.prompt import (
         STOP_SEQUENCES,
         answer_code,
@@ -108,10 +108,7 @@ def collect(
     temp = temperature if temperature is not None else (0.2 if samples == 1 else 0.8)
     for problem in problems:
         stats.problems += 1
-        try:
-            entry = entry_point(problem.code, problem.test_list)
-        except CyclefixError:
-            entry = problem.entry_point
+        entry = problem_entry(problem)
         task = BenchTask(
             task_id=f"MBPP/{problem.task_id}",
             kind="generate",
@@ -188,6 +185,16 @@ def collect(
     return records, stats
 
 
+def problem_entry(problem: MbppProblem) -> str:
+    """The function the problem's asserts call, found as the bench finds it."""
+    from cyclefix.bench.mbpp import entry_point
+
+    try:
+        return entry_point(problem.code, problem.test_list)
+    except CyclefixError:
+        return problem.entry_point
+
+
 def run_problem_tests(problem: MbppProblem, solution: str) -> TestRunResult:
     """`solution` as solution.py against all of the problem's asserts, in a throwaway folder."""
     from cyclefix.refine import check
@@ -248,16 +255,13 @@ def refine_record(
 
 def reference_records(problems: Sequence[MbppProblem]) -> list[TrainingRecord]:
     """CYCLE phase I data: each problem's reference solution as a plain sample, no model needed."""
-    from cyclefix.bench.mbpp import entry_point, mbpp_prompt, signature_of
+    from cyclefix.bench.mbpp import mbpp_prompt, signature_of
     from cyclefix.bench.prompt import generation_messages
     from cyclefix.bench.tasks import BenchTask
 
     records = []
     for problem in problems:
-        try:
-            entry = entry_point(problem.code, problem.test_list)
-        except CyclefixError:
-            entry = problem.entry_point
+        entry = problem_entry(problem)
         task = BenchTask(
             task_id=f"MBPP/{problem.task_id}",
             kind="generate",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cyclefix.bench.mutate import KINDS, Mutant, mutants
 from cyclefix.errors import CyclefixError
-from cyclefix.training.collect import refine_record, run_problem_tests
+from cyclefix.training.collect import problem_entry, refine_record, run_problem_tests
 from cyclefix.training.mbpp import MbppProblem
 from cyclefix.training.samples import TrainingRecord
 
@@ -72,13 +72,9 @@ def _problem_records(
     problem: MbppProblem, per_problem: int, tries: int, seed: int
 ) -> tuple[list[TrainingRecord], int, int]:
     """The problem's refine records, mutants tried and mutants its tests caught."""
-    from cyclefix.bench.mbpp import entry_point
     from cyclefix.bench.prompt import with_docstring
 
-    try:
-        entry = entry_point(problem.code, list(problem.test_list))
-    except CyclefixError:
-        entry = problem.entry_point
+    entry = problem_entry(problem)
     found = mutants(problem.code)
     random.Random(f"{seed}:{problem.task_id}").shuffle(found)  # the same picks in any order
     # The target keeps the docstring the faulty code shows: the one edit is the only difference.
