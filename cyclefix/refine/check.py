@@ -22,8 +22,17 @@ from cyclefix.runner.results import TestRunResult
 __all__ = ["check", "find_project_root", "limits_for", "selection_for", "suspects"]
 
 
+# The user's own run stops after this many timed-out tests: a bug that makes a loop endless
+# hangs most tests, and a fix needs one failure to start from, not a timeout for every case.
+USER_RUN_MAX_HANGS = 3
+
+
 def limits_for(config: RefineConfig) -> SandboxLimits:
-    return SandboxLimits(per_test_timeout=config.per_test_timeout, run_timeout=config.run_timeout)
+    return SandboxLimits(
+        per_test_timeout=config.per_test_timeout,
+        run_timeout=config.run_timeout,
+        max_hangs=USER_RUN_MAX_HANGS,
+    )
 
 
 def selection_for(root: Path, path: Path, tests: Sequence[str] | None) -> tuple[str, ...]:

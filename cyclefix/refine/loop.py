@@ -84,9 +84,6 @@ SLOW_TEST_CAP = 60.0
 # A candidate's run stops after this many timed-out tests: each costs a full timeout, and a
 # candidate that hangs twice is rejected anyway.
 CANDIDATE_MAX_HANGS = 2
-# The user's own run stops after this many: a bug that makes a loop endless hangs most tests,
-# and the loop needs one failure to start from, not a timeout for every case.
-FIRST_RUN_MAX_HANGS = 3
 
 
 class _Deadline:
@@ -580,8 +577,10 @@ class _Session:
         self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool
     ) -> TestRunResult:
         self.emit(TestsStarted(root, tuple(selection), scratch))
-        limits = dataclasses.replace(
-            self.limits, max_hangs=CANDIDATE_MAX_HANGS if scratch else FIRST_RUN_MAX_HANGS
+        limits = (
+            dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
+            if scratch
+            else self.limits
         )
         run = run_tests(
             root,
