@@ -270,6 +270,7 @@ def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_pat
     # The same limit holds for the user's run on its own (`cyclefix fix` and a save in the editor).
     alone = check(tmp_path, config=config)
     assert len(alone.tests) == 3 and alone.notes == initial.notes
+    assert "stopped at the timeout limit: 2 test(s) not run" in result.notes
     hung, passed = result.attempts
     # Two timeouts, then the candidate's run stopped: 3 cases never ran.
     assert (hung.verdict, hung.tests_total, hung.tests_passed) == ("tests_failed", 2, 0)

@@ -240,6 +240,8 @@ class _Session:
     def run(self, initial: TestRunResult | None, started: float) -> FixResult:
         if initial is None:
             initial = self._run_tests(self.root, self.selection, (), scratch=False)
+        # What the user's run says of itself (tests not run after hangs, a rerun) is theirs to see.
+        self.notes.extend(n for n in initial.notes if n not in self.notes)
         if initial.cancelled:
             return self._result(self._status_when_stopped(), initial, None, started)
         if initial.collection_errors:
