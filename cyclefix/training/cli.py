@@ -56,14 +56,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "collect",
         help="sample a model on MBPP problems and keep plain and refine samples (CYCLE phase II)",
     )
-    collect.add_argument(
-        "--problems",
-        default="mbpp-train",
-        help="mbpp-train, mbpp-validation, mbpp-train+validation or PATH.jsonl[:splits]",
-    )
+    _problem_arguments(collect, default="mbpp-train")
     collect.add_argument("--model", required=True, help="model spec, as for `cyclefix fix --model`")
-    collect.add_argument("-o", "--output", type=Path, required=True, help="output .jsonl")
-    collect.add_argument("--limit", type=int, default=None, help="first N problems only")
     collect.add_argument("--samples", type=int, default=1, help="samples per problem (default 1)")
     collect.add_argument(
         "--temperature",
@@ -87,13 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "keep the mutants its asserts catch, and write the product's refine prompt for each "
         "with the reference as the target.",
     )
-    seeded.add_argument(
-        "--problems",
-        default="mbpp-train+validation",
-        help="mbpp-train, mbpp-validation, mbpp-train+validation or PATH.jsonl[:splits]",
-    )
-    seeded.add_argument("-o", "--output", type=Path, required=True, help="output .jsonl")
-    seeded.add_argument("--limit", type=int, default=None, help="first N problems only")
+    _problem_arguments(seeded, default="mbpp-train+validation")
     seeded.add_argument(
         "--per-problem", type=int, default=2, help="refine samples per problem (default 2)"
     )
@@ -107,13 +95,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plain = data_commands.add_parser(
         "plain", help="reference solutions as plain samples (CYCLE phase I data; no model needed)"
     )
-    plain.add_argument(
-        "--problems",
-        default="mbpp-train+validation",
-        help="mbpp-train, mbpp-validation, mbpp-train+validation or PATH.jsonl[:splits]",
-    )
-    plain.add_argument("-o", "--output", type=Path, required=True, help="output .jsonl")
-    plain.add_argument("--limit", type=int, default=None, help="first N problems only")
+    _problem_arguments(plain, default="mbpp-train+validation")
     plain.set_defaults(func=_plain)
 
     train = subparsers.add_parser(
@@ -174,6 +156,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="adapter tensor type (default f16)",
     )
     export.set_defaults(func=_export)
+
+
+def _problem_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """--problems, -o and --limit, shared by the data commands that read MBPP-style problems."""
+    parser.add_argument(
+        "--problems",
+        default=default,
+        help="mbpp-train, mbpp-validation, mbpp-train+validation or PATH.jsonl[:splits]",
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output .jsonl")
+    parser.add_argument("--limit", type=int, default=None, help="first N problems only")
 
 
 def _say(text: str) -> None:
