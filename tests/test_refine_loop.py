@@ -23,6 +23,13 @@ def fence(code: str) -> str:
     )
 
 
+def _one_module_project(root: Path, module: str, source: str, test_module: str, tests: str) -> None:
+    """A project of one module and one test file, importable from the root."""
+    (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (root / f"{module}.py").write_text(source)
+    (root / f"{test_module}.py").write_text(tests)
+
+
 @pytest.fixture
 def leap(tmp_path: Path) -> Path:
     dest = tmp_path / "leap_year"
@@ -135,13 +142,13 @@ def test_infinite_loop_becomes_feedback_and_gets_fixed(tmp_path: Path) -> None:
 
 
 def test_two_bugs_are_fixed_one_after_another(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    (tmp_path / "ops.py").write_text(
-        "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return a\n"
-    )
-    (tmp_path / "test_ops.py").write_text(
+    _one_module_project(
+        tmp_path,
+        "ops",
+        "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return a\n",
+        "test_ops",
         "from ops import add, neg\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n"
-        "def test_neg():\n    assert neg(2) == -2\n"
+        "def test_neg():\n    assert neg(2) == -2\n",
     )
     backend = ScriptedBackend(
         [
@@ -217,14 +224,14 @@ def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
 def test_candidates_get_more_time_when_the_project_has_slow_tests(
     tmp_path: Path, project_sleep: float
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    (tmp_path / "calc.py").write_text(
+    _one_module_project(
+        tmp_path,
+        "calc",
         f"import time\n\n\ndef slow_double(x):\n    time.sleep({project_sleep})\n"
-        "    return 2 * x\n\n\ndef total(xs):\n    return sum(xs) + 1\n"
-    )
-    (tmp_path / "test_calc.py").write_text(
+        "    return 2 * x\n\n\ndef total(xs):\n    return sum(xs) + 1\n",
+        "test_calc",
         "from calc import slow_double, total\n\n\ndef test_slow_double():\n"
-        "    assert slow_double(2) == 4\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+        "    assert slow_double(2) == 4\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
     )
     # Correct, and slower than the configured 1 s: within 3x the project's slowest test (0.8 s).
     slow_fix = fence("def total(xs):\n    time.sleep(1.5)\n    return sum(xs)\n")
@@ -241,15 +248,15 @@ def test_candidates_get_more_time_when_the_project_has_slow_tests(
 
 
 def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    (tmp_path / "bits.py").write_text(
+    _one_module_project(
+        tmp_path,
+        "bits",
         "def bitcount(n):\n    count = 0\n    while n:\n        n ^= n - 1\n        count += 1\n"
-        "    return count\n"
-    )
-    (tmp_path / "test_bits.py").write_text(
+        "    return count\n",
+        "test_bits",
         "import pytest\nfrom bits import bitcount\n\n\n"
         "@pytest.mark.parametrize('n, ones', [(127, 7), (128, 1), (13, 3), (14, 3), (27, 4)])\n"
-        "def test_bitcount(n, ones):\n    assert bitcount(n) == ones\n"
+        "def test_bitcount(n, ones):\n    assert bitcount(n) == ones\n",
     )
     still_hangs = fence(
         "def bitcount(n):\n    count = 0\n    while n:\n        n |= n - 1\n        count += 1\n"
@@ -382,15 +389,15 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
 ) -> None:
     # One test checks four cases in turn (HumanEvalFix style): it fails either way until it
     # passes, so only the line it stops at tells a worse attempt from the code it started from.
-    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    (tmp_path / "double.py").write_text(
-        "def double(x):\n    if x > 2:\n        return -1\n    return x * 2\n"
-    )
-    (tmp_path / "test_double.py").write_text(
+    _one_module_project(
+        tmp_path,
+        "double",
+        "def double(x):\n    if x > 2:\n        return -1\n    return x * 2\n",
+        "test_double",
         "from double import double\n\n\ndef check(candidate):\n"
         "    assert candidate(1) == 2\n    assert candidate(2) == 4\n"
         "    assert candidate(3) == 6\n    assert candidate(4) == 8\n\n\n"
-        "def test_double():\n    check(double)\n"
+        "def test_double():\n    check(double)\n",
     )
     worse = fence("def double(x):\n    return x + 1\n")  # now fails at candidate(2)
     good = fence("def double(x):\n    return x * 2\n")
