@@ -15,8 +15,8 @@ from cyclefix.bench.folder import load_folder
 from cyclefix.bench.harness import BenchRun, BenchSettings, load_all, select_tasks
 from cyclefix.bench.humaneval import load_humaneval
 from cyclefix.bench.mbpp import load_mbpp, load_mbpp_plus
-from cyclefix.bench.records import RESULTS_FILE, RoundResult
-from cyclefix.bench.report import compare_table
+from cyclefix.bench.records import RESULTS_FILE, AttemptStats, RoundResult
+from cyclefix.bench.report import compare_table, model_section
 from cyclefix.bench.summary import ModelSummary, load_summary, summarize, summary_to_json
 from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
 from cyclefix.models.scripted import ScriptedBackend
@@ -321,3 +321,18 @@ def test_summary_uses_every_sample_for_pass_at_k_and_skips_incomplete_runs() -> 
     # Task a: 2/2 pass; task b: 1/2 -> pass@1 (1 + 0.5) / 2, pass@2 (1 + 1) / 2.
     assert r1.pass_at_k == {"1": pytest.approx(0.75), "2": pytest.approx(1.0)}
     assert r1.fix_rate == pytest.approx(0.5) and r1.fixed_here == 1
+
+
+def test_summary_and_report_count_the_forked_attempts_apart() -> None:
+    def attempt(verdict: str, forked: bool) -> AttemptStats:
+        return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, forked=forked)
+
+    tried = (attempt("copy", False), attempt("tests_failed", True), attempt("passed", True))
+    lines = [
+        RoundResult("s", "m", "t", 0, 0, "given", False, False),
+        RoundResult("s", "m", "t", 0, 1, "fixed", True, True, attempts=tried),
+    ]
+    (summary,) = summarize(lines, 1)
+    assert summary.verdicts == {"copy": 1, "tests_failed": 1, "passed": 1}
+    assert summary.forked_verdicts == {"tests_failed": 1, "passed": 1}
+    assert "least sure: tests_failed 1, passed 1" in model_section(summary)

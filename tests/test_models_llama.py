@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 from collections.abc import Iterator
@@ -71,6 +72,27 @@ def test_answer_prefix_is_continued_and_part_of_the_text(backend: LlamaCppBacken
     assert "".join(pieces) == result.text
     # The prefix is prompt, not completion: only the continuation's tokens are counted as sampled.
     assert result.completion_tokens <= 24
+
+
+def test_forks_name_the_runner_up_token_at_each_step(backend: LlamaCppBackend) -> None:
+    prefix = "```python\n"
+    options = GenerationOptions(
+        temperature=0.0, max_tokens=48, stop=("\n```",), answer_prefix=prefix, record_forks=True
+    )
+    result = backend.generate(ADD, options)
+    assert backend.generate(ADD, dataclasses.replace(options, record_forks=False)).forks == ()
+    offsets = [f.offset for f in result.forks]
+    # One fork per generated token at most, in order, all inside the continuation.
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert len(offsets) > 5 and offsets[0] == len(prefix) and offsets[-1] < len(result.text)
+    # Greedy: the chosen token always scored best, so every margin is positive.
+    assert all(f.margin >= 0 for f in result.forks)
+    least_sure = min(result.forks, key=lambda f: f.margin)
+    branch = result.text[: least_sure.offset] + least_sure.alternative
+    assert not result.text.startswith(branch)
+    # Continuing from the fork gives another answer that starts with the branch.
+    other = backend.generate(ADD, dataclasses.replace(options, answer_prefix=branch))
+    assert other.text.startswith(branch) and other.text != result.text
 
 
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import textwrap
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from cyclefix.models.backend import (
+    ChatMessage,
+    Fork,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+)
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, check, fix
+from cyclefix.refine.prompt import answer_prefix
 from cyclefix.refine.types import AttemptFinished, RefineEvent
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -218,6 +228,57 @@ def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
     assert [a.temperature for a in result.rounds[0].attempts][1:] == [0.9, 0.9]
     last_prompt = backend.calls[2][-1].content
     assert "## Function to write" in last_prompt and "year % 400 != 0" not in last_prompt
+
+
+class ForkingScriptedBackend(ScriptedBackend):
+    """Scripted replies; an answer asked for forks reports them, as llama.cpp does where the
+    model nearly chose another token: at the last `marker` of each `(marker, alternative,
+    margin)` in `forks`."""
+
+    def __init__(self, replies: list[str], forks: list[tuple[str, str, float]]) -> None:
+        super().__init__(replies)
+        self.fork_spec = forks
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        *,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        result = super().generate(messages, options, on_text=on_text, cancel=cancel)
+        if not options.record_forks:
+            return result
+        forks = tuple(Fork(result.text.rindex(m), alt, margin) for m, alt, margin in self.fork_spec)
+        return dataclasses.replace(result, forks=forks)
+
+
+def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> None:
+    source = (leap / "calendar_utils.py").read_text()
+    function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
+    # A copy as llama.cpp gives it: the requested start (header and docstring), then the body.
+    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    forks = [("!= 0", "== 0", 0.3), ("return", "# a comment", 0.1), ("% 4 ==", "% 2", 2.0)]
+    backend = ForkingScriptedBackend([copied, copied, LEAP_FIX], forks)
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed"
+    attempts = result.rounds[0].attempts
+    assert [(a.verdict, a.forked) for a in attempts] == [
+        ("copy", False),
+        ("copy", True),
+        ("passed", True),
+    ]
+    # The least sure fork first (a comment leads back to the copy), then the next; both with
+    # the first prompt unchanged, so llama.cpp reuses its cache, and at the round's temperature.
+    at_400 = copied.rindex("!= 0")
+    at_4 = copied.index("% 4 ==")
+    assert [o.answer_prefix for o in backend.options[1:]] == [
+        copied[:at_400] + "== 0",
+        copied[:at_4] + "% 2",
+    ]
+    assert backend.calls[1] == backend.calls[0] == backend.calls[2]
+    assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 3
 
 
 @pytest.mark.parametrize("project_sleep", [0.8, 0.0])

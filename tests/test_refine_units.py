@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cyclefix.models.backend import Fork
+from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.loop import assert_reach
@@ -478,3 +480,43 @@ def test_assert_reach_compares_where_a_test_failing_in_both_runs_stops() -> None
     assert assert_reach(_run(hang), _run(at[7])) == 0
     elsewhere = TestCaseResult("t.py::test_f", "failed", path="helpers.py", line=2)
     assert assert_reach(_run(elsewhere), _run(at[7])) == 0
+
+
+COPIED_ANSWER = "```python\ndef f(x):\n    return x + 1\n```\nThat fixes it."
+
+
+def _fork(text: str, at: str, alternative: str, margin: float) -> Fork:
+    return Fork(COPIED_ANSWER.index(at), alternative, margin)
+
+
+def test_branches_leave_the_copy_where_it_was_least_sure_inside_the_code() -> None:
+    body = COPIED_ANSWER.index("    return")
+    forks = [
+        _fork(COPIED_ANSWER, "def", "import", 0.1),  # before the body: the answer's given prefix
+        _fork(COPIED_ANSWER, " + 1", " -", 1.5),
+        _fork(COPIED_ANSWER, " 1\n", " 2", 0.7),
+        _fork(COPIED_ANSWER, "That", "Done", 0.0),  # after the closing fence
+    ]
+    assert branch_prefixes(COPIED_ANSWER, forks, body, limit=5) == (
+        "```python\ndef f(x):\n    return x + 2",
+        "```python\ndef f(x):\n    return x -",
+    )
+    assert branch_prefixes(COPIED_ANSWER, forks, body, limit=1) == (
+        "```python\ndef f(x):\n    return x + 2",
+    )
+
+
+@pytest.mark.parametrize("alternative", [" # fix", "    #", ' """', "\n```"])
+def test_no_branch_into_a_comment_a_docstring_or_the_end_of_the_block(alternative: str) -> None:
+    body = COPIED_ANSWER.index("    return")
+    forks = [Fork(body, alternative, 0.0), _fork(COPIED_ANSWER, " x +", " -x", 0.5)]
+    assert branch_prefixes(COPIED_ANSWER, forks, body, limit=3) == (
+        "```python\ndef f(x):\n    return -x",
+    )
+
+
+def test_the_same_branch_is_offered_once() -> None:
+    body = COPIED_ANSWER.index("    return")
+    at = COPIED_ANSWER.index(" 1")
+    forks = [Fork(at, " 2", 0.2), Fork(at, " 2", 0.4)]
+    assert len(branch_prefixes(COPIED_ANSWER, forks, body, limit=3)) == 1

@@ -130,6 +130,7 @@ def _attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float
         decode_seconds=round(_decode_seconds(gen) if gen else attempt.seconds, 3),
         tests_passed=attempt.tests_passed,
         tests_total=attempt.tests_total,
+        forked=attempt.forked,
     )
 
 

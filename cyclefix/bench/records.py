@@ -42,6 +42,7 @@ class AttemptStats:
     decode_seconds: float
     tests_passed: int = 0
     tests_total: int = 0
+    forked: bool = False
 
 
 @dataclass(frozen=True)

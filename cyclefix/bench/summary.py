@@ -62,6 +62,8 @@ class ModelSummary:
     round0_notes: dict[str, int] = field(default_factory=dict)
     # How the refinement attempts ended, over all rounds: "copy", "tests_failed", "passed", ...
     verdicts: dict[str, int] = field(default_factory=dict)
+    # The same for the attempts continued from a fork of a copy (refine.fork).
+    forked_verdicts: dict[str, int] = field(default_factory=dict)
 
 
 def k_values(samples: int) -> list[int]:
@@ -136,10 +138,13 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         if run[0].note:
             notes[run[0].note] = notes.get(run[0].note, 0) + 1
     verdicts: dict[str, int] = {}
+    forked: dict[str, int] = {}
     for run in complete:
         for line in run.values():
             for attempt in line.attempts:
                 verdicts[attempt.verdict] = verdicts.get(attempt.verdict, 0) + 1
+                if attempt.forked:
+                    forked[attempt.verdict] = forked.get(attempt.verdict, 0) + 1
     return ModelSummary(
         model=model,
         suite=suite,
@@ -153,8 +158,13 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         verified_fixes=len(verified),
         verified_fixes_passing_hidden=sum(line.passed for line in verified),
         round0_notes=notes,
-        verdicts=dict(sorted(verdicts.items(), key=lambda kv: -kv[1])),
+        verdicts=_most_first(verdicts),
+        forked_verdicts=_most_first(forked),
     )
+
+
+def _most_first(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def summarize(records: Iterable[RoundResult], rounds: int) -> list[ModelSummary]:

@@ -27,6 +27,19 @@ class GenerationOptions:
     # The answer starts with this text. Backends that can continue a started answer (llama.cpp)
     # do, and their result's text includes it; others (HTTP, scripted) answer from scratch.
     answer_prefix: str = ""
+    # Report where the model nearly chose another token (see Fork); backends that do not see
+    # the logits (HTTP, scripted) report none.
+    record_forks: bool = False
+
+
+@dataclass(frozen=True)
+class Fork:
+    """A point where the answer could have gone another way: the runner-up token there."""
+
+    offset: int  # characters of the result's text before the token that was chosen
+    alternative: str  # text of the best token other than the chosen one
+    # Logit of the chosen token minus the alternative's: small means the model was unsure.
+    margin: float
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class GenerationResult:
     seconds: float
     prompt_seconds: float
     finish_reason: FinishReason
+    forks: tuple[Fork, ...] = ()
 
     @property
     def tokens_per_second(self) -> float:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
+    Fork,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     import llama_cpp
 
 DEFAULT_N_CTX = 8192
+# Candidates kept per generated token when recording forks: the chosen token is nearly always
+# among them, even when sampled hot.
+FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
 LLAMA_CPP_INSTALL_HINT = (
     "llama-cpp-python is not installed; install it with `pip install llama-cpp-python` "
@@ -234,6 +238,8 @@ class LlamaCppBackend:
             )
         sampled = 0
         first_token_at: float | None = None
+        # Per sampled token: the best candidates' ids and logits, for forks.
+        candidates: dict[int, tuple[Any, Any]] = {}
 
         def count_and_check_cancel(input_ids: Any, logits: Any) -> bool:
             # Called once per sampled token with the ids before it (and once more at the end
@@ -242,6 +248,8 @@ class LlamaCppBackend:
             sampled = max(sampled, len(input_ids) - len(prompt_tokens) + 1)
             if first_token_at is None:
                 first_token_at = time.perf_counter()
+            if options.record_forks and sampled - 1 not in candidates:
+                candidates[sampled - 1] = self._best_candidates(llama)
             return cancel is not None and cancel.is_set()
 
         pieces: list[str] = []
@@ -284,15 +292,58 @@ class LlamaCppBackend:
         if cancel is not None and cancel.is_set():
             finish_reason = "cancelled"
         finished = time.perf_counter()
+        text = "".join(pieces)
+        forks: tuple[Fork, ...] = ()
+        if candidates:
+            generated = [int(t) for t in llama.input_ids[len(prompt_tokens) : llama.n_tokens]]
+            forks = self._forks(llama, generated, candidates, len(options.answer_prefix), len(text))
         return GenerationResult(
-            text="".join(pieces),
+            text=text,
             prompt_tokens=len(prompt_tokens),
             # Every sampled token, the end-of-turn token included.
             completion_tokens=sampled,
             seconds=finished - started,
             prompt_seconds=(first_token_at or finished) - started,
             finish_reason=finish_reason,
+            forks=forks,
         )
+
+    @staticmethod
+    def _best_candidates(llama: llama_cpp.Llama) -> tuple[Any, Any]:
+        import numpy as np
+
+        # The logits that chose the token just sampled: it is not evaluated yet.
+        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        ids = np.argpartition(row, -FORK_TOP_K)[-FORK_TOP_K:]
+        return ids, row[ids].copy()
+
+    @staticmethod
+    def _forks(
+        llama: llama_cpp.Llama,
+        generated: list[int],
+        candidates: dict[int, tuple[Any, Any]],
+        text_start: int,
+        text_end: int,
+    ) -> tuple[Fork, ...]:
+        forks: list[Fork] = []
+        done = b""
+        for step, token in enumerate(generated):
+            offset = text_start + len(done.decode("utf-8", errors="ignore"))
+            done += llama.detokenize([token])
+            if offset >= text_end or step not in candidates:
+                continue
+            ids, logits = candidates[step]
+            chosen = [i for i, t in enumerate(ids) if t == token]
+            if not chosen:
+                continue  # sampled from outside the best candidates: no margin to tell
+            others = [i for i in range(len(ids)) if ids[i] != token]
+            best_other = max(others, key=lambda i: logits[i])
+            # Special tokens (end of turn) have no text: nothing to branch into.
+            alternative = llama.detokenize([int(ids[best_other])]).decode("utf-8", "replace")
+            if alternative:
+                margin = float(logits[chosen[0]] - logits[best_other])
+                forks.append(Fork(offset, alternative, margin))
+        return tuple(forks)
 
     def close(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
+from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
@@ -129,6 +130,8 @@ class _Outcome:
     files: dict[str, str]  # spliced files of this candidate (empty if never spliced)
     run: TestRunResult | None
     failing: TestCaseResult | None  # first failing test of its run, for the next round's feedback
+    # A copy's answer prefixes that leave it where the model was least sure (refine.fork).
+    branches: tuple[str, ...] = ()
 
 
 def fix(
@@ -317,13 +320,31 @@ class _Session:
                 index, scratch, prompt, targets, state, passed_before, temperature
             )
             attempts = [outcome.attempt]
-            # An answer that never reached the tests is resampled hotter (a copy with a note).
+            # Where a copy hesitated, in order: the same prompt continues from there.
+            branches: list[str] = []
+            # An answer that never reached the tests is resampled: a copy from where it was
+            # least sure when the backend tells, else hotter (a copy with a note).
             while (
                 outcome.attempt.verdict in _RESAMPLED
                 and len(attempts) <= self.config.resamples
                 and not self.deadline.event.is_set()
             ):
                 copied = outcome.attempt.verdict in ("copy", "duplicate")
+                if copied and not branches:
+                    branches = list(outcome.branches)
+                if copied and branches:
+                    outcome = self._attempt(
+                        index,
+                        scratch,
+                        prompt,
+                        targets,
+                        state,
+                        passed_before,
+                        temperature,
+                        branch=branches.pop(0),
+                    )
+                    attempts.append(outcome.attempt)
+                    continue
                 retry = dataclasses.replace(
                     prompt,
                     note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
@@ -419,15 +440,20 @@ class _Session:
         state: _State,
         passed_before: set[str],
         temperature: float,
+        branch: str = "",
     ) -> _Outcome:
+        """One candidate: generate (continuing `branch`, a fork of a copy, when given), check
+        it, and run the tests on it in the scratch copy."""
         t0 = time.monotonic()
+        prefix = answer_prefix(prompt.faulty_code)
         options = GenerationOptions(
             temperature=temperature,
             top_p=self.config.top_p,
             max_tokens=min(self.config.max_tokens, 200 + len(prompt.faulty_code) // 2),
             seed=None if self.config.seed is None else self.config.seed + self.generations,
             stop=STOP_SEQUENCES,
-            answer_prefix=answer_prefix(prompt.faulty_code),
+            answer_prefix=branch or prefix,
+            record_forks=not branch,
         )
         self.generations += 1
         gen = self.backend.generate(
@@ -460,9 +486,15 @@ class _Session:
                 time.monotonic() - t0,
                 passed,
                 total,
+                forked=bool(branch),
             )
             self.emit(AttemptFinished(attempt))
-            return _Outcome(attempt, files or {}, run, failing)
+            branches = (
+                branch_prefixes(gen.text, gen.forks, len(prefix), self.config.resamples)
+                if verdict == "copy"
+                else ()
+            )
+            return _Outcome(attempt, files or {}, run, failing, branches)
 
         if gen.finish_reason == "cancelled":
             return done("cancelled", gen.text, "generation stopped")

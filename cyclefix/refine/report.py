@@ -35,6 +35,7 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "round": a.round,
         "verdict": a.verdict,
         "copy": a.is_copy,
+        "forked": a.forked,
         "detail": a.detail,
         "feedback": a.feedback,
         "code": a.code,

@@ -72,6 +72,8 @@ class Attempt:
     seconds: float
     tests_passed: int = 0
     tests_total: int = 0
+    # Continued from a fork of an earlier copy (see refine.fork) instead of sampled anew.
+    forked: bool = False
 
     @property
     def is_copy(self) -> bool:
