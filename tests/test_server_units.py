@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from cyclefix.server.diagnostics import (
 )
 from cyclefix.server.edits import LineIndex, dominant_newline, minimal_edits
 from cyclefix.server.model_holder import install_hint
+from cyclefix.server.server import run_summary
 from cyclefix.server.state import ProjectState
 
 # ---------------------------------------------------------------- settings
@@ -350,3 +352,13 @@ def test_install_hint_only_for_registry_names() -> None:
     assert "cyclefix models install qwen" in install_hint("qwen", "model qwen is not installed")
     assert install_hint("/m/x.gguf", "missing") == "missing"
     assert install_hint("scripted:/r.json", "missing") == "missing"
+
+
+def test_run_summary_tells_the_editor_about_tests_not_run() -> None:
+    failing = _case("tests/test_a.py::test_1")
+    run = _run((failing, R.TestCaseResult(nodeid="tests/test_a.py::test_2", outcome="passed")), ())
+    assert run_summary(run) == "1/2 tests pass, 1 failing"
+    stopped = dataclasses.replace(run, notes=("stopped at the timeout limit: 7 test(s) not run",))
+    assert run_summary(stopped) == (
+        "1/2 tests pass, 1 failing; stopped at the timeout limit: 7 test(s) not run"
+    )

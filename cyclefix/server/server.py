@@ -504,7 +504,7 @@ class CyclefixServer(LanguageServer):
         if state.fix is not None and run.all_passed and not run.collection_errors:
             state.fix = None  # the tests pass now: nothing left to fix
         self.publish(state)
-        summary = _summary(run)
+        summary = run_summary(run)
         self.log(f"{root.name}: {summary}")
         if job.tests_done is not None and not job.tests_done.done():
             job.tests_done.set_result(run)
@@ -579,7 +579,7 @@ class CyclefixServer(LanguageServer):
         if self._refining is not None and self._refining is not job:
             self._refining.cancel.set()  # one generation at a time: the latest save wins
         self._refining = job
-        job.progress.report(f"{_summary(run)}; loading model {settings.model}")
+        job.progress.report(f"{run_summary(run)}; loading model {settings.model}")
         on_event = self.threadsafe(functools.partial(self._on_event, job))
         state.refinements += 1
         outcome = await self.in_thread(
@@ -598,7 +598,7 @@ class CyclefixServer(LanguageServer):
             if settings.model not in self._model_warned:
                 self._model_warned.add(settings.model)
                 self.warn(outcome, once=False)
-            job.progress.end(f"{_summary(run)}; no model: {outcome}")
+            job.progress.end(f"{run_summary(run)}; no model: {outcome}")
             return None
         result = outcome
         if job.cancel.is_set() or result.status == "cancelled":
@@ -867,7 +867,14 @@ def _fix_locations(state: ProjectState, result: FixResult) -> tuple[tuple[Path, 
     return tuple(locations)
 
 
-def _summary(run: TestRunResult) -> str:
+def run_summary(run: TestRunResult) -> str:
+    """One line for the log and the progress end; the run's notes (tests not run after hangs,
+    the interpreter used) are part of it, or the editor would not know tests were skipped."""
+    counts = _counts(run)
+    return "; ".join((counts, *run.notes))
+
+
+def _counts(run: TestRunResult) -> str:
     if run.collection_errors:
         return f"{len(run.collection_errors)} file(s) could not be collected"
     if run.timed_out:
