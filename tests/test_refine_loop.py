@@ -259,26 +259,32 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
     function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
     # A copy as llama.cpp gives it: the requested start (header and docstring), then the body.
     copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
-    forks = [("!= 0", "== 0", 0.3), ("return", "# a comment", 0.1), ("% 4 ==", "% 2", 2.0)]
-    backend = ForkingScriptedBackend([copied, copied, LEAP_FIX], forks)
+    forks = [
+        ("!= 0", "== 0", 0.3),
+        ("return", "# a comment", 0.1),
+        ("% 4 ==", "% 2", 2.0),
+        ("% 100", "% 10", 1.0),
+    ]
+    backend = ForkingScriptedBackend([copied, copied, copied, LEAP_FIX], forks)
     result = fix(leap, backend, config=CONFIG)
     assert result.status == "fixed"
     attempts = result.rounds[0].attempts
+    # Forks that come back as copies cost no test run: they do not use up the two resamples.
     assert [(a.verdict, a.forked) for a in attempts] == [
         ("copy", False),
         ("copy", True),
+        ("copy", True),
         ("passed", True),
     ]
-    # The least sure fork first (a comment leads back to the copy), then the next; both with
-    # the first prompt unchanged, so llama.cpp reuses its cache, and at the round's temperature.
-    at_400 = copied.rindex("!= 0")
-    at_4 = copied.index("% 4 ==")
+    # Least sure first (a comment leads back to the copy), each with the first prompt
+    # unchanged, so llama.cpp reuses its cache, and at the round's temperature.
     assert [o.answer_prefix for o in backend.options[1:]] == [
-        copied[:at_400] + "== 0",
-        copied[:at_4] + "% 2",
+        copied[: copied.rindex("!= 0")] + "== 0",
+        copied[: copied.index("% 100")] + "% 10",
+        copied[: copied.index("% 4 ==")] + "% 2",
     ]
-    assert backend.calls[1] == backend.calls[0] == backend.calls[2]
-    assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 3
+    assert all(call == backend.calls[0] for call in backend.calls)
+    assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 4
 
 
 @pytest.mark.parametrize("project_sleep", [0.8, 0.0])

@@ -520,3 +520,12 @@ def test_the_same_branch_is_offered_once() -> None:
     at = COPIED_ANSWER.index(" 1")
     forks = [Fork(at, " 2", 0.2), Fork(at, " 2", 0.4)]
     assert len(branch_prefixes(COPIED_ANSWER, forks, body, limit=3)) == 1
+
+
+def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
+    answer = "```python\ndef f(x):\n    if x:\n        return 1\n    return 0\n```\n"
+    body = answer.index("    if")
+    inner = answer.index(" 1")  # `return 1` -> `return  1`: the same code
+    indent = answer.index("    return 0")  # 4 -> 8 spaces: `return 0` inside the `if`
+    forks = [Fork(inner, "  ", 0.1), Fork(indent, "        ", 0.2)]
+    assert branch_prefixes(answer, forks, body, limit=3) == (answer[:indent] + "        ",)

@@ -15,9 +15,13 @@ from cyclefix.models.backend import Fork
 _FENCE = "\n```"
 
 
-def _leads_back_to_copy(alternative: str) -> bool:
-    # A comment or a docstring in front of the same code is still a copy; a closing fence cuts
-    # the function short.
+def _leads_back_to_copy(text: str, fork: Fork) -> bool:
+    # A comment or a docstring in front of the same code is still a copy; so is other spacing
+    # inside a line (at a line's start, spacing is indentation: another block); a closing fence
+    # cuts the function short.
+    alternative = fork.alternative
+    if not alternative.strip():
+        return fork.offset > 0 and text[fork.offset - 1] != "\n"
     start = alternative.lstrip(" \t")
     return start.startswith(("#", '"""', "'''")) or "```" in alternative
 
@@ -31,9 +35,7 @@ def branch_prefixes(
     if code_end < 0:
         code_end = len(text)
     inside = [
-        f
-        for f in forks
-        if code_start <= f.offset < code_end and not _leads_back_to_copy(f.alternative)
+        f for f in forks if code_start <= f.offset < code_end and not _leads_back_to_copy(text, f)
     ]
     prefixes: list[str] = []
     for fork in sorted(inside, key=lambda f: f.margin):

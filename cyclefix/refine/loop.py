@@ -75,6 +75,9 @@ from cyclefix.runner.results import TestCaseResult, TestRunResult
 STOP_SEQUENCES = ("\n```\n", "\ndef test_", "\nif __name__", "\nassert ", "\nprint(")
 # Verdicts of answers that never reached the tests: the round samples again.
 _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
+# Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
+# the forks that reach the tests.
+FORKS_PER_COPY = 4
 # Rounds on one target without progress before the next suspect gets its turn.
 FOCUS_ROUNDS = 2
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
@@ -322,15 +325,18 @@ class _Session:
             attempts = [outcome.attempt]
             # Where a copy hesitated, in order: the same prompt continues from there.
             branches: list[str] = []
+            # Resamples spent; a fork that comes back a copy (another spelling of the same
+            # code) costs only the end of an answer and no test run, so it is not counted.
+            spent = 0
             # An answer that never reached the tests is resampled: a copy from where it was
             # least sure when the backend tells, else hotter (a copy with a note).
             while (
                 outcome.attempt.verdict in _RESAMPLED
-                and len(attempts) <= self.config.resamples
+                and spent < self.config.resamples
                 and not self.deadline.event.is_set()
             ):
                 copied = outcome.attempt.verdict in ("copy", "duplicate")
-                if copied and not branches:
+                if copied and not branches and not outcome.attempt.forked:
                     branches = list(outcome.branches)
                 if copied and branches:
                     outcome = self._attempt(
@@ -344,7 +350,10 @@ class _Session:
                         branch=branches.pop(0),
                     )
                     attempts.append(outcome.attempt)
+                    if outcome.attempt.verdict not in ("copy", "duplicate"):
+                        spent += 1
                     continue
+                spent += 1
                 retry = dataclasses.replace(
                     prompt,
                     note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
@@ -490,7 +499,7 @@ class _Session:
             )
             self.emit(AttemptFinished(attempt))
             branches = (
-                branch_prefixes(gen.text, gen.forks, len(prefix), self.config.resamples)
+                branch_prefixes(gen.text, gen.forks, len(prefix), FORKS_PER_COPY)
                 if verdict == "copy"
                 else ()
             )
