@@ -305,6 +305,42 @@ def test_localize_adds_the_helpers_a_suspect_calls_after_it(tmp_path: Path) -> N
     assert [t.qualname for t in loc.targets] == ["equivalent", "div_sum"]
 
 
+def test_localize_ranks_first_a_suspect_that_two_failing_tests_reach(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "search.py",
+        """\
+        def find_index(items, target):
+            return -1
+
+        def contains(items, target):
+            return find_index(items, target) != -1
+        """,
+    )
+    _write(tmp_path, "tests/test_search.py", "from search import contains, find_index\n")
+
+    def failing(name: str, assertion: str) -> TestCaseResult:
+        return TestCaseResult(
+            f"tests/test_search.py::{name}",
+            "failed",
+            path="tests/test_search.py",
+            line=3,
+            assert_source=assertion,
+            test_source=f"def {name}():\n    {assertion}\n",
+        )
+
+    # Each test names one function; `contains` fails through `find_index`.
+    failures = [
+        failing("test_contains", "assert contains([2, 4], 4)"),
+        failing("test_last", "assert find_index([2, 4], 4) == 1"),
+    ]
+    loc = localize(ProjectIndex(tmp_path), failures)
+    assert [t.qualname for t in loc.targets] == ["find_index", "contains"]
+    # One failing test through `contains` alone still blames `contains` first.
+    loc = localize(ProjectIndex(tmp_path), failures[:1])
+    assert [t.qualname for t in loc.targets] == ["contains", "find_index"]
+
+
 def test_localize_blames_the_call_that_made_the_checked_value(tmp_path: Path) -> None:
     # The test builds its data with a constructor first; the assert checks `result`.
     _write(

@@ -288,7 +288,8 @@ def suspects_for_test(
 def localize(
     index: ProjectIndex, failures: Sequence[TestCaseResult], focus: str | None = None
 ) -> Localization:
-    """Rank suspects over all failing tests: functions blamed by more tests come first.
+    """Rank suspects over all failing tests: functions blamed by more tests come first (a test
+    also blames, less, the suspects its first suspect calls).
 
     `focus` is the file the user asked to fix: among equally blamed suspects, its come first.
     """
@@ -303,6 +304,20 @@ def localize(
             votes[key] += 1.0 if rank == 0 else 0.25  # type: ignore[assignment]
             first_rank[key] = min(first_rank.get(key, rank), rank)
             by_key[key] = t
+    # A test that fails through a function also blames, less, the suspects that function calls:
+    # `contains` calling a broken `find_index` fails its test too, and one bug explains both.
+    for _, targets in per_test:
+        if not targets or targets[0].qualname == "<module>":
+            continue
+        first = targets[0]
+        tree = index.tree(first.path)
+        if tree is None:
+            continue
+        own = {(t.path, t.qualname) for t in targets}
+        for name in called_functions(tree, {first.qualname}):
+            key = (first.path, name)
+            if key in votes and key not in own:
+                votes[key] += 0.5  # type: ignore[assignment]
     ordered = sorted(votes, key=lambda k: (-votes[k], k[0] != focus, first_rank[k], k))
     targets = [by_key[k] for k in ordered]
     # Then what the suspects call: a wrong value often comes from a helper no frame points at.

@@ -383,21 +383,33 @@ class _Session:
                 and _improves(outcome.run, state.run)
             ):
                 # Progress without regressions: keep it (in the scratch copy too) and go on from there.
+                more_pass = len(outcome.run.passed) > len(state.run.passed)
                 state.sources.update(outcome.files)
                 for rel, text in outcome.files.items():
                     write_atomic(scratch / rel, text)
                 state.run = outcome.run
                 latest = None
-                fruitless.clear()
+                if more_pass:
+                    fruitless.clear()
+                else:
+                    # Only further inside a failing test: weak progress (`return x is not None`
+                    # gets past `assert f(a)` to fail `assert not f(b)`), so the turn counts.
+                    self._count_fruitless(fruitless, targets)
                 continue
-            for t in targets:
-                key = (t.path, t.qualname)
-                fruitless[key] = fruitless.get(key, 0) + 1
+            self._count_fruitless(fruitless, targets)
             if verdict not in (*_RESAMPLED, "cancelled"):
                 # CYCLE refines the latest attempt, unless it passes fewer tests than the code
                 # it was meant to improve: then the next round starts from that code again.
                 latest = None if _worse(outcome.run, state.run) else outcome
         return self._result(self._status_when_stopped(), initial, state.run, started)
+
+    @staticmethod
+    def _count_fruitless(
+        fruitless: dict[tuple[str, str], int], targets: tuple[Target, ...]
+    ) -> None:
+        for t in targets:
+            key = (t.path, t.qualname)
+            fruitless[key] = fruitless.get(key, 0) + 1
 
     def _remember_original(self, rel: str) -> None:
         if rel not in self.originals:
