@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -184,3 +185,18 @@ def test_progress_keeps_brackets_of_test_ids_and_source(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "test_first.py::test_first[xs0-1]" in proc.stdout
     assert "return xs[1]" in proc.stdout
+
+
+def test_progress_line_says_when_an_attempt_was_a_fork_of_a_copy() -> None:
+    from rich.console import Console
+
+    from cyclefix.refine.cli import _Progress
+    from cyclefix.refine.types import Attempt, AttemptFinished
+
+    out = Console(record=True, width=200)
+    progress = _Progress(out)
+    for forked in (False, True):
+        attempt = Attempt(1, "", "tests_failed", "", "1 of 2 tests still fail", 0.2, 10, 5, 1.0)
+        progress(AttemptFinished(dataclasses.replace(attempt, forked=forked)))
+    first, second = out.export_text().splitlines()
+    assert "fork" not in first and "tests_failed (fork of the copy): 1 of 2" in second

@@ -256,8 +256,9 @@ class _Progress:
             a = event.attempt
             mark = "[green]✓[/]" if a.verdict == "passed" else "[yellow]✗[/]"
             speed = a.completion_tokens / a.seconds if a.seconds else 0.0
+            fork = " [dim](fork of the copy)[/]" if a.forked else ""
             self.out.print(
-                f"  {mark} {a.verdict}: {_plain(_short(a.detail))} "
+                f"  {mark} {a.verdict}{fork}: {_plain(_short(a.detail))} "
                 f"[dim]({a.completion_tokens} tokens, {a.seconds:.1f}s, {speed:.1f} tok/s overall)[/]"
             )
 
