@@ -476,3 +476,25 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
     second_prompt = backend.calls[1][-1].content
     assert "if x > 2:" in second_prompt and "x + 1" not in second_prompt
     assert "assert candidate(3) == 6" in second_prompt  # the original code's own feedback
+
+
+def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_turns(
+    tmp_path: Path,
+) -> None:
+    # The bug is in the helper `g`; the test names `f`, the first suspect.
+    _one_module_project(
+        tmp_path,
+        "calc",
+        "def g(x):\n    return x - 1\n\n\ndef f(x):\n    return g(x) * 2\n",
+        "test_calc",
+        "from calc import f\n\n\ndef test_f():\n    assert f(1) == 4\n    assert f(2) == 6\n",
+    )
+    further = fence("def f(x):\n    return g(x) * 2 + 4 if x == 1 else g(x) * 2\n")
+    earlier = fence("def f(x):\n    return g(x) * 3\n")
+    backend = ScriptedBackend([further, earlier, fence("def g(x):\n    return x + 1\n")])
+    config = RefineConfig(rounds=3, budget_seconds=120, resamples=0)
+    result = fix(tmp_path, backend, config=config)
+    # Round 1 got past the first assert: kept (round 2 refines that code), yet `f` has had
+    # its two turns after round 2, so round 3 moves on to `g`.
+    assert "+ 4 if x == 1" in backend.calls[1][-1].content
+    assert [r.targets for r in result.rounds] == [("f",), ("f",), ("g",)]
