@@ -233,7 +233,7 @@ def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
 class ForkingScriptedBackend(ScriptedBackend):
     """Scripted replies; an answer asked for forks reports them, as llama.cpp does where the
     model nearly chose another token: at the last `marker` of each `(marker, alternative,
-    margin)` in `forks`."""
+    margin)` in `forks` that the answer holds."""
 
     def __init__(self, replies: list[str], forks: list[tuple[str, str, float]]) -> None:
         super().__init__(replies)
@@ -250,7 +250,10 @@ class ForkingScriptedBackend(ScriptedBackend):
         result = super().generate(messages, options, on_text=on_text, cancel=cancel)
         if not options.record_forks:
             return result
-        forks = tuple(Fork(result.text.rindex(m), alt, margin) for m, alt, margin in self.fork_spec)
+        text = result.text
+        forks = tuple(
+            Fork(text.rindex(m), a, margin) for m, a, margin in self.fork_spec if m in text
+        )
         return dataclasses.replace(result, forks=forks)
 
 
@@ -285,6 +288,43 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
     ]
     assert all(call == backend.calls[0] for call in backend.calls)
     assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 4
+
+
+def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(
+    leap: Path,
+) -> None:
+    source = (leap / "calendar_utils.py").read_text()
+    function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
+    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    still_wrong = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
+    backend = ForkingScriptedBackend([copied, still_wrong, LEAP_FIX], [("!= 0", "== 0", 0.3)])
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed"
+    attempts = result.rounds[0].attempts
+    assert [(a.verdict, a.forked) for a in attempts] == [
+        ("copy", False),
+        ("tests_failed", True),
+        ("passed", False),
+    ]
+    rewrite_prompt = backend.calls[2][-1].content
+    assert "## Function to write" in rewrite_prompt and "year % 400 != 0" not in rewrite_prompt
+    assert attempts[2].temperature == CONFIG.copy_temperature
+
+
+def test_a_rewrite_that_breaks_passing_tests_does_not_replace_the_fork(leap: Path) -> None:
+    source = (leap / "calendar_utils.py").read_text()
+    function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
+    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    closer = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
+    worse = fence("def is_leap_year(year: int) -> bool:\n    return False\n")
+    backend = ForkingScriptedBackend([copied, closer, worse, copied], [("!= 0", "== 0", 0.3)])
+    config = dataclasses.replace(CONFIG, rounds=2)
+    result = fix(leap, backend, config=config)
+    verdicts = [a.verdict for a in result.rounds[0].attempts]
+    assert verdicts[:3] == ["copy", "tests_failed", "regressed"]
+    # Round 2 refines the fork's code, the better of the two.
+    assert "year % 4 == 0\n" in backend.calls[3][-1].content
+    assert "return False" not in backend.calls[3][-1].content
 
 
 @pytest.mark.parametrize("project_sleep", [0.8, 0.0])

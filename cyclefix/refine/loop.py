@@ -369,6 +369,26 @@ class _Session:
                     self.config.copy_temperature,
                 )
                 attempts.append(outcome.attempt)
+            if (
+                outcome.attempt.forked
+                and outcome.attempt.verdict in ("tests_failed", "regressed")
+                and spent < self.config.resamples
+                and not self.deadline.event.is_set()
+            ):
+                # The local edit did not pass: a new implementation from the intent is the
+                # other way out of a copy (most fixes of a 0.5B model); the better one stays.
+                rewrite = self._attempt(
+                    index,
+                    scratch,
+                    dataclasses.replace(prompt, note=COPY_NOTE, from_scratch=True),
+                    targets,
+                    state,
+                    passed_before,
+                    self.config.copy_temperature,
+                )
+                attempts.append(rewrite.attempt)
+                if _better(rewrite, outcome):
+                    outcome = rewrite
             self.rounds.append(
                 RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
             )
@@ -670,6 +690,17 @@ def _focus(
         target = suspects[0]
     primary = loc.blamed.get((target.path, target.qualname), loc.primary)
     return Localization((target,), primary, loc.blamed)
+
+
+def _better(new: _Outcome, old: _Outcome) -> bool:
+    """Of two tested candidates of one round: `new` passes, or fails without breaking what
+    passed before where `old` breaks it, or gets further than `old`."""
+    verdict = new.attempt.verdict
+    if verdict == "passed":
+        return True
+    if verdict != "tests_failed" or new.run is None:
+        return False
+    return old.attempt.verdict == "regressed" or _improves(new.run, old.run)
 
 
 def _worse(new: TestRunResult | None, old: TestRunResult | None) -> bool:
