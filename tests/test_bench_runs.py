@@ -336,3 +336,17 @@ def test_summary_and_report_count_the_forked_attempts_apart() -> None:
     assert summary.verdicts == {"copy": 1, "tests_failed": 1, "passed": 1}
     assert summary.forked_verdicts == {"tests_failed": 1, "passed": 1}
     assert "least sure: tests_failed 1, passed 1" in model_section(summary)
+
+
+def test_a_round_that_tested_a_candidate_did_not_end_on_a_copy() -> None:
+    def attempt(verdict: str, tests_total: int = 0) -> AttemptStats:
+        return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, 0, tests_total)
+
+    tested = (attempt("copy"), attempt("tests_failed", 2), attempt("copy"))
+    untested = (attempt("copy"), attempt("copy"), attempt("copy"))
+    lines = [RoundResult("s", "m", task, 0, 0, "given", False, False) for task in ("a", "b")] + [
+        RoundResult("s", "m", "a", 0, 1, "refined", False, False, attempts=tested),
+        RoundResult("s", "m", "b", 0, 1, "refined", False, False, attempts=untested),
+    ]
+    (summary,) = summarize(lines, 1)
+    assert (summary.rounds[1].refined, summary.rounds[1].ended_on_copy) == (2, 1)

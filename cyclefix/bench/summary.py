@@ -99,7 +99,11 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         attempts = [a for line in lines for a in line.attempts]
         copies = sum(a.copy for a in attempts)
         refining = [line for line in lines if line.attempts]
-        ended_on_copy = sum(line.attempts[-1].copy for line in refining)
+        # A rewrite tried after a tested fork may be a copy; the round still tested the fork.
+        ended_on_copy = sum(
+            line.attempts[-1].copy and not any(a.tests_total for a in line.attempts)
+            for line in refining
+        )
         completion = sum(line.completion_tokens for line in lines)
         decode = sum(line.decode_seconds for line in lines)
         round_summaries.append(
