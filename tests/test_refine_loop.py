@@ -257,11 +257,16 @@ class ForkingScriptedBackend(ScriptedBackend):
         return dataclasses.replace(result, forks=forks)
 
 
-def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> None:
+def _leap_copy_as_llama_gives_it(leap: Path) -> str:
+    """A copy of `is_leap_year` as llama.cpp returns it: the requested start of the answer
+    (fence, header and docstring), then the unchanged body."""
     source = (leap / "calendar_utils.py").read_text()
     function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
-    # A copy as llama.cpp gives it: the requested start (header and docstring), then the body.
-    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    return answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+
+
+def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> None:
+    copied = _leap_copy_as_llama_gives_it(leap)
     forks = [
         ("!= 0", "== 0", 0.3),
         ("return", "# a comment", 0.1),
@@ -293,9 +298,7 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
 def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(
     leap: Path,
 ) -> None:
-    source = (leap / "calendar_utils.py").read_text()
-    function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
-    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    copied = _leap_copy_as_llama_gives_it(leap)
     still_wrong = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
     backend = ForkingScriptedBackend([copied, still_wrong, LEAP_FIX], [("!= 0", "== 0", 0.3)])
     result = fix(leap, backend, config=CONFIG)
@@ -312,9 +315,7 @@ def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(
 
 
 def test_a_rewrite_that_breaks_passing_tests_does_not_replace_the_fork(leap: Path) -> None:
-    source = (leap / "calendar_utils.py").read_text()
-    function = source[source.index("def is_leap_year") : source.index("def days_in_month")]
-    copied = answer_prefix(function) + function.splitlines(keepends=True)[-3] + "```\n"
+    copied = _leap_copy_as_llama_gives_it(leap)
     closer = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
     worse = fence("def is_leap_year(year: int) -> bool:\n    return False\n")
     backend = ForkingScriptedBackend([copied, closer, worse, copied], [("!= 0", "== 0", 0.3)])
