@@ -197,6 +197,10 @@ class _CancelOnRefine:
             self.cancel.set()
         return self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
 
+    def forks_along(self, *args: object, **kwargs: object) -> None:
+        """No logits to score an answer with."""
+        return None
+
     def close(self) -> None:
         pass
 

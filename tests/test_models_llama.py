@@ -95,6 +95,31 @@ def test_forks_name_the_runner_up_token_at_each_step(backend: LlamaCppBackend) -
     assert other.text.startswith(branch) and other.text != result.text
 
 
+def test_forks_along_an_answer_score_it_as_sampling_it_did(backend: LlamaCppBackend) -> None:
+    prefix = "```python\n"
+    options = GenerationOptions(
+        temperature=0.0, max_tokens=48, stop=("\n```",), answer_prefix=prefix, record_forks=True
+    )
+    sampled = backend.generate(ADD, options)
+    scored = backend.forks_along(ADD, prefix, sampled.text[len(prefix) :])
+    assert scored is not None
+    # The same answer read in one batch: a fork at every token, where sampling recorded its
+    # own, with the same runner-up and (batch arithmetic aside) the same margin.
+    at = {f.offset: f for f in scored}
+    assert len(scored) >= len(sampled.forks) and scored[0].offset == len(prefix)
+    for fork in sampled.forks:
+        assert at[fork.offset].alternative == fork.alternative
+        assert abs(at[fork.offset].margin - fork.margin) < 0.3
+    # Text the model would not write scores a negative margin where it departs.
+    odd = sampled.text[len(prefix) :].replace("return", "raise", 1)
+    departs = odd.index("raise")
+    odd_forks = backend.forks_along(ADD, prefix, odd)
+    assert odd_forks is not None
+    assert min(f.margin for f in odd_forks if f.offset <= len(prefix) + departs) < 0
+    # The cache stays usable: generating again gives the same greedy answer.
+    assert backend.generate(ADD, options).text == sampled.text
+
+
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:
     result = backend.generate(ADD, GenerationOptions(temperature=0.0, max_tokens=5))
     assert result.finish_reason == "length"

@@ -235,9 +235,33 @@ class ForkingScriptedBackend(ScriptedBackend):
     model nearly chose another token: at the last `marker` of each `(marker, alternative,
     margin)` in `forks` that the answer holds."""
 
-    def __init__(self, replies: list[str], forks: list[tuple[str, str, float]]) -> None:
+    def __init__(
+        self,
+        replies: list[str],
+        forks: list[tuple[str, str, float]],
+        scores: list[tuple[str, str, float]] | None = None,
+    ) -> None:
         super().__init__(replies)
         self.fork_spec = forks
+        # Forks along a given answer (forks_along), as llama.cpp scores them; None: no logits.
+        self.score_spec = scores
+        self.scored: list[str] = []
+
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        if self.score_spec is None:
+            return None
+        text = answer_prefix + continuation
+        self.scored.append(text)
+        return tuple(
+            Fork(text.rindex(m), a, margin) for m, a, margin in self.score_spec if m in text
+        )
 
     def generate(
         self,
@@ -293,6 +317,28 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
     ]
     assert all(call == backend.calls[0] for call in backend.calls)
     assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 4
+
+
+def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: Path) -> None:
+    copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
+    # Sure everywhere but at the bug: at 0.2, sigmoid(0.3 / 0.2) = 0.82 that it copies.
+    scores = [("!= 0", "== 0", 0.3), ("% 4 ==", "% 2", 9.0), ("% 100", "% 10", 8.0)]
+    backend = ForkingScriptedBackend([LEAP_FIX], [], scores)
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed"
+    assert backend.scored == [copied]
+    assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", True)]
+    assert backend.options[0].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
+
+
+def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
+    # The model prefers another token than the faulty code's at one point: it will not copy.
+    scores = [("!= 0", "== 0", -1.0), ("% 4 ==", "% 2", 9.0)]
+    backend = ForkingScriptedBackend([LEAP_FIX], [], scores)
+    result = fix(leap, backend, config=CONFIG)
+    assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", False)]
+    assert len(backend.scored) == 1
+    assert backend.options[0].record_forks and backend.options[0].answer_prefix.endswith('"""\n')
 
 
 def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cyclefix.models.backend import Fork
-from cyclefix.refine.fork import branch_prefixes
+from cyclefix.refine.fork import branch_prefixes, copy_probability
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.loop import assert_reach
@@ -18,6 +18,7 @@ from cyclefix.refine.prompt import (
     RefinePrompt,
     answer_prefix,
     build_marker_prompt,
+    copy_continuation,
     build_refine_messages,
 )
 from cyclefix.refine.source import (
@@ -522,7 +523,7 @@ COPIED_ANSWER = "```python\ndef f(x):\n    return x + 1\n```\nThat fixes it."
 
 
 def _fork(text: str, at: str, alternative: str, margin: float) -> Fork:
-    return Fork(COPIED_ANSWER.index(at), alternative, margin)
+    return Fork(text.index(at), alternative, margin)
 
 
 def test_branches_leave_the_copy_where_it_was_least_sure_inside_the_code() -> None:
@@ -565,3 +566,38 @@ def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
     indent = answer.index("    return 0")  # 4 -> 8 spaces: `return 0` inside the `if`
     forks = [Fork(inner, "  ", 0.1), Fork(indent, "        ", 0.2)]
     assert branch_prefixes(answer, forks, body, limit=3) == (answer[:indent] + "        ",)
+
+
+def test_copy_probability_counts_the_forks_in_the_code_against_their_runner_up() -> None:
+    body = COPIED_ANSWER.index("    return")
+    forks = [
+        _fork(COPIED_ANSWER, " + 1", " -", 1.5),
+        _fork(COPIED_ANSWER, " 1\n", " 2", 0.7),
+        Fork(body, "    #", -3.0),  # a comment leads back to the copy
+        _fork(COPIED_ANSWER, "That", "Done", -3.0),  # after the closing fence
+    ]
+    # T=1: sigmoid(1.5) * sigmoid(0.7).
+    assert copy_probability(COPIED_ANSWER, forks, body, 1.0, 1.0) == pytest.approx(
+        0.8176 * 0.6682, abs=1e-3
+    )
+    # T=0.5: sigmoid(3.0) = 0.9526 is above top_p, so the runner-up is never sampled there.
+    assert copy_probability(COPIED_ANSWER, forks, body, 0.5, 0.95) == pytest.approx(
+        0.8022, abs=1e-3
+    )
+    # Greedy copies unless the model prefers another token somewhere.
+    assert copy_probability(COPIED_ANSWER, forks, body, 0.0, 0.95) == 1.0
+    departs = [*forks, _fork(COPIED_ANSWER, "x +", "-x", -0.1)]
+    assert copy_probability(COPIED_ANSWER, departs, body, 0.0, 0.95) == 0.0
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'def f(x):\n    """Doc."""\n    y = x\n    return y\n',
+        "    def m(self):\n        return 1\n\n",
+        "def g(): return 2\n",
+    ],
+)
+def test_copy_continuation_completes_the_answer_prefix_into_the_code(code: str) -> None:
+    copy = answer_prefix(code) + copy_continuation(code)
+    assert copy == "```python\n" + textwrap.dedent(code).rstrip() + "\n```"

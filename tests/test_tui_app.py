@@ -166,6 +166,10 @@ class EditDuringGeneration:
             self.target.write_text(self.target.read_text() + "\n# edited by the user\n")
         return self.inner.generate(messages, options, on_text=on_text)
 
+    def forks_along(self, *args: object, **kwargs: object) -> None:
+        """No logits to score an answer with."""
+        return None
+
     def close(self) -> None:
         self.inner.close()
 

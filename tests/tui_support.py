@@ -96,6 +96,10 @@ class GatedBackend:
             finish_reason=reason,  # type: ignore[arg-type]
         )
 
+    def forks_along(self, *args: object, **kwargs: object) -> None:
+        """No logits to score an answer with."""
+        return None
+
     def close(self) -> None:
         self.release.set()
 

@@ -30,7 +30,13 @@ from cyclefix.bench.records import (
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.bench.workspace import TaskWorkspace
 from cyclefix.errors import CyclefixError
-from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
+from cyclefix.models.backend import (
+    ChatMessage,
+    Fork,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+)
 from cyclefix.refine import (
     Attempt,
     Backend,
@@ -109,6 +115,19 @@ class _GenerationLog:
         self.calls.append(result)
         self.waits.append(waited)
         return result
+
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        if self.lock is None:
+            return self.inner.forks_along(messages, answer_prefix, continuation, cancel=cancel)
+        with self.lock:
+            return self.inner.forks_along(messages, answer_prefix, continuation, cancel=cancel)
 
     def close(self) -> None:
         """The shared backend is closed by whoever opened it."""

@@ -80,4 +80,17 @@ class Backend(Protocol):
         """Generate a reply; stream pieces to on_text; stop between tokens once cancel is set."""
         ...
 
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        """The forks an answer `answer_prefix + continuation` would have, scored without
+        sampling it (one batch, as a prompt is read): at each token of `continuation`, the best
+        other token and the margin. None: this backend does not see the model's logits."""
+        ...
+
     def close(self) -> None: ...

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -308,12 +308,115 @@ class LlamaCppBackend:
             forks=forks,
         )
 
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        with self._lock:
+            return self._forks_along(messages, answer_prefix, continuation, cancel)
+
+    def _forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        cancel: threading.Event | None,
+    ) -> tuple[Fork, ...]:
+        llama = self._require_loaded()
+        prompt = self._prompt_tokens(messages, answer_prefix)
+        answer: list[int] = llama.tokenize(continuation.encode("utf-8"), add_bos=False)
+        if not answer:
+            return ()
+        if len(prompt) + len(answer) >= self.n_ctx:
+            raise ModelError(
+                f"the prompt and answer have {len(prompt) + len(answer)} tokens, more than the "
+                f"model's context window of {self.n_ctx}"
+            )
+        # As generate does: keep the cached start, and read the last prompt token again for
+        # the logits that choose the answer's first token.
+        cached = 0
+        for old, new in zip(llama.input_ids[: llama.n_tokens], prompt, strict=False):
+            if old != new:
+                break
+            cached += 1
+        cached = min(cached, len(prompt) - 1)
+        llama._ctx.kv_cache_seq_rm(-1, cached, -1)
+        llama.n_tokens = cached
+        scored: list[tuple[int, float]] = []  # per answer token: best other token, margin
+
+        def score(row: Any) -> None:
+            scored.append(self._runner_up(llama, row, answer[len(scored)]))
+
+        try:
+            if not self._decode(llama, prompt[cached:], None, cancel):
+                return ()
+            score(self._logits_row(llama, -1))
+            # The last answer token chooses nothing that is scored.
+            if not self._decode(llama, answer[:-1], score, cancel):
+                return ()
+        except RuntimeError as exc:
+            raise ModelError(f"llama.cpp failed while reading an answer: {exc}") from exc
+        forks: list[Fork] = []
+        done = b""
+        for token, (other, margin) in zip(answer, scored, strict=True):
+            offset = len(answer_prefix) + len(done.decode("utf-8", errors="ignore"))
+            done += llama.detokenize([token])
+            alternative = llama.detokenize([other]).decode("utf-8", "replace")
+            forks.append(Fork(offset, alternative, margin))
+        return tuple(forks)
+
+    @staticmethod
+    def _decode(
+        llama: llama_cpp.Llama,
+        tokens: Sequence[int],
+        on_logits: Callable[[Any], None] | None,
+        cancel: threading.Event | None,
+    ) -> bool:
+        """Evaluate `tokens` into the cache, as Llama.eval does, with the logits of every token
+        passed to `on_logits` when given (Llama.eval keeps them only with logits_all, for the
+        whole context). False when cancelled."""
+        for start in range(0, len(tokens), llama.n_batch):
+            if cancel is not None and cancel.is_set():
+                return False
+            batch = list(tokens[start : start + llama.n_batch])
+            n_past = llama.n_tokens
+            llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=on_logits is not None)
+            llama._ctx.decode(llama._batch)
+            llama.input_ids[n_past : n_past + len(batch)] = batch
+            llama.n_tokens += len(batch)
+            llama._requires_eval = False
+            if on_logits is not None:
+                for i in range(len(batch)):
+                    on_logits(LlamaCppBackend._logits_row(llama, i))
+        return True
+
+    @staticmethod
+    def _logits_row(llama: llama_cpp.Llama, index: int) -> Any:
+        import numpy as np
+
+        return np.ctypeslib.as_array(llama._ctx.get_logits_ith(index), shape=(llama.n_vocab(),))
+
+    @staticmethod
+    def _runner_up(llama: llama_cpp.Llama, row: Any, chosen: int) -> tuple[int, float]:
+        """The best token with text other than `chosen`, and chosen's logit minus its own."""
+        import numpy as np
+
+        best = np.argpartition(row, -FORK_TOP_K)[-FORK_TOP_K:]
+        for other in sorted(best, key=lambda t: -row[t]):
+            if int(other) != chosen and llama.detokenize([int(other)]):
+                return int(other), float(row[chosen] - row[other])
+        return chosen, float("inf")  # nothing else with text near the top
+
     @staticmethod
     def _best_candidates(llama: llama_cpp.Llama) -> tuple[Any, Any]:
         import numpy as np
 
         # The logits that chose the token just sampled: it is not evaluated yet.
-        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        row = LlamaCppBackend._logits_row(llama, -1)
         ids = np.argpartition(row, -FORK_TOP_K)[-FORK_TOP_K:]
         return ids, row[ids].copy()
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
+    Fork,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -172,6 +173,17 @@ class OpenAICompatibleBackend:
             prompt_seconds=(first_text_at or finished) - started,
             finish_reason=finish_reason,
         )
+
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        """The chat completions API does not give the logits of a given text."""
+        return None
 
     def close(self) -> None:
         """Nothing to release: each request opens and closes its own connection."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
+    Fork,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -122,6 +123,17 @@ class ScriptedBackend:
             prompt_seconds=0.0,
             finish_reason=finish_reason,
         )
+
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Fork, ...] | None:
+        """A scripted backend has no logits."""
+        return None
 
     def close(self) -> None:
         """Nothing to release."""

@@ -196,6 +196,9 @@ class _NoModel:
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("no model is loaded")
 
+    def forks_along(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no model is loaded")
+
     def close(self) -> None:
         pass
 

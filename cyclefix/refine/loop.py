@@ -21,7 +21,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
-from cyclefix.refine.fork import branch_prefixes
+from cyclefix.refine.fork import branch_prefixes, copy_probability
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
@@ -30,6 +30,7 @@ from cyclefix.refine.prompt import (
     RefinePrompt,
     answer_prefix,
     build_refine_messages,
+    copy_continuation,
     other_failure_names,
 )
 from cyclefix.refine.source import (
@@ -78,6 +79,8 @@ _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
+# A round whose copy of the faulty code is at least this likely starts from the copy's forks.
+LIKELY_COPY = 0.5
 # Rounds on one target without progress before the next suspect gets its turn.
 FOCUS_ROUNDS = 2
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
@@ -319,12 +322,21 @@ class _Session:
                 )
             )
             prompt = self._prompt(scratch, focus, state, latest)
+            probe_started = time.monotonic()
+            # Where a copy hesitated, in order: the same prompt continues from there.
+            branches = self._forks_of_likely_copy(prompt, temperature)
             outcome = self._attempt(
-                index, scratch, prompt, targets, state, passed_before, temperature
+                index,
+                scratch,
+                prompt,
+                targets,
+                state,
+                passed_before,
+                temperature,
+                branch=branches.pop(0) if branches else "",
+                started=probe_started,
             )
             attempts = [outcome.attempt]
-            # Where a copy hesitated, in order: the same prompt continues from there.
-            branches: list[str] = []
             # Resamples spent; a fork that comes back a copy (another spelling of the same
             # code) costs only the end of an answer and no test run, so it is not counted.
             spent = 0
@@ -472,6 +484,22 @@ class _Session:
             other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),
         )
 
+    def _forks_of_likely_copy(self, prompt: RefinePrompt, temperature: float) -> list[str]:
+        """When the model would most likely write the faulty code back, that copy's forks,
+        found by scoring the copy instead of sampling it (backends that see logits); else none."""
+        prefix = answer_prefix(prompt.faulty_code)
+        continuation = copy_continuation(prompt.faulty_code)
+        forks = self.backend.forks_along(
+            build_refine_messages(prompt), prefix, continuation, cancel=self.deadline.event
+        )
+        if not forks:
+            return []
+        copy = prefix + continuation
+        chance = copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)
+        if chance < LIKELY_COPY:
+            return []
+        return list(branch_prefixes(copy, forks, len(prefix), FORKS_PER_COPY))
+
     def _attempt(
         self,
         index: int,
@@ -482,10 +510,11 @@ class _Session:
         passed_before: set[str],
         temperature: float,
         branch: str = "",
+        started: float | None = None,
     ) -> _Outcome:
         """One candidate: generate (continuing `branch`, a fork of a copy, when given), check
-        it, and run the tests on it in the scratch copy."""
-        t0 = time.monotonic()
+        it, and run the tests on it in the scratch copy. Its time counts from `started`."""
+        t0 = time.monotonic() if started is None else started
         prefix = answer_prefix(prompt.faulty_code)
         options = GenerationOptions(
             temperature=temperature,

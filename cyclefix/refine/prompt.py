@@ -114,6 +114,13 @@ def answer_prefix(faulty_code: str) -> str:
     return fence + "".join(lines[:end])
 
 
+def copy_continuation(faulty_code: str) -> str:
+    """What follows `answer_prefix(faulty_code)` in an answer that copies the code unchanged."""
+    code = textwrap.dedent(faulty_code).rstrip() + "\n"
+    start = answer_prefix(faulty_code).removeprefix("```python\n")
+    return code.removeprefix(start) + "```"
+
+
 def _comment(text: str) -> str:
     return "\n".join("# " + line if line else "#" for line in text.rstrip().splitlines())
 
