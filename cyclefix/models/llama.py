@@ -344,7 +344,9 @@ class LlamaCppBackend:
                 break
             cached += 1
         cached = min(cached, len(prompt) - 1)
-        llama._ctx.kv_cache_seq_rm(-1, cached, -1)
+        if not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
+            llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
+            cached = 0
         llama.n_tokens = cached
         scored: list[tuple[int, float]] = []  # per answer token: best other token, margin
 
