@@ -18,8 +18,8 @@ from cyclefix.refine.prompt import (
     RefinePrompt,
     answer_prefix,
     build_marker_prompt,
-    copy_continuation,
     build_refine_messages,
+    copy_continuation,
 )
 from cyclefix.refine.source import (
     called_functions,
@@ -557,6 +557,14 @@ def test_the_same_branch_is_offered_once() -> None:
     at = COPIED_ANSWER.index(" 1")
     forks = [Fork(at, " 2", 0.2), Fork(at, " 2", 0.4)]
     assert len(branch_prefixes(COPIED_ANSWER, forks, body, limit=3)) == 1
+
+
+def test_the_same_text_in_other_tokens_is_no_branch() -> None:
+    answer = "```python\ndef f(x):\n    y = g(x)\n\n    return y\n```\n"
+    body = answer.index("    y")
+    # `)\n` where the copy has the token `)\n\n`: the next token can be the `\n` again.
+    forks = [Fork(answer.index(")\n\n"), ")\n", 0.1), Fork(answer.index(" y\n"), " x", 0.5)]
+    assert branch_prefixes(answer, forks, body, limit=3) == (answer[: answer.index(" y\n")] + " x",)
 
 
 def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
