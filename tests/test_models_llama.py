@@ -118,6 +118,8 @@ def test_forks_along_an_answer_score_it_as_sampling_it_did(backend: LlamaCppBack
     assert min(f.margin for f in odd_forks if f.offset <= len(prefix) + departs) < 0
     # The cache stays usable: generating again gives the same greedy answer.
     assert backend.generate(ADD, options).text == sampled.text
+    # An answer longer than the context window is not scored (generation reports that).
+    assert backend.forks_along(ADD, prefix, "x = 1\n" * backend.n_ctx) == ()
 
 
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:

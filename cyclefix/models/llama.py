@@ -329,13 +329,8 @@ class LlamaCppBackend:
         llama = self._require_loaded()
         prompt = self._prompt_tokens(messages, answer_prefix)
         answer: list[int] = llama.tokenize(continuation.encode("utf-8"), add_bos=False)
-        if not answer:
-            return ()
-        if len(prompt) + len(answer) >= self.n_ctx:
-            raise ModelError(
-                f"the prompt and answer have {len(prompt) + len(answer)} tokens, more than the "
-                f"model's context window of {self.n_ctx}"
-            )
+        if not answer or len(prompt) + len(answer) >= self.n_ctx:
+            return ()  # nothing to score, or no room: generation reports its own overflow
         # As generate does: keep the cached start, and read the last prompt token again for
         # the logits that choose the answer's first token.
         cached = 0
@@ -357,7 +352,7 @@ class LlamaCppBackend:
             if not self._decode(llama, prompt[cached:], None, cancel):
                 return ()
             score(self._logits_row(llama, -1))
-            # The last answer token chooses nothing that is scored.
+            # The logits after the last answer token would choose the next one: not needed.
             if not self._decode(llama, answer[:-1], score, cancel):
                 return ()
         except RuntimeError as exc:
