@@ -565,6 +565,9 @@ def test_the_same_text_in_other_tokens_is_no_branch() -> None:
     # `)\n` where the copy has the token `)\n\n`: the next token can be the `\n` again.
     forks = [Fork(answer.index(")\n\n"), ")\n", 0.1), Fork(answer.index(" y\n"), " x", 0.5)]
     assert branch_prefixes(answer, forks, body, limit=3) == (answer[: answer.index(" y\n")] + " x",)
+    # A shorter token inside a line can go on differently: ` g` then `et(x)` for ` g(x)`.
+    inside = Fork(answer.index(" g("), " g", 0.2)
+    assert branch_prefixes(answer, [inside], body, limit=3) == (answer[: inside.offset] + " g",)
 
 
 def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:

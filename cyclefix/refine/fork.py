@@ -24,8 +24,9 @@ def _leads_back_to_copy(text: str, fork: Fork) -> bool:
     # inside a line (at a line's start, spacing is indentation: another block); a closing fence
     # cuts the function short.
     alternative = fork.alternative
-    if text.startswith(alternative, fork.offset):
-        return True  # the same text split into other tokens: `)\n` then `\n` for `)\n\n`
+    end = fork.offset + len(alternative)
+    if text.startswith(alternative, fork.offset) and text[end : end + 1] == "\n":
+        return True  # the same line end in other tokens: `)\n` then `\n` for `)\n\n`
     if not alternative.strip():
         return fork.offset > 0 and text[fork.offset - 1] != "\n"
     start = alternative.lstrip(" \t")
