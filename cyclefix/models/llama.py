@@ -357,14 +357,22 @@ class LlamaCppBackend:
                 return ()
         except RuntimeError as exc:
             raise ModelError(f"llama.cpp failed while reading an answer: {exc}") from exc
-        forks: list[Fork] = []
+        offsets = self._text_offsets(llama, answer, len(answer_prefix))
+        return tuple(
+            Fork(offset, llama.detokenize([other]).decode("utf-8", "replace"), margin)
+            for offset, (other, margin) in zip(offsets, scored, strict=True)
+        )
+
+    @staticmethod
+    def _text_offsets(llama: llama_cpp.Llama, tokens: Sequence[int], start: int) -> list[int]:
+        """Characters of text before each token, counting from `start`; a character split
+        across tokens counts once it is complete."""
+        offsets: list[int] = []
         done = b""
-        for token, (other, margin) in zip(answer, scored, strict=True):
-            offset = len(answer_prefix) + len(done.decode("utf-8", errors="ignore"))
+        for token in tokens:
+            offsets.append(start + len(done.decode("utf-8", errors="ignore")))
             done += llama.detokenize([token])
-            alternative = llama.detokenize([other]).decode("utf-8", "replace")
-            forks.append(Fork(offset, alternative, margin))
-        return tuple(forks)
+        return offsets
 
     @staticmethod
     def _decode(
@@ -426,10 +434,8 @@ class LlamaCppBackend:
         text_end: int,
     ) -> tuple[Fork, ...]:
         forks: list[Fork] = []
-        done = b""
-        for step, token in enumerate(generated):
-            offset = text_start + len(done.decode("utf-8", errors="ignore"))
-            done += llama.detokenize([token])
+        offsets = LlamaCppBackend._text_offsets(llama, generated, text_start)
+        for step, (token, offset) in enumerate(zip(generated, offsets, strict=True)):
             if offset >= text_end or step not in candidates:
                 continue
             ids, logits = candidates[step]
