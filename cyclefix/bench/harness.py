@@ -18,7 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cyclefix.bench.prompt import STOP_SEQUENCES, assemble_solution, generation_messages
+from cyclefix.bench.prompt import (
+    ANSWER_PREFIX,
+    STOP_SEQUENCES,
+    assemble_solution,
+    generation_messages,
+)
 from cyclefix.bench.records import (
     RESULTS_FILE,
     AttemptStats,
@@ -374,6 +379,7 @@ class BenchRun:
                 max_tokens=self.settings.max_tokens,
                 seed=self.settings.seed + sample,
                 stop=STOP_SEQUENCES,
+                answer_prefix=ANSWER_PREFIX,
             )
             gen = log.generate(generation_messages(task), options, cancel=cancel)
             if gen.finish_reason == "cancelled":

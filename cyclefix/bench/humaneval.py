@@ -80,10 +80,7 @@ def task_from_problem(row: dict[str, Any], examples_confirmed: list[Any]) -> Ben
     return BenchTask(
         task_id=row["task_id"],
         kind="generate",
-        prompt=(
-            "Complete the following Python function. Keep its name and signature.\n\n"
-            f"```python\n{prompt.rstrip()}\n```"
-        ),
+        prompt=prompt,
         entry_point=entry,
         preamble="".join(lines[: start - 1]),
         description=ast.get_docstring(node) or "",

@@ -94,11 +94,15 @@ def signature_of(reference: str, name: str) -> str:
 
 
 def mbpp_prompt(description: str, visible: Sequence[str], entry: str) -> str:
-    tests = "\n".join(visible)
-    return (
-        f"{description.strip()}\n\nWrite the Python function `{entry}`. "
-        f"Your code should pass this test:\n\n```python\n{tests}\n```"
-    )
+    """The request as EvalPlus words MBPP+: the description and the visible asserts, quoted.
+
+    The function is named outright only when no assert names it.
+    """
+    lines = [description.strip(), *visible]
+    if not any(entry in line for line in visible):
+        lines.append(f"Write the Python function `{entry}`.")
+    body = "\n".join(lines)
+    return f'"""\n{body}\n"""\n'
 
 
 def _test_module(title: str, setup: str, asserts: Sequence[str], prefix: str) -> str:

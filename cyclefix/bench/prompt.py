@@ -8,21 +8,30 @@ import re
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.models.backend import ChatMessage
 
-SYSTEM_PROMPT = (
-    "You are an expert Python programmer. Write correct, complete code. Reply with one "
-    "```python code block holding the complete function (with any imports and helper "
-    "functions it needs), and nothing else."
+# EvalPlus's chat prompt, the protocol behind the published one-shot figures (SEEDS.md): the
+# request fenced after a fixed instruction, no system message (the chat template's default),
+# and the answer opened for the model with a fixed sentence and a Python fence.
+INSTRUCTION_PREFIX = (
+    "Please provide a self-contained Python script that solves the following problem in a "
+    "markdown code block:"
 )
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and "
+    "passes corresponding tests:"
+)
+ANSWER_PREFIX = f"{RESPONSE_PREFIX}\n```python\n"
 
-# The answer ends at the closing fence; later prose costs time and is thrown away.
-STOP_SEQUENCES = ("\n```\n",)
+# The answer ends at the closing fence, or where the demo code the model appends begins
+# (top-level asserts, prints, a main guard, a "# Test cases" comment): that is thrown away.
+STOP_SEQUENCES = ("\n```\n", "\nif __name__", "\nassert ", "\nprint(", "\n# Test", "\n# Example")
 
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[ \t]*\r?\n(?P<body>.*?)(?:\r?\n```|\Z)", re.DOTALL)
 _DEFINES = re.compile(r"^\s*(async\s+def|def|class)\s", re.M)
 
 
 def generation_messages(task: BenchTask) -> list[ChatMessage]:
-    return [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", task.prompt)]
+    """Round 0's request; the answer starts with `ANSWER_PREFIX`."""
+    return [ChatMessage("user", f"{INSTRUCTION_PREFIX}\n```\n{task.prompt.strip()}\n```\n")]
 
 
 def answer_code(answer: str) -> str | None:

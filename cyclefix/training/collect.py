@@ -96,6 +96,7 @@ def collect(
     """Plain and refine records for `problems`, sampling `backend` `samples` times each."""
     from cyclefix.bench.mbpp import mbpp_prompt, signature_of
     from cyclefix.bench.prompt import (
+        ANSWER_PREFIX,
         STOP_SEQUENCES,
         answer_code,
         assemble_solution,
@@ -126,6 +127,7 @@ def collect(
                 max_tokens=max_tokens,
                 seed=seed * 1000 + problem.task_id * 10 + k,
                 stop=STOP_SEQUENCES,
+                answer_prefix=ANSWER_PREFIX,
             )
             result = backend.generate(messages, options)
             stats.generation_seconds += result.seconds
