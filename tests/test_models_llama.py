@@ -116,6 +116,19 @@ def test_forks_along_an_answer_score_it_as_sampling_it_did(backend: LlamaCppBack
     odd_forks = backend.forks_along(ADD, prefix, odd)
     assert odd_forks is not None
     assert min(f.margin for f in odd_forks if f.offset <= len(prefix) + departs) < 0
+    # Told the forks so far are enough once one departs, the scoring stops a chunk or so later:
+    # a start of the whole scoring, which ends past the departure.
+    longer = odd + "\n" + "total = total + 1\n" * 40
+    whole = backend.forks_along(ADD, prefix, longer)
+    early = backend.forks_along(
+        ADD, prefix, longer, enough=lambda so_far: any(f.margin < 0 for f in so_far)
+    )
+    assert whole is not None and early is not None
+    assert 0 < len(early) < len(whole) - 32
+    assert early[-1].offset > len(prefix) + departs
+    for mine, theirs in zip(early, whole, strict=False):
+        assert (mine.offset, mine.alternative) == (theirs.offset, theirs.alternative)
+        assert abs(mine.margin - theirs.margin) < 0.3
     # The cache stays usable: generating again gives the same greedy answer.
     assert backend.generate(ADD, options).text == sampled.text
     # An answer longer than the context window is not scored (generation reports that).

@@ -14,6 +14,7 @@ import pytest
 from cyclefix.models.backend import (
     ChatMessage,
     Fork,
+    ForksCheck,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -246,6 +247,7 @@ class ForkingScriptedBackend(ScriptedBackend):
         # Forks along a given answer (forks_along), as llama.cpp scores them; None: no logits.
         self.score_spec = scores
         self.scored: list[str] = []
+        self.stopped_early: list[bool] = []
 
     def forks_along(
         self,
@@ -254,14 +256,23 @@ class ForkingScriptedBackend(ScriptedBackend):
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         if self.score_spec is None:
             return None
         text = answer_prefix + continuation
         self.scored.append(text)
-        return tuple(
-            Fork(text.rindex(m), a, margin) for m, a, margin in self.score_spec if m in text
+        all_forks = sorted(
+            (Fork(text.rindex(m), a, margin) for m, a, margin in self.score_spec if m in text),
+            key=lambda fork: fork.offset,
         )
+        forks: list[Fork] = []
+        for fork in all_forks:  # one token at a time, as if every chunk were one token
+            if enough is not None and enough(forks):
+                break
+            forks.append(fork)
+        self.stopped_early.append(len(forks) < len(all_forks))
+        return tuple(forks)
 
     def generate(
         self,
@@ -326,18 +337,19 @@ def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: 
     backend = ForkingScriptedBackend([LEAP_FIX], [], scores)
     result = fix(leap, backend, config=CONFIG)
     assert result.status == "fixed"
-    assert backend.scored == [copied]
+    assert backend.scored == [copied] and backend.stopped_early == [False]
     assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", True)]
     assert backend.options[0].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
 
 
 def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
-    # The model prefers another token than the faulty code's at one point: it will not copy.
-    scores = [("!= 0", "== 0", -1.0), ("% 4 ==", "% 2", 9.0)]
+    # The model prefers another token than the faulty code's early on: it will not copy, and
+    # the rest of the copy is not scored.
+    scores = [("% 4 ==", "% 2", -1.0), ("!= 0", "== 0", 9.0)]
     backend = ForkingScriptedBackend([LEAP_FIX], [], scores)
     result = fix(leap, backend, config=CONFIG)
     assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", False)]
-    assert len(backend.scored) == 1
+    assert len(backend.scored) == 1 and backend.stopped_early == [True]
     assert backend.options[0].record_forks and backend.options[0].answer_prefix.endswith('"""\n')
 
 

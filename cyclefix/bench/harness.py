@@ -38,6 +38,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import (
     ChatMessage,
     Fork,
+    ForksCheck,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -128,11 +129,16 @@ class _GenerationLog:
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         if self.lock is None:
-            return self.inner.forks_along(messages, answer_prefix, continuation, cancel=cancel)
+            return self.inner.forks_along(
+                messages, answer_prefix, continuation, cancel=cancel, enough=enough
+            )
         with self.lock:
-            return self.inner.forks_along(messages, answer_prefix, continuation, cancel=cancel)
+            return self.inner.forks_along(
+                messages, answer_prefix, continuation, cancel=cancel, enough=enough
+            )
 
     def close(self) -> None:
         """The shared backend is closed by whoever opened it."""

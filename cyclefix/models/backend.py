@@ -61,6 +61,8 @@ class GenerationResult:
 
 # Called with each new piece of text as it is generated.
 TextCallback = Callable[[str], None]
+# Told the forks scored so far; True: they are enough, stop scoring.
+ForksCheck = Callable[[Sequence[Fork]], bool]
 
 
 class Backend(Protocol):
@@ -87,10 +89,13 @@ class Backend(Protocol):
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         """The forks an answer `answer_prefix + continuation` would have, scored without
-        sampling it (one batch, as a prompt is read): at each token of `continuation`, the best
-        other token and the margin. None: this backend does not see the model's logits."""
+        sampling it (in batches, as a prompt is read): at each token of `continuation`, the
+        best other token and the margin. `enough` sees the forks scored so far after each batch;
+        True ends the scoring there, and those are returned. None: this backend does not see
+        the model's logits."""
         ...
 
     def close(self) -> None: ...

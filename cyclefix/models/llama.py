@@ -21,6 +21,7 @@ from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
     Fork,
+    ForksCheck,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -36,6 +37,8 @@ DEFAULT_N_CTX = 8192
 # among them, even when sampled hot.
 FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
+# Tokens of an answer scored between two asks whether the forks so far are enough.
+SCORE_CHUNK = 32
 LLAMA_CPP_INSTALL_HINT = (
     "llama-cpp-python is not installed; install it with `pip install llama-cpp-python` "
     "(see the README for the build flags)"
@@ -315,9 +318,10 @@ class LlamaCppBackend:
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         with self._lock:
-            return self._forks_along(messages, answer_prefix, continuation, cancel)
+            return self._forks_along(messages, answer_prefix, continuation, cancel, enough)
 
     def _forks_along(
         self,
@@ -325,6 +329,7 @@ class LlamaCppBackend:
         answer_prefix: str,
         continuation: str,
         cancel: threading.Event | None,
+        enough: ForksCheck | None,
     ) -> tuple[Fork, ...]:
         llama = self._require_loaded()
         prompt = self._prompt_tokens(messages, answer_prefix)
@@ -343,25 +348,31 @@ class LlamaCppBackend:
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
             cached = 0
         llama.n_tokens = cached
-        scored: list[tuple[int, float]] = []  # per answer token: best other token, margin
+        offsets = self._text_offsets(llama, answer, len(answer_prefix))
+        forks: list[Fork] = []  # per answer token: best other token, margin
 
         def score(row: Any) -> None:
-            scored.append(self._runner_up(llama, row, answer[len(scored)]))
+            other, margin = self._runner_up(llama, row, answer[len(forks)])
+            text = llama.detokenize([other]).decode("utf-8", "replace")
+            forks.append(Fork(offsets[len(forks)], text, margin))
 
         try:
             if not self._decode(llama, prompt[cached:], None, cancel):
                 return ()
             score(self._logits_row(llama, -1))
             # The logits after the last answer token would choose the next one: not needed.
-            if not self._decode(llama, answer[:-1], score, cancel):
-                return ()
+            # Chunks smaller than a batch let `enough` stop the scoring early.
+            chunk = SCORE_CHUNK if enough is not None else len(answer)
+            for start in range(0, len(answer) - 1, chunk):
+                if enough is not None and enough(forks):
+                    break
+                if not self._decode(
+                    llama, answer[start : min(start + chunk, len(answer) - 1)], score, cancel
+                ):
+                    return ()
         except RuntimeError as exc:
             raise ModelError(f"llama.cpp failed while reading an answer: {exc}") from exc
-        offsets = self._text_offsets(llama, answer, len(answer_prefix))
-        return tuple(
-            Fork(offset, llama.detokenize([other]).decode("utf-8", "replace"), margin)
-            for offset, (other, margin) in zip(offsets, scored, strict=True)
-        )
+        return tuple(forks)
 
     @staticmethod
     def _text_offsets(llama: llama_cpp.Llama, tokens: Sequence[int], start: int) -> list[int]:

@@ -20,6 +20,7 @@ from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
     Fork,
+    ForksCheck,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -181,6 +182,7 @@ class OpenAICompatibleBackend:
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         """The chat completions API does not give the logits of a given text."""
         return None

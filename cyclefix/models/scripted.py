@@ -13,6 +13,7 @@ from cyclefix.models.backend import (
     ChatMessage,
     FinishReason,
     Fork,
+    ForksCheck,
     GenerationOptions,
     GenerationResult,
     TextCallback,
@@ -131,6 +132,7 @@ class ScriptedBackend:
         continuation: str,
         *,
         cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
         """A scripted backend has no logits."""
         return None

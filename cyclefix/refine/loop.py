@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
-from cyclefix.models.backend import Backend, GenerationOptions
+from cyclefix.models.backend import Backend, Fork, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
 from cyclefix.refine.fork import branch_prefixes, copy_probability
@@ -489,14 +489,20 @@ class _Session:
         found by scoring the copy instead of sampling it (backends that see logits); else none."""
         prefix = answer_prefix(prompt.faulty_code)
         continuation = copy_continuation(prompt.faulty_code)
-        forks = self.backend.forks_along(
-            build_refine_messages(prompt), prefix, continuation, cancel=self.deadline.event
-        )
-        if not forks:
-            return []
         copy = prefix + continuation
-        chance = copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)
-        if chance < LIKELY_COPY:
+
+        def chance(forks: Sequence[Fork]) -> float:
+            return copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)
+
+        # The chance only falls as more of the copy is scored: stop once it is unlikely.
+        forks = self.backend.forks_along(
+            build_refine_messages(prompt),
+            prefix,
+            continuation,
+            cancel=self.deadline.event,
+            enough=lambda so_far: chance(so_far) < LIKELY_COPY,
+        )
+        if not forks or chance(forks) < LIKELY_COPY:
             return []
         return list(branch_prefixes(copy, forks, len(prefix), FORKS_PER_COPY))
 
