@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cyclefix.bench.prompt import ANSWER_PREFIX
 from cyclefix.cli import main
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.training.collect import collect, mbpp_test_module, nearest_solution
@@ -68,6 +69,9 @@ def test_passing_sample_is_plain_and_failing_one_is_refine() -> None:
     # 604: the reference is plain and the failure becomes a refine sample.
     assert by_kind == {("mbpp:602", "plain"), ("mbpp:604", "plain"), ("mbpp:604", "refine")}
     assert sum(r.kind == "plain" and r.source == "mbpp:602" for r in records) == 2
+    # A plain target is what round 0 asks for: the answer's opening, then the code.
+    plain = next(r for r in records if r.kind == "plain")
+    assert plain.target.startswith(ANSWER_PREFIX + "def ") and plain.target.endswith("\n```")
     refine = next(r for r in records if r.kind == "refine")
     assert "s[::-1]" in refine.faulty_code
     assert refine.feedback.startswith("Test Case Failed: assert reverse_words(")

@@ -101,6 +101,7 @@ def collect(
         answer_code,
         assemble_solution,
         generation_messages,
+        round_zero_answer,
     )
     from cyclefix.bench.tasks import BenchTask
 
@@ -155,7 +156,7 @@ def collect(
                 TrainingRecord(
                     "plain",
                     messages,
-                    fenced(code),
+                    round_zero_answer(code),
                     description=problem.text.strip(),
                     solution=code,
                     source=source,
@@ -258,7 +259,7 @@ def refine_record(
 def reference_records(problems: Sequence[MbppProblem]) -> list[TrainingRecord]:
     """CYCLE phase I data: each problem's reference solution as a plain sample, no model needed."""
     from cyclefix.bench.mbpp import mbpp_prompt, signature_of
-    from cyclefix.bench.prompt import generation_messages
+    from cyclefix.bench.prompt import generation_messages, round_zero_answer
     from cyclefix.bench.tasks import BenchTask
 
     records = []
@@ -276,7 +277,7 @@ def reference_records(problems: Sequence[MbppProblem]) -> list[TrainingRecord]:
             TrainingRecord(
                 "plain",
                 tuple(generation_messages(task)),
-                fenced(problem.code),
+                round_zero_answer(problem.code),
                 description=problem.text.strip(),
                 solution=problem.code,
                 source=f"mbpp:{problem.task_id}",
