@@ -38,7 +38,7 @@ DEFAULT_N_CTX = 8192
 FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
 # Tokens of an answer scored between two asks whether the forks so far are enough.
-SCORE_CHUNK = 32
+SCORE_CHUNK = 64
 LLAMA_CPP_INSTALL_HINT = (
     "llama-cpp-python is not installed; install it with `pip install llama-cpp-python` "
     "(see the README for the build flags)"
