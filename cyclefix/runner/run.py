@@ -61,8 +61,9 @@ GRACE = 1.0
 # Seconds more this side waits before killing a test that even the watchdog did not stop.
 PARENT_MARGIN = 0.5
 # Seconds pytest may take to exit once its session has ended (a stray non-daemon thread
-# or atexit handler can keep it alive forever).
-SHUTDOWN_GRACE = 2.0
+# or atexit handler can keep it alive forever). 2 s was once too few for a plain exit under
+# a full test suite on 2 cores; the results are read by then, so waiting longer loses nothing.
+SHUTDOWN_GRACE = 5.0
 # How often the results file is read while pytest runs.
 POLL_SECONDS = 0.02
 # Runs after the first, each resuming after a test that killed its process.
