@@ -26,6 +26,7 @@ def round_zero_answer(code: str) -> str:
     """`code` as a round-0 answer: what training teaches the model to write after the request."""
     return f"{ANSWER_PREFIX}{code.rstrip()}\n```"
 
+
 # The answer ends at the closing fence, or where the demo code the model appends begins
 # (top-level asserts, prints, a main guard, a "# Test cases" comment): that is thrown away.
 STOP_SEQUENCES = ("\n```\n", "\nif __name__", "\nassert ", "\nprint(", "\n# Test", "\n# Example")
