@@ -8,6 +8,7 @@ complete, so an interrupted bench resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -131,11 +132,7 @@ class _GenerationLog:
         cancel: threading.Event | None = None,
         enough: ForksCheck | None = None,
     ) -> tuple[Fork, ...] | None:
-        if self.lock is None:
-            return self.inner.forks_along(
-                messages, answer_prefix, continuation, cancel=cancel, enough=enough
-            )
-        with self.lock:
+        with self.lock or contextlib.nullcontext():
             return self.inner.forks_along(
                 messages, answer_prefix, continuation, cancel=cancel, enough=enough
             )
