@@ -342,6 +342,22 @@ def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: 
     assert backend.options[0].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
 
 
+def test_a_resample_that_would_most_likely_copy_starts_from_a_fork_too(leap: Path) -> None:
+    copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
+    # Likely even at the resample's temperature: sigmoid(0.6 / 0.9) = 0.66.
+    scores = [("!= 0", "== 0", 0.6)]
+    backend = ForkingScriptedBackend([copied, LEAP_FIX], [], scores)
+    result = fix(leap, backend, config=CONFIG)
+    assert result.status == "fixed"
+    attempts = result.rounds[0].attempts
+    assert [(a.verdict, a.forked) for a in attempts] == [("copy", True), ("passed", True)]
+    assert attempts[1].temperature == CONFIG.copy_temperature
+    # Scored again under the resample's own prompt, the one its fork continues.
+    assert (
+        len(backend.scored) == 2 and "identical to the faulty code" in backend.calls[1][-1].content
+    )
+
+
 def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
     # The model prefers another token than the faulty code's early on: it will not copy, and
     # the rest of the copy is not scored.
@@ -351,6 +367,31 @@ def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
     assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", False)]
     assert len(backend.scored) == 1 and backend.stopped_early == [True]
     assert backend.options[0].record_forks and backend.options[0].answer_prefix.endswith('"""\n')
+
+
+def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
+    _one_module_project(
+        tmp_path,
+        "bounds",
+        "def clamp(x, lo, hi):\n    return max(lo, x)\n",
+        "test_bounds",
+        "from bounds import clamp\n\n\ndef test_low():\n    assert clamp(-5, 0, 10) == 0\n\n\n"
+        "def test_high():\n    assert clamp(50, 0, 10) == 10\n",
+    )
+    no_better = fence("def clamp(x, lo, hi):\n    return max(lo, x) if x < 100 else hi\n")
+    fixed = fence("def clamp(x, lo, hi):\n    return min(max(lo, x), hi)\n")
+    # Round 2 shows the first attempt; its copy could end the line at `max(lo, x)`: that is
+    # the code under test again, so the round takes the other fork.
+    forks = [(") if x", ")\n", 0.1), ("100", "10", 0.5)]
+    backend = ForkingScriptedBackend([no_better, no_better, fixed], forks)
+    result = fix(tmp_path, backend, config=CONFIG)
+    assert result.status == "fixed"
+    assert [(a.verdict, a.forked) for r in result.rounds for a in r.attempts] == [
+        ("tests_failed", False),
+        ("copy", False),
+        ("passed", True),
+    ]
+    assert backend.options[2].answer_prefix.endswith("if x < 10")
 
 
 def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cyclefix.models.backend import Fork
-from cyclefix.refine.fork import branch_prefixes, copy_probability
+from cyclefix.refine.fork import branch_prefixes, copy_probability, rejoins
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.loop import assert_reach
@@ -577,6 +577,44 @@ def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
     indent = answer.index("    return 0")  # 4 -> 8 spaces: `return 0` inside the `if`
     forks = [Fork(inner, "  ", 0.1), Fork(indent, "        ", 0.2)]
     assert branch_prefixes(answer, forks, body, limit=3) == (answer[:indent] + "        ",)
+
+
+@pytest.mark.parametrize(
+    ("branch", "heads_back"),
+    [
+        ("    return str(sum(", True),  # the copy's own text, cut outside a name
+        ("    return str(su", False),  # inside a name: `sum` may still become `sumx`
+        ("    return str(sum(int(d) for d in s))\n", True),  # the comment dropped
+        ("    return str(sum(int(d) for d in s))\n\n", True),  # a blank line more
+        ("    return str(sum(\n", False),  # the line broken before its code ends
+        ("    return str(len(", False),
+        ("    # count them\n    return str(sum(", True),  # another comment line
+        ("    return str(sum(int(d) for d in s))\n    if", False),
+    ],
+)
+def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
+    branch: str, heads_back: bool
+) -> None:
+    known = "    return str(sum(int(d) for d in s))  # odd digits\n    x = 1\n"
+    assert rejoins(branch, known) is heads_back
+    # A keyword is a whole word: `if` goes on as the copy's `if` line does.
+    assert rejoins("    if", "    # check\n    if x:\n")
+
+
+def test_no_branch_inside_a_comment_or_back_to_an_answer_already_seen() -> None:
+    answer = "```python\ndef f(x):\n    # add one\n    return x + 1\n```\n"
+    body = answer.index("    #")
+    word = Fork(answer.index(" one"), " two", 0.1)  # another comment: the same code
+    minus = Fork(answer.index(" +"), " -", 0.2)
+    times = Fork(answer.index(" +"), " *", 0.3)
+    assert branch_prefixes(answer, [word, minus, times], body, limit=3) == (
+        answer[: minus.offset] + " -",
+        answer[: times.offset] + " *",
+    )
+    tried = answer.replace("x + 1", "x - 1")
+    assert branch_prefixes(answer, [word, minus, times], body, limit=3, seen=[tried]) == (
+        answer[: times.offset] + " *",
+    )
 
 
 def test_copy_probability_counts_the_forks_in_the_code_against_their_runner_up() -> None:

@@ -11,7 +11,9 @@ prompt speed), tell how likely the model is to copy; a likely copy is then never
 
 from __future__ import annotations
 
+import keyword
 import math
+import re
 from collections.abc import Sequence
 
 from cyclefix.models.backend import Fork
@@ -19,18 +21,68 @@ from cyclefix.models.backend import Fork
 _FENCE = "\n```"
 
 
+def _in_comment(line: str) -> bool:
+    """Whether the end of `line` (a line's start) lies inside a `#` comment."""
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote and line[i - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            return True
+    return False
+
+
+def _without_comment_lines(text: str) -> str:
+    return "".join(
+        line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#")
+    )
+
+
+def _ends_inside_a_name(text: str) -> bool:
+    # `x` may still become `x_sorted` and `10` become `100`; a keyword is whole (`if`, not `iffy`).
+    match = re.search(r"\w+$", text)
+    return match is not None and not keyword.iskeyword(match.group())
+
+
+def rejoins(branch: str, known: str) -> bool:
+    """Whether an answer that continues `branch` most likely writes `known` again.
+
+    So it does when `branch` is `known` up to a point outside a name (`sum(` of `sum(int(d)`;
+    ` heap` of ` heappush` may still become ` heapify`), or `known` up to a line's code, its
+    trailing comment dropped, then a line break (the same code with other spacing). Comment
+    lines do not count.
+    """
+    branch, known = _without_comment_lines(branch), _without_comment_lines(known)
+    if not branch:
+        return False
+    if known.startswith(branch):
+        return not _ends_inside_a_name(branch)
+    code = branch.rstrip(" \t\n")
+    if not branch.endswith("\n") or not known.startswith(code):
+        return False
+    rest_of_line = known[len(code) :].split("\n", 1)[0].strip()
+    return not rest_of_line or rest_of_line.startswith("#")
+
+
 def _leads_back_to_copy(text: str, fork: Fork) -> bool:
     # A comment or a docstring in front of the same code is still a copy; so is other spacing
-    # inside a line (at a line's start, spacing is indentation: another block); a closing fence
-    # cuts the function short.
+    # inside a line (at a line's start, spacing is indentation: another block), another word
+    # inside a comment, or the same text in other tokens; a closing fence cuts the function short.
     alternative = fork.alternative
-    end = fork.offset + len(alternative)
-    if text.startswith(alternative, fork.offset) and text[end : end + 1] == "\n":
-        return True  # the same line end in other tokens: `)\n` then `\n` for `)\n\n`
+    line_start = text.rfind("\n", 0, fork.offset) + 1
     if not alternative.strip():
-        return fork.offset > 0 and text[fork.offset - 1] != "\n"
-    start = alternative.lstrip(" \t")
-    return start.startswith(("#", '"""', "'''")) or "```" in alternative
+        if fork.offset > line_start:
+            return True
+    else:
+        start = alternative.lstrip(" \t")
+        if start.startswith(("#", '"""', "'''")) or "```" in alternative:
+            return True
+    if _in_comment(text[line_start : fork.offset]):
+        return True
+    return rejoins(text[: fork.offset] + alternative, text)
 
 
 def _forks_in_code(text: str, forks: Sequence[Fork], code_start: int) -> list[Fork]:
@@ -44,15 +96,27 @@ def _forks_in_code(text: str, forks: Sequence[Fork], code_start: int) -> list[Fo
     ]
 
 
+def _from_fence(answer: str) -> str:
+    # Answers compare from their code on: the words before it may differ.
+    start = answer.find("```")
+    return answer[start:] if start >= 0 else answer
+
+
 def branch_prefixes(
-    text: str, forks: Sequence[Fork], code_start: int, limit: int
+    text: str,
+    forks: Sequence[Fork],
+    code_start: int,
+    limit: int,
+    seen: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Up to `limit` answer prefixes, least sure first: the answer up to a fork inside its code,
-    then the token the model nearly chose."""
+    then the token the model nearly chose. None heads back to a `seen` answer."""
     prefixes: list[str] = []
     for fork in sorted(_forks_in_code(text, forks, code_start), key=lambda f: f.margin):
         prefix = text[: fork.offset] + fork.alternative
-        if prefix not in prefixes:
+        if prefix not in prefixes and not any(
+            rejoins(_from_fence(prefix), _from_fence(answer)) for answer in seen
+        ):
             prefixes.append(prefix)
         if len(prefixes) == limit:
             break

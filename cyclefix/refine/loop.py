@@ -200,6 +200,8 @@ class _Session:
         self.python = find_project_python(root, config.python)
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()
+        # Answers written so far, and the code under test as one: a fork never heads back there.
+        self.answers: list[str] = []
         self.generations = 0
         self.rounds: list[RoundRecord] = []
         self.notes: list[str] = []
@@ -310,6 +312,8 @@ class _Session:
             focus = _focus(loc, fruitless, self.focus)
             for t in focus.targets:
                 self._remember_original(t.path)
+            base = "\n".join(t.source.rstrip() for t in focus.targets) + "\n"
+            self._remember_answer(answer_prefix(base) + copy_continuation(base))
             if focus.targets != targets:
                 latest = None  # new targets: show the current code, not an attempt at other code
                 targets = focus.targets
@@ -371,14 +375,13 @@ class _Session:
                     note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
                     from_scratch=copied and len(attempts) >= 2,
                 )
-                outcome = self._attempt(
+                outcome = self._resample(
                     index,
                     scratch,
                     retry,
                     targets,
                     state,
                     passed_before,
-                    self.config.copy_temperature,
                 )
                 attempts.append(outcome.attempt)
             if (
@@ -389,14 +392,13 @@ class _Session:
             ):
                 # The local edit did not pass: a new implementation from the intent is the
                 # other way out of a copy (most fixes of a 0.5B model); the better one stays.
-                rewrite = self._attempt(
+                rewrite = self._resample(
                     index,
                     scratch,
                     dataclasses.replace(prompt, note=COPY_NOTE, from_scratch=True),
                     targets,
                     state,
                     passed_before,
-                    self.config.copy_temperature,
                 )
                 attempts.append(rewrite.attempt)
                 if _better(rewrite, outcome):
@@ -442,6 +444,10 @@ class _Session:
         for t in targets:
             key = (t.path, t.qualname)
             fruitless[key] = fruitless.get(key, 0) + 1
+
+    def _remember_answer(self, text: str) -> None:
+        if text not in self.answers:
+            self.answers.append(text)
 
     def _remember_original(self, rel: str) -> None:
         if rel not in self.originals:
@@ -504,7 +510,26 @@ class _Session:
         )
         if not forks or chance(forks) < LIKELY_COPY:
             return []
-        return list(branch_prefixes(copy, forks, len(prefix), FORKS_PER_COPY))
+        return list(branch_prefixes(copy, forks, len(prefix), FORKS_PER_COPY, self.answers))
+
+    def _resample(
+        self,
+        index: int,
+        scratch: Path,
+        prompt: RefinePrompt,
+        targets: tuple[Target, ...],
+        state: _State,
+        passed_before: set[str],
+    ) -> _Outcome:
+        """A hotter attempt with a note: from the least sure fork of the copy when even this
+        prompt would most likely bring the faulty code back, else sampled."""
+        started = time.monotonic()
+        temperature = self.config.copy_temperature
+        branches = self._forks_of_likely_copy(prompt, temperature)
+        branch = branches[0] if branches else ""
+        return self._attempt(
+            index, scratch, prompt, targets, state, passed_before, temperature, branch, started
+        )
 
     def _attempt(
         self,
@@ -538,6 +563,8 @@ class _Session:
             on_text=lambda text: self.emit(TextGenerated(text)),
             cancel=self.deadline.event,
         )
+        if gen.finish_reason != "cancelled":
+            self._remember_answer(gen.text)
 
         def done(
             verdict: Verdict,
@@ -566,7 +593,7 @@ class _Session:
             )
             self.emit(AttemptFinished(attempt))
             branches = (
-                branch_prefixes(gen.text, gen.forks, len(prefix), FORKS_PER_COPY)
+                branch_prefixes(gen.text, gen.forks, len(prefix), FORKS_PER_COPY, self.answers)
                 if verdict == "copy"
                 else ()
             )
