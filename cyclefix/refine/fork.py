@@ -36,7 +36,7 @@ class _CodeLines:
         self.line_at: dict[int, int] = {}
         for line in _LINE.findall(text, offset):
             self.line_at[offset] = length
-            if not line.lstrip().startswith("#"):
+            if not _is_comment_line(line):
                 kept.append(line)
                 length += len(line)
             offset += len(line)
@@ -44,8 +44,12 @@ class _CodeLines:
         self.text = "".join(kept)
 
 
+def _is_comment_line(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
 def _without_comment_lines(text: str) -> str:
-    return "".join(line for line in _LINE.findall(text) if not line.lstrip().startswith("#"))
+    return "".join(line for line in _LINE.findall(text) if not _is_comment_line(line))
 
 
 def _in_comment(line: str) -> bool:
