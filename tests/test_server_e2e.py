@@ -150,7 +150,10 @@ async def test_a_wrong_candidate_is_never_offered(client: LanguageClient, tmp_pa
     )
     assert not editor.diagnostics(project / "stats.py", CODE_FIX)
     assert [a.title for a in await editor.code_actions(doc)] == ["Refine with cyclefix"]
-    ends = [m for k, m in editor.progress_messages() if k == "end"]
+    # The progress end follows the log message, so it may still be on its way.
+    ends = await wait_for(
+        lambda: [m for k, m in editor.progress_messages() if k == "end"], "the progress end"
+    )
     assert (ends[-1] or "").startswith("no verified fix"), ends
 
 
@@ -322,9 +325,14 @@ async def test_newer_save_wins(client: LanguageClient, tmp_path: Path) -> None:
     )
     editor.save(doc)  # a second save cancels the refinement in flight and starts again
     await _fix_offered(editor, source)
-    ends = [m for k, m in editor.progress_messages() if k == "end"]
-    assert any((m or "").startswith("cancelled") for m in ends), ends
-    assert ends[-1] == "verified fix available (5 tests pass)"
+
+    def ends() -> list[str | None]:
+        return [m for k, m in editor.progress_messages() if k == "end"]
+
+    # The progress end follows the diagnostic, so it may still be on its way.
+    await wait_for(lambda: "verified fix available (5 tests pass)" in ends(), "the progress end")
+    assert any((m or "").startswith("cancelled") for m in ends()), ends()
+    assert ends()[-1] == "verified fix available (5 tests pass)"
 
 
 async def test_run_tests_command_and_auto_refine_off(
