@@ -394,6 +394,51 @@ def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
     assert backend.options[2].answer_prefix.endswith("if x < 10")
 
 
+class ScoresFromRoundTwo(ForkingScriptedBackend):
+    """Forks along answers from the second scoring on: the first round samples."""
+
+    def forks_along(
+        self,
+        messages: Sequence[ChatMessage],
+        answer_prefix: str,
+        continuation: str,
+        *,
+        cancel: threading.Event | None = None,
+        enough: ForksCheck | None = None,
+    ) -> tuple[Fork, ...] | None:
+        if not self.scored:
+            self.scored.append(answer_prefix + continuation)
+            return ()
+        return super().forks_along(
+            messages, answer_prefix, continuation, cancel=cancel, enough=enough
+        )
+
+
+def test_a_likely_copy_of_the_code_under_test_starts_from_its_fork(tmp_path: Path) -> None:
+    _one_module_project(
+        tmp_path,
+        "bounds",
+        "def clamp(x, lo, hi):\n    return max(lo, x)\n",
+        "test_bounds",
+        "from bounds import clamp\n\n\ndef test_low():\n    assert clamp(-5, 0, 10) == 0\n\n\n"
+        "def test_high():\n    assert clamp(50, 0, 10) == 10\n",
+    )
+    no_better = fence("def clamp(x, lo, hi):\n    return max(lo, x) if x < 100 else hi\n")
+    fixed = fence("def clamp(x, lo, hi):\n    return min(max(lo, x), hi)\n")
+    # Round 2 shows the first attempt, which was not kept: the model is unlikely to copy that,
+    # but likely to write the code under test back (sigmoid(2.0 / 0.6) = 0.97).
+    scores = [("max(lo, x)\n", "min(max(lo, x), hi)", 2.0)]
+    backend = ScoresFromRoundTwo([no_better, fixed], [], scores)
+    result = fix(tmp_path, backend, config=CONFIG)
+    assert result.status == "fixed"
+    assert [(a.verdict, a.forked) for r in result.rounds for a in r.attempts] == [
+        ("tests_failed", False),
+        ("passed", True),
+    ]
+    assert [text.count("if x < 100") for text in backend.scored[1:]] == [1, 0]
+    assert backend.options[1].answer_prefix.endswith("return min(max(lo, x), hi)")
+
+
 def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent(
     leap: Path,
 ) -> None:
