@@ -543,10 +543,14 @@ class _Session:
         passed_before: set[str],
     ) -> _Outcome:
         """A hotter attempt with a note: from the least sure fork of the copy when even this
-        prompt would most likely bring the faulty code back, else sampled."""
+        prompt would most likely bring the faulty code back, else sampled. A rewrite from the
+        intent is always sampled: it is there to be a new implementation, and a fork of the
+        code is a local edit like those already tried (on MBPP, forking it lost 3 fixes)."""
         started = time.monotonic()
         temperature = self.config.copy_temperature
-        branches = self._forks_of_likely_copy(prompt, temperature, targets)
+        branches = (
+            [] if prompt.from_scratch else self._forks_of_likely_copy(prompt, temperature, targets)
+        )
         branch = branches[0] if branches else ""
         return self._attempt(
             index, scratch, prompt, targets, state, passed_before, temperature, branch, started
