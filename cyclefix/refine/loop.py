@@ -494,14 +494,14 @@ class _Session:
     def _forks_of_likely_copy(
         self, prompt: RefinePrompt, temperature: float, targets: tuple[Target, ...]
     ) -> list[str]:
-        """When the model would most likely write back the faulty code it is shown, or the code
-        under test (the same unless an attempt that was not kept is shown), the likelier copy's
+        """When the model would likely write back the faulty code it is shown, or the code under
+        test (the same unless an attempt that was not kept is shown), the likelier copy's
         forks, found by scoring the copies instead of sampling them (backends that see logits);
         else none."""
         under_test = "\n".join(t.source.rstrip() for t in targets) + "\n"
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
-            copies.append(under_test)  # a rewrite from the intent often comes back to it
+            copies.append(under_test)  # bringing it back changes nothing either: a copy too
         # Each copy's scoring stops once it alone is unlikely; their chances add up.
         share = LIKELY_COPY / len(copies)
         scored = [self._scored_copy(prompt, code, temperature, share) for code in copies]
@@ -543,7 +543,7 @@ class _Session:
         passed_before: set[str],
     ) -> _Outcome:
         """A hotter attempt with a note: from the least sure fork of the copy when even this
-        prompt would most likely bring the faulty code back, else sampled. A rewrite from the
+        prompt would likely bring the faulty code back, else sampled. A rewrite from the
         intent is always sampled: it is there to be a new implementation, and a fork of the
         code is a local edit like those already tried (on MBPP, forking it lost 3 fixes)."""
         started = time.monotonic()
