@@ -241,11 +241,14 @@ class ForkingScriptedBackend(ScriptedBackend):
         replies: list[str],
         forks: list[tuple[str, str, float]],
         scores: list[tuple[str, str, float]] | None = None,
+        unscored: int = 0,
     ) -> None:
         super().__init__(replies)
         self.fork_spec = forks
         # Forks along a given answer (forks_along), as llama.cpp scores them; None: no logits.
         self.score_spec = scores
+        # The first `unscored` scorings find no fork: those rounds sample.
+        self.unscored = unscored
         self.scored: list[str] = []
         self.stopped_early: list[bool] = []
 
@@ -262,6 +265,8 @@ class ForkingScriptedBackend(ScriptedBackend):
             return None
         text = answer_prefix + continuation
         self.scored.append(text)
+        if len(self.scored) <= self.unscored:
+            return ()
         all_forks = sorted(
             (Fork(text.rindex(m), a, margin) for m, a, margin in self.score_spec if m in text),
             key=lambda fork: fork.offset,
@@ -382,17 +387,25 @@ def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
     assert backend.options[0].record_forks and backend.options[0].answer_prefix.endswith('"""\n')
 
 
-def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
+CLAMP_NO_BETTER = fence("def clamp(x, lo, hi):\n    return max(lo, x) if x < 100 else hi\n")
+CLAMP_FIX = fence("def clamp(x, lo, hi):\n    return min(max(lo, x), hi)\n")
+
+
+def _clamp_project(root: Path) -> None:
+    """`clamp` that forgets the upper bound: test_high fails."""
     _one_module_project(
-        tmp_path,
+        root,
         "bounds",
         "def clamp(x, lo, hi):\n    return max(lo, x)\n",
         "test_bounds",
         "from bounds import clamp\n\n\ndef test_low():\n    assert clamp(-5, 0, 10) == 0\n\n\n"
         "def test_high():\n    assert clamp(50, 0, 10) == 10\n",
     )
-    no_better = fence("def clamp(x, lo, hi):\n    return max(lo, x) if x < 100 else hi\n")
-    fixed = fence("def clamp(x, lo, hi):\n    return min(max(lo, x), hi)\n")
+
+
+def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
+    _clamp_project(tmp_path)
+    no_better, fixed = CLAMP_NO_BETTER, CLAMP_FIX
     # Round 2 shows the first attempt; its copy could end the line at `max(lo, x)`: that is
     # the code under test again, so the round takes the other fork.
     forks = [(") if x", ")\n", 0.1), ("100", "10", 0.5)]
@@ -407,41 +420,13 @@ def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
     assert backend.options[2].answer_prefix.endswith("if x < 10")
 
 
-class ScoresFromRoundTwo(ForkingScriptedBackend):
-    """Forks along answers from the second scoring on: the first round samples."""
-
-    def forks_along(
-        self,
-        messages: Sequence[ChatMessage],
-        answer_prefix: str,
-        continuation: str,
-        *,
-        cancel: threading.Event | None = None,
-        enough: ForksCheck | None = None,
-    ) -> tuple[Fork, ...] | None:
-        if not self.scored:
-            self.scored.append(answer_prefix + continuation)
-            return ()
-        return super().forks_along(
-            messages, answer_prefix, continuation, cancel=cancel, enough=enough
-        )
-
-
 def test_a_likely_copy_of_the_code_under_test_starts_from_its_fork(tmp_path: Path) -> None:
-    _one_module_project(
-        tmp_path,
-        "bounds",
-        "def clamp(x, lo, hi):\n    return max(lo, x)\n",
-        "test_bounds",
-        "from bounds import clamp\n\n\ndef test_low():\n    assert clamp(-5, 0, 10) == 0\n\n\n"
-        "def test_high():\n    assert clamp(50, 0, 10) == 10\n",
-    )
-    no_better = fence("def clamp(x, lo, hi):\n    return max(lo, x) if x < 100 else hi\n")
-    fixed = fence("def clamp(x, lo, hi):\n    return min(max(lo, x), hi)\n")
+    _clamp_project(tmp_path)
+    no_better, fixed = CLAMP_NO_BETTER, CLAMP_FIX
     # Round 2 shows the first attempt, which was not kept: the model is unlikely to copy that,
     # but likely to write the code under test back (sigmoid(2.0 / 0.6) = 0.97).
     scores = [("max(lo, x)\n", "min(max(lo, x), hi)", 2.0)]
-    backend = ScoresFromRoundTwo([no_better, fixed], [], scores)
+    backend = ForkingScriptedBackend([no_better, fixed], [], scores, unscored=1)
     result = fix(tmp_path, backend, config=CONFIG)
     assert result.status == "fixed"
     assert [(a.verdict, a.forked) for r in result.rounds for a in r.attempts] == [
