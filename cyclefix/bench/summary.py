@@ -62,7 +62,7 @@ class ModelSummary:
     round0_notes: dict[str, int] = field(default_factory=dict)
     # How the refinement attempts ended, over all rounds: "copy", "tests_failed", "passed", ...
     verdicts: dict[str, int] = field(default_factory=dict)
-    # The same for the attempts continued from where they leave a likely copy (refine.fork).
+    # The same for the attempts continued from a fork of a copy (refine.fork).
     forked_verdicts: dict[str, int] = field(default_factory=dict)
 
 

@@ -1,17 +1,15 @@
-"""Branching off a copy of the faulty code, so that the copy is never generated.
+"""Branching a copied answer where the model was least sure of it.
 
-A small model asked to fix code it is shown often writes the same code back. Scored on the
-faulty code itself before anything is sampled (one batch, at prompt speed), the sampler's
-choices at each token tell how likely a copy is, and where and by which token a sample would
-leave it. Drawing that branch (`sampled_branches`) and continuing from it gives a sample that
-is not a copy, at the cost of the rest of the answer only (the prompt and the shared start stay
-in llama.cpp's cache).
+A small model asked to fix code it is shown often writes the same code back. Its token choices
+while copying tell where it hesitated: there the feedback pulled it away from the copy. Taking
+the runner-up token at the least sure points gives new candidates that cost only the rest of
+the answer to generate (the prompt and the shared start stay in llama.cpp's cache).
 
-A copy that is sampled anyway is branched where the model was least sure of it: the runner-up
-token at the least sure points (`branch_prefixes`).
+The same forks, scored on the faulty code itself before anything is sampled (one batch, at
+prompt speed), tell how likely the model is to copy; a likely copy is then never generated.
 
-A branch is only worth taking where it can lead to code not written yet: not inside a comment,
-not onto the same text in other tokens, spacing or quotes, not onto an answer already seen.
+A fork is only worth taking where it can lead to code not written yet: not inside a comment,
+not onto the same text in other tokens or spacing, not onto an answer already seen.
 """
 
 from __future__ import annotations
@@ -282,9 +280,9 @@ def sampled_branches(
     for d in departures:
         weights.append(reach * sum(d.chances))
         reach *= d.stay
+    prefixes: list[str] = []
     if sum(weights) <= 0:
         return ()
-    prefixes: list[str] = []
     for _ in range(4 * limit):  # draws may repeat; a few more give distinct ones
         d = rng.choices(departures, weights)[0]
         prefix = text[: d.offset] + rng.choices(d.ways, d.chances)[0]
