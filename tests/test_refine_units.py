@@ -591,9 +591,6 @@ def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
         ("    return str(len(", False),
         ("    # count them\n    return str(sum(", True),  # another comment line
         ("    return str(sum(int(d) for d in s))\n    if", False),
-        ("    return str(sum(int(d)for", True),  # other spacing inside the line
-        ("    return str(sum(int(d)fo", False),  # inside a name: `for` or `found`
-        ("    return str(sum(int(d) for d in s ) )", True),
     ],
 )
 def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
@@ -603,8 +600,6 @@ def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
     assert rejoins(branch, known) is heads_back
     # A keyword is a whole word: `if` goes on as the copy's `if` line does.
     assert rejoins("    if", "    # check\n    if x:\n")
-    # Another quote is the same string.
-    assert rejoins('    return "', "    return 'a'\n")
 
 
 def test_no_branch_inside_a_comment_or_back_to_an_answer_already_seen() -> None:
@@ -701,9 +696,6 @@ def test_sampled_branches_leave_the_copy_as_sampling_would() -> None:
     assert sampled_branches(COPIED_ANSWER, forks, body, 1.0, 1.0, 3, random.Random(0), seen) == (
         two,
     )
-    # The copy's own text in a shorter token mostly goes on as the copy: not drawn either.
-    shorter = Fork(COPIED_ANSWER.index("return"), "ret", 0.0, (Choice("ret", 0.0),))
-    assert sampled_branches(COPIED_ANSWER, [shorter], body, 1.0, 1.0, 3, random.Random(0)) == ()
     # Where every choice leads back to the copy, there is nothing to draw.
     assert sampled_branches(COPIED_ANSWER, forks[:1], body, 1.0, 1.0, 3, random.Random(0)) == ()
 

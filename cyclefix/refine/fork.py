@@ -74,26 +74,12 @@ def _ends_inside_a_name(text: str) -> bool:
     return match is not None and not keyword.iskeyword(match.group())
 
 
-_INNER_SPACE = re.compile(r"(?<=\S)[ \t]+")
-
-
-def _spelled_alike(line: str) -> str:
-    """A line without its spacing after the indentation, with one kind of quote."""
-    return _INNER_SPACE.sub("", line).replace('"', "'")
-
-
 def _rejoins_at(known: str, at: int, tail: str) -> bool:
     """Whether an answer that reads `known` up to `at` (a line's start), then `tail`, most
     likely goes on as `known` does (both without comment lines)."""
     tail = _without_comment_lines(tail)
     if known.startswith(tail, at):
         return not _ends_inside_a_name(tail)
-    if "\n" not in tail and not _ends_inside_a_name(tail):
-        # Other spacing or quotes inside the line (`x+1` for `x + 1`): the same program.
-        line_end = known.find("\n", at)
-        line = known[at : line_end if line_end >= 0 else len(known)]
-        if _spelled_alike(line).startswith(_spelled_alike(tail)):
-            return True
     code = tail.rstrip(" \t\n")
     if not tail.endswith("\n") or not known.startswith(code, at):
         return False
@@ -240,10 +226,7 @@ def _departures(
         for choice, chance in zip(choices, chances, strict=True):
             if chance <= 0 or not choice.text:
                 continue
-            # The copy's own text in shorter tokens (` heap` of ` heappush`) mostly goes on as it.
-            if text.startswith(choice.text, fork.offset) or _leads_back(
-                code, text, fork.offset, choice.text
-            ):
+            if _leads_back(code, text, fork.offset, choice.text):
                 stay += chance
             elif not answers.rejoined(text, fork.offset, choice.text):
                 ways.append(choice.text)
