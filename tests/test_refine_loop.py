@@ -363,19 +363,17 @@ def test_a_resample_that_would_most_likely_copy_starts_from_a_fork_too(leap: Pat
     )
 
 
-def test_a_rewrite_from_the_intent_leaves_the_code_under_test_too(leap: Path) -> None:
+def test_a_rewrite_from_the_intent_is_sampled_even_when_a_copy_is_likely(leap: Path) -> None:
     still_wrong = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
-    copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
-    # The sampler can only copy (sigmoid(5.0) = 0.993, above top-p): the round leaves the copy
-    # where the model was least sure; the rewrite after that fails is scored under its own
-    # prompt, and leaves it too.
+    # A copy is likely at any temperature (sigmoid(5.0 / 0.9) = 0.996): the round starts from
+    # its fork; the rewrite after that fork fails is a new implementation, not another fork.
     backend = ForkingScriptedBackend([still_wrong, LEAP_FIX], [], [("!= 0", "== 0", 5.0)])
     result = fix(leap, backend, config=CONFIG)
     assert result.status == "fixed"
     attempts = result.rounds[0].attempts
-    assert [(a.verdict, a.forked) for a in attempts] == [("tests_failed", True), ("passed", True)]
-    assert len(backend.scored) == 2 and "## Function to write" in backend.calls[1][-1].content
-    assert backend.options[1].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
+    assert [(a.verdict, a.forked) for a in attempts] == [("tests_failed", True), ("passed", False)]
+    assert len(backend.scored) == 1 and backend.options[1].record_forks
+    assert "## Function to write" in backend.calls[1][-1].content
 
 
 def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, Fork, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
-from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
+from cyclefix.refine.fork import branch_prefixes, copy_probability
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
@@ -80,12 +79,8 @@ _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
-# An attempt whose copy of the faulty code is at least this likely is sampled as a branch that
-# leaves the copy (refine.fork.sampled_branches): the model's own choice, less the copy.
-COPY_RISK = 0.01
-# At least this likely, the model would rather copy: the attempt counts as forked, and a
-# rewrite from the intent follows when it fails (on HumanEval, 1.5B, 6 of 7 first attempts
-# scored 0.27 to 0.45 copied).
+# A round whose copy of the faulty code is at least this likely starts from the copy's forks.
+# Below one half: on HumanEval (1.5B), 6 of 7 first attempts scored 0.27 to 0.45 copied.
 LIKELY_COPY = 0.25
 # Rounds on one target without progress before the next suspect gets its turn.
 FOCUS_ROUNDS = 2
@@ -333,8 +328,8 @@ class _Session:
             )
             prompt = self._prompt(scratch, focus, state, latest)
             probe_started = time.monotonic()
-            # Where samples would leave a copy, in order: the same prompt continues from there.
-            branches, forked = self._branches_off_copies(prompt, temperature, targets)
+            # Where a copy hesitated, in order: the same prompt continues from there.
+            branches = self._forks_of_likely_copy(prompt, temperature, targets)
             outcome = self._attempt(
                 index,
                 scratch,
@@ -344,7 +339,6 @@ class _Session:
                 passed_before,
                 temperature,
                 branch=branches.pop(0) if branches else "",
-                forked=forked,
                 started=probe_started,
             )
             attempts = [outcome.attempt]
@@ -360,8 +354,7 @@ class _Session:
             ):
                 copied = outcome.attempt.verdict in ("copy", "duplicate")
                 if copied and not branches and not outcome.attempt.forked:
-                    # A sampled copy: where it hesitated, least sure first.
-                    branches, forked = list(outcome.branches), True
+                    branches = list(outcome.branches)
                 if copied and branches:
                     outcome = self._attempt(
                         index,
@@ -372,7 +365,6 @@ class _Session:
                         passed_before,
                         temperature,
                         branch=branches.pop(0),
-                        forked=forked,
                     )
                     attempts.append(outcome.attempt)
                     if outcome.attempt.verdict not in ("copy", "duplicate"):
@@ -499,35 +491,24 @@ class _Session:
             other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),
         )
 
-    def _branches_off_copies(
+    def _forks_of_likely_copy(
         self, prompt: RefinePrompt, temperature: float, targets: tuple[Target, ...]
-    ) -> tuple[list[str], bool]:
-        """Where sampling under `prompt` would leave the faulty code it shows, or the code under
-        test (the same unless an attempt that was not kept is shown), drawn as sampling would
-        given that it writes neither back, when that is at least COPY_RISK likely (backends
-        that see logits score the copies instead of sampling them); and whether a copy was
-        likely (LIKELY_COPY)."""
+    ) -> list[str]:
+        """When the model would likely write back the faulty code it is shown, or the code under
+        test (the same unless an attempt that was not kept is shown), the likelier copy's
+        forks, found by scoring the copies instead of sampling them (backends that see logits);
+        else none."""
         under_test = "\n".join(t.source.rstrip() for t in targets) + "\n"
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
             copies.append(under_test)  # bringing it back changes nothing either: a copy too
         # Each copy's scoring stops once it alone is unlikely; their chances add up.
-        share = COPY_RISK / len(copies)
+        share = LIKELY_COPY / len(copies)
         scored = [self._scored_copy(prompt, code, temperature, share) for code in copies]
-        chance = sum(c for c, _ in scored)
-        if chance < COPY_RISK:
-            return [], False
-        rng = random.Random(
-            None if self.config.seed is None else self.config.seed + self.generations
-        )
-        # The copy to leave, by its share of the chance; a branch back to the other is not drawn.
-        copy, forks, code_start = rng.choices([s for _, s in scored], [c for c, _ in scored])[0]
-        top_p = self.config.top_p
-        # A sampler that can only copy leaves it where the model was least sure instead.
-        branches = sampled_branches(
-            copy, forks, code_start, temperature, top_p, FORKS_PER_COPY, rng, self.answers
-        ) or branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers)
-        return list(branches), chance >= LIKELY_COPY and bool(branches)
+        if sum(chance for chance, _ in scored) < LIKELY_COPY:
+            return []
+        _, (copy, forks, code_start) = max(scored, key=lambda item: item[0])
+        return list(branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers))
 
     def _scored_copy(
         self, prompt: RefinePrompt, code: str, temperature: float, unlikely: float
@@ -561,24 +542,18 @@ class _Session:
         state: _State,
         passed_before: set[str],
     ) -> _Outcome:
-        """A hotter attempt with a note, sampled as it would be given that it is not a copy.
-        A rewrite from the intent too: the least sure fork of the copy would be a local edit
-        like those already tried (on MBPP, forking it lost 3 fixes), a sample is not."""
+        """A hotter attempt with a note: from the least sure fork of the copy when even this
+        prompt would likely bring the faulty code back, else sampled. A rewrite from the
+        intent is always sampled: it is there to be a new implementation, and a fork of the
+        code is a local edit like those already tried (on MBPP, forking it lost 3 fixes)."""
         started = time.monotonic()
         temperature = self.config.copy_temperature
-        branches, forked = self._branches_off_copies(prompt, temperature, targets)
+        branches = (
+            [] if prompt.from_scratch else self._forks_of_likely_copy(prompt, temperature, targets)
+        )
         branch = branches[0] if branches else ""
         return self._attempt(
-            index,
-            scratch,
-            prompt,
-            targets,
-            state,
-            passed_before,
-            temperature,
-            branch,
-            forked=forked,
-            started=started,
+            index, scratch, prompt, targets, state, passed_before, temperature, branch, started
         )
 
     def _attempt(
@@ -591,13 +566,10 @@ class _Session:
         passed_before: set[str],
         temperature: float,
         branch: str = "",
-        *,
-        forked: bool = False,
         started: float | None = None,
     ) -> _Outcome:
-        """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
-        check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
-        the model would likely have written. Its time counts from `started`."""
+        """One candidate: generate (continuing `branch`, a fork of a copy, when given), check
+        it, and run the tests on it in the scratch copy. Its time counts from `started`."""
         t0 = time.monotonic() if started is None else started
         prefix = answer_prefix(prompt.faulty_code)
         options = GenerationOptions(
@@ -642,7 +614,7 @@ class _Session:
                 time.monotonic() - t0,
                 passed,
                 total,
-                forked=forked,
+                forked=bool(branch),
             )
             self.emit(AttemptFinished(attempt))
             branches = (
