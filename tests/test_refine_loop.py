@@ -405,11 +405,10 @@ def _clamp_project(root: Path) -> None:
 
 def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
     _clamp_project(tmp_path)
-    no_better, fixed = CLAMP_NO_BETTER, CLAMP_FIX
     # Round 2 shows the first attempt; its copy could end the line at `max(lo, x)`: that is
     # the code under test again, so the round takes the other fork.
     forks = [(") if x", ")\n", 0.1), ("100", "10", 0.5)]
-    backend = ForkingScriptedBackend([no_better, no_better, fixed], forks)
+    backend = ForkingScriptedBackend([CLAMP_NO_BETTER, CLAMP_NO_BETTER, CLAMP_FIX], forks)
     result = fix(tmp_path, backend, config=CONFIG)
     assert result.status == "fixed"
     assert [(a.verdict, a.forked) for r in result.rounds for a in r.attempts] == [
@@ -422,11 +421,10 @@ def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
 
 def test_a_likely_copy_of_the_code_under_test_starts_from_its_fork(tmp_path: Path) -> None:
     _clamp_project(tmp_path)
-    no_better, fixed = CLAMP_NO_BETTER, CLAMP_FIX
     # Round 2 shows the first attempt, which was not kept: the model is unlikely to copy that,
     # but likely to write the code under test back (sigmoid(2.0 / 0.6) = 0.97).
     scores = [("max(lo, x)\n", "min(max(lo, x), hi)", 2.0)]
-    backend = ForkingScriptedBackend([no_better, fixed], [], scores, unscored=1)
+    backend = ForkingScriptedBackend([CLAMP_NO_BETTER, CLAMP_FIX], [], scores, unscored=1)
     result = fix(tmp_path, backend, config=CONFIG)
     assert result.status == "fixed"
     assert [(a.verdict, a.forked) for r in result.rounds for a in r.attempts] == [
