@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cyclefix.models.backend import ChatMessage, GenerationOptions
+from cyclefix.models.backend import (
+    SAMPLER_TOP_K,
+    ChatMessage,
+    GenerationOptions,
+    sampling_chances,
+)
 from cyclefix.models.errors import ModelError
 from cyclefix.models.install import model_path
 from cyclefix.models.llama import LlamaCppBackend
@@ -104,12 +109,16 @@ def test_forks_along_an_answer_score_it_as_sampling_it_did(backend: LlamaCppBack
     scored = backend.forks_along(ADD, prefix, sampled.text[len(prefix) :])
     assert scored is not None
     # The same answer read in one batch: a fork at every token, where sampling recorded its
-    # own, with the same runner-up and (batch arithmetic aside) the same margin.
+    # own, with its runner-up among the choices at (batch arithmetic aside) the same margin;
+    # near ties may swap, so the best choice is no further off.
     at = {f.offset: f for f in scored}
     assert len(scored) >= len(sampled.forks) and scored[0].offset == len(prefix)
     for fork in sampled.forks:
-        assert at[fork.offset].alternative == fork.alternative
         assert abs(at[fork.offset].margin - fork.margin) < 0.3
+        assert any(
+            c.text == fork.alternative and abs(c.gap + fork.margin) < 0.3
+            for c in at[fork.offset].choices
+        )
     # Text the model would not write scores a negative margin where it departs.
     odd = sampled.text[len(prefix) :].replace("return", "raise", 1)
     departs = odd.index("raise")
@@ -133,6 +142,29 @@ def test_forks_along_an_answer_score_it_as_sampling_it_did(backend: LlamaCppBack
     assert backend.generate(ADD, options).text == sampled.text
     # An answer longer than the context window is not scored (generation reports that).
     assert backend.forks_along(ADD, prefix, "x = 1\n" * backend.n_ctx) == ()
+
+
+def test_scored_choices_give_every_sampled_token_a_chance(backend: LlamaCppBackend) -> None:
+    # The sampler chain as cyclefix models it (top-k, top-p, min-p, then temperature) must
+    # allow each token llama.cpp did sample; applied in another order, it cuts some.
+    prefix = "```python\n"
+    hot = GenerationOptions(
+        temperature=0.9, top_p=0.9, max_tokens=48, stop=("\n```",), answer_prefix=prefix
+    )
+    uncertain = 0
+    for seed in range(4):
+        sampled = backend.generate(ADD, dataclasses.replace(hot, seed=seed))
+        scored = backend.forks_along(ADD, prefix, sampled.text[len(prefix) :])
+        assert scored
+        for fork in scored:
+            assert len(fork.choices) == SAMPLER_TOP_K - 1
+            assert [c.gap for c in fork.choices] == sorted(
+                (c.gap for c in fork.choices), reverse=True
+            )
+            chosen, others = sampling_chances(fork, hot.temperature, hot.top_p)
+            assert chosen > 0 and sum(others) + chosen == pytest.approx(1.0)
+            uncertain += chosen < 0.99
+    assert uncertain > 0
 
 
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:

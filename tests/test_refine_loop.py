@@ -311,7 +311,7 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
         ("!= 0", "== 0", 0.3),
         ("return", "# a comment", 0.1),
         ("% 4 ==", "% 2", 2.0),
-        ("% 100", "% 10", 1.0),
+        ("% 100", "% 40", 1.0),
     ]
     backend = ForkingScriptedBackend([copied, copied, copied, LEAP_FIX], forks)
     result = fix(leap, backend, config=CONFIG)
@@ -328,7 +328,7 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
     # unchanged, so llama.cpp reuses its cache, and at the round's temperature.
     assert [o.answer_prefix for o in backend.options[1:]] == [
         copied[: copied.rindex("!= 0")] + "== 0",
-        copied[: copied.index("% 100")] + "% 10",
+        copied[: copied.index("% 100")] + "% 40",
         copied[: copied.index("% 4 ==")] + "% 2",
     ]
     assert all(call == backend.calls[0] for call in backend.calls)
@@ -363,17 +363,19 @@ def test_a_resample_that_would_most_likely_copy_starts_from_a_fork_too(leap: Pat
     )
 
 
-def test_a_rewrite_from_the_intent_is_sampled_even_when_a_copy_is_likely(leap: Path) -> None:
+def test_a_rewrite_from_the_intent_leaves_the_code_under_test_too(leap: Path) -> None:
     still_wrong = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
-    # A copy is likely at any temperature (sigmoid(5.0 / 0.9) = 0.996): the round starts from
-    # its fork; the rewrite after that fork fails is a new implementation, not another fork.
+    copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
+    # The sampler can only copy (sigmoid(5.0) = 0.993, above top-p): the round leaves the copy
+    # where the model was least sure; the rewrite after that fails is scored under its own
+    # prompt, and leaves it too.
     backend = ForkingScriptedBackend([still_wrong, LEAP_FIX], [], [("!= 0", "== 0", 5.0)])
     result = fix(leap, backend, config=CONFIG)
     assert result.status == "fixed"
     attempts = result.rounds[0].attempts
-    assert [(a.verdict, a.forked) for a in attempts] == [("tests_failed", True), ("passed", False)]
-    assert len(backend.scored) == 1 and backend.options[1].record_forks
-    assert "## Function to write" in backend.calls[1][-1].content
+    assert [(a.verdict, a.forked) for a in attempts] == [("tests_failed", True), ("passed", True)]
+    assert len(backend.scored) == 2 and "## Function to write" in backend.calls[1][-1].content
+    assert backend.options[1].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
 
 
 def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
@@ -407,7 +409,7 @@ def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
     _clamp_project(tmp_path)
     # Round 2 shows the first attempt; its copy could end the line at `max(lo, x)`: that is
     # the code under test again, so the round takes the other fork.
-    forks = [(") if x", ")\n", 0.1), ("100", "10", 0.5)]
+    forks = [(") if x", ")\n", 0.1), ("100", "20", 0.5)]
     backend = ForkingScriptedBackend([CLAMP_NO_BETTER, CLAMP_NO_BETTER, CLAMP_FIX], forks)
     result = fix(tmp_path, backend, config=CONFIG)
     assert result.status == "fixed"
@@ -416,7 +418,7 @@ def test_a_fork_never_heads_back_to_the_code_under_test(tmp_path: Path) -> None:
         ("copy", False),
         ("passed", True),
     ]
-    assert backend.options[2].answer_prefix.endswith("if x < 10")
+    assert backend.options[2].answer_prefix.endswith("if x < 20")
 
 
 def test_a_likely_copy_of_the_code_under_test_starts_from_its_fork(tmp_path: Path) -> None:

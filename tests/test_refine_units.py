@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import random
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from cyclefix.models.backend import Fork
-from cyclefix.refine.fork import branch_prefixes, copy_probability, rejoins
+from cyclefix.models.backend import Choice, Fork, sampling_chances
+from cyclefix.refine.fork import branch_prefixes, copy_probability, rejoins, sampled_branches
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.loop import assert_reach
@@ -565,9 +566,26 @@ def test_the_same_text_in_other_tokens_is_no_branch() -> None:
     # `)\n` where the copy has the token `)\n\n`: the next token can be the `\n` again.
     forks = [Fork(answer.index(")\n\n"), ")\n", 0.1), Fork(answer.index(" y\n"), " x", 0.5)]
     assert branch_prefixes(answer, forks, body, limit=3) == (answer[: answer.index(" y\n")] + " x",)
-    # A shorter token inside a line can go on differently: ` g` then `et(x)` for ` g(x)`.
+    # A shorter token inside a line mostly goes on as the copy (` g` then `(x)`): on MBPP, most
+    # branches that came back a copy began so.
     inside = Fork(answer.index(" g("), " g", 0.2)
-    assert branch_prefixes(answer, [inside], body, limit=3) == (answer[: inside.offset] + " g",)
+    assert branch_prefixes(answer, [inside], body, limit=3) == ()
+
+
+def test_a_branch_takes_the_best_choice_that_leaves_the_copy() -> None:
+    body = COPIED_ANSWER.index("    return")
+    plus = COPIED_ANSWER.index(" + 1")
+    one = COPIED_ANSWER.index(" 1\n")
+    # At " + 1" the runner-up is a comment (the same code); the next choice, 2.0 below the
+    # chosen token, leaves. At " 1", " 2" is 1.0 below: the least sure departure comes first.
+    forks = [
+        Fork(plus, "  #", 0.5, (Choice("  #", -0.5), Choice(" -", -2.0), Choice("", -0.1))),
+        Fork(one, " 2", 1.0, (Choice(" 2", -1.0),)),
+    ]
+    assert branch_prefixes(COPIED_ANSWER, forks, body, limit=3) == (
+        COPIED_ANSWER[:one] + " 2",
+        COPIED_ANSWER[:plus] + " -",
+    )
 
 
 def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
@@ -590,6 +608,9 @@ def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
         ("    return str(len(", False),
         ("    # count them\n    return str(sum(", True),  # another comment line
         ("    return str(sum(int(d) for d in s))\n    if", False),
+        ("    return str(sum(int(d)for", True),  # other spacing inside the line
+        ("    return str(sum(int(d)fo", False),  # inside a name: `for` or `found`
+        ("    return str(sum(int(d) for d in s ) )", True),
     ],
 )
 def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
@@ -599,6 +620,8 @@ def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
     assert rejoins(branch, known) is heads_back
     # A keyword is a whole word: `if` goes on as the copy's `if` line does.
     assert rejoins("    if", "    # check\n    if x:\n")
+    # Another quote is the same string.
+    assert rejoins('    return "', "    return 'a'\n")
 
 
 def test_no_branch_inside_a_comment_or_back_to_an_answer_already_seen() -> None:
@@ -629,14 +652,77 @@ def test_copy_probability_counts_the_forks_in_the_code_against_their_runner_up()
     assert copy_probability(COPIED_ANSWER, forks, body, 1.0, 1.0) == pytest.approx(
         0.8176 * 0.6682, abs=1e-3
     )
-    # T=0.5: sigmoid(3.0) = 0.9526 is above top_p, so the runner-up is never sampled there.
+    # T=0.5: top-p comes before the temperature (as in llama.cpp), so both runners-up stay:
+    # sigmoid(3.0) * sigmoid(1.4).
     assert copy_probability(COPIED_ANSWER, forks, body, 0.5, 0.95) == pytest.approx(
-        0.8022, abs=1e-3
+        0.9526 * 0.8022, abs=1e-3
     )
+    # At top_p 0.8, sigmoid(1.5) = 0.8176 holds it alone: the runner-up there is never sampled.
+    assert copy_probability(COPIED_ANSWER, forks, body, 0.5, 0.8) == pytest.approx(0.8022, abs=1e-3)
     # Greedy copies unless the model prefers another token somewhere.
     assert copy_probability(COPIED_ANSWER, forks, body, 0.0, 0.95) == 1.0
     departs = [*forks, _fork(COPIED_ANSWER, "x +", "-x", -0.1)]
     assert copy_probability(COPIED_ANSWER, departs, body, 0.0, 0.95) == 0.0
+
+
+def test_sampling_chances_follow_llama_cpps_chain() -> None:
+    # Logits 0 (chosen), -1, -2, -5: probabilities at T=1 are 0.662, 0.244, 0.090, 0.004.
+    fork = Fork(0, "a", 1.0, (Choice("a", -1.0), Choice("b", -2.0), Choice("c", -5.0)))
+    chosen, others = sampling_chances(fork, 1.0, 1.0)
+    # min-p drops "c" (below 0.05 of the best) even with top-p 1.
+    assert chosen == pytest.approx(0.6652, abs=1e-3)
+    assert others == pytest.approx([0.2447, 0.0900, 0.0], abs=1e-3)
+    # top-p 0.85 keeps "chosen" and "a" (0.8808 together); T=0.5 then sharpens what is kept.
+    chosen, others = sampling_chances(fork, 0.5, 0.85)
+    assert chosen == pytest.approx(0.8808, abs=1e-3)
+    assert others == pytest.approx([0.1192, 0.0, 0.0], abs=1e-3)
+    # Greedy takes the best token, here another one.
+    worse = Fork(0, "z", -0.5, (Choice("z", 0.5),))
+    assert sampling_chances(worse, 0.0, 0.95) == (0.0, [1.0])
+
+
+def test_copy_probability_counts_choices_that_lead_back_as_the_copy() -> None:
+    body = COPIED_ANSWER.index("    return")
+    plus = COPIED_ANSWER.index(" + 1")
+    # At " + 1": " -" leaves the copy; a comment and " +" (the same text) lead back to it.
+    fork = Fork(plus, " -", 1.0, (Choice(" -", -1.0), Choice("  #", -1.0), Choice(" +", -1.0)))
+    chosen, others = sampling_chances(fork, 1.0, 1.0)
+    assert copy_probability(COPIED_ANSWER, [fork], body, 1.0, 1.0) == pytest.approx(
+        chosen + others[1] + others[2]
+    )
+
+
+def test_sampled_branches_leave_the_copy_as_sampling_would() -> None:
+    body = COPIED_ANSWER.index("    return")
+    # " x" at `return x` never leaves (its choices lead back); " -" at " + 1" leaves half the
+    # time, " 2" at " 1" the same: reached half the time, so drawn a third of the time.
+    forks = [
+        Fork(COPIED_ANSWER.index(" x +"), "  #", 0.0, (Choice("  #", 0.0),)),
+        Fork(COPIED_ANSWER.index(" + 1"), " -", 0.0, (Choice(" -", 0.0),)),
+        Fork(COPIED_ANSWER.index(" 1\n"), " 2", 0.0, (Choice(" 2", 0.0),)),
+    ]
+    minus = "```python\ndef f(x):\n    return x -"
+    two = "```python\ndef f(x):\n    return x + 2"
+    drawn = [
+        sampled_branches(COPIED_ANSWER, forks, body, 1.0, 1.0, 1, random.Random(seed))[0]
+        for seed in range(300)
+    ]
+    assert set(drawn) == {minus, two}
+    assert drawn.count(two) / len(drawn) == pytest.approx(1 / 3, abs=0.06)
+    # More than one: distinct, and none back to an answer already seen.
+    assert set(sampled_branches(COPIED_ANSWER, forks, body, 1.0, 1.0, 3, random.Random(0))) == {
+        minus,
+        two,
+    }
+    seen = ["```python\ndef f(x):\n    return x - 1\n```"]
+    assert sampled_branches(COPIED_ANSWER, forks, body, 1.0, 1.0, 3, random.Random(0), seen) == (
+        two,
+    )
+    # The copy's own text in a shorter token mostly goes on as the copy: not drawn either.
+    shorter = Fork(COPIED_ANSWER.index("return"), "ret", 0.0, (Choice("ret", 0.0),))
+    assert sampled_branches(COPIED_ANSWER, [shorter], body, 1.0, 1.0, 3, random.Random(0)) == ()
+    # Where every choice leads back to the copy, there is nothing to draw.
+    assert sampled_branches(COPIED_ANSWER, forks[:1], body, 1.0, 1.0, 3, random.Random(0)) == ()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ class GenerationOptions:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A token the sampler could have taken instead of the chosen one."""
+
+    text: str  # empty for a special token (end of turn)
+    gap: float  # its logit minus the chosen token's
+
+
+@dataclass(frozen=True)
 class Fork:
     """A point where the answer could have gone another way: the runner-up token there."""
 
@@ -40,6 +49,9 @@ class Fork:
     alternative: str  # text of the best token other than the chosen one
     # Logit of the chosen token minus the alternative's: small means the model was unsure.
     margin: float
+    # Every other token among the sampler's top SAMPLER_TOP_K, when the backend scored them
+    # all; empty when only the runner-up is known.
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,42 @@ class GenerationResult:
     def tokens_per_second(self) -> float:
         gen = self.seconds - self.prompt_seconds
         return self.completion_tokens / gen if gen > 0 else 0.0
+
+
+# The sampler llama.cpp runs (and backends that see logits are scored against): the best
+# SAMPLER_TOP_K tokens, then top-p and min-p on their probabilities, then the temperature.
+SAMPLER_TOP_K = 40
+SAMPLER_MIN_P = 0.05
+
+
+def sampling_chances(fork: Fork, temperature: float, top_p: float) -> tuple[float, list[float]]:
+    """The chance that sampling takes the chosen token at `fork`, and each of its choices
+    (the runner-up alone when the choices are unknown), as llama.cpp's sampler chain has it."""
+    choices = fork.choices or (Choice(fork.alternative, -fork.margin),)
+    gaps = [0.0, *(c.gap for c in choices)]
+    top = max(gaps)
+    weights = [math.exp(g - top) for g in gaps]
+    total = sum(weights)
+    # Top-p keeps the likeliest tokens until they hold top_p; min-p drops any below
+    # SAMPLER_MIN_P of the likeliest; both before the temperature.
+    kept: set[int] = set()
+    held = 0.0
+    for i in sorted(range(len(gaps)), key=lambda i: -gaps[i]):
+        kept.add(i)
+        held += weights[i] / total
+        if held >= top_p:
+            break
+    kept = {i for i in kept if weights[i] >= SAMPLER_MIN_P}
+    if temperature <= 0:
+        best = max(range(len(gaps)), key=lambda i: gaps[i])
+        chances = [1.0 if i == best else 0.0 for i in range(len(gaps))]
+    else:
+        tempered = [
+            math.exp((g - top) / temperature) if i in kept else 0.0 for i, g in enumerate(gaps)
+        ]
+        norm = sum(tempered)
+        chances = [t / norm for t in tempered]
+    return chances[0], chances[1:]
 
 
 # Called with each new piece of text as it is generated.

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cyclefix.models.backend import (
+    SAMPLER_MIN_P,
+    SAMPLER_TOP_K,
     ChatMessage,
+    Choice,
     FinishReason,
     Fork,
     ForksCheck,
@@ -267,6 +270,8 @@ class LlamaCppBackend:
             max_tokens=options.max_tokens,
             temperature=options.temperature,
             top_p=options.top_p,
+            top_k=SAMPLER_TOP_K,
+            min_p=SAMPLER_MIN_P,
             seed=options.seed,
             stop=[*options.stop, self._eos_text] if self._eos_text else list(options.stop),
             stream=True,
@@ -349,12 +354,12 @@ class LlamaCppBackend:
             cached = 0
         llama.n_tokens = cached
         offsets = self._text_offsets(llama, answer, len(answer_prefix))
-        forks: list[Fork] = []  # per answer token: best other token, margin
+        forks: list[Fork] = []  # per answer token: the sampler's other choices
 
         def score(row: Any) -> None:
-            other, margin = self._runner_up(llama, row, answer[len(forks)])
-            text = llama.detokenize([other]).decode("utf-8", "replace")
-            forks.append(Fork(offsets[len(forks)], text, margin))
+            choices = self._choices(llama, row, answer[len(forks)])
+            runner_up = next((c for c in choices if c.text), Choice("", -float("inf")))
+            forks.append(Fork(offsets[len(forks)], runner_up.text, -runner_up.gap, choices))
 
         try:
             if not self._decode(llama, prompt[cached:], None, cancel):
@@ -417,15 +422,18 @@ class LlamaCppBackend:
         return np.ctypeslib.as_array(llama._ctx.get_logits_ith(index), shape=(llama.n_vocab(),))
 
     @staticmethod
-    def _runner_up(llama: llama_cpp.Llama, row: Any, chosen: int) -> tuple[int, float]:
-        """The best token with text other than `chosen`, and chosen's logit minus its own."""
+    def _choices(llama: llama_cpp.Llama, row: Any, chosen: int) -> tuple[Choice, ...]:
+        """The tokens other than `chosen` among the sampler's best SAMPLER_TOP_K, best first."""
         import numpy as np
 
-        best = np.argpartition(row, -FORK_TOP_K)[-FORK_TOP_K:]
-        for other in sorted(best, key=lambda t: -row[t]):
-            if int(other) != chosen and llama.detokenize([int(other)]):
-                return int(other), float(row[chosen] - row[other])
-        return chosen, float("inf")  # nothing else with text near the top
+        best = [int(t) for t in np.argpartition(row, -SAMPLER_TOP_K)[-SAMPLER_TOP_K:]]
+        best.sort(key=lambda t: -row[t])
+        if chosen not in best:
+            best.pop()  # the sampler never takes it; scored as the least of the best instead
+        chosen_logit = float(row[chosen])
+        return tuple(
+            Choice(_piece(llama, t), float(row[t]) - chosen_logit) for t in best if t != chosen
+        )
 
     @staticmethod
     def _best_candidates(llama: llama_cpp.Llama) -> tuple[Any, Any]:
@@ -467,3 +475,9 @@ class LlamaCppBackend:
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
+
+
+def _piece(llama: llama_cpp.Llama, token: int) -> str:
+    """A token's text; empty for a special token, and for a piece of a character."""
+    text = llama.detokenize([token]).decode("utf-8", "replace")
+    return "" if "\ufffd" in text else text

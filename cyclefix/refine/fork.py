@@ -7,6 +7,8 @@ the answer to generate (the prompt and the shared start stay in llama.cpp's cach
 
 The same forks, scored on the faulty code itself before anything is sampled (one batch, at
 prompt speed), tell how likely the model is to copy; a likely copy is then never generated.
+Scored with every token the sampler could take there, they also let an attempt that must be a
+new implementation be drawn as sampling would draw it, given that it writes no copy back.
 
 A fork is only worth taking where it can lead to code not written yet: not inside a comment,
 not onto the same text in other tokens or spacing, not onto an answer already seen.
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import keyword
 import math
+import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from cyclefix.models.backend import Fork
+from cyclefix.models.backend import Choice, Fork, sampling_chances
 
 _FENCE = "\n```"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
@@ -72,12 +76,26 @@ def _ends_inside_a_name(text: str) -> bool:
     return match is not None and not keyword.iskeyword(match.group())
 
 
+_INNER_SPACE = re.compile(r"(?<=\S)[ \t]+")
+
+
+def _spelled_alike(line: str) -> str:
+    """A line without its spacing after the indentation, with one kind of quote."""
+    return _INNER_SPACE.sub("", line).replace('"', "'")
+
+
 def _rejoins_at(known: str, at: int, tail: str) -> bool:
     """Whether an answer that reads `known` up to `at` (a line's start), then `tail`, most
     likely goes on as `known` does (both without comment lines)."""
     tail = _without_comment_lines(tail)
     if known.startswith(tail, at):
         return not _ends_inside_a_name(tail)
+    if "\n" not in tail and not _ends_inside_a_name(tail):
+        # Other spacing or quotes inside the line (`x+1` for `x + 1`): the same program.
+        line_end = known.find("\n", at)
+        line = known[at : line_end if line_end >= 0 else len(known)]
+        if _spelled_alike(line).startswith(_spelled_alike(tail)):
+            return True
     code = tail.rstrip(" \t\n")
     if not tail.endswith("\n") or not known.startswith(code, at):
         return False
@@ -100,39 +118,52 @@ def rejoins(branch: str, known: str) -> bool:
     return bool(branch) and _rejoins_at(_without_comment_lines(known), 0, branch)
 
 
-def _leads_back_to_copy(code: _CodeLines, text: str, fork: Fork) -> bool:
+def _leads_back(code: _CodeLines, text: str, offset: int, alternative: str) -> bool:
     # A comment or a docstring in front of the same code is still a copy; so is other spacing
     # inside a line (at a line's start, spacing is indentation: another block), another word
     # inside a comment, or the same text in other tokens; a closing fence cuts the function short.
-    alternative = fork.alternative
-    line_start = text.rfind("\n", 0, fork.offset) + 1
+    if text.startswith(alternative, offset):
+        return True  # the copy's own text in a shorter token (` heap` of ` heappush`) goes on as it
+    line_start = text.rfind("\n", 0, offset) + 1
     if not alternative.strip():
-        if fork.offset > line_start:
+        if offset > line_start:
             return True
     else:
         start = alternative.lstrip(" \t")
         if start.startswith(("#", '"""', "'''")) or "```" in alternative:
             return True
-    if _in_comment(text[line_start : fork.offset]):
+    if _in_comment(text[line_start:offset]):
         return True
     at = code.line_at.get(line_start)
-    tail = text[line_start : fork.offset] + alternative
+    tail = text[line_start:offset] + alternative
     return at is not None and _rejoins_at(code.text, at, tail)
 
 
-def _forks_in_code(
-    text: str, code: _CodeLines, forks: Sequence[Fork], code_start: int
-) -> list[Fork]:
-    """The forks inside the answer's code (after `code_start`, before the closing fence) that
-    lead to other code."""
-    code_end = text.find(_FENCE, code_start)
-    if code_end < 0:
-        code_end = len(text)
-    return [
-        f
-        for f in forks
-        if code_start <= f.offset < code_end and not _leads_back_to_copy(code, text, f)
-    ]
+class _SeenAnswers:
+    """Answers already written, against which a branch of `text` is checked."""
+
+    def __init__(self, code: _CodeLines, seen: Sequence[str]) -> None:
+        self.code = code
+        self.known = [_CodeLines(answer).text for answer in seen]
+        # How far each seen answer reads as this one: a fork before that point may rejoin it.
+        self.shared = [_shared_length(code.text, k) for k in self.known]
+
+    def rejoined(self, text: str, offset: int, alternative: str) -> bool:
+        """Whether `text` up to `offset`, then `alternative`, most likely goes on as one of the
+        seen answers does."""
+        line_start = text.rfind("\n", 0, offset) + 1
+        at = self.code.line_at.get(line_start, -1)
+        tail = text[line_start:offset] + alternative
+        return any(
+            0 <= at <= n and _rejoins_at(k, at, tail)
+            for k, n in zip(self.known, self.shared, strict=True)
+        )
+
+
+def _code_end(text: str, code_start: int) -> int:
+    """Where the answer's code ends: at its closing fence, or at the end of the text."""
+    end = text.find(_FENCE, code_start)
+    return end if end >= 0 else len(text)
 
 
 def _shared_length(a: str, b: str) -> int:
@@ -150,38 +181,111 @@ def branch_prefixes(
     seen: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Up to `limit` answer prefixes, least sure first: the answer up to a fork inside its code,
-    then the token the model nearly chose. None heads back to a `seen` answer."""
+    then a token the model nearly chose there (any of its choices when they were all scored)
+    that neither leads back to the copy nor heads to a `seen` answer."""
     code = _CodeLines(text)
-    known = [_CodeLines(answer).text for answer in seen]
-    # How far each seen answer reads as this one: a fork before that point may rejoin it.
-    shared = [_shared_length(code.text, k) for k in known]
+    answers = _SeenAnswers(code, seen)
+    code_end = _code_end(text, code_start)
+    departures: list[tuple[float, str]] = []  # (the choice's gap below the chosen token, prefix)
+    for fork in forks:
+        if not code_start <= fork.offset < code_end:
+            continue
+        for choice in fork.choices or (Choice(fork.alternative, -fork.margin),):
+            if (
+                choice.text
+                and not _leads_back(code, text, fork.offset, choice.text)
+                and not answers.rejoined(text, fork.offset, choice.text)
+            ):
+                departures.append((-choice.gap, text[: fork.offset] + choice.text))
     prefixes: list[str] = []
-    for fork in sorted(_forks_in_code(text, code, forks, code_start), key=lambda f: f.margin):
-        prefix = text[: fork.offset] + fork.alternative
-        line_start = text.rfind("\n", 0, fork.offset) + 1
-        at = code.line_at.get(line_start, -1)
-        tail = prefix[line_start:]
-        if prefix not in prefixes and not any(
-            0 <= at <= n and _rejoins_at(k, at, tail) for k, n in zip(known, shared, strict=True)
-        ):
+    for _, prefix in sorted(departures, key=lambda d: d[0]):
+        if prefix not in prefixes:
             prefixes.append(prefix)
-        if len(prefixes) == limit:
-            break
+            if len(prefixes) == limit:
+                break
     return tuple(prefixes)
+
+
+@dataclass(frozen=True)
+class _Departure:
+    """One token of a copy's code as sampling sees it."""
+
+    offset: int
+    stay: float  # the chance of a token that keeps to the copy (or leads back to it)
+    # Tokens that leave it for code not seen yet, with their chances.
+    ways: tuple[str, ...]
+    chances: tuple[float, ...]
+
+
+def _departures(
+    text: str,
+    forks: Sequence[Fork],
+    code_start: int,
+    temperature: float,
+    top_p: float,
+    seen: Sequence[str] = (),
+) -> list[_Departure]:
+    """Per fork inside the answer's code, the sampler's chances of keeping to the copy there
+    and of leaving it; a token back to a `seen` answer, or one with no text, does neither."""
+    code = _CodeLines(text)
+    answers = _SeenAnswers(code, seen)
+    code_end = _code_end(text, code_start)
+    departures: list[_Departure] = []
+    for fork in forks:
+        if not code_start <= fork.offset < code_end:
+            continue
+        stay, chances = sampling_chances(fork, temperature, top_p)
+        choices = fork.choices or (Choice(fork.alternative, -fork.margin),)
+        ways: list[str] = []
+        way_chances: list[float] = []
+        for choice, chance in zip(choices, chances, strict=True):
+            if chance <= 0 or not choice.text:
+                continue
+            if _leads_back(code, text, fork.offset, choice.text):
+                stay += chance
+            elif not answers.rejoined(text, fork.offset, choice.text):
+                ways.append(choice.text)
+                way_chances.append(chance)
+        departures.append(_Departure(fork.offset, stay, tuple(ways), tuple(way_chances)))
+    return departures
 
 
 def copy_probability(
     text: str, forks: Sequence[Fork], code_start: int, temperature: float, top_p: float
 ) -> float:
     """The chance that sampling writes the code of `text` (an answer scored with its forks)
-    token for token: at each fork in the code, the chosen token against the runner-up."""
-    probability = 1.0
-    for fork in _forks_in_code(text, _CodeLines(text), forks, code_start):
-        if temperature <= 0:
-            chosen = 1.0 if fork.margin > 0 else 0.0
-        else:
-            z = max(-50.0, min(50.0, fork.margin / temperature))
-            chosen = 1.0 / (1.0 + math.exp(-z))
-        # Top-p sampling drops the runner-up when the chosen token alone holds top_p.
-        probability *= 1.0 if chosen >= top_p else chosen
-    return probability
+    again: at each token of its code, a token that keeps to it or leads back to it."""
+    return math.prod(d.stay for d in _departures(text, forks, code_start, temperature, top_p))
+
+
+def sampled_branches(
+    text: str,
+    forks: Sequence[Fork],
+    code_start: int,
+    temperature: float,
+    top_p: float,
+    limit: int,
+    rng: random.Random,
+    seen: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """Up to `limit` answer prefixes, each the copy `text` up to where a sample leaves it, then
+    the token it leaves by, drawn as sampling would given that it does not write `text` (or a
+    `seen` answer) back: a token's weight is the chance of reaching it on the copy times the
+    chance of leaving there. The answer continued from one is a sample that is not a copy."""
+    departures = _departures(text, forks, code_start, temperature, top_p, seen)
+    weights: list[float] = []
+    reach = 1.0
+    for d in departures:
+        weights.append(reach * sum(d.chances))
+        reach *= d.stay
+    prefixes: list[str] = []
+    if sum(weights) <= 0:
+        return ()
+    for _ in range(4 * limit):  # draws may repeat; a few more give distinct ones
+        d = rng.choices(departures, weights)[0]
+        prefix = text[: d.offset] + rng.choices(d.ways, d.chances)[0]
+        if prefix not in prefixes:
+            prefixes.append(prefix)
+            if len(prefixes) == limit:
+                break
+    return tuple(prefixes)

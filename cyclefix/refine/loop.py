@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, Fork, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
-from cyclefix.refine.fork import branch_prefixes, copy_probability
+from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
@@ -79,9 +80,13 @@ _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
-# A round whose copy of the faulty code is at least this likely starts from the copy's forks.
-# Below one half: on HumanEval (1.5B), 6 of 7 first attempts scored 0.27 to 0.45 copied.
+# A round whose copy of the faulty code is at least this likely starts from the copy's forks,
+# and a rewrite from the intent follows when that fails. Below one half: on HumanEval (1.5B),
+# 6 of 7 first attempts scored 0.27 to 0.45 copied.
 LIKELY_COPY = 0.25
+# A rewrite from the intent whose copy is at least this likely is drawn as a branch that leaves
+# the copy (refine.fork.sampled_branches): the model's own choice, less the copy.
+COPY_RISK = 0.01
 # Rounds on one target without progress before the next suspect gets its turn.
 FOCUS_ROUNDS = 2
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
@@ -329,7 +334,7 @@ class _Session:
             prompt = self._prompt(scratch, focus, state, latest)
             probe_started = time.monotonic()
             # Where a copy hesitated, in order: the same prompt continues from there.
-            branches = self._forks_of_likely_copy(prompt, temperature, targets)
+            branches, forked = self._branches_off_copies(prompt, temperature, targets)
             outcome = self._attempt(
                 index,
                 scratch,
@@ -339,6 +344,7 @@ class _Session:
                 passed_before,
                 temperature,
                 branch=branches.pop(0) if branches else "",
+                forked=forked,
                 started=probe_started,
             )
             attempts = [outcome.attempt]
@@ -354,7 +360,8 @@ class _Session:
             ):
                 copied = outcome.attempt.verdict in ("copy", "duplicate")
                 if copied and not branches and not outcome.attempt.forked:
-                    branches = list(outcome.branches)
+                    # A sampled copy: where it hesitated, least sure first.
+                    branches, forked = list(outcome.branches), True
                 if copied and branches:
                     outcome = self._attempt(
                         index,
@@ -365,6 +372,7 @@ class _Session:
                         passed_before,
                         temperature,
                         branch=branches.pop(0),
+                        forked=forked,
                     )
                     attempts.append(outcome.attempt)
                     if outcome.attempt.verdict not in ("copy", "duplicate"):
@@ -491,24 +499,44 @@ class _Session:
             other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),
         )
 
-    def _forks_of_likely_copy(
+    def _branches_off_copies(
         self, prompt: RefinePrompt, temperature: float, targets: tuple[Target, ...]
-    ) -> list[str]:
-        """When the model would likely write back the faulty code it is shown, or the code under
-        test (the same unless an attempt that was not kept is shown), the likelier copy's
-        forks, found by scoring the copies instead of sampling them (backends that see logits);
-        else none."""
+    ) -> tuple[list[str], bool]:
+        """Where an attempt under `prompt` should leave the faulty code it shows, or the code
+        under test (the same unless an attempt that was not kept is shown), when the model
+        would write one back (backends that see logits score the copies instead of sampling
+        them); and whether a copy was likely (LIKELY_COPY).
+
+        An edit of the code leaves a likely copy where the model was least sure of it. A
+        rewrite from the intent is there to be a new implementation, and a fork is a local
+        edit (on MBPP, forking it lost 3 fixes): once a copy is COPY_RISK likely, it is drawn
+        as sampling would draw it, given that it writes no copy back."""
+        risk = COPY_RISK if prompt.from_scratch else LIKELY_COPY
         under_test = "\n".join(t.source.rstrip() for t in targets) + "\n"
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
             copies.append(under_test)  # bringing it back changes nothing either: a copy too
         # Each copy's scoring stops once it alone is unlikely; their chances add up.
-        share = LIKELY_COPY / len(copies)
+        share = risk / len(copies)
         scored = [self._scored_copy(prompt, code, temperature, share) for code in copies]
-        if sum(chance for chance, _ in scored) < LIKELY_COPY:
-            return []
-        _, (copy, forks, code_start) = max(scored, key=lambda item: item[0])
-        return list(branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers))
+        chance = sum(c for c, _ in scored)
+        if chance < risk:
+            return [], False
+        if not prompt.from_scratch:
+            _, (copy, forks, code_start) = max(scored, key=lambda item: item[0])
+            branches = branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers)
+            return list(branches), bool(branches)
+        rng = random.Random(
+            None if self.config.seed is None else self.config.seed + self.generations
+        )
+        # The copy to leave, by its share of the chance; a branch back to the other is not drawn.
+        copy, forks, code_start = rng.choices([s for _, s in scored], [c for c, _ in scored])[0]
+        top_p = self.config.top_p
+        # A sampler that can only copy leaves it where the model was least sure instead.
+        branches = sampled_branches(
+            copy, forks, code_start, temperature, top_p, FORKS_PER_COPY, rng, self.answers
+        ) or branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers)
+        return list(branches), chance >= LIKELY_COPY and bool(branches)
 
     def _scored_copy(
         self, prompt: RefinePrompt, code: str, temperature: float, unlikely: float
@@ -542,18 +570,23 @@ class _Session:
         state: _State,
         passed_before: set[str],
     ) -> _Outcome:
-        """A hotter attempt with a note: from the least sure fork of the copy when even this
-        prompt would likely bring the faulty code back, else sampled. A rewrite from the
-        intent is always sampled: it is there to be a new implementation, and a fork of the
-        code is a local edit like those already tried (on MBPP, forking it lost 3 fixes)."""
+        """A hotter attempt with a note, leaving a copy the model would write back
+        (`_branches_off_copies`), else sampled."""
         started = time.monotonic()
         temperature = self.config.copy_temperature
-        branches = (
-            [] if prompt.from_scratch else self._forks_of_likely_copy(prompt, temperature, targets)
-        )
+        branches, forked = self._branches_off_copies(prompt, temperature, targets)
         branch = branches[0] if branches else ""
         return self._attempt(
-            index, scratch, prompt, targets, state, passed_before, temperature, branch, started
+            index,
+            scratch,
+            prompt,
+            targets,
+            state,
+            passed_before,
+            temperature,
+            branch,
+            forked=forked,
+            started=started,
         )
 
     def _attempt(
@@ -566,10 +599,13 @@ class _Session:
         passed_before: set[str],
         temperature: float,
         branch: str = "",
+        *,
+        forked: bool = False,
         started: float | None = None,
     ) -> _Outcome:
-        """One candidate: generate (continuing `branch`, a fork of a copy, when given), check
-        it, and run the tests on it in the scratch copy. Its time counts from `started`."""
+        """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
+        check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
+        the model would likely have written. Its time counts from `started`."""
         t0 = time.monotonic() if started is None else started
         prefix = answer_prefix(prompt.faulty_code)
         options = GenerationOptions(
@@ -614,7 +650,7 @@ class _Session:
                 time.monotonic() - t0,
                 passed,
                 total,
-                forked=bool(branch),
+                forked=forked,
             )
             self.emit(AttemptFinished(attempt))
             branches = (
