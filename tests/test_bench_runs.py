@@ -339,7 +339,7 @@ def test_summary_and_report_count_the_forked_attempts_apart() -> None:
     (summary,) = summarize(lines, 1)
     assert summary.verdicts == {"copy": 1, "tests_failed": 1, "passed": 1}
     assert summary.forked_verdicts == {"tests_failed": 1, "passed": 1}
-    assert "least sure: tests_failed 1, passed 1" in model_section(summary)
+    assert "(refine.fork): tests_failed 1, passed 1" in model_section(summary)
 
 
 def test_a_round_that_tested_a_candidate_did_not_end_on_a_copy() -> None:

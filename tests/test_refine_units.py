@@ -601,7 +601,9 @@ def test_spacing_inside_a_line_is_no_branch_but_indentation_is() -> None:
     ("branch", "heads_back"),
     [
         ("    return str(sum(", True),  # the copy's own text, cut outside a name
-        ("    return str(su", False),  # inside a name: `sum` may still become `sumx`
+        ("    return str(su", True),  # inside a name: a shorter token, it goes on as `sum`
+        ("    return (", True),  # brackets around the rest of the line, before its comment
+        ("    return str((", True),  # brackets around the argument: the same call
         ("    return str(sum(int(d) for d in s))\n", True),  # the comment dropped
         ("    return str(sum(int(d) for d in s))\n\n", True),  # a blank line more
         ("    return str(sum(\n", False),  # the line broken before its code ends
@@ -622,6 +624,11 @@ def test_a_branch_rejoins_an_answer_it_can_only_continue_as_written(
     assert rejoins("    if", "    # check\n    if x:\n")
     # Another quote is the same string.
     assert rejoins('    return "', "    return 'a'\n")
+    # Brackets around the rest of a line mean the same, unless they group other operands.
+    assert rejoins("    return (", "    return a, b\n")
+    assert rejoins("    y = a + (", "    y = a + b * c\n")
+    assert not rejoins("    y = a * (", "    y = a * b + c\n")
+    assert not rejoins("    y = f(", "    y = f\n")
 
 
 def test_no_branch_inside_a_comment_or_back_to_an_answer_already_seen() -> None:

@@ -97,7 +97,7 @@ def model_section(summary: ModelSummary) -> str:
         lines.append(f"- Refinement attempts by verdict: {shown}")
     if summary.forked_verdicts:
         shown = ", ".join(f"{k} {v}" for k, v in summary.forked_verdicts.items())
-        lines.append(f"- Of those, continued from where a copy was least sure: {shown}")
+        lines.append(f"- Of those, continued from a branch off a copy (refine.fork): {shown}")
     if summary.round0_notes:
         notes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.round0_notes.items()))
         lines.append(

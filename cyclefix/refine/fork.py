@@ -16,6 +16,7 @@ not onto the same text in other tokens or spacing, not onto an answer already se
 
 from __future__ import annotations
 
+import ast
 import keyword
 import math
 import random
@@ -84,17 +85,45 @@ def _spelled_alike(line: str) -> str:
     return _INNER_SPACE.sub("", line).replace('"', "'")
 
 
+def _brackets_the_rest(tail: str, line: str) -> bool:
+    """Whether `tail` opens a bracket where `line` has none and, closed at the line's end, the
+    line means the same (`return (a, b)` for `return a, b`)."""
+    head = tail.removesuffix("(").rstrip(" \t")
+    if head == tail or not line.startswith(head):
+        return False
+    rest = line[len(head) :].lstrip(" \t")
+    # The bracket closes before a trailing comment; a `#` inside a string is tried and fails.
+    ends = [len(rest)] + [i for i, char in enumerate(rest) if char == "#"]
+    return any(
+        rest[:end].strip() and _same_statement(f"{head} ({rest[:end].rstrip()})", line)
+        for end in ends
+    )
+
+
+def _same_statement(a: str, b: str) -> bool:
+    def tree(line: str) -> str:
+        code = line.strip()
+        return ast.dump(ast.parse(code + " pass" if code.endswith(":") else code))
+
+    try:
+        return tree(a) == tree(b)
+    except SyntaxError:
+        return False
+
+
 def _rejoins_at(known: str, at: int, tail: str) -> bool:
     """Whether an answer that reads `known` up to `at` (a line's start), then `tail`, most
     likely goes on as `known` does (both without comment lines)."""
     tail = _without_comment_lines(tail)
     if known.startswith(tail, at):
-        return not _ends_inside_a_name(tail)
-    if "\n" not in tail and not _ends_inside_a_name(tail):
-        # Other spacing or quotes inside the line (`x+1` for `x + 1`): the same program.
+        return True  # even inside a name: ` heap` of ` heappush` goes on as `push`
+    if "\n" not in tail:
         line_end = known.find("\n", at)
         line = known[at : line_end if line_end >= 0 else len(known)]
-        if _spelled_alike(line).startswith(_spelled_alike(tail)):
+        # Other spacing or quotes inside the line (`x+1` for `x + 1`): the same program.
+        if not _ends_inside_a_name(tail) and _spelled_alike(line).startswith(_spelled_alike(tail)):
+            return True
+        if _brackets_the_rest(tail, line):
             return True
     code = tail.rstrip(" \t\n")
     if not tail.endswith("\n") or not known.startswith(code, at):
@@ -110,10 +139,10 @@ def _rejoins_at(known: str, at: int, tail: str) -> bool:
 def rejoins(branch: str, known: str) -> bool:
     """Whether an answer that continues `branch` most likely writes `known` again.
 
-    So it does when `branch` is `known` up to a point outside a name (`sum(` of `sum(int(d)`;
-    ` heap` of ` heappush` may still become ` heapify`), or `known` up to a line's code, its
-    trailing comment dropped, then a line break (the same code with other spacing). Comment
-    lines do not count.
+    So it does when `branch` is `known` up to any point (`sum(` of `sum(int(d)`; ` heap` of
+    ` heappush`: measured on MBPP, such branches mostly came back as copies), the same line
+    with other spacing or quotes, or with brackets around the rest of it, or `known` up to a
+    line's code, its trailing comment dropped, then a line break. Comment lines do not count.
     """
     return bool(branch) and _rejoins_at(_without_comment_lines(known), 0, branch)
 
@@ -122,8 +151,6 @@ def _leads_back(code: _CodeLines, text: str, offset: int, alternative: str) -> b
     # A comment or a docstring in front of the same code is still a copy; so is other spacing
     # inside a line (at a line's start, spacing is indentation: another block), another word
     # inside a comment, or the same text in other tokens; a closing fence cuts the function short.
-    if text.startswith(alternative, offset):
-        return True  # the copy's own text in a shorter token (` heap` of ` heappush`) goes on as it
     line_start = text.rfind("\n", 0, offset) + 1
     if not alternative.strip():
         if offset > line_start:
