@@ -11,7 +11,8 @@ Scored with every token the sampler could take there, they also let an attempt t
 new implementation be drawn as sampling would draw it, given that it writes no copy back.
 
 A fork is only worth taking where it can lead to code not written yet: not inside a comment,
-not onto the same text in other tokens or spacing, not onto an answer already seen.
+not onto the same text in other tokens, spacing, quotes or brackets, not onto an answer
+already seen.
 """
 
 from __future__ import annotations
