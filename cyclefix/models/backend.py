@@ -53,6 +53,11 @@ class Fork:
     # all; empty when only the runner-up is known.
     choices: tuple[Choice, ...] = ()
 
+    @property
+    def known_choices(self) -> tuple[Choice, ...]:
+        """The other tokens scored here: every choice, or the runner-up alone."""
+        return self.choices or (Choice(self.alternative, -self.margin),)
+
 
 @dataclass(frozen=True)
 class GenerationResult:
@@ -80,8 +85,7 @@ SAMPLER_MIN_P = 0.05
 def sampling_chances(fork: Fork, temperature: float, top_p: float) -> tuple[float, list[float]]:
     """The chance that sampling takes the chosen token at `fork`, and each of its choices
     (the runner-up alone when the choices are unknown), as llama.cpp's sampler chain has it."""
-    choices = fork.choices or (Choice(fork.alternative, -fork.margin),)
-    gaps = [0.0, *(c.gap for c in choices)]
+    gaps = [0.0, *(c.gap for c in fork.known_choices)]
     top = max(gaps)
     weights = [math.exp(g - top) for g in gaps]
     total = sum(weights)

@@ -24,8 +24,9 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from cyclefix.models.backend import Choice, Fork, sampling_chances
+from cyclefix.models.backend import Fork, sampling_chances
 
 _FENCE = "\n```"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
@@ -188,10 +189,28 @@ class _SeenAnswers:
         )
 
 
-def _code_end(text: str, code_start: int) -> int:
-    """Where the answer's code ends: at its closing fence, or at the end of the text."""
-    end = text.find(_FENCE, code_start)
-    return end if end >= 0 else len(text)
+class _Branching:
+    """What each token at a fork of a copied answer does: keeps to the copy or leads back to
+    it ("back"), heads to an answer already seen ("seen"), or leaves for new code ("out")."""
+
+    def __init__(self, text: str, code_start: int, seen: Sequence[str]) -> None:
+        self.text = text
+        self.code = _CodeLines(text)
+        self.answers = _SeenAnswers(self.code, seen)
+        end = text.find(_FENCE, code_start)
+        self.code_span = (code_start, end if end >= 0 else len(text))
+
+    def in_code(self, forks: Sequence[Fork]) -> list[Fork]:
+        """The forks inside the answer's code (after its start, before the closing fence)."""
+        start, end = self.code_span
+        return [f for f in forks if start <= f.offset < end]
+
+    def way(self, fork: Fork, token: str) -> Literal["back", "seen", "out"]:
+        if _leads_back(self.code, self.text, fork.offset, token):
+            return "back"
+        if self.answers.rejoined(self.text, fork.offset, token):
+            return "seen"
+        return "out"
 
 
 def _shared_length(a: str, b: str) -> int:
@@ -211,20 +230,13 @@ def branch_prefixes(
     """Up to `limit` answer prefixes, least sure first: the answer up to a fork inside its code,
     then a token the model nearly chose there (any of its choices when they were all scored)
     that neither leads back to the copy nor heads to a `seen` answer."""
-    code = _CodeLines(text)
-    answers = _SeenAnswers(code, seen)
-    code_end = _code_end(text, code_start)
-    departures: list[tuple[float, str]] = []  # (the choice's gap below the chosen token, prefix)
-    for fork in forks:
-        if not code_start <= fork.offset < code_end:
-            continue
-        for choice in fork.choices or (Choice(fork.alternative, -fork.margin),):
-            if (
-                choice.text
-                and not _leads_back(code, text, fork.offset, choice.text)
-                and not answers.rejoined(text, fork.offset, choice.text)
-            ):
-                departures.append((-choice.gap, text[: fork.offset] + choice.text))
+    branching = _Branching(text, code_start, seen)
+    departures = [  # (the choice's gap below the chosen token, prefix)
+        (-choice.gap, text[: fork.offset] + choice.text)
+        for fork in branching.in_code(forks)
+        for choice in fork.known_choices
+        if choice.text and branching.way(fork, choice.text) == "out"
+    ]
     prefixes: list[str] = []
     for _, prefix in sorted(departures, key=lambda d: d[0]):
         if prefix not in prefixes:
@@ -255,23 +267,19 @@ def _departures(
 ) -> list[_Departure]:
     """Per fork inside the answer's code, the sampler's chances of keeping to the copy there
     and of leaving it; a token back to a `seen` answer, or one with no text, does neither."""
-    code = _CodeLines(text)
-    answers = _SeenAnswers(code, seen)
-    code_end = _code_end(text, code_start)
+    branching = _Branching(text, code_start, seen)
     departures: list[_Departure] = []
-    for fork in forks:
-        if not code_start <= fork.offset < code_end:
-            continue
+    for fork in branching.in_code(forks):
         stay, chances = sampling_chances(fork, temperature, top_p)
-        choices = fork.choices or (Choice(fork.alternative, -fork.margin),)
         ways: list[str] = []
         way_chances: list[float] = []
-        for choice, chance in zip(choices, chances, strict=True):
+        for choice, chance in zip(fork.known_choices, chances, strict=True):
             if chance <= 0 or not choice.text:
                 continue
-            if _leads_back(code, text, fork.offset, choice.text):
+            way = branching.way(fork, choice.text)
+            if way == "back":
                 stay += chance
-            elif not answers.rejoined(text, fork.offset, choice.text):
+            elif way == "out":
                 ways.append(choice.text)
                 way_chances.append(chance)
         departures.append(_Departure(fork.offset, stay, tuple(ways), tuple(way_chances)))
