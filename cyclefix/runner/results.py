@@ -52,6 +52,8 @@ class TestCaseResult:
     line_source: str | None = None
     # What the failing test function's calls were bound to when it failed.
     callees: tuple[Callee, ...] = ()
+    # Project functions this test executed (only in a traced run; empty otherwise).
+    executed: tuple[ExecutedFunction, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,16 @@ class Callee:
 
 
 @dataclass(frozen=True)
+class ExecutedFunction:
+    """A project (non-test) function a test executed, and which of its lines ran."""
+
+    path: str  # file relative to the project root
+    qualname: str  # e.g. "Invoice.tax", "percent_of"
+    line: int  # its def line
+    lines: tuple[int, ...] = ()  # the lines that ran (empty when only calls were traced)
+
+
+@dataclass(frozen=True)
 class CollectionError:
     """A test module pytest could not import (syntax error, import error)."""
 
@@ -76,6 +88,10 @@ class CollectionError:
     line: int | None = None
     # The collector that failed, e.g. "tests/test_calc.py"; `path` is where the error is.
     nodeid: str = ""
+    # The exception raised at import time, and its traceback frames in project non-test files
+    # (deepest last): a bug in project code found while importing a test module.
+    exc_type: str | None = None
+    project_frames: tuple[Frame, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,8 @@ class TestRunResult:
     # Tail of pytest's own output, bounded, for when structured results are not enough.
     output_tail: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Whether per-test execution was recorded (TestCaseResult.executed is meaningful).
+    traced: bool = False
 
     @property
     def failures(self) -> tuple[TestCaseResult, ...]:
