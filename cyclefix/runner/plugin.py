@@ -14,6 +14,7 @@ Lines (each one JSON object, written with one ``os.write`` and so on disk at onc
     {"event": "start", "nodeid": ...}                 a test begins
     {"event": "test", "nodeid", "outcome", ...}       a test ended (fields of TestCaseResult)
     {"event": "watchdog", "nodeid", "seconds"}        the test ignored its timeout: exiting now
+    {"event": "trace", "active": false, "reason": ...} a traced run was asked for but is impossible
     {"event": "session_finish", "exitstatus": n}
 
 A test gets ``CYCLEFIX_TEST_TIMEOUT`` seconds (SIGALRM, re-raised every half second if the code
@@ -46,6 +47,10 @@ ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
 ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
+# "1": record which project lines each test executed (setup and call), in its record.
+ENV_TRACE = "CYCLEFIX_TRACE"
+# The tracer, shipped next to this file (cyclefix/runner/trace.py); imported only when asked.
+TRACE_MODULE = "_cyclefix_trace"
 FIRST_OPTION = "--cyclefix-first"
 WATCHDOG_EXIT_CODE = 86
 
@@ -183,6 +188,8 @@ class _State:
         self.watchdog_idle = False
         self.cond = threading.Condition()
         self._relative_cache: dict[str, str | None] = {}
+        # The per-test execution tracer (a _cyclefix_trace.Tracer) in a traced run, else None.
+        self.tracer: Any = None
 
     def relative(self, path: Path | str) -> str | None:
         """Path relative to the project root, or None when it is outside or not a project file."""
@@ -235,8 +242,23 @@ def pytest_configure(config: pytest.Config) -> None:
         state.alarm_installed = True
     if os.environ.get(ENV_LOOPBACK) == "1":
         _loopback_up()
+    if os.environ.get(ENV_TRACE) == "1":
+        state.tracer = _start_tracer(state)
     _state = state
     threading.Thread(target=_watchdog, args=(state,), name="cyclefix-watchdog", daemon=True).start()
+
+
+def _start_tracer(state: _State) -> Any:
+    """The per-test tracer, or None after writing why tracing is impossible here."""
+    try:
+        tracer = importlib.import_module(TRACE_MODULE).Tracer(str(state.root))
+        if tracer.install():
+            return tracer
+        reason = str(tracer.unavailable)
+    except Exception as exc:  # never let tracing break the run: the ranking falls back
+        reason = f"the tracer failed to start: {exc!r}"
+    state.writer.write({"event": "trace", "active": False, "reason": reason})
+    return None
 
 
 def _loopback_up() -> None:
@@ -450,6 +472,8 @@ def _phase_wrapper(state: _State | None, when: str) -> Any:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Any:
+    if _state is not None and _state.tracer is not None:
+        _state.tracer.begin()
     yield from _phase_wrapper(_state, "setup")
 
 
@@ -460,6 +484,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    if _state is not None and _state.tracer is not None:
+        _state.tracer.pause()  # teardown is not the test's behaviour
     yield from _phase_wrapper(_state, "teardown")
 
 
@@ -502,6 +528,11 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
         return
     _set_hard_deadline(state, None, "")
     record = _test_record(state, nodeid)
+    if state.tracer is not None:
+        displaced = state.tracer.displaced
+        record["executed"] = state.tracer.take()
+        if state.tracer.displaced > displaced:
+            record["trace_incomplete"] = True  # the test replaced our tracer for a while
     state.current = None
     state.details.pop(nodeid, None)
     state.phases = {}

@@ -31,6 +31,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.runner.results import (
     Callee,
     CollectionError,
+    ExecutedFunction,
     Frame,
     Outcome,
     TestCaseResult,
@@ -52,6 +53,8 @@ ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
 ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
+ENV_TRACE = "CYCLEFIX_TRACE"
+TRACE_MODULE = "_cyclefix_trace"
 FIRST_OPTION = "--cyclefix-first"
 WATCHDOG_EXIT_CODE = 86
 TEARDOWN_ALLOWANCE = 1.0
@@ -97,6 +100,7 @@ def run_tests(
     cancel: threading.Event | None = None,
     on_collected: Callable[[int], None] | None = None,
     autoload_plugins: bool = True,
+    trace: bool = False,
 ) -> TestRunResult:
     """Run pytest in `root` on `tests` (pytest args relative to root; empty: the whole suite).
 
@@ -104,6 +108,9 @@ def run_tests(
     `on_collected` once with the number of tests selected: enough for "3/12" progress.
     `autoload_plugins=False` keeps pytest from loading every installed plugin (much faster
     start in an environment full of them; our own plugin is loaded either way).
+    `trace=True` records which project non-test functions and lines each test executed
+    (`TestCaseResult.executed`, `TestRunResult.traced`); where that is impossible (a tracer
+    already installed) the run says why in its notes and `traced` is False.
     Raises CyclefixError when the folder or the interpreter is unusable, or pytest refuses
     the arguments; test failures, hangs and crashes are results, not errors.
     """
@@ -122,6 +129,7 @@ def run_tests(
         on_collected=on_collected,
         cancel=cancel,
         autoload_plugins=autoload_plugins,
+        trace=trace,
     )
     return run.execute()
 
@@ -149,11 +157,16 @@ class _Run:
     on_collected: Callable[[int], None] | None
     cancel: threading.Event | None
     autoload_plugins: bool
+    trace: bool = False
     tests: list[TestCaseResult] = field(default_factory=list)
     collection_errors: list[CollectionError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     collected_total: int | None = None
+    # Why a traced run recorded nothing ("" while tracing works), and tests whose record is
+    # incomplete because they replaced the tracer.
+    untraced_reason: str = ""
+    trace_incomplete: list[str] = field(default_factory=list)
 
     def execute(self) -> TestRunResult:
         started = time.monotonic()
@@ -198,6 +211,13 @@ class _Run:
             exit_code = int(session_exits[0] or 0)
         else:
             exit_code = self._summary_exit_code(timed_out or cancelled)
+        if self.untraced_reason:
+            self.notes.append(f"not traced: {self.untraced_reason}")
+        if self.trace_incomplete:
+            self.notes.append(
+                f"{len(self.trace_incomplete)} test(s) replaced the tracer; what they executed "
+                f"is incomplete (e.g. {self.trace_incomplete[0]})"
+            )
         output = "\n".join(o for o in self.outputs if o)
         limit = self.limits.output_limit
         return TestRunResult(
@@ -212,6 +232,7 @@ class _Run:
             network_isolated=network_isolated,
             output_tail=output[-limit:] if limit else output,
             notes=tuple(self.notes),
+            traced=self.trace and not self.untraced_reason,
         )
 
     def _hang_limit_reached(self) -> bool:
@@ -310,6 +331,8 @@ class _Run:
             env[ENV_LOOPBACK] = "1"
         if not self.autoload_plugins:
             env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        if self.trace:
+            env[ENV_TRACE] = "1"
         return env
 
     def _handle(self, attempt: _Attempt, line: bytes) -> bool:
@@ -331,6 +354,8 @@ class _Run:
                 return False
             attempt.running = None
             attempt.finished[case.nodeid] = case
+            if record.get("trace_incomplete") is True:
+                self.trace_incomplete.append(case.nodeid)
             self._add(case)
         elif event == "collect_start":
             attempt.collecting = nodeid
@@ -354,6 +379,8 @@ class _Run:
                     self.on_collected(self.collected_total)
         elif event == "watchdog":
             attempt.watchdog = nodeid
+        elif event == "trace":
+            self.untraced_reason = str(record.get("reason") or "tracing is unavailable")
         elif event == "session_finish":
             attempt.session_exit = _int_or_none(record.get("exitstatus"))
             attempt.running = None
@@ -540,6 +567,7 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
             )
     callees = record.get("callees")
     duration = record.get("duration")
+    executed = _executed_from_record(record.get("executed"))
     checked: Outcome = outcome
     return TestCaseResult(
         nodeid=nodeid,
@@ -567,7 +595,30 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
             and len(where) == 2
             and all(isinstance(part, str) for part in where)
         ),
+        executed=executed,
     )
+
+
+def _executed_from_record(items: object) -> tuple[ExecutedFunction, ...]:
+    """The traced functions of a test record; malformed entries are dropped."""
+    if not isinstance(items, list):
+        return ()
+    found: list[ExecutedFunction] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        path, qualname, line = item.get("path"), item.get("qualname"), item.get("line")
+        lines = item.get("lines")
+        first = _int_or_none(line)
+        if not (isinstance(path, str) and isinstance(qualname, str) and first is not None):
+            continue
+        numbers = (
+            tuple(n for n in lines if _int_or_none(n) is not None)
+            if isinstance(lines, list)
+            else ()
+        )
+        found.append(ExecutedFunction(path, qualname, first, numbers))
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=1)
@@ -581,7 +632,10 @@ def plugin_directory() -> Path:
     atexit.register(shutil.rmtree, folder, True)
     target = folder / f"{PLUGIN_MODULE}.py"
     shutil.copyfile(Path(__file__).with_name("plugin.py"), target)
-    cached = importlib.util.cache_from_source(str(target))
-    with contextlib.suppress(py_compile.PyCompileError, OSError):
-        py_compile.compile(str(target), cfile=cached, doraise=True)
+    tracer = folder / f"{TRACE_MODULE}.py"
+    shutil.copyfile(Path(__file__).with_name("trace.py"), tracer)
+    for module in (target, tracer):
+        cached = importlib.util.cache_from_source(str(module))
+        with contextlib.suppress(py_compile.PyCompileError, OSError):
+            py_compile.compile(str(module), cfile=cached, doraise=True)
     return folder
