@@ -7,8 +7,7 @@ copies, first-attempt copies (first attempt of each round), tasks fixed (visible
 passing (hidden tests) after the last round, wall seconds and completion tokens. Unlike
 `cyclefix bench compare`, it needs no summary.json, so it also reads an interrupted run.
 
-    python benchmarks/refine_ab.py benchmarks/runs/2026-12-01/mbpp-1.5b \
-        benchmarks/runs/2026-12-01/experiments/mbpp-1.5b-scratch
+    python benchmarks/refine_ab.py bench-out/mbpp-1.5b-before bench-out/mbpp-1.5b-after
 """
 
 from __future__ import annotations
