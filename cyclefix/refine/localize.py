@@ -3,6 +3,12 @@
 Evidence, strongest first: traceback frames in project files (the exception was raised there),
 then the names the failing assert calls, then the names the test function calls. The smallest
 enclosing function or method is the unit; the whole module only when nothing narrower is found.
+
+When the run was traced (run_tests(trace=True)), what the tests executed ranks first: the
+Ochiai score of each function over failing and passing tests (refine.spectrum), then how many
+failing tests reached it, then the crash frames, then callees before their callers among equals
+(a helper that every failing test reaches through `Invoice.tax` is where the wrong value is
+made), then the evidence above. An untraced run keeps the evidence ranking, with a note.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from cyclefix.refine.source import (
     read_source,
     target_for_span,
 )
+from cyclefix.refine.spectrum import FunctionKey, FunctionScore, score_functions
 from cyclefix.refine.types import Target
-from cyclefix.runner.results import TestCaseResult
+from cyclefix.runner.results import TestCaseResult, TestRunResult
 
 # At most this many suspects are ranked; the loop rewrites one at a time, best first.
 MAX_TARGETS = 5
@@ -48,6 +55,12 @@ class Localization:
     primary: TestCaseResult | None
     # For each suspect (path, qualname), the failing test that blames it most directly.
     blamed: Mapping[tuple[str, str], TestCaseResult] = field(default_factory=dict)
+    # From a traced run: each suspect's spectrum score and its most suspicious lines (numbers
+    # in the file as the targets show it), for the prompt to point at.
+    scores: Mapping[tuple[str, str], FunctionScore] = field(default_factory=dict)
+    lines: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    # How the ranking was made when it could not use execution (an untraced run).
+    notes: tuple[str, ...] = ()
 
 
 def focus_file(root: Path, path: Path) -> str | None:
@@ -286,12 +299,17 @@ def suspects_for_test(
 
 
 def localize(
-    index: ProjectIndex, failures: Sequence[TestCaseResult], focus: str | None = None
+    index: ProjectIndex,
+    failures: Sequence[TestCaseResult],
+    focus: str | None = None,
+    spectrum: TestRunResult | None = None,
 ) -> Localization:
     """Rank suspects over all failing tests: functions blamed by more tests come first (a test
     also blames, less, the suspects its first suspect calls).
 
     `focus` is the file the user asked to fix: among equally blamed suspects, its come first.
+    `spectrum` is a traced run of the selection (the initial run): its tests' executed lines
+    rank the functions first, `failures` saying which of its tests count as failing now.
     """
     per_test = [(case, suspects_for_test(index, case, focus)) for case in failures]
     votes: Counter[tuple[str, str]] = Counter()
@@ -319,6 +337,20 @@ def localize(
             if key in votes and key not in own:
                 votes[key] += 0.5  # type: ignore[assignment]
     ordered = sorted(votes, key=lambda k: (-votes[k], k[0] != focus, first_rank[k], k))
+    scores, notes = _spectrum_scores(index, failures, spectrum)
+    blamed_by_trace: dict[tuple[str, str], TestCaseResult] = {}
+    if scores:
+        ordered = _rank_by_spectrum(index, per_test, ordered, scores, focus)
+        for key in ordered:
+            if key not in by_key:
+                target = _function_target(index, key)
+                if target is None:
+                    continue
+                by_key[key] = target
+            case = next((c for c in failures if _executed(c, spectrum, key)), None)
+            if case is not None:
+                blamed_by_trace[key] = case
+        ordered = [k for k in ordered if k in by_key]
     targets = [by_key[k] for k in ordered]
     # Then what the suspects call: a wrong value often comes from a helper no frame points at.
     for suspect in list(targets):
@@ -341,12 +373,167 @@ def localize(
             (c for c, ts in per_test if ts and (ts[0].path, ts[0].qualname) == key),
             next((c for c, ts in per_test if any((t.path, t.qualname) == key for t in ts)), None),
         )
+        case = case or blamed_by_trace.get(key)
         if case is not None:
             blamed[key] = case
     primary = blamed.get((chosen[0].path, chosen[0].qualname)) if chosen else None
     if primary is None and failures:
         primary = failures[0]
-    return Localization(tuple(chosen), primary, blamed)
+    chosen_keys = {(t.path, t.qualname) for t in chosen}
+    lines = {
+        key: score.lines
+        for key, score in scores.items()
+        if key in chosen_keys and score.lines and _unchanged(index, spectrum, key[0])
+    }
+    return Localization(
+        tuple(chosen),
+        primary,
+        blamed,
+        {k: v for k, v in scores.items() if k in chosen_keys},
+        lines,
+        notes,
+    )
+
+
+def _spectrum_scores(
+    index: ProjectIndex, failures: Sequence[TestCaseResult], spectrum: TestRunResult | None
+) -> tuple[dict[FunctionKey, FunctionScore], tuple[str, ...]]:
+    """Spectrum scores of the project's functions, or none and a note saying why."""
+    fallback = "ranked by tracebacks and the failing asserts only: "
+    if spectrum is None:
+        return {}, ()
+    if not spectrum.traced:
+        why = next((n for n in spectrum.notes if n.startswith("not traced")), "not traced")
+        return {}, (fallback + f"the test run was {why}",)
+    failing = {c.nodeid for c in failures}
+    traced_failing = [t for t in spectrum.tests if t.nodeid in failing and t.executed]
+    if not traced_failing:
+        return {}, (fallback + "no failing test executed traced project code",)
+    spans: dict[str, set[str]] = {}
+
+    def known(key: FunctionKey) -> bool:
+        if key[0] not in spans:
+            tree = index.tree(key[0])
+            spans[key[0]] = {s.qualname for s in function_spans(tree)} if tree else set()
+        return key[1] in spans[key[0]]
+
+    return score_functions(spectrum.tests, failing, known), ()
+
+
+def _rank_by_spectrum(
+    index: ProjectIndex,
+    per_test: Sequence[tuple[TestCaseResult, list[Target]]],
+    evidence: Sequence[FunctionKey],
+    scores: Mapping[FunctionKey, FunctionScore],
+    focus: str | None,
+) -> list[FunctionKey]:
+    """Executed functions by score, then failing tests reaching them, then crash frames, then
+    callees before callers, then the file the user named, then the evidence ranking; the
+    evidence's suspects no failing test executed come last, in their own order."""
+    crashed: set[FunctionKey] = set()
+    for case, _ in per_test:
+        for frame in reversed(case.project_frames):
+            if is_test_file(frame.path):
+                continue
+            target = index.target_at(frame.path, frame.line)
+            if target is not None:
+                crashed.add((target.path, target.qualname))
+                break
+    callers = _callers_among(index, list(scores))
+    evidence_rank = {key: rank for rank, key in enumerate(evidence)}
+
+    def group(key: FunctionKey) -> tuple[float, int]:
+        return -round(scores[key].ochiai, 9), -scores[key].failed
+
+    depth = {
+        key: sum(1 for other in callers.get(key, ()) if group(other) == group(key))
+        for key in scores
+    }
+    ranked = sorted(
+        scores,
+        key=lambda k: (
+            *group(k),
+            k not in crashed,
+            -depth[k],
+            k[0] != focus,
+            evidence_rank.get(k, len(evidence)),
+            k,
+        ),
+    )
+    return ranked + [k for k in evidence if k not in scores]
+
+
+def _callers_among(
+    index: ProjectIndex, keys: Sequence[FunctionKey]
+) -> dict[FunctionKey, set[FunctionKey]]:
+    """For each function of `keys`, the others of `keys` that call it, directly or through
+    each other (by the called name: `percent_of(...)`, `self.tax()`, `money.percent_of(...)`)."""
+    by_name: dict[str, list[FunctionKey]] = {}
+    for key in keys:
+        by_name.setdefault(key[1].rsplit(".", 1)[-1], []).append(key)
+    calls: dict[FunctionKey, set[FunctionKey]] = {}
+    for key in keys:
+        node = _function_node(index, key)
+        names = set(_called_names(node)) if node is not None else set()
+        calls[key] = {k for name in names for k in by_name.get(name, ()) if k != key}
+    callers: dict[FunctionKey, set[FunctionKey]] = {key: set() for key in keys}
+    for caller in keys:
+        reached: set[FunctionKey] = set()
+        queue = list(calls[caller])
+        while queue:
+            callee = queue.pop()
+            if callee in reached or callee == caller:
+                continue
+            reached.add(callee)
+            queue.extend(calls.get(callee, ()))
+        for callee in reached:
+            callers[callee].add(caller)
+    return callers
+
+
+def _function_node(index: ProjectIndex, key: FunctionKey) -> ast.AST | None:
+    tree = index.tree(key[0])
+    if tree is None:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == key[1]:
+            return node
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if (
+                    isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and f"{node.name}.{item.name}" == key[1]
+                ):
+                    return item
+    return None
+
+
+def _function_target(index: ProjectIndex, key: FunctionKey) -> Target | None:
+    tree, src = index.tree(key[0]), index.source(key[0])
+    if tree is None or src is None:
+        return None
+    span = next((s for s in function_spans(tree) if s.qualname == key[1]), None)
+    return target_for_span(key[0], src, span) if span is not None else None
+
+
+def _executed(case: TestCaseResult, spectrum: TestRunResult | None, key: FunctionKey) -> bool:
+    """Whether the traced run shows `case` executing the function `key`."""
+    if spectrum is None:
+        return False
+    traced = next((t for t in spectrum.tests if t.nodeid == case.nodeid), None)
+    return traced is not None and any(
+        (e.path, e.qualname.split(".<locals>", 1)[0]) == key for e in traced.executed
+    )
+
+
+def _unchanged(index: ProjectIndex, spectrum: TestRunResult | None, rel: str) -> bool:
+    """Whether `rel` reads as it did in the traced run (else its line numbers moved)."""
+    if spectrum is None:
+        return False
+    try:
+        return index.source(rel) == read_source(spectrum.root / rel)
+    except SourceError:
+        return False
 
 
 def _limit(targets: list[Target], max_lines: int = 160) -> list[Target]:
