@@ -529,9 +529,8 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
     _set_hard_deadline(state, None, "")
     record = _test_record(state, nodeid)
     if state.tracer is not None:
-        displaced = state.tracer.displaced
         record["executed"] = state.tracer.take()
-        if state.tracer.displaced > displaced:
+        if state.tracer.incomplete:
             record["trace_incomplete"] = True  # the test replaced our tracer for a while
     state.current = None
     state.details.pop(nodeid, None)

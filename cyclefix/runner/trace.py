@@ -80,8 +80,8 @@ class Tracer:
         self.backend = ""
         # Why tracing is off for this process ("" while it works).
         self.unavailable = ""
-        # Tests during which someone else replaced our tracer (their record is incomplete).
-        self.displaced = 0
+        # Whether the last test replaced our tracer for a while (its record is incomplete).
+        self.incomplete = False
         self._monitoring_tool: int | None = None
         # One bound method, so that sys.gettrace() can tell whether it is still ours.
         self._hook = self._on_call
@@ -109,10 +109,19 @@ class Tracer:
         self.backend = "sys.settrace"
         return True
 
+    def uninstall(self) -> None:
+        """Give the tracing hook back (the tests of this module run it in-process)."""
+        self.pause()
+        tool = self._monitoring_tool
+        if tool is not None:
+            sys.monitoring.free_tool_id(tool)  # type: ignore[attr-defined]
+            self._monitoring_tool = None
+
     def begin(self) -> None:
         """Start recording a test (its setup)."""
         self._lines = {}
         self._active = True
+        self.incomplete = False
         tool = self._monitoring_tool
         if tool is not None:
             monitoring = sys.monitoring  # type: ignore[attr-defined]
@@ -135,7 +144,7 @@ class Tracer:
                 monitoring.set_local_events(tool, code, 0)
             return
         if sys.gettrace() is not self._hook:
-            self.displaced += 1
+            self.incomplete = True
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
 
