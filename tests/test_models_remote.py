@@ -217,3 +217,106 @@ def test_a_silent_server_times_out(server: FakeServer) -> None:
     backend = OpenAICompatibleBackend(server.url, "m", timeout=0.3)
     with pytest.raises(ModelError, match=r"sent nothing for 0.3 s|no answer within 0.3 s"):
         backend.generate(ASK, GenerationOptions())
+
+
+def keep_alive_only(stop: threading.Event) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A stream that opens and then sends `: ping` every 50 ms until the test ends."""
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        try:
+            while not stop.wait(0.05):
+                handler.wfile.write(b": ping\n\n")
+                handler.wfile.flush()
+        except OSError:
+            pass
+
+    return respond
+
+
+@pytest.fixture
+def end_of_test() -> Iterator[threading.Event]:
+    stop = threading.Event()
+    yield stop
+    stop.set()
+
+
+def test_cancel_holds_against_a_keep_alive_only_server(
+    server: FakeServer, end_of_test: threading.Event
+) -> None:
+    server.respond = keep_alive_only(end_of_test)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    result = OpenAICompatibleBackend(server.url, "m", timeout=30).generate(
+        ASK, GenerationOptions(), cancel=cancel
+    )
+    assert result.finish_reason == "cancelled"
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_keep_alive_only_server_meets_the_total_deadline(
+    server: FakeServer, end_of_test: threading.Event
+) -> None:
+    server.respond = keep_alive_only(end_of_test)
+    backend = OpenAICompatibleBackend(server.url, "m", timeout=30, total_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=r"did not finish within 0.5 s"):
+        backend.generate(ASK, GenerationOptions())
+    assert time.monotonic() - started < 2.0
+
+
+def test_cancel_holds_while_the_server_withholds_its_headers(
+    server: FakeServer, end_of_test: threading.Event
+) -> None:
+    server.respond = lambda handler: end_of_test.wait(30)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    result = OpenAICompatibleBackend(server.url, "m", timeout=30).generate(
+        ASK, GenerationOptions(), cancel=cancel
+    )
+    assert result.finish_reason == "cancelled" and result.text == ""
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_key_never_reaches_the_origin_a_redirect_names(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen_elsewhere: list[tuple[str, dict[str, str]]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        """Another origin (same host, other port): records any request of any method."""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def record(self) -> None:
+            seen_elsewhere.append((self.command, dict(self.headers)))
+            self.send_error(500)
+
+        do_GET = do_POST = do_PUT = record
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    other.daemon_threads = True
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    target = f"http://127.0.0.1:{other.server_address[1]}/v1/chat/completions"
+
+    def redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", target)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    server.respond = redirect
+    monkeypatch.setenv("CYCLEFIX_API_KEY", "sekrit")
+    try:
+        with pytest.raises(ModelError, match=r"HTTP 302, a redirect to .* follows no redirect"):
+            OpenAICompatibleBackend(server.url, "m").generate(ASK, GenerationOptions())
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert server.headers[0]["Authorization"] == "Bearer sekrit"
+    assert seen_elsewhere == []
