@@ -23,7 +23,9 @@ from cyclefix.runner import (
     run_tests,
     scratch_copy,
 )
+from cyclefix.runner import confine as confine_module
 from cyclefix.runner import plugin as plugin_module
+from cyclefix.runner import protocol
 from cyclefix.runner import run as run_module
 from cyclefix.runner.sandbox import detect_isolation, run_sandboxed
 
@@ -693,22 +695,16 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_plugin_and_runner_agree_on_the_protocol() -> None:
-    for name in (
-        "ENV_RESULTS",
-        "ENV_ROOT",
-        "ENV_TIMEOUT",
-        "ENV_GRACE",
-        "ENV_COLLECT_TIMEOUT",
-        "ENV_LOOPBACK",
-        "ENV_MAX_HANGS",
-        "FIRST_OPTION",
-        "WATCHDOG_EXIT_CODE",
-        "TEARDOWN_ALLOWANCE",
+    for name in ("FIRST_OPTION", "WATCHDOG_EXIT_CODE", "TEARDOWN_ALLOWANCE"):
+        assert getattr(plugin_module, name) == getattr(protocol, name) == getattr(run_module, name)
+    assert plugin_module.ENV_TRACE == run_module.ENV_TRACE
+    folder = run_module.plugin_directory()
+    for private, source in (
+        (protocol.PLUGIN_MODULE, plugin_module.__file__),
+        (protocol.PROTOCOL_MODULE, protocol.__file__),
+        (protocol.CONFINE_MODULE, confine_module.__file__),
     ):
-        assert getattr(plugin_module, name) == getattr(run_module, name), name
-    assert run_module.plugin_directory().joinpath(f"{run_module.PLUGIN_MODULE}.py").read_text() == (
-        Path(plugin_module.__file__).read_text()
-    )
+        assert folder.joinpath(f"{private}.py").read_text() == Path(source).read_text()
     assert sys.modules.get(run_module.PLUGIN_MODULE) is None
 
 

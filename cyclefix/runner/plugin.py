@@ -1,13 +1,15 @@
 """pytest plugin that streams one JSON line per test, with what a person needs to see why it failed.
 
 It is loaded into the user's interpreter (``-p _cyclefix_pytest_plugin``) from a private folder
-that holds only a copy of this file, so it may import nothing but the standard library and
-pytest, and nothing of cyclefix becomes importable by the user's tests. It is inert unless
-``CYCLEFIX_RESULTS`` names the file to append to. The runner imports it before pytest starts,
-so that pytest does not assertion-rewrite it (a fresh parse and compile, ~50 ms, every run);
-PYTEST_DONT_REWRITE tells pytest that this is on purpose.
+that holds only copies of this file and of ``protocol.py``, so it may import nothing but the
+standard library, pytest and the protocol, and nothing of cyclefix becomes importable by the
+user's tests. It is inert unless ``CYCLEFIX_RESULTS_FD`` and ``CYCLEFIX_KEY_FD`` name the
+inherited pipes: records go to the first, signed with the key read from the second when this
+module is imported (see protocol.py: the tests cannot sign a record). The runner imports it
+before pytest starts, so that pytest does not assertion-rewrite it (a fresh parse and compile,
+~50 ms, every run); PYTEST_DONT_REWRITE tells pytest that this is on purpose.
 
-Lines (each one JSON object, written with one ``os.write`` and so on disk at once):
+Records (each a signed JSON line, written whole under a lock; see protocol.py):
     {"event": "collect_start", "nodeid": ...}        a test module is being imported
     {"event": "collect_error", "nodeid", "path", "line", "message"}
     {"event": "collected", "nodeids": [...]}          the final selection, in run order
@@ -27,7 +29,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
-import json
 import linecache
 import os
 import reprlib
@@ -36,30 +37,31 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-ENV_RESULTS = "CYCLEFIX_RESULTS"
-ENV_ROOT = "CYCLEFIX_ROOT"
-ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
-ENV_GRACE = "CYCLEFIX_TEST_GRACE"
-ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
-ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
-ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
+if TYPE_CHECKING:
+    from cyclefix.runner import protocol
+else:
+    try:  # the runner's private copy, in the test process
+        import _cyclefix_protocol as protocol
+    except ImportError:
+        from cyclefix.runner import protocol
+
 # "1": record which project lines each test executed (setup and call), in its record.
 ENV_TRACE = "CYCLEFIX_TRACE"
 # The tracer, shipped next to this file (cyclefix/runner/trace.py); imported only when asked.
 TRACE_MODULE = "_cyclefix_trace"
-FIRST_OPTION = "--cyclefix-first"
-WATCHDOG_EXIT_CODE = 86
+FIRST_OPTION = protocol.FIRST_OPTION
+WATCHDOG_EXIT_CODE = protocol.WATCHDOG_EXIT_CODE
 
 OUTPUT_LIMIT = 4096
 MESSAGE_LIMIT = 2000
 VALUE_LIMIT = 1000
 SOURCE_LIMIT = 4000
 # Teardown after a timed-out call still gets this long to release resources.
-TEARDOWN_ALLOWANCE = 1.0
+TEARDOWN_ALLOWANCE = protocol.TEARDOWN_ALLOWANCE
 # The alarm repeats this often while code keeps swallowing it.
 ALARM_REPEAT = 0.5
 # Paths under these folders are never "project files".
@@ -146,19 +148,33 @@ def _is_test_file(path: Path) -> bool:
 
 
 class _Writer:
-    """Appends whole JSON lines to the results file; each line is one write(2)."""
+    """Sends signed records down the results pipe, whole lines in order under a lock."""
 
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    def __init__(self, fd: int, signer: protocol.RecordSigner) -> None:
+        self._fd = fd
+        self._signer = signer
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
         with self._lock:
-            view = memoryview(data)
+            view = memoryview(self._signer.line(record))
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+
+
+def _open_channel() -> _Writer | None:
+    """The results pipe, with the key read (and its pipe closed) now, at import: before pytest
+    loads any project code, and without keeping the key bytes anywhere but the HMAC state."""
+    results_fd = os.environ.pop(protocol.ENV_RESULTS_FD, "")
+    key_fd = os.environ.pop(protocol.ENV_KEY_FD, "")
+    if not (results_fd.isdigit() and key_fd.isdigit()):
+        return None
+    os.set_inheritable(int(results_fd), False)  # the tests' subprocesses get no copy
+    return _Writer(int(results_fd), protocol.RecordSigner(protocol.read_key(int(key_fd))))
+
+
+_channel = _open_channel()
 
 
 class _State:
@@ -226,22 +242,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     global _state
-    results = os.environ.get(ENV_RESULTS)
-    if not results:
+    if _channel is None:
         return
-    root = Path(os.environ.get(ENV_ROOT) or str(config.rootpath)).resolve()
-    timeout = float(os.environ.get(ENV_TIMEOUT) or 3.0)
-    grace = float(os.environ.get(ENV_GRACE) or 2.0)
-    state = _State(_Writer(results), root, timeout, grace)
-    state.collect_timeout = float(os.environ.get(ENV_COLLECT_TIMEOUT) or 0.0)
-    state.max_hangs = int(os.environ.get(ENV_MAX_HANGS) or 0)
+    root = Path(os.environ.get(protocol.ENV_ROOT) or str(config.rootpath)).resolve()
+    timeout = float(os.environ.get(protocol.ENV_TIMEOUT) or 3.0)
+    grace = float(os.environ.get(protocol.ENV_GRACE) or 2.0)
+    state = _State(_channel, root, timeout, grace)
+    state.collect_timeout = float(os.environ.get(protocol.ENV_COLLECT_TIMEOUT) or 0.0)
+    state.max_hangs = int(os.environ.get(protocol.ENV_MAX_HANGS) or 0)
     if threading.current_thread() is threading.main_thread() and (
         timeout > 0 or state.collect_timeout > 0
     ):
         signal.signal(signal.SIGALRM, _on_alarm)
         state.alarm_installed = True
-    if os.environ.get(ENV_LOOPBACK) == "1":
-        _loopback_up()
     if os.environ.get(ENV_TRACE) == "1":
         state.tracer = _start_tracer(state)
     _state = state
@@ -259,22 +272,6 @@ def _start_tracer(state: _State) -> Any:
         reason = f"the tracer failed to start: {exc!r}"
     state.writer.write({"event": "trace", "active": False, "reason": reason})
     return None
-
-
-def _loopback_up() -> None:
-    """A fresh network namespace has its loopback down; bring it up so localhost works."""
-    import fcntl
-    import socket
-    import struct
-
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            request = struct.pack("16sh", b"lo", 0)
-            flags = struct.unpack("16sh", fcntl.ioctl(sock, siocgifflags, request))[1]
-            fcntl.ioctl(sock, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
-    except OSError:
-        pass  # not allowed here: tests that need localhost will say so themselves
 
 
 # ---------------------------------------------------------------- timeouts

@@ -1,9 +1,12 @@
-"""Run pytest on a project under the sandbox and turn our plugin's JSON lines into results.
+"""Run pytest on a project under the sandbox and turn our plugin's signed records into results.
 
-The plugin appends one line per event to a results file; this side tails it while pytest runs
-(live progress through ``on_test``), kills the run when a test ignores its timeout, and, when
-the process dies in the middle (a hang, ``os._exit``, a crash), marks the running test and
-runs the rest again with ``--deselect`` of everything already seen, a bounded number of times.
+The plugin sends one signed line per event down a pipe (protocol.py); this side reads it while
+pytest runs (live progress through ``on_test``), kills the run when a test ignores its timeout,
+and, when the process dies in the middle (a hang, ``os._exit``, a crash), marks the running test
+and runs the rest again with ``--deselect`` of everything already seen, a bounded number of
+times. A line the plugin did not sign, or a session whose exit status and collected tests
+disagree with its records, makes the run fail ("UntrustedResults"): code under test cannot
+report a pass. Runs on a scratch copy (``confinement``) are confined by confine.py.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import atexit
 import contextlib
 import functools
 import importlib.util
-import json
 import os
 import py_compile
 import re
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from cyclefix.errors import CyclefixError
+from cyclefix.runner import confine, protocol
+from cyclefix.runner.environment import child_environment
 from cyclefix.runner.results import (
     Callee,
     CollectionError,
@@ -44,20 +48,12 @@ from cyclefix.runner.sandbox import (
     detect_isolation,
 )
 
-# The plugin's side of the protocol (cyclefix/runner/plugin.py; a test checks they agree).
-PLUGIN_MODULE = "_cyclefix_pytest_plugin"
-ENV_RESULTS = "CYCLEFIX_RESULTS"
-ENV_ROOT = "CYCLEFIX_ROOT"
-ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
-ENV_GRACE = "CYCLEFIX_TEST_GRACE"
-ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
-ENV_LOOPBACK = "CYCLEFIX_LOOPBACK_UP"
-ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
+PLUGIN_MODULE = protocol.PLUGIN_MODULE
 ENV_TRACE = "CYCLEFIX_TRACE"
 TRACE_MODULE = "_cyclefix_trace"
-FIRST_OPTION = "--cyclefix-first"
-WATCHDOG_EXIT_CODE = 86
-TEARDOWN_ALLOWANCE = 1.0
+FIRST_OPTION = protocol.FIRST_OPTION
+WATCHDOG_EXIT_CODE = protocol.WATCHDOG_EXIT_CODE
+TEARDOWN_ALLOWANCE = protocol.TEARDOWN_ALLOWANCE
 
 # Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
 GRACE = 1.0
@@ -67,17 +63,21 @@ PARENT_MARGIN = 0.5
 # or atexit handler can keep it alive forever). 2 s was once too few for a plain exit under
 # a full test suite on 2 cores; the results are read by then, so waiting longer loses nothing.
 SHUTDOWN_GRACE = 5.0
-# How often the results file is read while pytest runs.
+# How often the results pipe is read while pytest runs.
 POLL_SECONDS = 0.02
 # Runs after the first, each resuming after a test that killed its process.
 MAX_RERUNS = 5
 # Importing one test module may take this long (imports can be slow; an import-time loop not).
 MIN_COLLECT_TIMEOUT = 10.0
 
-# `python -m pytest`, with our plugin imported first from its bytecode (see plugin.py).
+# `python -m pytest`, confined first (confine.py), then with our plugin imported from its
+# bytecode (see plugin.py) before pytest: it takes the signing key before any project code runs.
 LAUNCHER = (
-    f"import sys, {PLUGIN_MODULE}, pytest; sys.exit(getattr(pytest, 'console_main', pytest.main)())"
+    f"import sys, {protocol.CONFINE_MODULE}; {protocol.CONFINE_MODULE}.apply_from_environment(); "
+    f"import {PLUGIN_MODULE}, pytest; sys.exit(getattr(pytest, 'console_main', pytest.main)())"
 )
+# The test that stands for a process whose results cannot be trusted.
+UNTRUSTED_NODEID = "<cyclefix>::results"
 PYTEST_OPTIONS = (
     "-p",
     "no:cacheprovider",
@@ -101,6 +101,8 @@ def run_tests(
     on_collected: Callable[[int], None] | None = None,
     autoload_plugins: bool = True,
     trace: bool = False,
+    confinement: Confinement | None = None,
+    pass_env: Sequence[str] = (),
 ) -> TestRunResult:
     """Run pytest in `root` on `tests` (pytest args relative to root; empty: the whole suite).
 
@@ -111,6 +113,11 @@ def run_tests(
     `trace=True` records which project non-test functions and lines each test executed
     (`TestCaseResult.executed`, `TestRunResult.traced`); where that is impossible (a tracer
     already installed) the run says why in its notes and `traced` is False.
+    `confinement` marks `root` as a scratch copy of `confinement.original` that runs untrusted
+    code: its processes may write only there and in a private temp folder (also HOME), make
+    no TCP connections, and import the copy where the environment pointed into the original;
+    layers this OS lacks are named once in the notes. `pass_env`: environment names passed
+    through besides the allowlist (environment.py); ``CYCLEFIX_*`` never is.
     Raises CyclefixError when the folder or the interpreter is unusable, or pytest refuses
     the arguments; test failures, hangs and crashes are results, not errors.
     """
@@ -130,8 +137,19 @@ def run_tests(
         cancel=cancel,
         autoload_plugins=autoload_plugins,
         trace=trace,
+        confinement=confinement,
+        pass_env=tuple(pass_env),
     )
     return run.execute()
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """A run on a scratch copy of `original`, the user's real project."""
+
+    original: Path
+    # Folders the run may write to besides the copy and its private temp folder.
+    writable: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -145,6 +163,11 @@ class _Attempt:
     watchdog: str | None = None
     session_exit: int | None = None
     hung: str | None = None
+    verifier: protocol.RecordVerifier | None = None
+    # Why this process's records are not believed ("" while they are).
+    untrusted: str = ""
+    # We killed pytest after its session ended (a lingering thread): its exit status is ours.
+    killed_after_session: bool = False
 
 
 @dataclass
@@ -158,6 +181,8 @@ class _Run:
     cancel: threading.Event | None
     autoload_plugins: bool
     trace: bool = False
+    confinement: Confinement | None = None
+    pass_env: tuple[str, ...] = ()
     tests: list[TestCaseResult] = field(default_factory=list)
     collection_errors: list[CollectionError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -176,8 +201,9 @@ class _Run:
         session_exits: list[int | None] = []
         timed_out = cancelled = False
         network_isolated = True
+        plan = self._confine_plan(workdir)
         try:
-            for attempt_index in range(MAX_RERUNS + 1):
+            for _ in range(MAX_RERUNS + 1):
                 limits = self.limits
                 if limits.run_timeout:
                     remaining = limits.run_timeout - (time.monotonic() - started)
@@ -185,10 +211,9 @@ class _Run:
                         timed_out = True
                         break
                     limits = replace(limits, run_timeout=remaining)
-                results_file = workdir / f"results-{attempt_index}.jsonl"
-                results_file.touch()
-                attempt, ended = self._one_process(results_file, limits, skip_tests, skip_modules)
-                session_exits.append(attempt.session_exit)
+                attempt, ended = self._one_process(plan, workdir, limits, skip_tests, skip_modules)
+                attempt.untrusted = attempt.untrusted or self._disagreement(attempt, ended)
+                session_exits.append(None if attempt.untrusted else attempt.session_exit)
                 network_isolated = network_isolated and ended.network_isolated
                 self.outputs.append(ended.output)
                 self.notes.extend(n for n in ended.notes if n not in self.notes)
@@ -248,9 +273,43 @@ class _Run:
         return 0 if self.tests else 5
 
     # ---- one pytest process
+    def _confine_plan(self, workdir: Path) -> confine.ConfinePlan | None:
+        """What the launcher enforces, with a note for each layer this machine cannot give."""
+        if not sys.platform.startswith("linux"):
+            if self.confinement is not None:
+                self.notes.append(
+                    f"not confined on {sys.platform}: candidate code can write wherever you can "
+                    "and use the network (only Linux has Landlock)"
+                )
+            return None
+        isolated = detect_isolation().network_isolated
+        if self.confinement is None:
+            return confine.ConfinePlan(loopback_up=isolated)
+        abi = confine.landlock_abi()
+        writable: tuple[str, ...] = ()
+        if abi >= 1:
+            writable = (str(self.root), str(workdir), *(str(p) for p in self.confinement.writable))
+        else:
+            self.notes.append(
+                "writes not confined to the scratch copy: this kernel has no Landlock "
+                "(Linux 5.13+); candidate code can write wherever you can"
+            )
+        if abi < 4 and not isolated:
+            self.notes.append(
+                "network not cut for candidates: no network namespace, and Landlock "
+                f"ABI {abi} cannot refuse TCP (needs 4, Linux 6.7+)"
+            )
+        return confine.ConfinePlan(
+            writable=writable,
+            deny_tcp=abi >= 4,
+            loopback_up=isolated,
+            remap=(str(self.confinement.original.resolve()), str(self.root)),
+        )
+
     def _one_process(
         self,
-        results_file: Path,
+        plan: confine.ConfinePlan | None,
+        workdir: Path,
         limits: SandboxLimits,
         deselected: Sequence[str],
         ignored: Sequence[str],
@@ -267,51 +326,83 @@ class _Run:
             *(f"--ignore={path}" for path in ignored),
             *self.args,
         ]
-        env = self._environment(results_file)
-        attempt = _Attempt()
+        key = protocol.new_key()
+        attempt = _Attempt(verifier=protocol.RecordVerifier(key))
         per_test = self.limits.per_test_timeout
         teardown = min(per_test, TEARDOWN_ALLOWANCE)
         hang_after = per_test + teardown + GRACE + PARENT_MARGIN if per_test else 0.0
         collect_after = _collect_timeout(self.limits) + GRACE + PARENT_MARGIN
-        with (
-            SandboxedProcess(
-                argv, cwd=self.root, env=env, limits=limits, cancel=self.cancel
-            ) as process,
-            open(results_file, "rb") as stream,
-        ):
-            pending = b""
-            since = time.monotonic()
-            while True:
-                exited = process.wait(POLL_SECONDS)
-                data = stream.read()
-                if data:
-                    lines = (pending + data).split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        if self._handle(attempt, line):
-                            since = time.monotonic()
-                if exited:
-                    break
-                waited = time.monotonic() - since
-                if attempt.session_exit is not None and waited > SHUTDOWN_GRACE:
-                    self.notes.append("pytest did not exit after its session ended; killed it")
-                    process.kill("pytest did not exit after its session ended")
-                elif attempt.running is not None and hang_after and waited > hang_after:
-                    attempt.hung = attempt.running
-                    process.kill(f"test {attempt.running} did not stop after its timeout")
-                elif attempt.collecting is not None and waited > collect_after:
-                    attempt.hung = "collect:" + attempt.collecting
-                    process.kill(f"importing {attempt.collecting} did not stop")
-            if pending.strip():
-                self._handle(attempt, pending)
-            outcome = process.close()
+        with _OwnFds() as fds:
+            results_read, results_write = fds.pipe()
+            key_read, key_write = fds.pipe()
+            os.write(key_write, key)  # 32 bytes: fits the pipe's buffer, never blocks
+            fds.close(key_write)
+            os.set_blocking(results_read, False)
+            env = self._environment(plan, workdir, results_write, key_read)
+            process = SandboxedProcess(
+                argv,
+                cwd=self.root,
+                env=env,
+                limits=limits,
+                cancel=self.cancel,
+                pass_fds=(results_write, key_read),
+            )
+            fds.close(results_write)  # the child holds the only write end now
+            fds.close(key_read)
+            with process:
+                attempt, outcome = self._follow(
+                    process, attempt, results_read, hang_after, collect_after
+                )
         return attempt, outcome
 
-    def _environment(self, results_file: Path) -> dict[str, str]:
-        # Options from the calling environment (-x, --pdb, a plugin's flags) are not the
-        # project's: its own ini file still applies.
-        dropped = ("PYTHONINSPECT", "PYTHONSTARTUP", "PYTEST_ADDOPTS")
-        env = {k: v for k, v in os.environ.items() if k not in dropped}
+    def _follow(
+        self,
+        process: SandboxedProcess,
+        attempt: _Attempt,
+        results: int,
+        hang_after: float,
+        collect_after: float,
+    ) -> tuple[_Attempt, SandboxResult]:
+        """Read records until the process ends, killing it when it hangs or forges a record."""
+        pending = b""
+        since = time.monotonic()
+        while True:
+            exited = process.wait(POLL_SECONDS)
+            data = _read_available(results)
+            if data:
+                lines = (pending + data).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if self._handle(attempt, line):
+                        since = time.monotonic()
+            if exited:
+                break
+            waited = time.monotonic() - since
+            if attempt.untrusted:
+                process.kill("the test process wrote records the plugin did not sign")
+            elif attempt.session_exit is not None and waited > SHUTDOWN_GRACE:
+                self.notes.append("pytest did not exit after its session ended; killed it")
+                attempt.killed_after_session = True
+                process.kill("pytest did not exit after its session ended")
+            elif attempt.running is not None and hang_after and waited > hang_after:
+                attempt.hung = attempt.running
+                process.kill(f"test {attempt.running} did not stop after its timeout")
+            elif attempt.collecting is not None and waited > collect_after:
+                attempt.hung = "collect:" + attempt.collecting
+                process.kill(f"importing {attempt.collecting} did not stop")
+        # A line cut short by the end of the process is dropped: it proves nothing either way.
+        return attempt, process.close()
+
+    def _environment(
+        self, plan: confine.ConfinePlan | None, workdir: Path, results_fd: int, key_fd: int
+    ) -> dict[str, str]:
+        confined = self.confinement
+        env = child_environment(
+            os.environ,
+            pass_env=self.pass_env,
+            private_home=workdir / "home" if confined is not None else None,
+            remap=(confined.original, self.root) if confined is not None else None,
+        )
         existing = env.get("PYTHONPATH")
         plugin_dir = plugin_directory()
         if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
@@ -321,14 +412,15 @@ class _Run:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTHONHASHSEED"] = "0"
         env["PYTHONNOUSERSITE"] = "1"
-        env[ENV_RESULTS] = str(results_file)
-        env[ENV_ROOT] = str(self.root)
-        env[ENV_TIMEOUT] = f"{self.limits.per_test_timeout:g}"
-        env[ENV_GRACE] = f"{GRACE:g}"
-        env[ENV_MAX_HANGS] = str(self.limits.max_hangs)
-        env[ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
-        if detect_isolation().network_isolated:
-            env[ENV_LOOPBACK] = "1"
+        env[protocol.ENV_RESULTS_FD] = str(results_fd)
+        env[protocol.ENV_KEY_FD] = str(key_fd)
+        env[protocol.ENV_ROOT] = str(self.root)
+        env[protocol.ENV_TIMEOUT] = f"{self.limits.per_test_timeout:g}"
+        env[protocol.ENV_GRACE] = f"{GRACE:g}"
+        env[protocol.ENV_MAX_HANGS] = str(self.limits.max_hangs)
+        env[protocol.ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
+        if plan is not None:
+            env[protocol.ENV_CONFINE] = plan.to_json()
         if not self.autoload_plugins:
             env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         if self.trace:
@@ -336,12 +428,15 @@ class _Run:
         return env
 
     def _handle(self, attempt: _Attempt, line: bytes) -> bool:
-        """Apply one JSON line; True when it shows progress (a test or module started/ended)."""
-        try:
-            record = json.loads(line)
-        except ValueError:
+        """Apply one signed line; True when it shows progress (a test or module started/ended).
+
+        From the first line the plugin did not sign, nothing more of the process is believed."""
+        if attempt.untrusted or attempt.verifier is None:
             return False
-        if not isinstance(record, dict):
+        try:
+            record = attempt.verifier.record(line)
+        except protocol.ForgedRecord as exc:
+            attempt.untrusted = f"the test process forged its results ({exc})"
             return False
         event = record.get("event")
         nodeid = str(record.get("nodeid", ""))
@@ -403,6 +498,17 @@ class _Run:
     ) -> tuple[list[str], list[str]] | None:
         """Record what the end of a process means: None, or (node ids, modules) to skip in a
         new process that runs the rest."""
+        if attempt.untrusted:
+            self.notes.append(f"results not trusted: {attempt.untrusted}")
+            self._add(
+                TestCaseResult(
+                    nodeid=UNTRUSTED_NODEID,
+                    outcome="error",
+                    exc_type="UntrustedResults",
+                    exc_message=attempt.untrusted,
+                )
+            )
+            return None
         if attempt.session_exit is not None:
             return None  # pytest finished on its own
         if ended.cancelled:
@@ -421,6 +527,27 @@ class _Run:
             return None
         self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
         return sorted(done), []
+
+    def _disagreement(self, attempt: _Attempt, ended: SandboxResult) -> str:
+        """Why a session that ended normally is not believed: its exit status or its collected
+        tests disagree with its records ("" when they agree)."""
+        status = attempt.session_exit
+        if status is None or ended.cancelled or ended.timed_out:
+            return ""
+        if ended.returncode != status and not attempt.killed_after_session:
+            return (
+                f"pytest's session ended with status {status}, its process with {ended.returncode}"
+            )
+        cases = attempt.finished.values()
+        records_pass = all(case.ok for case in cases) and not self.collection_errors
+        missing = [n for n in attempt.collected or () if n not in attempt.finished]
+        if records_pass and missing:
+            return f"{len(missing)} collected test(s) have no result (e.g. {missing[0]})"
+        if status == 0 and not records_pass:
+            return "pytest reported success for a session with failing tests"
+        if status not in (0, 5) and records_pass:
+            return f"pytest ended with status {status} but no test failed"
+        return ""
 
     def _settle_collection(
         self, attempt: _Attempt, ended: SandboxResult
@@ -448,6 +575,8 @@ class _Run:
         conftest = _conftest_failure(output, self.root)
         if conftest is not None:
             self._add_collection_error(conftest)
+        elif ended.returncode == protocol.CONFINE_EXIT_CODE:
+            raise CyclefixError(f"cannot confine the test process: {_first_error_line(output)}")
         elif ended.returncode == 4:
             raise CyclefixError(f"pytest refused the arguments: {_first_error_line(output)}")
         elif ended.returncode not in (0, 5):
@@ -634,8 +763,54 @@ def plugin_directory() -> Path:
     shutil.copyfile(Path(__file__).with_name("plugin.py"), target)
     tracer = folder / f"{TRACE_MODULE}.py"
     shutil.copyfile(Path(__file__).with_name("trace.py"), tracer)
-    for module in (target, tracer):
+    shared = folder / f"{protocol.PROTOCOL_MODULE}.py"
+    shutil.copyfile(Path(__file__).with_name("protocol.py"), shared)
+    confiner = folder / f"{protocol.CONFINE_MODULE}.py"
+    shutil.copyfile(Path(__file__).with_name("confine.py"), confiner)
+    for module in (target, tracer, shared, confiner):
         cached = importlib.util.cache_from_source(str(module))
         with contextlib.suppress(py_compile.PyCompileError, OSError):
             py_compile.compile(str(module), cfile=cached, doraise=True)
     return folder
+
+
+class _OwnFds:
+    """Pipe ends this side opened; each closed exactly once (a second close could hit a
+    number another thread has been given since)."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def pipe(self) -> tuple[int, int]:
+        read, write = os.pipe()
+        self._open.update((read, write))
+        return read, write
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> _OwnFds:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
+def _read_available(fd: int) -> bytes:
+    """What the pipe holds now, without waiting."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -212,9 +212,19 @@ class Isolation:
     prefix: tuple[str, ...]  # e.g. ("/usr/bin/unshare", "--pid", "--fork", ..., "--")
     pid_namespace: bool
     network_isolated: bool
+    # A mount namespace with /proc mounted for the pid namespace: no host process is visible
+    # there, so no host namespace can be opened through /proc/<pid>/ns.
+    private_proc: bool = False
 
 
+_PRIVATE_PROC = ("--mount", "--mount-proc")
 _UNSHARE_CANDIDATES: tuple[tuple[tuple[str, ...], bool, bool], ...] = (
+    (("--pid", "--fork", "--kill-child", "--net", *_PRIVATE_PROC), True, True),
+    (
+        ("--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--net", *_PRIVATE_PROC),
+        True,
+        True,
+    ),
     (("--pid", "--fork", "--kill-child", "--net"), True, True),
     (("--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--net"), True, True),
     (("--net",), False, True),
@@ -245,7 +255,7 @@ def detect_isolation() -> Isolation:
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
-            return Isolation((unshare, *flags, "--"), pid_ns, net)
+            return Isolation((unshare, *flags, "--"), pid_ns, net, "--mount-proc" in flags)
     return Isolation((), False, False)
 
 
@@ -474,6 +484,7 @@ class SandboxedProcess:
         env: Mapping[str, str] | None = None,
         limits: SandboxLimits = SandboxLimits(),
         cancel: threading.Event | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         if not argv or shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
             raise CyclefixError(f"cannot start {argv[0] if argv else '(nothing)'}: no such program")
@@ -490,6 +501,8 @@ class SandboxedProcess:
         isolation = detect_isolation()
         self.network_isolated = isolation.network_isolated
         self.pid_namespace = isolation.pid_namespace
+        if isolation.pid_namespace and not isolation.private_proc:
+            self.notes.append("host processes visible in /proc: no mount namespace allowed here")
         if not isolation.network_isolated:
             self.notes.append("network not isolated: no network namespace allowed here")
         if not isolation.pid_namespace:
@@ -523,6 +536,7 @@ class SandboxedProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
                 preexec_fn=self._child_setup(),
             )
         except OSError as exc:

@@ -1,0 +1,181 @@
+"""What the runner and its pytest plugin say to each other: environment names, records, signing.
+
+The plugin runs in the user's interpreter from a private folder that holds copies of this
+module, the plugin and the confinement module, so this module is standard library only and
+runs on Python 3.9 (the oldest interpreter a project may bring): annotations stay strings.
+
+Records travel as lines over a pipe whose write end the test process inherits; each line is
+``<hex HMAC-SHA256> <json>``, the MAC taken over the record's sequence number and its JSON with
+a per-process key. The plugin reads that key from a second pipe when it is imported, before
+pytest loads any project code, and closes the pipe: the key is never in the environment, on
+disk, or in a module global. Code under test can write to the results pipe (it may find the
+fd) but cannot sign, so a forged or interleaved line breaks the chain and the parent stops
+trusting the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any, TypedDict
+
+# The module names of the private copies in the test process's folder.
+PLUGIN_MODULE = "_cyclefix_pytest_plugin"
+PROTOCOL_MODULE = "_cyclefix_protocol"
+CONFINE_MODULE = "_cyclefix_confine"
+
+# Environment of the test process (names only: every value is public to the code under test).
+ENV_RESULTS_FD = "CYCLEFIX_RESULTS_FD"
+ENV_KEY_FD = "CYCLEFIX_KEY_FD"
+ENV_ROOT = "CYCLEFIX_ROOT"
+ENV_TIMEOUT = "CYCLEFIX_TEST_TIMEOUT"
+ENV_GRACE = "CYCLEFIX_TEST_GRACE"
+ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
+ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
+ENV_CONFINE = "CYCLEFIX_CONFINE"
+FIRST_OPTION = "--cyclefix-first"
+WATCHDOG_EXIT_CODE = 86
+# The launcher exits with this when it cannot confine the process as asked.
+CONFINE_EXIT_CODE = 87
+TEARDOWN_ALLOWANCE = 1.0
+
+KEY_BYTES = 32
+_MAC_HEX = 2 * hashlib.sha256().digest_size
+
+
+class Frame(TypedDict):
+    path: str
+    line: int
+    function: str
+    source: str
+
+
+class _CaseRecordRequired(TypedDict):
+    event: str  # "test"
+    nodeid: str
+    outcome: str  # passed, failed, error, skipped, timeout
+    duration: float
+    stdout: str
+    stderr: str
+
+
+class CaseRecord(_CaseRecordRequired, total=False):
+    """One test ended (the fields of TestCaseResult)."""
+
+    path: str | None
+    line: int | None
+    exc_type: str | None
+    exc_message: str | None
+    assert_source: str | None
+    assert_explanation: str | None
+    input: str | None
+    expected: str | None
+    actual: str | None
+    test_source: str | None
+    line_source: str | None
+    project_frames: list[Frame]
+    callees: dict[str, list[str]]
+
+
+class NodeRecord(TypedDict):
+    """collect_start (a test module is being imported) or start (a test begins)."""
+
+    event: str
+    nodeid: str
+
+
+class _CollectErrorRequired(TypedDict):
+    event: str  # "collect_error"
+    nodeid: str
+    message: str
+
+
+class CollectErrorRecord(_CollectErrorRequired, total=False):
+    path: str | None
+    line: int | None
+
+
+class CollectedRecord(TypedDict):
+    event: str  # "collected": the final selection, in run order
+    nodeids: list[str]
+
+
+class WatchdogRecord(TypedDict):
+    event: str  # "watchdog": the test ignored its timeout; the process exits now
+    nodeid: str
+    seconds: float
+
+
+class SessionFinishRecord(TypedDict):
+    event: str  # "session_finish"
+    exitstatus: int
+
+
+def _mac(key_mac: Any, sequence: int, payload: bytes) -> str:
+    mac = key_mac.copy()
+    mac.update(sequence.to_bytes(8, "big"))
+    mac.update(payload)
+    return str(mac.hexdigest())
+
+
+class RecordSigner:
+    """Signs the plugin's records in order; holds the key only as HMAC state, not as bytes."""
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._sequence = 0
+
+    def line(self, record: dict[str, Any]) -> bytes:
+        payload = json.dumps(record, ensure_ascii=True).encode("ascii")
+        signed = _mac(self._mac, self._sequence, payload).encode("ascii") + b" " + payload + b"\n"
+        self._sequence += 1
+        return signed
+
+
+class ForgedRecord(Exception):
+    """A line that the plugin did not sign, or not in this place of the stream."""
+
+
+class RecordVerifier:
+    """The parent's side: accepts lines only in the order they were signed."""
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._sequence = 0
+
+    def record(self, line: bytes) -> dict[str, Any]:
+        """The record of one signed line (without its newline); raises ForgedRecord."""
+        mac, _, payload = line.partition(b" ")
+        if len(mac) != _MAC_HEX:
+            raise ForgedRecord(f"line {self._sequence} is not signed")
+        expected = _mac(self._mac, self._sequence, payload).encode("ascii")
+        if not hmac.compare_digest(mac, expected):
+            raise ForgedRecord(f"line {self._sequence} has a wrong signature")
+        try:
+            record = json.loads(payload)
+        except ValueError as exc:
+            raise ForgedRecord(f"line {self._sequence} is not JSON") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+            raise ForgedRecord(f"line {self._sequence} is not a record")
+        self._sequence += 1
+        return record
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+def read_key(fd: int) -> bytes:
+    """The whole key from the pipe the parent filled and closed; closes our end."""
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, KEY_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
