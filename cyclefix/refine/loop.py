@@ -62,6 +62,7 @@ from cyclefix.refine.types import (
     Verdict,
 )
 from cyclefix.runner import (
+    Confinement,
     find_project_python,
     find_project_root,
     order_failing_first,
@@ -786,6 +787,8 @@ class _Session:
             limits=limits,
             python=self.python.python,
             cancel=self.deadline.event,
+            # Candidates run on the scratch copy: they may write nothing of the user's.
+            confinement=Confinement(self.root) if scratch else None,
         )
         self.emit(TestsFinished(run, scratch))
         return run

@@ -4,6 +4,7 @@ find_project_root(path)              the folder pytest runs in
 select_tests(root, changed, explicit) which tests (pytest args); () is the whole suite
 order_failing_first(tests, failing)  the same selection, previously failing tests first
 run_tests(root, tests, ...)          pytest in a sandbox -> TestRunResult
+Confinement(original)                run_tests(confinement=...): a scratch copy's run, confined
 find_project_python(root)            the interpreter for a project's tests (its own venv)
 scratch_copy(root)                   a throwaway copy of the project to run candidates in
 feedback_text(case)                  the CYCLE feedback for one failing test
@@ -20,13 +21,14 @@ from cyclefix.runner.results import (
     TestCaseResult,
     TestRunResult,
 )
-from cyclefix.runner.run import run_tests
+from cyclefix.runner.run import Confinement, run_tests
 from cyclefix.runner.sandbox import SandboxLimits, scratch_copy
 from cyclefix.runner.select import order_failing_first, select_tests
 
 __all__ = [
     "Callee",
     "CollectionError",
+    "Confinement",
     "Frame",
     "Outcome",
     "ProjectPython",
