@@ -55,7 +55,15 @@ def check(
     if on_event:
         on_event(TestsStarted(root, selection, scratch=False))
     python = find_project_python(root, config.python)
-    run = run_tests(root, selection, limits=limits_for(config), python=python.python, cancel=cancel)
+    # Traced: what each test executed localizes the bug (refine.spectrum).
+    run = run_tests(
+        root,
+        selection,
+        limits=limits_for(config),
+        python=python.python,
+        cancel=cancel,
+        trace=True,
+    )
     if python.note:
         run = dataclasses.replace(run, notes=(*run.notes, python.note))
     if on_event:
@@ -64,7 +72,8 @@ def check(
 
 
 def suspects(run: TestRunResult) -> tuple[Target, ...]:
-    """The functions the failures of `run` point at, most likely first."""
+    """The functions the failures of `run` point at, most likely first (by what its tests
+    executed when `run` was traced)."""
     if not run.failures:
         return ()
-    return localize(ProjectIndex(run.root), run.failures).targets
+    return localize(ProjectIndex(run.root), run.failures, spectrum=run).targets

@@ -62,7 +62,6 @@ from cyclefix.refine.types import (
     Verdict,
 )
 from cyclefix.runner import (
-    Confinement,
     find_project_python,
     find_project_root,
     order_failing_first,
@@ -311,8 +310,12 @@ class _Session:
                 break
             assert state.run is not None
             loc = localize(
-                ProjectIndex(scratch, dict(state.sources)), state.run.failures, self.focus
+                ProjectIndex(scratch, dict(state.sources)),
+                state.run.failures,
+                self.focus,
+                spectrum=initial,  # the traced run: what the tests executed ranks suspects
             )
+            self.notes.extend(n for n in loc.notes if n not in self.notes)
             if not loc.targets:
                 self.notes.append("could not find the code the failing tests exercise")
                 break
@@ -787,8 +790,7 @@ class _Session:
             limits=limits,
             python=self.python.python,
             cancel=self.deadline.event,
-            # Candidates run on the scratch copy: they may write nothing of the user's.
-            confinement=Confinement(self.root) if scratch else None,
+            trace=not scratch,  # the initial run: its spectrum localizes
         )
         self.emit(TestsFinished(run, scratch))
         return run

@@ -449,7 +449,8 @@ class _Run:
                 return False
             attempt.running = None
             attempt.finished[case.nodeid] = case
-            if record.get("trace_incomplete") is True:
+            # A timeout raised inside the tracer unsets it: expected, not worth a note.
+            if record.get("trace_incomplete") is True and case.outcome != "timeout":
                 self.trace_incomplete.append(case.nodeid)
             self._add(case)
         elif event == "collect_start":

@@ -1,0 +1,197 @@
+"""Spectrum-based localization: what the failing and passing tests executed ranks suspects."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cyclefix.refine.check import suspects
+from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.spectrum import ochiai, score_functions
+from cyclefix.runner import SandboxLimits, run_tests
+from cyclefix.runner.results import ExecutedFunction, Frame, TestCaseResult, TestRunResult
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "invoicing"
+
+MONEY = (
+    "def percent_of(cents, percent):\n"  # 1
+    "    if percent == 0:\n"  # 2
+    "        return 0\n"  # 3
+    "    return cents * percent // 100\n"  # 4
+)
+INVOICE = (
+    "from shop.money import percent_of\n"  # 1
+    "\n"  # 2
+    "class Invoice:\n"  # 3
+    "    def __init__(self, cents, percent):\n"  # 4
+    "        self.cents, self.percent = cents, percent\n"  # 5
+    "\n"  # 6
+    "    def tax(self):\n"  # 7
+    "        return percent_of(self.cents, self.percent)\n"  # 8
+    "\n"  # 9
+    "    def summary(self):\n"  # 10
+    "        return f'tax {self.tax()}'\n"  # 11
+)
+TEST_SOURCE = "def test_tax():\n    invoice = Invoice(125, 10)\n    assert invoice.tax() == 13\n"
+
+INIT = ExecutedFunction("shop/invoice.py", "Invoice.__init__", 4, (5,))
+TAX = ExecutedFunction("shop/invoice.py", "Invoice.tax", 7, (8,))
+SUMMARY = ExecutedFunction("shop/invoice.py", "Invoice.summary", 10, (11,))
+
+
+def percent(*lines: int) -> ExecutedFunction:
+    return ExecutedFunction("shop/money.py", "percent_of", 1, lines)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    for name, text in {
+        "pyproject.toml": "",
+        "shop/__init__.py": "",
+        "shop/money.py": MONEY,
+        "shop/invoice.py": INVOICE,
+        "tests/test_invoice.py": "from shop.invoice import Invoice\n\n" + TEST_SOURCE,
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def failing(name: str, *executed: ExecutedFunction, assert_source: str = "") -> TestCaseResult:
+    return TestCaseResult(
+        nodeid=f"tests/test_invoice.py::{name}",
+        outcome="failed",
+        path="tests/test_invoice.py",
+        line=3,
+        exc_type="AssertionError",
+        assert_source=assert_source or "assert invoice.tax() == 13",
+        test_source=TEST_SOURCE,
+        executed=executed,
+    )
+
+
+def passing(name: str, *executed: ExecutedFunction) -> TestCaseResult:
+    return TestCaseResult(
+        nodeid=f"tests/test_invoice.py::{name}", outcome="passed", executed=executed
+    )
+
+
+def traced(root: Path, *tests: TestCaseResult, is_traced: bool = True) -> TestRunResult:
+    return TestRunResult(root=root, tests=tests, exit_code=1, duration=0.1, traced=is_traced)
+
+
+def ranking(root: Path, run: TestRunResult) -> list[str]:
+    loc = localize(ProjectIndex(root), run.failures, spectrum=run)
+    return [t.qualname for t in loc.targets]
+
+
+def test_ochiai_is_one_for_what_only_and_every_failing_test_ran() -> None:
+    assert ochiai(failed=2, passed=0, total_failed=2) == 1.0
+    assert ochiai(failed=0, passed=3, total_failed=2) == 0.0
+    assert math.isclose(ochiai(failed=1, passed=1, total_failed=2), 0.5)
+
+
+def test_a_helper_every_failing_test_reaches_outranks_the_caller_the_assert_names(
+    project: Path,
+) -> None:
+    run = traced(
+        project,
+        failing("test_tax", INIT, TAX, percent(2, 4)),
+        failing("test_summary", INIT, SUMMARY, TAX, percent(2, 4)),
+        passing("test_zero_rate", INIT, TAX, percent(2, 3)),
+    )
+    assert ranking(project, run)[0] == "percent_of"
+    assert ranking(project, traced(project, *run.tests, is_traced=False))[0] == "Invoice.tax"
+
+
+def test_a_helper_only_failing_tests_reach_outranks_a_caller_passing_tests_reach(
+    project: Path,
+) -> None:
+    run = traced(
+        project,
+        failing("test_tax", INIT, TAX, percent(2, 4)),
+        passing("test_init", INIT, TAX),
+    )
+    order = ranking(project, run)
+    assert order.index("percent_of") < order.index("Invoice.tax")
+
+
+def test_among_equal_scores_the_deepest_callee_comes_first(project: Path) -> None:
+    run = traced(project, failing("test_summary", SUMMARY, TAX, percent(2, 4)))
+    assert ranking(project, run)[:3] == ["percent_of", "Invoice.tax", "Invoice.summary"]
+
+
+def test_the_crash_frame_wins_among_equal_scores(project: Path) -> None:
+    crash = Frame("shop/invoice.py", 8, "tax", "return percent_of(self.cents, self.percent)")
+    case = failing("test_tax", TAX, percent(2, 4))
+    crashed = dataclasses.replace(case, project_frames=(crash,))
+    assert ranking(project, traced(project, crashed))[0] == "Invoice.tax"
+
+
+def test_the_suspicious_lines_are_those_only_failing_tests_ran(project: Path) -> None:
+    run = traced(
+        project,
+        failing("test_tax", INIT, TAX, percent(2, 4)),
+        passing("test_zero_rate", INIT, TAX, percent(2, 3)),
+    )
+    loc = localize(ProjectIndex(project), run.failures, spectrum=run)
+    assert loc.lines[("shop/money.py", "percent_of")] == (4,)
+    assert loc.primary is not None and loc.primary.nodeid.endswith("::test_tax")
+
+
+def test_suspicious_lines_are_not_given_for_a_file_changed_since_the_run(project: Path) -> None:
+    run = traced(project, failing("test_tax", TAX, percent(2, 4)))
+    edited = {"shop/money.py": "\n\n" + MONEY}  # a candidate moved its lines
+    loc = localize(ProjectIndex(project, edited), run.failures, spectrum=run)
+    assert loc.targets[0].qualname == "percent_of"
+    assert ("shop/money.py", "percent_of") not in loc.lines
+
+
+def test_an_untraced_run_keeps_the_evidence_ranking_with_a_note(project: Path) -> None:
+    run = TestRunResult(
+        root=project,
+        tests=(failing("test_tax"),),
+        exit_code=1,
+        duration=0.1,
+        notes=("not traced: a tracer is already installed (a debugger or coverage plugin)",),
+    )
+    loc = localize(ProjectIndex(project), run.failures, spectrum=run)
+    assert loc.targets[0].qualname == "Invoice.tax"
+    assert loc.notes == (
+        "ranked by tracebacks and the failing asserts only: the test run was not traced: "
+        "a tracer is already installed (a debugger or coverage plugin)",
+    )
+
+
+def test_functions_no_failing_test_ran_get_no_score() -> None:
+    scores = score_functions(
+        [failing("test_tax", TAX), passing("test_summary", SUMMARY)],
+        ["tests/test_invoice.py::test_tax"],
+    )
+    assert set(scores) == {("shop/invoice.py", "Invoice.tax")}
+
+
+def test_a_comprehension_counts_for_the_function_holding_it() -> None:
+    inner = ExecutedFunction("shop/invoice.py", "Invoice.tax.<locals>.<genexpr>", 8, (8,))
+    scores = score_functions([failing("test_tax", inner)], ["tests/test_invoice.py::test_tax"])
+    assert set(scores) == {("shop/invoice.py", "Invoice.tax")}
+
+
+def test_the_invoicing_example_is_localized_to_its_helper(tmp_path: Path) -> None:
+    root = tmp_path / "invoicing"
+    shutil.copytree(EXAMPLE, root)
+    limits = SandboxLimits(per_test_timeout=5.0, run_timeout=60.0)
+    run = run_tests(root, limits=limits, autoload_plugins=False, trace=True)
+    assert run.traced and len(run.failures) == 2
+    found = suspects(run)
+    assert (found[0].path, found[0].qualname) == ("invoicing/money.py", "percent_of")
+    loc = localize(ProjectIndex(root), run.failures, spectrum=run)
+    line = loc.lines[("invoicing/money.py", "percent_of")][0]
+    assert (
+        "cents * percent // 100" in (root / "invoicing/money.py").read_text().splitlines()[line - 1]
+    )
