@@ -62,6 +62,7 @@ from cyclefix.refine.types import (
     Verdict,
 )
 from cyclefix.runner import (
+    Confinement,
     find_project_python,
     find_project_root,
     order_failing_first,
@@ -790,6 +791,8 @@ class _Session:
             limits=limits,
             python=self.python.python,
             cancel=self.deadline.event,
+            # Candidates run on the scratch copy: they may write nothing of the user's.
+            confinement=Confinement(self.root) if scratch else None,
             trace=not scratch,  # the initial run: its spectrum localizes
         )
         self.emit(TestsFinished(run, scratch))
