@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -145,8 +146,14 @@ def _run_fix(args: argparse.Namespace) -> int:
             backend.close()
     applied = False
     if args.apply and result.status == "fixed":
-        refine.apply_fix(result)
-        applied = True
+        try:
+            refine.apply_fix(result)
+            applied = True
+        except CyclefixError as exc:
+            # A stale file or an OS error: the files are as they were; the verified diff stays.
+            result = dataclasses.replace(
+                result, status="error", error=f"the verified fix was not applied: {exc}"
+            )
     if args.json:
         print(json.dumps(fix_result_to_dict(result, applied=applied), indent=2))
     else:
@@ -293,6 +300,8 @@ def _print_result(out: Console, result: FixResult, applied: bool) -> None:
     elif result.status == "already_passing":
         out.print("[green]All selected tests already pass: nothing to fix.[/]")
     elif result.status == "error":
+        if result.diff:  # a verified fix that --apply could not write
+            out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
         out.print(f"[red]error:[/] {_plain(result.error or '')}")
     elif result.status == "cancelled":
         out.print("[yellow]Cancelled.[/] Your files are unchanged.")

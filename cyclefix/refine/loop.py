@@ -322,7 +322,7 @@ class _Session:
                 break
             focus = _focus(loc, fruitless, self.focus)
             for t in focus.targets:
-                self._remember_original(t.path)
+                self._remember_original(scratch, t.path)
             base = "\n".join(t.source.rstrip() for t in focus.targets) + "\n"
             self._remember_answer(answer_prefix(base) + copy_continuation(base))
             if focus.targets != targets:
@@ -463,9 +463,11 @@ class _Session:
         if text not in self.answers:
             self.answers.append(text)
 
-    def _remember_original(self, rel: str) -> None:
+    def _remember_original(self, scratch: Path, rel: str) -> None:
+        # From the scratch copy, untouched until a file is remembered: the text the fix is
+        # computed on, so a save made since is seen at apply (StaleFixError), never reverted.
         if rel not in self.originals:
-            self.originals[rel] = read_source(self.root / rel)
+            self.originals[rel] = read_source(scratch / rel)
 
     def _prompt(
         self, scratch: Path, loc: Localization, state: _State, latest: _Outcome | None
