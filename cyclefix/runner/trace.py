@@ -146,7 +146,7 @@ class Tracer:
         if sys.gettrace() is not self._hook:
             self.incomplete = True
         sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]
+        threading.settrace(None)
 
     def take(self) -> list[dict[str, Any]]:
         """The recorded functions of the last test, as JSON-ready dicts, and forget them."""
