@@ -1,4 +1,5 @@
-"""`cyclefix bench`: measure self-refinement on HumanEval, MBPP, MBPP+ or a folder of tasks."""
+"""`cyclefix bench`: measure self-refinement on HumanEval, MBPP, MBPP+, a folder of tasks, or
+bugs injected into real PyPI libraries (`projects`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cyclefix.bench.projects_run import ProjectSuite
     from cyclefix.bench.tasks import BenchTask
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-SUITES = ("humaneval", "mbpp", "mbpp+", "folder")
+SUITES = ("humaneval", "mbpp", "mbpp+", "folder", "projects")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -128,6 +130,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_run_options(p)
     p.set_defaults(func=run_bench)
 
+    p = suites.add_parser(
+        "projects",
+        help="one-line bugs injected into real PyPI libraries, judged by their own tests",
+        description="The seeded bugs of a projects manifest: each library's pinned sdist is "
+        "downloaded with pip into the user cache ($CYCLEFIX_CACHE or ~/.cache/cyclefix), each bug "
+        "is a fresh copy of the library with one line changed, and a fix counts only when a "
+        "fresh run of the library's own tests passes every test that passed as shipped. The "
+        "report adds per-library figures, the localizer's rank of the injected function and "
+        "the fix rate against time.",
+    )
+    _add_run_options(p)
+    _add_manifest_options(p)
+    p.set_defaults(func=run_bench, budget=300.0)
+    p = suites.add_parser(
+        "projects-seed",
+        help="download the libraries and seed the projects manifest (no model needed)",
+    )
+    _add_manifest_options(p)
+    p.add_argument(
+        "--per-library", type=int, default=5, metavar="N", help="bugs per library (default 5)"
+    )
+    p.add_argument(
+        "--max-tries",
+        type=int,
+        default=30,
+        metavar="N",
+        help="mutants tried per library, each one run of its suite (default 30)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="mutation seed (default 0)")
+    p.set_defaults(func=run_projects_seed)
+
     p = suites.add_parser("compare", help="two bench results side by side, with differences")
     p.add_argument("a", type=Path, help="results folder (or summary.json) A")
     p.add_argument("b", type=Path, help="results folder (or summary.json) B")
@@ -147,6 +180,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="folder holding mbpp.jsonl (default ../shared/data/mbpp)",
     )
     p.set_defaults(func=run_bugs)
+
+
+def _add_manifest_options(p: argparse.ArgumentParser) -> None:
+    from cyclefix.bench.projects_manifest import DEFAULT_MANIFEST
+
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=DEFAULT_MANIFEST,
+        metavar="PATH",
+        help="the seeded bugs (default benchmarks/projects/manifest.json of this checkout)",
+    )
+    p.add_argument(
+        "--libraries", nargs="+", default=(), metavar="NAME", help="only these libraries"
+    )
+
+
+def _load_projects(args: argparse.Namespace, console: Any) -> tuple[ProjectSuite, list[BenchTask]]:
+    """The bugs chosen by --libraries, --tasks, --task-seed and --limit, their libraries ready."""
+    from cyclefix.bench.harness import select_tasks
+    from cyclefix.bench.projects_manifest import read_manifest
+    from cyclefix.bench.projects_run import load_project_suite, select_bug_ids
+    from cyclefix.bench.tasks import BenchTask
+
+    manifest = read_manifest(args.manifest)
+    ids = select_bug_ids(manifest, args.libraries)
+    placeholders = [BenchTask(task_id=i, kind="folder") for i in ids]
+    chosen = select_tasks(placeholders, ids=args.tasks, limit=args.limit, task_seed=args.task_seed)
+
+    def preparing(spec: Any) -> None:
+        console.print(f"Preparing {spec.slug} (download, unpack, its tests as shipped)…")
+
+    suite = load_project_suite(manifest, [t.task_id for t in chosen], on_library=preparing)
+    return suite, list(suite.tasks)
 
 
 def _load_tasks(args: argparse.Namespace) -> list[BenchTask]:
@@ -178,6 +245,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from cyclefix.bench.harness import BenchRun, BenchSettings, select_tasks
+    from cyclefix.bench.projects_run import ProjectsRun
     from cyclefix.errors import CyclefixError
     from cyclefix.models.registry import DEFAULT_MODEL
 
@@ -202,10 +270,14 @@ def run_bench(args: argparse.Namespace) -> int:
         per_test_timeout=args.per_test_timeout,
         keep_work=args.keep_work,
     )
-    with console.status(f"Loading {args.suite} tasks…"):
-        tasks = select_tasks(
-            _load_tasks(args), ids=args.tasks, limit=args.limit, task_seed=args.task_seed
-        )
+    projects: ProjectSuite | None = None
+    if args.suite == "projects":
+        projects, tasks = _load_projects(args, console)
+    else:
+        with console.status(f"Loading {args.suite} tasks…"):
+            tasks = select_tasks(
+                _load_tasks(args), ids=args.tasks, limit=args.limit, task_seed=args.task_seed
+            )
     meta: dict[str, Any] = {
         "command": shlex.join(["cyclefix", *sys.argv[1:]]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -224,12 +296,13 @@ def run_bench(args: argparse.Namespace) -> int:
         with console.status(f"Loading model {spec}…"):
             backend = _open(spec, args.threads)
         try:
-            run = BenchRun(
-                tasks,
-                backend,
-                settings,
-                out_dir,
-                serialize_generation=not spec.startswith("openai:"),
+            serialize = not spec.startswith("openai:")
+            run = (
+                BenchRun(tasks, backend, settings, out_dir, serialize_generation=serialize)
+                if projects is None
+                else ProjectsRun(
+                    projects, tasks, backend, settings, out_dir, serialize_generation=serialize
+                )
             )
             interrupted = _run_with_progress(console, run, args.workers, cancel)
             meta["errors"] += run.errors
@@ -238,8 +311,11 @@ def run_bench(args: argparse.Namespace) -> int:
         if interrupted:
             break
     write_outputs(out_dir, settings, meta)
+    if projects is not None:
+        write_projects_outputs(out_dir, projects, settings.rounds)
     console.print(
-        f"Results in {out_dir}/ (report.md, summary.json, results.jsonl, pass_by_round.png)"
+        f"Results in {out_dir}/ (report.md, summary.json, results.jsonl, pass_by_round.png"
+        + (", projects.json)" if projects is not None else ")")
     )
     if interrupted:
         console.print("[yellow]Interrupted.[/] Run the same command again to resume.")
@@ -364,6 +440,72 @@ def write_outputs(out_dir: Path, settings: Any, meta: dict[str, Any]) -> None:
     )
     (out_dir / REPORT_FILE).write_text(render_report(summaries, identity, meta), encoding="utf-8")
     write_plot(summaries, out_dir / PLOT_FILE, f"{settings.suite}: pass@1 by refinement round")
+
+
+def write_projects_outputs(out_dir: Path, suite: ProjectSuite, rounds: int) -> None:
+    """The real-project section appended to report.md, and projects.json."""
+    import json
+
+    from cyclefix.bench.harness import load_all
+    from cyclefix.bench.projects_report import (
+        PROJECTS_FILE,
+        bug_outcomes,
+        projects_summary,
+        render_projects_section,
+    )
+    from cyclefix.bench.report import REPORT_FILE
+
+    outcomes = bug_outcomes(load_all(out_dir), suite.manifest, rounds)
+    if not outcomes:
+        return
+    report = out_dir / REPORT_FILE
+    text = report.read_text(encoding="utf-8") if report.exists() else ""
+    section = render_projects_section(outcomes, suite.manifest)
+    report.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+    (out_dir / PROJECTS_FILE).write_text(
+        json.dumps(projects_summary(outcomes), indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def run_projects_seed(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+
+    from cyclefix.bench.projects_libraries import CANDIDATES
+    from cyclefix.bench.projects_manifest import write_manifest
+    from cyclefix.bench.projects_seed import seed_manifest
+    from cyclefix.errors import CyclefixError
+
+    known = {spec.name: spec for spec in CANDIDATES}
+    unknown = [name for name in args.libraries if name not in known]
+    if unknown:
+        raise CyclefixError(
+            f"no such candidate library: {', '.join(unknown)} (have {', '.join(known)})"
+        )
+    specs = [known[n] for n in args.libraries] if args.libraries else list(CANDIDATES)
+    # Bench tasks need no pytest plugin; loading every installed one dominates short runs.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    console = Console(stderr=True, highlight=False)
+
+    def done(spec: Any, bugs: list[Any]) -> None:
+        private = sum(b.private for b in bugs)
+        cross = sum(b.cross_module for b in bugs)
+        console.print(
+            f"{spec.slug}: {len(bugs)} bugs ({private} in private helpers, {cross} caught only "
+            "in another module's tests)"
+        )
+
+    manifest = seed_manifest(
+        specs,
+        per_library=args.per_library,
+        seed=args.seed,
+        max_tries=args.max_tries,
+        on_library=done,
+    )
+    write_manifest(args.manifest, manifest)
+    console.print(f"{len(manifest.bugs)} bugs in {args.manifest}")
+    return EXIT_OK
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -2,17 +2,22 @@
 
 Kinds: a flipped comparison (`<` for `<=`), an off-by-one in a range bound or an index, a
 swapped arithmetic operator, `and` for `or`, and a wrong return value. Each mutant changes one
-spot; the rest of the file keeps its original text.
+spot; the rest of the file keeps its original text. `mutants(..., more_kinds=True)` adds the
+kinds of MORE_KINDS (a removed `not`, `is`/`in` negated, swapped call arguments, a wrong
+integer constant), used by the real-project suite; the default set stays as it was, so the
+suites and data seeded from it do not change.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 KINDS = ("comparison", "off_by_one", "arithmetic", "boolean", "wrong_return")
+MORE_KINDS = ("removed_not", "negated_membership", "swapped_arguments", "wrong_constant")
 
 _COMPARE_FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE,
@@ -31,6 +36,12 @@ _ARITH_SWAP: dict[type[ast.operator], type[ast.operator]] = {
     ast.Mod: ast.FloorDiv,
     ast.Pow: ast.Mult,
 }
+_MEMBERSHIP_FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
 _SYMBOL = {
     ast.Lt: "<",
     ast.LtE: "<=",
@@ -47,6 +58,10 @@ _SYMBOL = {
     ast.Pow: "**",
     ast.And: "and",
     ast.Or: "or",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
 }
 
 
@@ -231,19 +246,84 @@ def _return_sites(tree: ast.Module) -> Iterator[tuple[str, ast.expr | ast.stmt, 
                     )
 
 
-def mutants(source: str) -> list[Mutant]:
-    """Every single-spot mutant of `source` that still parses and differs from it."""
+def _more_sites(tree: ast.Module) -> Iterator[tuple[str, ast.expr | ast.stmt, ast.AST, str]]:
+    """The MORE_KINDS spots: a removed `not`, a negated `is`/`in`, swapped arguments, a constant."""
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield (
+                "removed_not",
+                node,
+                copy.deepcopy(node.operand),
+                f"line {line}: `not` removed",
+            )
+        elif isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                flipped = _MEMBERSHIP_FLIP.get(type(op))
+                if flipped is None:
+                    continue
+                new = copy.deepcopy(node)
+                new.ops[i] = flipped()
+                yield (
+                    "negated_membership",
+                    node,
+                    new,
+                    f"line {line}: `{_SYMBOL[type(op)]}` became `{_SYMBOL[flipped]}`",
+                )
+        elif (
+            isinstance(node, ast.Call)
+            and len(node.args) == 2
+            and not any(isinstance(a, ast.Starred) for a in node.args)
+            and _text(node.args[0]) != _text(node.args[1])
+        ):
+            new_call = copy.deepcopy(node)
+            new_call.args = [new_call.args[1], new_call.args[0]]
+            yield (
+                "swapped_arguments",
+                node,
+                new_call,
+                f"line {line}: arguments of `{_text(node.func)}` swapped",
+            )
+        elif (
+            isinstance(node, ast.Constant)
+            and type(node.value) is int
+            and 0 <= node.value <= 100
+            and line
+        ):
+            wrong = node.value + 1 if node.value in (0, 1) else node.value - 1
+            yield (
+                "wrong_constant",
+                node,
+                ast.Constant(wrong),
+                f"line {line}: constant `{node.value}` became `{wrong}`",
+            )
+
+
+def mutants(source: str, *, more_kinds: bool = False) -> list[Mutant]:
+    """Every single-spot mutant of `source` that still parses and differs from it.
+
+    `more_kinds` adds the MORE_KINDS spots after the default ones.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     found: list[Mutant] = []
     seen: set[str] = set()
-    for kind, node, replacement, description in _sites(tree):
+    sites = _sites(tree)
+    if more_kinds:
+        sites = itertools.chain(sites, _more_sites(tree))
+    for kind, node, replacement, description in sites:
         try:
             text = _text(replacement)
             if isinstance(node, ast.expr) and not isinstance(node, ast.Name | ast.Constant):
-                text = f"({text})" if _needs_parens(source, node) else text
+                operator = isinstance(replacement, ast.BinOp | ast.BoolOp | ast.Compare)
+                text = (
+                    f"({text})"
+                    if _needs_parens(source, node)
+                    or (operator and not _is_statement_level(source, node))
+                    else text
+                )
             mutated = replace_node(source, node, text)
             ast.parse(mutated)
         except (SyntaxError, ValueError, IndexError):
