@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cyclefix.errors import CyclefixError
-from cyclefix.runner import SandboxLimits, sandbox, scratch_copy
+from cyclefix.runner import SandboxLimits, cgroup, sandbox, scratch_copy
 from cyclefix.runner.sandbox import (
     HeadTailBuffer,
     Isolation,
@@ -108,13 +108,12 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_scratch_copy_copies_the_project_and_skips_the_rest(project: Path) -> None:
-    with scratch_copy(project, max_file_mb=1) as copy:
+    with scratch_copy(project) as copy:
         assert copy != project and copy.name == project.name
         assert (copy / "pkg" / "mod.py").read_text() == "X = 1\n"
         assert (copy / "pyproject.toml").exists()
         for skipped in (".git", ".venv", "env2", "node_modules", "pkg/__pycache__",
-                        ".pytest_cache", "build", "dist", "pkg.egg-info", "venv-link",
-                        "data/big.bin"):  # fmt: skip
+                        ".pytest_cache", "build", "dist", "pkg.egg-info", "venv-link"):  # fmt: skip
             assert not (copy / skipped).exists(), skipped
         # A link inside the project stays a link, into the copy.
         assert (copy / "pkg" / "alias.py").is_symlink()
@@ -122,6 +121,34 @@ def test_scratch_copy_copies_the_project_and_skips_the_rest(project: Path) -> No
         # A link to a file outside becomes a copy: writing it cannot reach the original.
         assert not (copy / "outside-link.txt").is_symlink()
         assert (copy / "outside-link.txt").read_text() == "outside\n"
+
+
+def test_scratch_copy_keeps_large_files_as_separate_copies(project: Path) -> None:
+    with scratch_copy(project) as copy:
+        big = copy / "data" / "big.bin"
+        assert big.read_bytes() == (project / "data" / "big.bin").read_bytes()
+        # A copy, not a link: writing it cannot reach the user's file.
+        assert big.stat().st_ino != (project / "data" / "big.bin").stat().st_ino
+        big.write_bytes(b"changed")
+        assert (project / "data" / "big.bin").stat().st_size == 2 * 2**20
+
+
+def test_scratch_copy_keeps_source_encodings_byte_for_byte(tmp_path: Path) -> None:
+    root = tmp_path / "latin"
+    root.mkdir()
+    source = "# -*- coding: latin-1 -*-\nNAME = 'été'\n".encode("latin-1")
+    (root / "mod.py").write_bytes(source)
+    (root / "crlf.py").write_bytes(b"X = 1\r\nY = 2\r\n")
+    with scratch_copy(root) as copy:
+        assert (copy / "mod.py").read_bytes() == source
+        assert (copy / "crlf.py").read_bytes() == b"X = 1\r\nY = 2\r\n"
+
+
+def test_a_project_over_the_size_cap_is_refused_naming_its_largest_file(project: Path) -> None:
+    with pytest.raises(CyclefixError, match=r"too large.*big\.bin \(2 MiB\)"), scratch_copy(
+        project, max_total_mb=1
+    ):
+        pass
 
 
 def test_scratch_copy_leaves_the_original_untouched_and_cleans_up(project: Path) -> None:
@@ -190,6 +217,29 @@ def test_a_1gb_print_costs_no_memory() -> None:
 
 
 # ---------------------------------------------------------------- limits and kills
+
+
+def test_open_files_are_capped_per_process() -> None:
+    code = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE))"
+    result = python(code, limits=SandboxLimits(open_files=200))
+    assert result.output.strip() == "(200, 200)"
+
+
+def test_the_whole_run_shares_one_memory_cap_where_a_memory_cgroup_is_writable() -> None:
+    probe = cgroup.memory_cgroup(64)
+    if probe is None:
+        pytest.skip("no writable memory cgroup here (the cap is per process: RLIMIT_AS)")
+    probe.remove()
+    code = "print(open('/proc/self/cgroup').read())"
+    with SandboxedProcess([PY, "-c", code], cwd=Path.cwd(), limits=SandboxLimits()) as process:
+        process.wait()
+        memory = process._memory_cgroup
+        assert memory is not None
+        limit_file = "memory.limit_in_bytes" if memory.version == 1 else "memory.max"
+        assert (memory.path / limit_file).read_text().strip() == str(4096 * 2**20)
+        result = process.close()
+    assert memory.path.name in result.output
+    assert not memory.path.exists()  # removed with the run
 
 
 def test_process_limit_stops_a_bounded_fork_loop() -> None:

@@ -20,9 +20,7 @@ What a sandboxed process gets, each part falling back cleanly where the OS refus
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import itertools
 import os
 import resource
 import selectors
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from cyclefix.errors import CyclefixError
+from cyclefix.runner.cgroup import memory_cgroup, pids_cgroup
 
 ProcessLimitKind = Literal["cgroup", "rlimit", "watch", "none"]
 
@@ -55,6 +54,10 @@ class SandboxLimits:
     max_hangs: int = 0
     # Address space of each process, MiB.
     memory_mb: int = 2048
+    # Memory of all the run's processes together, MiB, where a memory cgroup is writable.
+    run_memory_mb: int = 4096
+    # Open files of each process.
+    open_files: int = 1024
     # CPU seconds of each process.
     cpu_seconds: int = 300
     # Largest file a process may write, MiB.
@@ -78,15 +81,15 @@ SKIPPED_DIRS = frozenset(
 
 
 @contextlib.contextmanager
-def scratch_copy(
-    root: Path, *, max_file_mb: float = 16.0, max_total_mb: float = 512.0
-) -> Iterator[Path]:
+def scratch_copy(root: Path, *, max_total_mb: float = 512.0) -> Iterator[Path]:
     """A throwaway copy of the project at `root`, removed on exit whatever happens.
 
-    Skips environments, caches, build output and files over `max_file_mb`; symlinks inside
-    the project stay links (into the copy); links to files outside are copied as files;
-    links to folders outside (a symlinked venv) are left out. Raises CyclefixError when the
-    project is missing or larger than `max_total_mb`.
+    The copy is the project as its tests see it: every file byte for byte, large ones too (a
+    test may read a data file; a hard link would let a candidate write through to the user's
+    file). Skips environments, caches and build output; symlinks inside the project stay links
+    (into the copy); links to files outside are copied as files; links to folders outside (a
+    symlinked venv) are left out. Raises CyclefixError when the project is missing or larger
+    than `max_total_mb`, naming its largest files.
     """
     source = Path(root).resolve()
     if not source.is_dir():
@@ -94,7 +97,7 @@ def scratch_copy(
     parent = Path(tempfile.mkdtemp(prefix="cyclefix-scratch-"))
     target = parent / (source.name or "project")
     try:
-        budget = _CopyBudget(int(max_file_mb * 2**20), int(max_total_mb * 2**20))
+        budget = _CopyBudget(int(max_total_mb * 2**20))
         _copy_tree(source, target, source, budget)
         yield target
     finally:
@@ -103,10 +106,10 @@ def scratch_copy(
 
 @dataclass
 class _CopyBudget:
-    max_file: int
     max_total: int
     total: int = 0
-    skipped: list[str] = field(default_factory=list)
+    # (size, path) of the largest files seen, for the error when the project is too large.
+    largest: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _copy_tree(folder: Path, target: Path, root: Path, budget: _CopyBudget) -> None:
@@ -129,13 +132,14 @@ def _copy_tree(folder: Path, target: Path, root: Path, budget: _CopyBudget) -> N
 
 
 def _copy_file(source: Path, destination: Path, size: int, budget: _CopyBudget) -> None:
-    if size > budget.max_file:
-        budget.skipped.append(str(source))
-        return
     budget.total += size
+    budget.largest = sorted([*budget.largest, (size, str(source))], reverse=True)[:3]
     if budget.total > budget.max_total:
         limit = budget.max_total // 2**20
-        raise CyclefixError(f"the project is over {limit} MiB; too large for a scratch copy")
+        biggest = ", ".join(f"{path} ({size / 2**20:.0f} MiB)" for size, path in budget.largest)
+        raise CyclefixError(
+            f"the project is over {limit} MiB; too large for a scratch copy (largest: {biggest})"
+        )
     shutil.copy2(source, destination, follow_symlinks=False)
 
 
@@ -259,152 +263,6 @@ def detect_isolation() -> Isolation:
     return Isolation((), False, False)
 
 
-# ---------------------------------------------------------------- process-count guard
-
-
-class PidsCgroup:
-    """A cgroup with pids.max for one run: a fork bomb stops at the limit, not at the machine's."""
-
-    _counter = itertools.count()
-
-    def __init__(self, path: Path, version: int) -> None:
-        self.path = path
-        self.version = version
-
-    @classmethod
-    def create(cls, max_processes: int) -> PidsCgroup | None:
-        """Make one under our own pids cgroup; None when there is none we may write to."""
-        base = _pids_cgroup_base()
-        if base is None:
-            return None
-        directory, version = base
-        if directory not in _STALE_CHECKED:
-            _STALE_CHECKED.add(directory)
-            _remove_stale_cgroups(directory)
-        path = directory / f"cyclefix-{os.getpid()}-{next(cls._counter)}"
-        try:
-            path.mkdir()
-        except OSError:
-            return None
-        try:
-            (path / "pids.max").write_text(str(max_processes))
-        except OSError:
-            with contextlib.suppress(OSError):
-                path.rmdir()
-            return None
-        return cls(path, version)
-
-    def join_path(self) -> bytes:
-        """Where the child writes its pid (computed before fork: the child only writes)."""
-        return os.fsencode(self.path / "cgroup.procs")
-
-    def pids(self) -> list[int]:
-        try:
-            text = (self.path / "cgroup.procs").read_text()
-        except OSError:
-            return []
-        return [int(p) for p in text.split()]
-
-    def kill_all(self, spare: int | None = None) -> None:
-        """SIGKILL every process in the cgroup, but `spare` (the unshare that reaps the rest)."""
-        if spare is None and self.version == 2 and (self.path / "cgroup.kill").exists():
-            with contextlib.suppress(OSError):
-                (self.path / "cgroup.kill").write_text("1")
-                return
-        for _ in range(50):  # a bomb may still be forking: repeat until empty
-            pids = [pid for pid in self.pids() if pid != spare]
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
-
-    def remove(self, wait: float = 5.0) -> bool:
-        """Kill what is left and remove the cgroup; retries while dying processes linger."""
-        deadline = time.monotonic() + wait
-        while True:
-            self.kill_all()
-            # A sandboxed cyclefix (cyclefix testing itself) makes cgroups inside ours.
-            with contextlib.suppress(OSError):
-                for nested in self.path.iterdir():
-                    if nested.is_dir():
-                        PidsCgroup(nested, self.version).remove(wait=0.0)
-            try:
-                self.path.rmdir()
-                return True
-            except FileNotFoundError:
-                return True
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    return False
-            time.sleep(0.02)
-
-
-def _pids_cgroup_base() -> tuple[Path, int] | None:
-    """Our own cgroup in the hierarchy with the pids controller, if we may create children."""
-    if os.environ.get("CYCLEFIX_NO_CGROUP") == "1":
-        return None
-    try:
-        membership = Path("/proc/self/cgroup").read_text().splitlines()
-        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return None
-    v1_path = v2_path = None
-    for line in membership:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if "pids" in parts[1].split(","):
-            v1_path = parts[2]
-        elif parts[0] == "0" and parts[1] == "":
-            v2_path = parts[2]
-    for line in mounts:
-        fields = line.split()
-        if " - " not in line:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        fstype, options = after[0], after[2] if len(after) > 2 else ""
-        mount_point = Path(fields[4])
-        if fstype == "cgroup" and v1_path is not None and "pids" in options.split(","):
-            directory = mount_point / v1_path.lstrip("/")
-            if os.access(directory, os.W_OK):
-                return directory, 1
-        if fstype == "cgroup2" and v2_path is not None:
-            directory = mount_point / v2_path.lstrip("/")
-            if _v2_pids_enabled(directory):
-                return directory, 2
-    return None
-
-
-def _v2_pids_enabled(directory: Path) -> bool:
-    try:
-        if "pids" not in (directory / "cgroup.controllers").read_text().split():
-            return False
-        control = directory / "cgroup.subtree_control"
-        if "pids" not in control.read_text().split():
-            control.write_text("+pids")  # refused (EBUSY) in a non-root cgroup with processes
-        return os.access(directory, os.W_OK)
-    except OSError:
-        return False
-
-
-_STALE_CHECKED: set[Path] = set()
-
-
-def _remove_stale_cgroups(directory: Path) -> None:
-    """Cgroups left by a cyclefix process that died before cleaning up (one try, no waiting:
-    one still holding an unreaped zombie stays until its reaper acts)."""
-    try:
-        names = [p for p in directory.iterdir() if p.name.startswith("cyclefix-")]
-    except OSError:
-        return
-    for path in names:
-        owner = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            PidsCgroup(path, 1).remove(wait=0.0)
-
-
 def _children_of(pid: int) -> list[int]:
     """Direct children of a process, from /proc."""
     try:
@@ -507,7 +365,13 @@ class SandboxedProcess:
             self.notes.append("network not isolated: no network namespace allowed here")
         if not isolation.pid_namespace:
             self.notes.append("no pid namespace: processes that leave the group may survive")
-        self._cgroup = PidsCgroup.create(limits.max_processes) if limits.max_processes else None
+        self._cgroup = pids_cgroup(limits.max_processes) if limits.max_processes else None
+        self._memory_cgroup = memory_cgroup(limits.run_memory_mb) if limits.run_memory_mb else None
+        if limits.run_memory_mb and self._memory_cgroup is None:
+            self.notes.append(
+                f"memory capped per process only ({limits.memory_mb} MiB each): "
+                "no writable memory cgroup"
+            )
         self._nproc_limit = 0
         self._watch_ceiling = 0
         self.process_limit: ProcessLimitKind = "none"
@@ -556,7 +420,7 @@ class SandboxedProcess:
     # ---- in the child, between fork and exec: only system calls, nothing that takes locks
     def _child_setup(self) -> Callable[[], None]:
         limits = self.limits
-        cgroup_procs = self._cgroup.join_path() if self._cgroup is not None else None
+        joined = [c.join_path() for c in (self._cgroup, self._memory_cgroup) if c is not None]
         nproc = self._nproc_limit
         settings: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
         if limits.memory_mb:
@@ -567,9 +431,11 @@ class SandboxedProcess:
             settings.append((resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20))
         if nproc:
             settings.append((resource.RLIMIT_NPROC, nproc))
+        if limits.open_files:
+            settings.append((resource.RLIMIT_NOFILE, limits.open_files))
 
         def setup() -> None:
-            if cgroup_procs is not None:
+            for cgroup_procs in joined:
                 fd = os.open(cgroup_procs, os.O_WRONLY)
                 try:
                     os.write(fd, str(os.getpid()).encode())
@@ -733,14 +599,14 @@ class SandboxedProcess:
                     return
 
     def _release_cgroup(self) -> None:
-        cgroup = self._cgroup
-        if cgroup is None:
-            return
-        cgroup.kill_all()
-        try:
-            cgroup.path.rmdir()
-        except OSError:  # processes still dying: finish in the background, off the hot path
-            threading.Thread(target=cgroup.remove, daemon=True).start()
+        for cgroup in (self._cgroup, self._memory_cgroup):
+            if cgroup is None:
+                continue
+            cgroup.kill_all()
+            try:
+                cgroup.path.rmdir()
+            except OSError:  # processes still dying: finish in the background, off the hot path
+                threading.Thread(target=cgroup.remove, daemon=True).start()
 
     def __enter__(self) -> SandboxedProcess:
         return self
