@@ -73,3 +73,10 @@ $(STAMPS)/training-deps: $(STAMPS)/cyclefix pyproject.toml
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The VS Code extension (editors/vscode): npm dependencies (from npm's cache when it has them),
+# compile, its tests (the one against `cyclefix serve` runs when .venv has cyclefix, else it is
+# skipped), then editors/vscode/cyclefix.vsix. Not part of `make test`: it needs Node.js 20+.
+.PHONY: vscode
+vscode:
+	cd editors/vscode && npm ci --prefer-offline --no-audit --no-fund && npm run compile && npm test && npm run package
