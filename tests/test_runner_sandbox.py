@@ -145,8 +145,9 @@ def test_scratch_copy_keeps_source_encodings_byte_for_byte(tmp_path: Path) -> No
 
 
 def test_a_project_over_the_size_cap_is_refused_naming_its_largest_file(project: Path) -> None:
-    with pytest.raises(CyclefixError, match=r"too large.*big\.bin \(2 MiB\)"), scratch_copy(
-        project, max_total_mb=1
+    with (
+        pytest.raises(CyclefixError, match=r"too large.*big\.bin \(2 MiB\)"),
+        scratch_copy(project, max_total_mb=1),
     ):
         pass
 
