@@ -60,6 +60,7 @@ from cyclefix.server.model_holder import ModelHolder, install_hint
 from cyclefix.server.progress import JobProgress
 from cyclefix.server.settings import Settings
 from cyclefix.server.state import ProjectState, VerifiedFix, new_fix_id
+from cyclefix.server.trust import WorkspaceTrust
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,10 @@ class CyclefixServer(LanguageServer):
         self._refining: Job | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.diff_dir = Path(tempfile.gettempdir()) / "cyclefix-fixes"
+        # A project's model or python waits for the user's Trust (window/showMessageRequest).
+        self.trust = WorkspaceTrust(
+            self.window_show_message_request_async, lambda message: self.warn(message), self.log
+        )
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Log protocol-level errors; show the user only failures of the server's own handlers."""
@@ -284,7 +289,8 @@ class CyclefixServer(LanguageServer):
     def settings_for(self, root: Path | None) -> Settings:
         layers: list[dict[str, Any]] = []
         if root is not None:
-            layers.append(self._pyproject_settings(root))
+            user = {**self.init_settings, **self.client_settings}
+            layers.append(self.trust.filter(root, self._pyproject_settings(root), user))
         layers += [self.init_settings, self.client_settings]
         return settings_mod.merge(*layers)
 
