@@ -25,7 +25,7 @@ from cyclefix.refine.prompt import answer_prefix
 from cyclefix.refine.types import AttemptFinished, RefineEvent
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-CONFIG = RefineConfig(rounds=3, budget_seconds=120, per_test_timeout=2.0)
+CONFIG = RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 
 
 def fence(code: str) -> str:
@@ -216,7 +216,9 @@ def test_apply_refuses_a_file_changed_since(leap: Path) -> None:
 def test_one_target_per_round_and_the_next_suspect_after_two_fruitless_rounds(leap: Path) -> None:
     wrong = [fence(f"def is_leap_year(year):\n    return year % {n} == 0\n") for n in (5, 7)]
     backend = ScriptedBackend([*wrong, fence("def days_in_month(year, month):\n    return 30\n")])
-    result = fix(leap, backend, config=RefineConfig(rounds=3, budget_seconds=120))
+    result = fix(
+        leap, backend, config=RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False)
+    )
     assert [r.targets for r in result.rounds][:2] == [("is_leap_year",), ("is_leap_year",)]
     assert len(result.rounds) == 3 and result.rounds[2].targets != ("is_leap_year",)
 
@@ -485,7 +487,9 @@ def test_candidates_get_more_time_when_the_project_has_slow_tests(
     )
     # Correct, and slower than the configured 1 s: within 3x the project's slowest test (0.8 s).
     slow_fix = fence("def total(xs):\n    time.sleep(1.5)\n    return sum(xs)\n")
-    config = RefineConfig(rounds=1, budget_seconds=120, per_test_timeout=1.0, resamples=0)
+    config = RefineConfig(
+        rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=1.0, resamples=0
+    )
     result = fix(tmp_path, ScriptedBackend([slow_fix]), config=config)
     raised = [n for n in result.notes if "per-test timeout for candidates raised to" in n]
     if project_sleep:
@@ -516,7 +520,9 @@ def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_pat
         "def bitcount(n):\n    count = 0\n    while n:\n        n &= n - 1\n        count += 1\n"
         "    return count\n"
     )
-    config = RefineConfig(rounds=2, budget_seconds=120, per_test_timeout=0.5, resamples=0)
+    config = RefineConfig(
+        rounds=2, budget_seconds=120, extend_to_budget=False, per_test_timeout=0.5, resamples=0
+    )
     result = fix(tmp_path, ScriptedBackend([still_hangs, good]), config=config)
     assert result.status == "fixed"
     # The user's run stopped after three timeouts: two cases never ran, and it says so.
@@ -652,7 +658,7 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
     worse = fence("def double(x):\n    return x + 1\n")  # now fails at candidate(2)
     good = fence("def double(x):\n    return x * 2\n")
     backend = ScriptedBackend([worse, good])
-    config = RefineConfig(rounds=2, budget_seconds=120, resamples=0)
+    config = RefineConfig(rounds=2, budget_seconds=120, extend_to_budget=False, resamples=0)
     result = fix(tmp_path, backend, config=config)
     assert result.status == "fixed"
     assert [a.verdict for a in result.attempts] == ["tests_failed", "passed"]
@@ -675,7 +681,7 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
     further = fence("def f(x):\n    return g(x) * 2 + 4 if x == 1 else g(x) * 2\n")
     earlier = fence("def f(x):\n    return g(x) * 3\n")
     backend = ScriptedBackend([further, earlier, fence("def g(x):\n    return x + 1\n")])
-    config = RefineConfig(rounds=3, budget_seconds=120, resamples=0)
+    config = RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, resamples=0)
     result = fix(tmp_path, backend, config=config)
     # Round 1 got past the first assert: kept (round 2 refines that code), yet `f` has had
     # its two turns after round 2, so round 3 moves on to `g`.

@@ -14,7 +14,7 @@ import difflib
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +22,20 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend, Fork, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
+from cyclefix.refine.fit import (
+    FittedPrompt,
+    WindowedBackend,
+    fit_prompt,
+    function_instead_of_module,
+)
 from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
+from cyclefix.refine.importtime import (
+    blocking_collection_error,
+    failures_with_import_errors,
+    import_failure,
+    import_time_targets,
+)
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
@@ -34,7 +46,10 @@ from cyclefix.refine.prompt import (
     copy_continuation,
     other_failure_names,
 )
+from cyclefix.refine.related import executed_neighbours, function_target, path_functions
+from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.source import (
+    MODULE_QUALNAME,
     SourceError,
     called_functions,
     has_docstring,
@@ -78,6 +93,8 @@ from cyclefix.runner.results import TestCaseResult, TestRunResult
 STOP_SEQUENCES = ("\n```\n", "\ndef test_", "\nif __name__", "\nassert ", "\nprint(")
 # Verdicts of answers that never reached the tests: the round samples again.
 _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
+# Verdicts of candidates the tests judged.
+_TESTED = ("passed", "tests_failed", "regressed")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
@@ -210,6 +227,12 @@ class _Session:
         # Answers written so far, and the code under test as one: a fork never heads back there.
         self.answers: list[str] = []
         self.generations = 0
+        # Suspects whose prompt does not fit the model's window, even narrowed: never chosen.
+        self.unfit: set[tuple[str, str]] = set()
+        # Where the latest tested candidate's failure pointed ("path::qualname"), if elsewhere.
+        self.pointed = ""
+        # What prompts left out to fit the model's window, for the notes.
+        self.left_out: list[str] = []
         self.rounds: list[RoundRecord] = []
         self.notes: list[str] = []
         if self.python.note:
@@ -236,6 +259,12 @@ class _Session:
                             self.root / rel, original, text, unified_diff(rel, original, text)
                         )
                     )
+        notes = list(self.notes)
+        if self.left_out and isinstance(self.backend, WindowedBackend):
+            notes.append(
+                f"prompts narrowed to fit the model's {self.backend.n_ctx}-token window: "
+                f"left out {'; '.join(self.left_out)}"
+            )
         return FixResult(
             status,
             self.root,
@@ -247,7 +276,7 @@ class _Session:
             time.monotonic() - started,
             self.backend.name,
             error,
-            tuple(self.notes),
+            tuple(notes),
         )
 
     def _status_when_stopped(self) -> FixStatus:
@@ -262,8 +291,8 @@ class _Session:
         self.notes.extend(n for n in initial.notes if n not in self.notes)
         if initial.cancelled:
             return self._result(self._status_when_stopped(), initial, None, started)
-        if initial.collection_errors:
-            err = initial.collection_errors[0]
+        err = blocking_collection_error(initial)
+        if err is not None:
             where = f"{err.path}:{err.line}" if err.line else err.path
             return self._result(
                 "error",
@@ -272,7 +301,7 @@ class _Session:
                 started,
                 error=f"tests cannot be collected: {where}: {first_line(err.message)}",
             )
-        if not initial.tests:
+        if not initial.tests and not initial.collection_errors:
             return self._result(
                 "error", initial, None, started, error=f"no tests found in {self.root}"
             )
@@ -303,40 +332,76 @@ class _Session:
         targets: tuple[Target, ...] = ()
         # Rounds spent on each target without progress: after FOCUS_ROUNDS, the next suspect.
         fruitless: dict[tuple[str, str], int] = {}
-        for index in range(1, self.config.rounds + 1):
+        # The rounds asked for, then more while the budget lasts (refine.schedule).
+        budget = RoundBudget(self.config)
+        index = 0
+        while budget.allows(index + 1):
+            index += 1
+            plan = round_plan(index, self.config)
             if self.deadline.event.is_set():
                 self.notes.append(
                     "stopped: time budget spent" if self.deadline.expired else "cancelled"
                 )
                 break
             assert state.run is not None
+            # Import-time errors in project code count as failures (refine.importtime).
+            failures = failures_with_import_errors(state.run)
+            project = ProjectIndex(scratch, dict(state.sources))
             loc = localize(
-                ProjectIndex(scratch, dict(state.sources)),
-                state.run.failures,
+                project,
+                failures,
                 self.focus,
                 spectrum=initial,  # the traced run: what the tests executed ranks suspects
             )
+            loc = _with_import_time_targets(loc, project, failures)
             self.notes.extend(n for n in loc.notes if n not in self.notes)
             if not loc.targets:
                 self.notes.append("could not find the code the failing tests exercise")
                 break
-            focus = _focus(loc, fruitless, self.focus)
+            # The helpers the best suspect calls in other files get their turns too.
+            reach = tuple(
+                t
+                for t in path_functions(project, loc.targets[0], failures)
+                if t.path != loc.targets[0].path
+            )
+            pointed = _pointed_target(project, self.pointed)
+            focus = _focus(loc, fruitless, self.focus, self.unfit, pointed, reach)
+            if focus is None:
+                self.notes.append(
+                    "stopped: no suspect's prompt fits the model's context window, even narrowed"
+                )
+                break
+            # New targets: show the current code, not an attempt at other code.
+            fitted = self._fitted_prompt(
+                scratch, focus, state, latest if focus.targets == targets else None
+            )
+            if fitted is None:
+                unfit = focus.targets[0]
+                self.unfit.add((unfit.path, unfit.qualname))
+                self.notes.append(
+                    f"`{unfit.qualname}` ({unfit.path}) skipped: its prompt does not fit the "
+                    "model's context window, even narrowed"
+                )
+                index -= 1  # no round was spent on it
+                continue
+            focus, prompt, latest = fitted
+            targets = focus.targets
             for t in focus.targets:
                 self._remember_original(scratch, t.path)
             base = "\n".join(t.source.rstrip() for t in focus.targets) + "\n"
             self._remember_answer(answer_prefix(base) + copy_continuation(base))
-            if focus.targets != targets:
-                latest = None  # new targets: show the current code, not an attempt at other code
-                targets = focus.targets
-            temperature = (
-                self.config.first_temperature if index == 1 else self.config.later_temperature
-            )
+            temperature = plan.temperature
             self.emit(
                 RoundStarted(
-                    index, self.config.rounds, tuple(t.qualname for t in targets), temperature
+                    index,
+                    max(index, self.config.rounds),
+                    tuple(t.qualname for t in targets),
+                    temperature,
+                    extra=plan.extra,
                 )
             )
-            prompt = self._prompt(scratch, focus, state, latest)
+            if plan.from_intent:
+                prompt = dataclasses.replace(prompt, from_scratch=True)
             probe_started = time.monotonic()
             # Where a copy hesitated, in order: the same prompt continues from there.
             branches, forked = self._branches_off_copies(prompt, temperature, targets)
@@ -420,6 +485,9 @@ class _Session:
             self.rounds.append(
                 RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
             )
+            budget.finished(plan, any(a.verdict in _TESTED for a in attempts))
+            if outcome.attempt.verdict in _TESTED:
+                self.pointed = outcome.attempt.points_at
             verdict = outcome.attempt.verdict
             if verdict == "passed":
                 state.sources.update(outcome.files)
@@ -449,6 +517,16 @@ class _Session:
                 # CYCLE refines the latest attempt, unless it passes fewer tests than the code
                 # it was meant to improve: then the next round starts from that code again.
                 latest = None if _worse(outcome.run, state.run) else outcome
+        extra = sum(1 for r in self.rounds if r.index > self.config.rounds)
+        if extra:
+            self.notes.append(
+                f"went on after the {self.config.rounds} rounds asked for: "
+                f"{extra} more within the time budget"
+            )
+        if budget.gave_up:
+            self.notes.append(
+                f"stopped: {STALE_EXTRA_ROUNDS} extra rounds in a row brought no new candidate"
+            )
         return self._result(self._status_when_stopped(), initial, state.run, started)
 
     @staticmethod
@@ -484,12 +562,27 @@ class _Session:
                 primary = latest.failing
         context = description = ""
         first = targets[0]
+        related: tuple[Target, ...] = ()
         if first.qualname != "<module>":
+            project = ProjectIndex(scratch, dict(state.sources))
+            failures = failures_with_import_errors(state.run) if state.run else ()
+            # The failing path in other files is shown on its own (refine.related); in this
+            # file, the functions the failing tests ran through it are shown in full.
+            others = [t for t in loc.targets if t.path != first.path]
+            related = tuple(
+                t for t in path_functions(project, first, failures, others) if t.path != first.path
+            )
+            executed_here = {
+                t.qualname
+                for t in executed_neighbours(project, first, failures)
+                if t.path == first.path
+            }
             text = state.sources.get(first.path) or read_source(scratch / first.path)
             try:
                 tree = ast.parse(text)
                 names = {t.qualname for t in targets}
-                context = module_context(text, tree, names, whole=called_functions(tree, names))
+                whole = called_functions(tree, names) | (executed_here - names)
+                context = module_context(text, tree, names, whole=whole)
                 if not has_docstring(first.source):
                     description = module_description(tree)
             except SyntaxError:
@@ -504,7 +597,55 @@ class _Session:
             context=context,
             path=first.path,
             other_failures=other_failure_names(failing_ids, primary.nodeid if primary else None),
+            related=related,
         )
+
+    def _fitted_prompt(
+        self, scratch: Path, loc: Localization, state: _State, latest: _Outcome | None
+    ) -> tuple[Localization, RefinePrompt, _Outcome | None] | None:
+        """The round's prompt, narrowed to fit the model's context window (refine.fit), with
+        the localization and latest attempt it shows; None when nothing narrower fits.
+
+        A whole-module target over the window becomes the function the failing tests point
+        at; a latest attempt too long to show gives way to the code under test. The first
+        of these that fits whole is taken, else the first that fits narrowed."""
+        choices = [(loc, latest)]
+        first = loc.targets[0]
+        if first.qualname == MODULE_QUALNAME:
+            project = ProjectIndex(scratch, dict(state.sources))
+            failures = failures_with_import_errors(state.run) if state.run else ()
+            narrowed = function_instead_of_module(project, first, failures)
+            if narrowed is not None:
+                primary = loc.blamed.get((narrowed.path, narrowed.qualname), loc.primary)
+                choices.append(
+                    (dataclasses.replace(loc, targets=(narrowed,), primary=primary), None)
+                )
+        if latest is not None:
+            choices.append((loc, None))
+        fits: list[tuple[Localization, _Outcome | None, FittedPrompt]] = []
+        for option, shown in choices:
+            prompt = self._prompt(scratch, option, state, shown)
+            fitted = fit_prompt(prompt, self.backend, self._max_tokens(prompt))
+            if fitted is not None:
+                fits.append((option, shown, fitted))
+                if not fitted.left_out:
+                    break
+        whole = [f for f in fits if not f[2].left_out]
+        for option, shown, fitted in whole[:1] or fits[:1]:
+            left_out = list(fitted.left_out)
+            if option is not loc:
+                left_out.insert(
+                    0, f"the rest of {first.path} (only `{option.targets[0].qualname}` shown)"
+                )
+            if shown is None and latest is not None:
+                left_out.insert(0, "the latest attempt (the code under test shown instead)")
+            self.left_out.extend(w for w in left_out if w not in self.left_out)
+            return option, fitted.prompt, shown
+        return None
+
+    def _max_tokens(self, prompt: RefinePrompt) -> int:
+        """Tokens an answer may take: enough to rewrite the code shown, within max_tokens."""
+        return min(self.config.max_tokens, 200 + len(prompt.faulty_code) // 2)
 
     def _branches_off_copies(
         self, prompt: RefinePrompt, temperature: float, targets: tuple[Target, ...]
@@ -618,7 +759,7 @@ class _Session:
         options = GenerationOptions(
             temperature=temperature,
             top_p=self.config.top_p,
-            max_tokens=min(self.config.max_tokens, 200 + len(prompt.faulty_code) // 2),
+            max_tokens=self._max_tokens(prompt),
             seed=None if self.config.seed is None else self.config.seed + self.generations,
             stop=STOP_SEQUENCES,
             answer_prefix=branch or prefix,
@@ -642,6 +783,7 @@ class _Session:
             run: TestRunResult | None = None,
             files: dict[str, str] | None = None,
             failing: TestCaseResult | None = None,
+            points_at: str = "",
         ) -> _Outcome:
             passed = len(run.passed) if run else 0
             total = len(run.tests) if run else 0
@@ -658,6 +800,7 @@ class _Session:
                 passed,
                 total,
                 forked=forked,
+                points_at=points_at,
             )
             self.emit(AttemptFinished(attempt))
             branches = (
@@ -676,9 +819,15 @@ class _Session:
             return done(
                 "copy", code, "identical to the faulty code (whitespace and comments ignored)"
             )
-        base = {t.path: state.sources.get(t.path) or read_source(scratch / t.path) for t in targets}
+        # The answer may rewrite any function the prompt showed in full, in any file.
+        editable = (*targets, *prompt.related)
+        for t in editable:
+            self._remember_original(scratch, t.path)
+        base = {
+            t.path: state.sources.get(t.path) or read_source(scratch / t.path) for t in editable
+        }
         try:
-            spliced = splice_candidate(base, targets, code)
+            spliced = splice_candidate(base, editable, code)
         except SpliceError as exc:
             return done(exc.verdict, code, str(exc), feedback=str(exc))  # type: ignore[arg-type]
         if not spliced.files or all(
@@ -713,7 +862,17 @@ class _Session:
                 if err.line
                 else first_line(err.message)
             )
-            return done("tests_failed", code, msg, feedback=f"Error: {msg}", run=run, files=files)
+            # An import-time error in project code is fed back as a failing test's would be.
+            raised = import_failure(err)
+            return done(
+                "tests_failed",
+                code,
+                msg,
+                feedback=feedback_text(raised) if raised else f"Error: {msg}",
+                run=run,
+                files=files,
+                failing=raised,
+            )
         if run.all_passed:
             regression = self._regressions(scratch, files, base, state)
             if regression:
@@ -722,16 +881,57 @@ class _Session:
                 )
             return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=files)
         feedback = feedback_text(failing) if failing else first_line(run.output_tail)
+        # Where this failure now points, when not at a function the answer rewrote.
+        rewritten = [t for t in editable if t.qualname in spliced.replaced]
+        pointed = self._points_at(scratch, state, files, failing, rewritten)
+        if pointed is not None:
+            feedback += f"\nThe failure now points at `{pointed.qualname}` ({pointed.path})."
+        points_at = f"{pointed.path}::{pointed.qualname}" if pointed is not None else ""
         broke = sorted(t.nodeid for t in run.failures if t.nodeid in passed_before)
         if broke:
             detail = f"breaks {len(broke)} test(s) that passed before: {', '.join(broke[:3])}"
             return done(
-                "regressed", code, detail, feedback=feedback, run=run, files=files, failing=failing
+                "regressed",
+                code,
+                detail,
+                feedback=feedback,
+                run=run,
+                files=files,
+                failing=failing,
+                points_at=points_at,
             )
         detail = f"{len(run.failures)} of {len(run.tests)} tests still fail"
         return done(
-            "tests_failed", code, detail, feedback=feedback, run=run, files=files, failing=failing
+            "tests_failed",
+            code,
+            detail,
+            feedback=feedback,
+            run=run,
+            files=files,
+            failing=failing,
+            points_at=points_at,
         )
+
+    def _points_at(
+        self,
+        scratch: Path,
+        state: _State,
+        files: dict[str, str],
+        failing: TestCaseResult | None,
+        rewritten: Sequence[Target],
+    ) -> Target | None:
+        """The function a candidate's failing test now points at first, with the candidate's
+        files in place, when it is none of the functions the answer rewrote."""
+        if failing is None:
+            return None
+        project = ProjectIndex(scratch, {**state.sources, **files})
+        found = localize(project, [failing], self.focus).targets
+        if not found or found[0].qualname == MODULE_QUALNAME:
+            return None
+        top = found[0]
+        if any((t.path, t.qualname) == (top.path, top.qualname) for t in rewritten):
+            return None
+        return top
 
     def _with_files(
         self,
@@ -793,36 +993,82 @@ class _Session:
             limits=limits,
             python=self.python.python,
             cancel=self.deadline.event,
+            trace=not scratch,  # the initial run: its spectrum localizes
             # Candidates run on the scratch copy: they may write nothing of the user's.
             confinement=Confinement(self.root) if scratch else None,
-            trace=not scratch,  # the initial run: its spectrum localizes
         )
         self.emit(TestsFinished(run, scratch))
         return run
 
 
 def _focus(
-    loc: Localization, fruitless: dict[tuple[str, str], int], named_file: str | None = None
-) -> Localization:
+    loc: Localization,
+    fruitless: dict[tuple[str, str], int],
+    named_file: str | None = None,
+    skip: Set[tuple[str, str]] = frozenset(),
+    pointed: Target | None = None,
+    reach: Sequence[Target] = (),
+) -> Localization | None:
     """The one target to rewrite this round: the best suspect not yet tried FOCUS_ROUNDS times.
 
     One function at a time keeps a small model's attention on it; several bugs are fixed one
     after another through the progress the loop keeps. When the best suspect is in the file the
     user named, turns stay in that file: the others are then mostly classes the test builds its
-    inputs with (a graph's `Node`), rarely the bug.
+    inputs with (a graph's `Node`), rarely the bug. Once the best suspect had its turns, the
+    function the latest failure pointed at (`pointed`) comes next, then the other suspects,
+    then the helpers the best one calls in other files (`reach`). Suspects in `skip` (their
+    prompt does not fit the model's window) are never chosen; None when that leaves none.
     """
-    suspects = list(loc.targets)
+    suspects: list[Target] = []
+    for t in (*loc.targets, *reach, *([pointed] if pointed is not None else [])):
+        key = (t.path, t.qualname)
+        if key not in skip and all((s.path, s.qualname) != key for s in suspects):
+            suspects.append(t)
+    if not suspects:
+        return None
     if named_file is not None and suspects[0].path == named_file:
         suspects = [t for t in suspects if t.path == named_file]
-    for target in suspects:
-        if fruitless.get((target.path, target.qualname), 0) < FOCUS_ROUNDS:
-            break
-    else:
+    turns_left = [t for t in suspects if fruitless.get((t.path, t.qualname), 0) < FOCUS_ROUNDS]
+    if not turns_left:
         # Every suspect had its turns: start over with the best, counts forgotten.
         fruitless.clear()
         target = suspects[0]
+    else:
+        target = turns_left[0]
+        if target is not suspects[0] and pointed is not None:
+            key = (pointed.path, pointed.qualname)
+            target = next((t for t in turns_left if (t.path, t.qualname) == key), target)
     primary = loc.blamed.get((target.path, target.qualname), loc.primary)
-    return Localization((target,), primary, loc.blamed)
+    return dataclasses.replace(loc, targets=(target,), primary=primary)
+
+
+def _pointed_target(project: ProjectIndex, pointed: str) -> Target | None:
+    """The function a "path::qualname" names, as the project now stands."""
+    path, _, qualname = pointed.partition("::")
+    return function_target(project, path, qualname) if qualname else None
+
+
+def _with_import_time_targets(
+    loc: Localization, project: ProjectIndex, failures: Sequence[TestCaseResult]
+) -> Localization:
+    """`loc` with where import-time errors raised first, each blamed on its error."""
+    raised = import_time_targets(project, failures)
+    if not raised:
+        return loc
+    keys = {(t.path, t.qualname) for t in raised}
+    targets = (*raised, *(t for t in loc.targets if (t.path, t.qualname) not in keys))
+    blamed = dict(loc.blamed)
+    for target in raised:
+        case = next(
+            c
+            for c in failures
+            if "::" not in c.nodeid
+            and c.project_frames
+            and c.project_frames[-1].path == target.path
+        )
+        blamed[(target.path, target.qualname)] = case
+    primary = blamed[(targets[0].path, targets[0].qualname)]
+    return dataclasses.replace(loc, targets=targets, primary=primary, blamed=blamed)
 
 
 def _better(new: _Outcome, old: _Outcome) -> bool:

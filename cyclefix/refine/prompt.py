@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cyclefix.models.backend import ChatMessage
+from cyclefix.refine.types import Target
 
 SYSTEM_PROMPT = (
     "You are an expert Python developer fixing a bug. The tests are correct and must not be "
@@ -42,6 +43,9 @@ class RefinePrompt:
     # Show only the signature and docstring: after copies, a fresh implementation from the
     # intent is the way out (copy detection still compares with the faulty code).
     from_scratch: bool = False
+    # Other project functions on the failing path (callees, callers, in any file), shown in
+    # full: the answer may rewrite any of them too.
+    related: tuple[Target, ...] = ()
 
 
 def _fence(code: str) -> str:
@@ -62,6 +66,14 @@ def build_refine_messages(prompt: RefinePrompt) -> list[ChatMessage]:
         parts.append(
             f"## Rest of the module{where} (for reference; if the bug is in a function shown "
             "in full here, rewrite that function too)\n" + _fence(prompt.context)
+        )
+    if prompt.related:
+        shown = "\n\n".join(
+            f"# {t.path}\n{textwrap.dedent(t.source).rstrip()}" for t in prompt.related
+        )
+        parts.append(
+            "## Other functions on the failing path (the bug may be in one of them: if so, "
+            "rewrite that function in full in your answer)\n" + _fence(shown)
         )
     if prompt.from_scratch:
         outline = answer_prefix(prompt.faulty_code).removeprefix("```python\n")

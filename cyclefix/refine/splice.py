@@ -146,7 +146,8 @@ def splice_candidate(
         if path == first.path and new_helpers:
             text = newline.join(_indent(h, "", newline) for h in new_helpers) + newline
             edits[path].append(_Edit(first.start_line, first.start_line - 1, text))
-        if new_imports:
+        # Imports go only where the answer's code went: a file it left alone stays as it is.
+        if new_imports and edits[path]:
             present = {
                 ast.unparse(n)
                 for n in trees[path].body

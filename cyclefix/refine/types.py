@@ -45,6 +45,10 @@ class RefineConfig:
     run_timeout: float = 120.0
     # Python that runs the tests; None: the project's own environment when it has one.
     python: str | None = None
+    # When the rounds end without a fix and budget remains, go on (other suspects, rewrites
+    # from the intent, hotter samples) until a fix or the budget: `fix`, `serve` and `tui`.
+    # Off for the bench's CYCLE protocol, whose figures count exactly `rounds`.
+    extend_to_budget: bool = True
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class Attempt:
     tests_total: int = 0
     # Continued from a fork of an earlier copy (see refine.fork) instead of sampled anew.
     forked: bool = False
+    # The function this attempt's failure points at ("path::qualname") when it is not the one
+    # rewritten: where a later round may move.
+    points_at: str = ""
 
     @property
     def is_copy(self) -> bool:
@@ -142,9 +149,12 @@ class TestsFinished:
 @dataclass(frozen=True)
 class RoundStarted:
     index: int
+    # The rounds asked for; a round past them (RefineConfig.extend_to_budget) counts itself.
     total: int
     targets: tuple[str, ...]
     temperature: float
+    # Past the rounds asked for, within the time budget.
+    extra: bool = False
 
 
 @dataclass(frozen=True)
