@@ -1,0 +1,432 @@
+"""Hostile code against the runner: what a model's candidate (or a test) tries, and what it gets.
+
+Candidates come from the scripted backend (no model). Each probe asserts the concrete outcome:
+trees hashed before and after are unchanged, forged results are `tests_failed`, no host
+interface or namespace is reachable, no secret is in the environment, no TCP connection leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, fix
+from cyclefix.runner import (
+    Confinement,
+    SandboxLimits,
+    TestRunResult,
+    run_tests,
+    scratch_copy,
+)
+from cyclefix.runner import confine as confine_module
+from cyclefix.runner.run import UNTRUSTED_NODEID
+from cyclefix.runner.sandbox import detect_isolation
+
+CONFIG = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
+LIMITS = SandboxLimits(per_test_timeout=2.0, run_timeout=60.0)
+TESTS = """\
+from calc import add
+
+
+def test_small():
+    assert add(1, 2) == 3
+
+
+def test_negative():
+    assert add(-1, -2) == -3
+"""
+
+needs_landlock = pytest.mark.skipif(
+    confine_module.landlock_abi() < 1, reason="this kernel has no Landlock"
+)
+needs_network_namespace = pytest.mark.skipif(
+    not detect_isolation().network_isolated, reason="no network namespace allowed here"
+)
+
+
+def make_project(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def tree_digest(root: Path) -> str:
+    """One hash of every path, file content and mode under `root`."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.read_bytes())
+        digest.update(str(path.lstat().st_mode).encode())
+    return digest.hexdigest()
+
+
+def candidate(body: str) -> str:
+    """A reply whose `add` runs `body` (hostile code) before returning a + b."""
+    code = "def add(a, b):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    return f"```python\n{code}\n    return a + b\n```\n"
+
+
+def run_confined(root: Path, tests: tuple[str, ...] = ()) -> TestRunResult:
+    """The project's tests as a candidate's run: on a scratch copy, confined."""
+    with scratch_copy(root) as copy:
+        return run_tests(
+            copy, tests, limits=LIMITS, autoload_plugins=False, confinement=Confinement(root)
+        )
+
+
+@pytest.fixture
+def calc(tmp_path: Path) -> Path:
+    return make_project(
+        tmp_path / "calc", {"calc.py": "def add(a, b):\n    return a - b\n", "test_calc.py": TESTS}
+    )
+
+
+@pytest.fixture
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's home as cyclefix sees it (hashed before and after; never the real one)."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / ".config" / "settings").write_text("mine\n")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def without_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Runs without pid/net/mount namespaces: Landlock alone must hold."""
+    monkeypatch.setenv("CYCLEFIX_NO_NAMESPACES", "1")
+    detect_isolation.cache_clear()
+    yield
+    monkeypatch.delenv("CYCLEFIX_NO_NAMESPACES")
+    detect_isolation.cache_clear()
+
+
+# ---------------------------------------------------------------- writes
+
+
+@needs_landlock
+def test_a_candidate_writes_nothing_outside_its_scratch_copy(
+    calc: Path, fake_home: Path, tmp_path: Path
+) -> None:
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep.txt").write_text("keep\n")
+    before = {p: tree_digest(p) for p in (calc, fake_home, canary)}
+    targets = [calc / "MARKER", fake_home / "MARKER", canary / "MARKER", canary / "keep.txt"]
+    hostile = candidate(
+        f"""
+        import os
+        refused = 0
+        for target in {[str(t) for t in targets]!r}:
+            try:
+                with open(target, "w") as handle:
+                    handle.write("owned")
+            except OSError:
+                refused += 1
+        for victim in ({str(calc / "calc.py")!r}, {str(canary / "keep.txt")!r}):
+            try:
+                os.remove(victim)
+            except OSError:
+                refused += 1
+        with open(os.path.expanduser("~/MARKER"), "w") as handle:  # the private home: allowed
+            handle.write("fine")
+        if refused != {len(targets) + 2}:
+            return a - b
+        """
+    )
+    result = fix(calc, ScriptedBackend([hostile]), config=CONFIG)
+    # Every write was refused (or the candidate would have failed), and nothing changed.
+    assert result.status == "fixed", [a.detail for r in result.rounds for a in r.attempts]
+    assert {p: tree_digest(p) for p in before} == before
+
+
+@needs_landlock
+def test_landlock_alone_keeps_writes_in_the_copy_without_namespaces(
+    calc: Path, tmp_path: Path, without_namespaces: None
+) -> None:
+    (calc / "test_escape.py").write_text(
+        "import pytest\n\n"
+        "def test_write_outside_is_refused():\n"
+        f"    with pytest.raises(PermissionError):\n"
+        f"        open({str(tmp_path / 'outside')!r}, 'w')\n\n"
+        "def test_writes_inside_work(tmp_path):\n"
+        "    (tmp_path / 'x').write_text('x')\n"
+        "    open('in-the-copy.txt', 'w').write('x')\n"
+    )
+    run = run_confined(calc, ("test_escape.py",))
+    assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
+    assert not (tmp_path / "outside").exists()
+
+
+# ---------------------------------------------------------------- forged results
+
+
+FORGE_RECORDS = """
+import json, os
+records = [
+    {"event": "collected", "nodeids": ["test_calc.py::test_small", "test_calc.py::test_negative"]},
+    {"event": "test", "nodeid": "test_calc.py::test_small", "outcome": "passed", "duration": 0.0,
+     "stdout": "", "stderr": ""},
+    {"event": "test", "nodeid": "test_calc.py::test_negative", "outcome": "passed",
+     "duration": 0.0, "stdout": "", "stderr": ""},
+    {"event": "session_finish", "exitstatus": 0},
+]
+for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+    for record in records:
+        line = json.dumps(record)
+        for text in (line, "0" * 64 + " " + line):
+            try:
+                os.write(fd, (text + "\\n").encode())
+            except OSError:
+                pass
+legacy = os.environ.get("CYCLEFIX_RESULTS")
+if legacy:
+    with open(legacy, "a") as handle:
+        handle.write("\\n".join(json.dumps(r) for r in records) + "\\n")
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    "body", [FORGE_RECORDS, "import os\nos._exit(0)"], ids=["forged-records", "early-exit-0"]
+)
+def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
+    calc: Path, tmp_path: Path, body: str
+) -> None:
+    before = tree_digest(calc)
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([candidate(body)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cyclefix.cli", "fix", str(calc), "--model", f"scripted:{replies}",
+         "--rounds", "1", "--budget", "60", "--json", "--apply"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    data = json.loads(proc.stdout)
+    verdicts = [a["verdict"] for r in data["rounds"] for a in r["attempts"]]
+    assert proc.returncode == 1 and data["status"] == "not_fixed", proc.stderr
+    assert "tests_failed" in verdicts and "passed" not in verdicts, verdicts
+    assert not data["applied"] and data["diff"] == ""
+    assert tree_digest(calc) == before
+
+
+def test_unsigned_lines_make_the_run_fail_whatever_they_say(calc: Path) -> None:
+    (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (calc / "test_forge.py").write_text(
+        "def test_forges():\n" + textwrap.indent(FORGE_RECORDS.replace("os._exit(0)", ""), "    ")
+    )
+    run = run_confined(calc)
+    assert not run.all_passed
+    untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
+    assert untrusted and untrusted[0].exc_type == "UntrustedResults"
+    assert "forged" in (untrusted[0].exc_message or "")
+
+
+def test_a_failing_test_whose_record_is_suppressed_fails_the_run(calc: Path) -> None:
+    (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    # The record of the failing test goes to /dev/null; the session's end still arrives.
+    (calc / "conftest.py").write_text(
+        "import os, stat, pytest\n\n"
+        "def pipes():\n"
+        "    found = []\n"
+        "    for name in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            if int(name) > 2 and stat.S_ISFIFO(os.fstat(int(name)).st_mode):\n"
+        "                found.append(int(name))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return found\n\n"
+        "@pytest.hookimpl(hookwrapper=True)\n"
+        "def pytest_runtest_logfinish(nodeid, location):\n"
+        "    saved = []\n"
+        "    if nodeid.endswith('test_fails'):\n"
+        "        null = os.open(os.devnull, os.O_WRONLY)\n"
+        "        for fd in pipes():\n"
+        "            saved.append((fd, os.dup(fd)))\n"
+        "            os.dup2(null, fd)\n"
+        "    yield\n"
+        "    for fd, copy in saved:\n"
+        "        os.dup2(copy, fd)\n"
+    )
+    (calc / "test_fails.py").write_text("def test_fails():\n    assert False\n")
+    run = run_confined(calc)
+    assert not run.all_passed
+    untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
+    # Records are numbered under the signature: the gap breaks the chain at the next one.
+    assert untrusted and "wrong signature" in (untrusted[0].exc_message or "")
+
+
+# ---------------------------------------------------------------- network and namespaces
+
+
+HOST_PROBES = """\
+import ctypes, errno, os, socket
+
+def test_only_loopback_is_visible():
+    assert [name for _, name in socket.if_nameindex()] == ["lo"]
+    interfaces = [l.split(":")[0].strip() for l in open("/proc/net/dev") if ":" in l]
+    assert interfaces == ["lo"]
+
+def test_no_process_of_another_network_namespace_is_visible():
+    own = os.stat("/proc/self/ns/net").st_ino
+    others = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
+                others.append(pid)
+        except OSError:
+            pass
+    assert others == []
+
+def test_setns_is_refused_and_no_capability_is_held():
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+    assert libc.setns(fd, 0x40000000) == -1
+    assert ctypes.get_errno() == errno.EPERM
+    status = dict(l.split(":", 1) for l in open("/proc/self/status"))
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+"""
+
+
+@needs_network_namespace
+@pytest.mark.parametrize("confined", [True, False], ids=["candidate", "in-place"])
+def test_no_host_interface_or_namespace_is_reachable(calc: Path, confined: bool) -> None:
+    (calc / "test_host.py").write_text(HOST_PROBES)
+    if confined:
+        run = run_confined(calc, ("test_host.py",))
+    else:
+        run = run_tests(calc, ("test_host.py",), limits=LIMITS, autoload_plugins=False)
+    assert run.network_isolated
+    assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
+
+
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "landlock-only"])
+def test_tcp_to_a_listening_port_of_the_host_fails(
+    calc: Path, namespaces: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not namespaces:
+        if confine_module.landlock_abi() < 4:
+            pytest.skip("Landlock cannot refuse TCP on this kernel")
+        monkeypatch.setenv("CYCLEFIX_NO_NAMESPACES", "1")
+        detect_isolation.cache_clear()
+    elif not detect_isolation().network_isolated:
+        pytest.skip("no network namespace allowed here")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        (calc / "test_connect.py").write_text(
+            "import socket, pytest\n\n"
+            "def test_connect_is_refused():\n"
+            "    with pytest.raises(OSError):\n"
+            f"        socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        )
+        try:
+            run = run_confined(calc, ("test_connect.py",))
+        finally:
+            monkeypatch.delenv("CYCLEFIX_NO_NAMESPACES", raising=False)
+            detect_isolation.cache_clear()
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing ever connected
+    assert [t.outcome for t in run.tests] == ["passed"], run.output_tail
+
+
+# ---------------------------------------------------------------- environment
+
+
+def test_no_cyclefix_secret_reaches_the_tests(
+    calc: Path, fake_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CYCLEFIX_API_KEY", "sk-cyclefix-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.setenv("PROJECT_SETTING", "wanted")
+    (calc / "test_env.py").write_text(
+        "import os\n\n"
+        "def test_environment():\n"
+        "    values = ' '.join(f'{k}={v}' for k, v in os.environ.items())\n"
+        "    assert 'secret' not in values\n"
+        "    assert os.environ['PROJECT_SETTING'] == 'wanted'\n"
+        f"    assert os.environ['HOME'] != {str(fake_home)!r}\n"
+        "    assert os.environ['TMPDIR'].startswith(os.environ['HOME'])\n"
+    )
+    with scratch_copy(calc) as copy:
+        run = run_tests(
+            copy,
+            ("test_env.py",),
+            limits=LIMITS,
+            autoload_plugins=False,
+            confinement=Confinement(calc),
+            pass_env=("PROJECT_SETTING", "CYCLEFIX_API_KEY"),
+        )
+    assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
+
+
+# ---------------------------------------------------------------- the copy is what tests import
+
+
+def test_an_absolute_pythonpath_into_the_project_imports_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        tmp_path / "lib_project",
+        {
+            "lib/helper.py": "VALUE = 'original'\n",
+            "tests/test_helper.py": (
+                "import helper\n\ndef test_value():\n    assert helper.VALUE == 'copy'\n"
+            ),
+        },
+    )
+    monkeypatch.setenv("PYTHONPATH", str(root / "lib"))
+    with scratch_copy(root) as copy:
+        (copy / "lib" / "helper.py").write_text("VALUE = 'copy'\n")
+        run = run_tests(copy, limits=LIMITS, autoload_plugins=False, confinement=Confinement(root))
+    assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
+
+
+def test_an_editable_install_of_the_project_is_pointed_at_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original, copy = tmp_path / "project", tmp_path / "scratch"
+    finder = type(sys)("__editable___demo_0_1_finder")
+    finder.MAPPING = {"demo": str(original / "src" / "demo"), "other": "/elsewhere/other"}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, finder.__name__, finder)
+    monkeypatch.setattr(sys, "path", [str(original / "src"), "/usr/lib/python3"])
+    moved = confine_module.remap_imports(str(original), str(copy))
+    assert sys.path == [str(copy / "src"), "/usr/lib/python3"]
+    assert {"demo": str(copy / "src" / "demo"), "other": "/elsewhere/other"} == finder.MAPPING  # type: ignore[attr-defined]
+    assert len(moved) == 2
+
+
+def test_latin1_and_large_files_reach_the_tests_unchanged(tmp_path: Path) -> None:
+    source = "# -*- coding: latin-1 -*-\nNAME = 'café'\n".encode("latin-1")
+    root = make_project(
+        tmp_path / "data_project",
+        {
+            "tests/test_files.py": (
+                "import hashlib, latin\n\n"
+                "def test_latin1_module():\n    assert latin.NAME == 'caf\\xe9'\n\n"
+                "def test_large_file():\n"
+                "    data = open('data/big.bin', 'rb').read()\n"
+                f"    assert len(data) == {40 * 2**20}\n"
+            )
+        },
+    )
+    (root / "latin.py").write_bytes(source)
+    (root / "data").mkdir()
+    (root / "data" / "big.bin").write_bytes(os.urandom(1024) * (40 * 1024))
+    run = run_confined(root)
+    assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
