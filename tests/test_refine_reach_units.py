@@ -3,11 +3,13 @@ across files, import-time errors, multi-file splices."""
 
 from __future__ import annotations
 
+import argparse
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from cyclefix.models.backend import ChatMessage
+from cyclefix.refine.cli import register
 from cyclefix.refine.fit import answer_room, fit_prompt
 from cyclefix.refine.importtime import (
     blocking_collection_error,
@@ -18,9 +20,10 @@ from cyclefix.refine.localize import Localization, ProjectIndex
 from cyclefix.refine.loop import _focus
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.related import callees, path_functions
+from cyclefix.refine.report import fix_result_to_dict
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.splice import splice_candidate
-from cyclefix.refine.types import RefineConfig, Target
+from cyclefix.refine.types import Attempt, FixResult, RefineConfig, RoundRecord, Target
 from cyclefix.runner.results import CollectionError, Frame, TestRunResult
 
 
@@ -219,3 +222,31 @@ def test_a_multi_file_splice_adds_imports_only_where_code_changed() -> None:
     spliced = splice_candidate(sources, targets, "import math\n\ndef g():\n    return math.e\n")
     assert set(spliced.files) == {"b.py"}
     assert spliced.files["b.py"].startswith("import math\n")
+
+
+def test_fix_help_names_the_rounds_past_rounds_and_the_switch_off() -> None:
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers()
+    register(commands)
+    assert parser.parse_args(["fix", "p", "--no-extend"]).no_extend
+    assert not parser.parse_args(["fix", "p"]).no_extend
+    fix_help = " ".join(commands.choices["fix"].format_help().split())
+    assert "more rounds follow" in fix_help and "until --budget is spent" in fix_help
+    assert "stop after --rounds even when budget remains" in fix_help
+
+
+def test_the_json_attempt_says_where_its_failure_points() -> None:
+    attempt = Attempt(1, "code", "tests_failed", "fb", "d", 0.2, 1, 1, 0.1, points_at="m.py::g")
+    result = FixResult(
+        "not_fixed",
+        Path("."),
+        (),
+        "",
+        (RoundRecord(1, ("f",), (attempt,)),),
+        None,
+        None,
+        1.0,
+        "scripted",
+    )
+    data = fix_result_to_dict(result)
+    assert data["rounds"][0]["attempts"][0]["points_at"] == "m.py::g"

@@ -450,6 +450,8 @@ class BenchRun:
             budget_seconds=self.settings.budget_seconds,
             seed=self.settings.seed + 1000 * sample,
             per_test_timeout=self.settings.per_test_timeout,
+            # The CYCLE protocol: exactly `rounds` rounds, comparable with the paper's figures.
+            extend_to_budget=False,
         )
         log.clear()
         result = fix(ws.project, log, config=config, initial_run=visible_run, cancel=cancel)

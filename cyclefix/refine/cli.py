@@ -43,9 +43,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="registry name, path to a .gguf file, or "
         "openai:URL#MODEL (default: qwen2.5-coder-1.5b)",
     )
-    p.add_argument("--rounds", type=int, default=4, help="refinement rounds (default 4)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="refinement rounds (default 4); when they end without a fix, more rounds follow "
+        "(other suspects, rewrites from the intent, hotter samples) until --budget is spent",
+    )
     p.add_argument(
         "--budget", type=float, default=300.0, help="time budget in seconds (default 300)"
+    )
+    p.add_argument(
+        "--no-extend",
+        action="store_true",
+        help="stop after --rounds even when budget remains (the bench's CYCLE protocol)",
     )
     p.add_argument(
         "--per-test-timeout", type=float, default=3.0, help="seconds before a test counts as hung"
@@ -110,6 +121,7 @@ def _run_fix(args: argparse.Namespace) -> int:
         per_test_timeout=args.per_test_timeout,
         seed=args.seed,
         python=args.python,
+        extend_to_budget=not args.no_extend,
     )
     cancel = threading.Event()
     progress = _Progress(out)

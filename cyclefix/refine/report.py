@@ -45,6 +45,7 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "seconds": round(a.seconds, 3),
         "tests_passed": a.tests_passed,
         "tests_total": a.tests_total,
+        "points_at": a.points_at or None,
     }
 
 
