@@ -8,9 +8,11 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from cyclefix.bench.harness import _GenerationLog
 from cyclefix.models.backend import ChatMessage
+from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine.cli import register
-from cyclefix.refine.fit import answer_room, fit_prompt
+from cyclefix.refine.fit import WindowedBackend, answer_room, fit_prompt
 from cyclefix.refine.importtime import (
     blocking_collection_error,
     exception_message,
@@ -250,3 +252,9 @@ def test_the_json_attempt_says_where_its_failure_points() -> None:
     )
     data = fix_result_to_dict(result)
     assert data["rounds"][0]["attempts"][0]["points_at"] == "m.py::g"
+
+
+def test_the_bench_wrapper_passes_the_window_on_only_when_the_model_has_one() -> None:
+    windowed = _GenerationLog(Words(100), None)  # type: ignore[arg-type]
+    assert isinstance(windowed, WindowedBackend) and windowed.n_ctx == 100
+    assert not isinstance(_GenerationLog(ScriptedBackend(["x"]), None), WindowedBackend)

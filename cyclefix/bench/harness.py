@@ -140,6 +140,13 @@ class _GenerationLog:
     def close(self) -> None:
         """The shared backend is closed by whoever opened it."""
 
+    def __getattr__(self, name: str) -> Any:
+        # The inner backend's window and token count, when it has them: prompts are fitted
+        # to the window (refine.fit) in the bench as in `cyclefix fix`.
+        if name in ("n_ctx", "count_tokens"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)
+
 
 def _decode_seconds(gen: GenerationResult) -> float:
     return max(0.0, gen.seconds - gen.prompt_seconds)

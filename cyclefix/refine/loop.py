@@ -568,9 +568,8 @@ class _Session:
             failures = failures_with_import_errors(state.run) if state.run else ()
             # The failing path in other files is shown on its own (refine.related); in this
             # file, the functions the failing tests ran through it are shown in full.
-            others = [t for t in loc.targets if t.path != first.path]
             related = tuple(
-                t for t in path_functions(project, first, failures, others) if t.path != first.path
+                t for t in path_functions(project, first, failures) if t.path != first.path
             )
             executed_here = {
                 t.qualname
