@@ -322,3 +322,83 @@ async def test_command_palette_offers_every_action(tmp_path: Path) -> None:
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: idle_with_results(app), "the palette's test run")
+
+
+def notifications(app) -> list[str]:  # type: ignore[no-untyped-def]
+    # Textual keeps every notification here, also while run_test does not draw them.
+    return [notification.message for notification in app._notifications]
+
+
+def slow_first_run_project(tmp_path: Path) -> Path:
+    """The calc project with a passing test that keeps the first run busy for 2 s."""
+    project = copy_project(tmp_path)
+    (project / "tests" / "test_wait.py").write_text(
+        "import time\n\n\ndef test_wait():\n    time.sleep(2.0)\n"
+    )
+    return project
+
+
+async def test_invite_to_refine_waits_for_a_failing_test(tmp_path: Path) -> None:
+    app = make_app(slow_first_run_project(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.busy, "the first test run to start")
+        assert not app.test_results
+        assert "Press f to refine" not in app.model_output.text
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        assert "Press f to refine the selected failing test." in app.model_output.text
+
+
+async def test_refine_pressed_during_the_first_run_starts_when_it_ends(tmp_path: Path) -> None:
+    project = slow_first_run_project(tmp_path)
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.busy, "the first test run to start")
+        assert not app.test_results
+        await pilot.press("f")
+        await pilot.pause()
+        assert "refining when the tests finish" in status_plain(app)
+        await wait_for(pilot, lambda: app.pending_fix is not None, "the queued refinement's fix")
+        result = app.pending_fix
+        assert result is not None and "len(values)" in result.diff
+
+
+async def test_refine_queued_during_a_run_that_is_cancelled_is_dropped(tmp_path: Path) -> None:
+    app = make_app(slow_first_run_project(tmp_path), factory=scripted_factory([FIX_REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.busy, "the first test run to start")
+        await pilot.press("f", "c")
+        await wait_for(pilot, lambda: not app.busy, "the cancelled run to stop", timeout=30)
+        await pilot.pause(0.3)
+        assert not app.busy and app.last_result is None
+        assert "refining when the tests finish" not in status_plain(app)
+
+
+async def test_refine_with_every_test_passing_says_why(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    (project / "calc.py").write_text(
+        (project / "calc.py").read_text().replace("(len(values) + 1)", "len(values)")
+    )
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        await pilot.press("f")
+        await pilot.pause()
+        assert not app.busy
+        assert notifications(app) == ["All tests pass: nothing to refine."]
+
+
+async def test_accept_reject_cancel_with_nothing_to_act_on_say_why(tmp_path: Path) -> None:
+    app = make_app(copy_project(tmp_path), factory=scripted_factory([FIX_REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        app.clear_notifications()
+        for key, reason in (
+            ("a", "No verified fix to accept."),
+            ("x", "No fix to reject."),
+            ("c", "Nothing is running."),
+        ):
+            await pilot.press(key)
+            await pilot.pause()
+            assert notifications(app)[-1] == reason, key
+        assert len(notifications(app)) == 3
+        assert not app.busy and app.pending_fix is None

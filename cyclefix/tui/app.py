@@ -128,6 +128,11 @@ class CyclefixApp(App[None]):
         Binding("m", "choose_model", "Model"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        # Tried when the key's own binding is disabled (dimmed): the action then says why.
+        *(
+            Binding(key, f"say_why('{action}')", show=False)
+            for key, action in (("f", "refine"), ("a", "accept"), ("x", "reject"), ("c", "cancel"))
+        ),
     ]
 
     def __init__(
@@ -150,6 +155,10 @@ class CyclefixApp(App[None]):
         self._run_job: Job | None = None
         self._refine_job: Job | None = None
         self._refine_stage = ""
+        # `f` pressed while the tests ran and no failing test was known yet: refine when they end.
+        self._refine_queued = False
+        # The idle invite the model panel shows ("": none yet), None once it shows anything else.
+        self._invite: str | None = None
         self._round: tuple[int, int] | None = None
         self._stream_started: float | None = None
         self._stream_pieces = 0
@@ -224,8 +233,7 @@ class CyclefixApp(App[None]):
         return self._run_job is not None or self._refine_job is not None
 
     def on_mount(self) -> None:
-        model_log = self.model_output
-        model_log.note("Press f to refine the selected failing test.")
+        self._invite = ""
         self._refresh_tree_files()
         self._has_tests = any(is_test_file(rel) for rel in self.project_tree.files)
         self._show_results()
@@ -275,9 +283,16 @@ class CyclefixApp(App[None]):
         if self._refine_job is not None:
             self._toast("A refinement is already running (c cancels it).", severity="warning")
             return
+        if self._run_job is not None and not self._failing_nodeids():
+            self._refine_queued = True
+            self._toast("Refining when the tests finish, if one fails.")
+            self._changed()
+            return
         nodeid = self._refine_target()
         if nodeid is None:
             return
+        self._refine_queued = False
+        self._invite = None
         self._fix = None
         job = self._new_job("refine", f"refining {nodeid_test(nodeid)}")
         self._refine_job = job
@@ -339,11 +354,22 @@ class CyclefixApp(App[None]):
         if not jobs:
             self._toast("Nothing is running.", severity="information")
             return
+        self._refine_queued = False
         for job in jobs:
             job.cancel.set()
         if self._refine_job is not None:
             self._refine_stage = "cancelling"
         self._set_notice("cancelling…", "yellow")
+
+    def action_say_why(self, action: str) -> None:
+        """A key whose action cannot act now: the action says why, or queues itself."""
+        actions: dict[str, Callable[[], None]] = {
+            "refine": self.action_refine,
+            "accept": self.action_accept,
+            "reject": self.action_reject,
+            "cancel": self.action_cancel,
+        }
+        actions[action]()
 
     def action_toggle_diff(self) -> None:
         mode = self.fix_view.toggle_mode()
@@ -380,7 +406,7 @@ class CyclefixApp(App[None]):
         if action == "cancel":
             return True if self.busy else None
         if action == "refine":
-            failing = any(not case.ok for case in self._cases.values())
+            failing = bool(self._failing_nodeids())
             return True if failing and self._refine_job is None else None
         return True
 
@@ -536,6 +562,11 @@ class CyclefixApp(App[None]):
             elif run.timed_out:
                 self._set_notice("the test run hit its time limit and was stopped", "bold red")
         self._show_results()
+        if self._refine_queued:
+            self._refine_queued = False
+            if not run.cancelled:
+                self.action_refine()
+            self._changed()
 
     @on(ModelLoading)
     def _model_loading(self, message: ModelLoading) -> None:
@@ -647,6 +678,8 @@ class CyclefixApp(App[None]):
         if job is None:
             return
         self._finish(job)
+        if job.kind == "tests":
+            self._refine_queued = False
         self._set_notice(message.message, "bold red")
         if job.kind == "refine":
             self.model_output.note(f"✗ {message.message}")
@@ -825,6 +858,32 @@ class CyclefixApp(App[None]):
     def _changed(self) -> None:
         self.refresh_bindings()
         self._refresh_status()
+        self._refresh_invite()
+
+    def _refresh_invite(self) -> None:
+        """Keep the idle model panel's one line true: it invites `f` only when `f` can act."""
+        if self._invite is None:
+            return
+        invite = self._invite_text()
+        if invite != self._invite:
+            self._invite = invite
+            self.model_output.reset()
+            self.model_output.note(invite)
+
+    def _invite_text(self) -> str:
+        if self._refine_queued:
+            return "Refining the first failing test when the tests finish."
+        if self._failing_nodeids():
+            return "Press f to refine the selected failing test."
+        if self._run_job is not None:
+            return "Running the tests… f now refines the first failing test once they finish."
+        if not self._has_tests:
+            return "No tests found: cyclefix refines code against failing tests."
+        if self._collection_errors:
+            return "Fix the collection errors first: the tests cannot run."
+        if self._cases:
+            return "All tests pass: nothing to refine."
+        return "Press r to run the tests."
 
     def _refresh_status(self) -> None:
         for bar in self.query("#status").results(StatusBar):
@@ -850,6 +909,8 @@ class CyclefixApp(App[None]):
         if self._refine_job is not None:
             return f"{self._refine_job.label}: {self._refine_stage}…", BUSY_STYLE
         if self._run_job is not None:
+            if self._refine_queued:
+                return f"{self._run_job.label} · refining when the tests finish", BUSY_STYLE
             return self._run_job.label, BUSY_STYLE
         if self._fix is not None:
             return "✓ verified fix ready: a accept · x reject", GREEN_STYLE
@@ -920,11 +981,16 @@ class CyclefixApp(App[None]):
         passing = [other for other, case in self._cases.items() if case.outcome == "passed"]
         return (nodeid, *passing)
 
+    def _failing_nodeids(self) -> list[str]:
+        return [nodeid for nodeid, case in self._cases.items() if not case.ok]
+
     def _refine_target(self) -> str | None:
         """The selected failing test, else the first failing one; None (with a notice) if none."""
-        failing = [nodeid for nodeid, case in self._cases.items() if not case.ok]
+        failing = self._failing_nodeids()
         if not failing:
-            if self._collection_errors:
+            if not self._has_tests:
+                self._toast(self._no_tests_message(), severity="warning")
+            elif self._collection_errors:
                 self._toast(
                     "Fix the collection errors first: the tests cannot run.", severity="warning"
                 )
