@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from cyclefix.bench.projects_report import (
     render_projects_section,
 )
 from cyclefix.bench.projects_run import ProjectsRun, load_project_suite
-from cyclefix.bench.projects_seed import candidates_in, is_kept, seed_library
+from cyclefix.bench.projects_seed import candidates_in, is_kept, own_test_file, seed_library
 from cyclefix.bench.records import RoundResult
 from cyclefix.errors import CyclefixError
 from cyclefix.models.scripted import ScriptedBackend
@@ -349,3 +352,33 @@ def test_a_claimed_fix_the_judge_refuses_is_not_fixed() -> None:
     assert not outcome.fixed and outcome.claimed and outcome.seconds is None
     figures = library_figures([outcome], "minilib")
     assert figures.claimed_regressed == 1 and figures.not_suspected == 1
+
+
+@pytest.mark.parametrize(
+    ("module", "test_file", "own"),
+    [
+        ("src/webcolors/_conversion.py", "tests/test_conversion.py", True),
+        ("parse/__init__.py", "tests/test_parse.py", True),
+        ("toolz/itertoolz.py", "toolz/tests/test_curried.py", False),
+        ("more_itertools/recipes.py", "tests/test_more.py", False),
+    ],
+)
+def test_a_modules_own_test_file_is_named_after_it(module: str, test_file: str, own: bool) -> None:
+    assert own_test_file(module, test_file) is own
+
+
+@pytest.mark.model
+def test_the_suite_runs_with_the_real_model(tmp_path: Path) -> None:
+    _cache, manifest = make_cache(tmp_path)
+    write_manifest(tmp_path / "manifest.json", manifest)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cyclefix.cli", "bench", "projects",
+               "--manifest", str(tmp_path / "manifest.json"), "--tasks", "minilib-2",
+               "--model", "qwen2.5-coder-0.5b", "--rounds", "1", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "CYCLEFIX_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    by_round = {r.round: r for r in load_all(out)}
+    assert sorted(by_round) == [0, 1] and by_round[0].extra["rank"] == 1
+    assert by_round[1].completion_tokens > 0
+    assert "## Real projects" in (out / "report.md").read_text(encoding="utf-8")

@@ -38,7 +38,9 @@ from cyclefix.refine import RefineConfig, TestRunResult, check
 # Failing node ids kept per bug in the manifest: enough to read, small enough to commit.
 FAILING_SHOWN = 5
 # Seconds one run of a library's suite may take while seeding.
-SEED_RUN_TIMEOUT = 180.0
+SEED_RUN_TIMEOUT = 300.0
+# Seconds a test may take in the run as shipped, which measures how slow each test is.
+BASELINE_TEST_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,14 @@ def ordered_candidates(found: Sequence[Candidate], rng: random.Random) -> list[C
 
 
 def own_test_file(module_path: str, test_path: str) -> bool:
-    """A test file named after the module (`_conversion.py` -> `test_conversion.py`)."""
-    module = Path(module_path).stem.lstrip("_")
+    """A test file named after the module (`_conversion.py` -> `test_conversion.py`).
+
+    A package's `__init__.py` is named by its package (`parse/__init__.py` -> `test_parse.py`).
+    """
+    path = Path(module_path)
+    module = (path.parent.name if path.stem == "__init__" else path.stem).lstrip("_")
     name = Path(test_path).stem
-    return module != "__init__" and name in (f"test_{module}", f"{module}_test")
+    return name in (f"test_{module}", f"{module}_test")
 
 
 def _test_file(nodeid: str) -> str:
@@ -189,21 +195,34 @@ def is_kept(run: TestRunResult) -> bool:
 
 
 def _seed_config(spec: LibrarySpec) -> RefineConfig:
-    return RefineConfig(per_test_timeout=spec.per_test_timeout, run_timeout=SEED_RUN_TIMEOUT)
+    # Twice the bench's per-test timeout: a busy machine must not pass for a hang.
+    return RefineConfig(per_test_timeout=2 * spec.per_test_timeout, run_timeout=SEED_RUN_TIMEOUT)
 
 
 def settle_baseline(spec: LibrarySpec, pristine: Path) -> LibrarySpec:
-    """The spec with every test that fails as shipped deselected; its tree's pytest.ini too."""
-    run = check(pristine, config=_seed_config(spec))
+    """The spec with the tests that fail as shipped, or are slow, deselected; its pytest.ini too.
+
+    Slow: over a third of the per-test timeout as shipped, so a loaded machine (or a bug that
+    only slows a loop) cannot turn it into a timeout in the refine loop or the judge.
+    """
+    slow_after = spec.per_test_timeout / 3
+    config = RefineConfig(per_test_timeout=BASELINE_TEST_TIMEOUT, run_timeout=SEED_RUN_TIMEOUT)
+    run = check(pristine, config=config)
     if run.collection_errors or not run.tests:
         raise CyclefixError(f"{spec.slug}: its tests do not collect as shipped")
-    failing = tuple(t.nodeid for t in run.failures if t.nodeid not in spec.deselect)
-    if not failing:
+    failing = [t.nodeid for t in run.failures if t.nodeid not in spec.deselect]
+    slow = [
+        t.nodeid
+        for t in run.tests
+        if t.ok and t.duration > slow_after and t.nodeid not in spec.deselect
+    ]
+    if not failing and not slow:
         return spec
+    notes = [f"{len(failing)} test(s) failing as shipped deselected"] if failing else []
+    if slow:
+        notes.append(f"{len(slow)} test(s) over {slow_after:.1f} s as shipped deselected")
     settled = dataclasses.replace(
-        spec,
-        deselect=(*spec.deselect, *failing),
-        notes=(*spec.notes, f"{len(failing)} test(s) failing as shipped are deselected"),
+        spec, deselect=(*spec.deselect, *failing, *slow), notes=(*spec.notes, *notes)
     )
     (pristine / PYTEST_INI).write_text(pytest_ini(settled), encoding="utf-8")
     return settled
