@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,43 @@ def test_indent_unit_follows_the_program() -> None:
     assert indent_unit("x = 1\n") == "    "
 
 
+DOCSTRING_INDENTED_BY_THREE = (
+    "def area(width, height):\n"
+    '    """Area of a rectangle.\n'
+    "\n"
+    "   The continuation line is indented by three spaces.\n"
+    '    """\n'
+    "    if width < 0:\n"
+    "        return 0\n"
+    "    return width * height\n"
+)
+
+
+def test_indent_unit_ignores_lines_inside_strings() -> None:
+    assert indent_unit(DOCSTRING_INDENTED_BY_THREE) == "    "
+    assert indent_unit('TEXT = """\n two\n"""\n\n\ndef f():\n    return TEXT\n') == "    "
+
+
+def test_indent_unit_of_a_program_that_does_not_tokenize_is_pylint_s_default() -> None:
+    assert indent_unit("def f(:\n  return (\n") == "    "
+
+
+def test_program_with_an_oddly_indented_docstring_line_is_kept() -> None:
+    program = SourceProgram("area", "", DOCSTRING_INDENTED_BY_THREE)
+    report = build_lintseq([program], per_program=2, seed=0)
+    assert not report.dropped
+    assert {s.name for s in report.samples} == {"area"}
+
+
+def test_identical_sequences_of_a_program_are_kept_once_and_counted() -> None:
+    # Two independent lines: a walk can only delete one, then the other, in some order.
+    program = SourceProgram("pair", "", "x = 1\ny = 2\n")
+    report = build_lintseq([program], per_program=8, seed=0)
+    edits = [s.edits for s in report.samples]
+    assert len(edits) == len(set(edits)) == 2
+    assert report.distinct_sequences == {"pair": 2}
+
+
 def _check_clean_and_rebuilt(samples: list, fresh: PylintLinter) -> None:
     states = [
         (text, indent_unit(s.program)) for s in samples for text in intermediate_programs(s.edits)
@@ -185,7 +223,8 @@ def test_random_seeds_give_clean_rebuildable_sequences(seed: int) -> None:
     ]
     program = SourceProgram("p", "", "\n".join(body[: rng.choice([6, len(body)])]).rstrip() + "\n")
     report = build_lintseq([program], per_program=2, seed=seed)
-    assert len(report.samples) == 2
+    assert not report.dropped
+    assert len(report.samples) == report.distinct_sequences["p"] in (1, 2)
     _check_clean_and_rebuilt(list(report.samples), PylintLinter())
 
 
@@ -217,8 +256,12 @@ def test_cli_writes_sequences_and_reports_drops(
     assert rows and all(r["kind"] == "lintseq" and r["instruction"] for r in rows)
     for row in rows:
         assert apply_edit_sequence(row["edits"]) == row["program"]
+    assert len({(r["source"], r["edits"]) for r in rows}) == len(rows)
+    assert "distinct sequences per program:" in captured.out
+    duplicates = re.search(r"(\d+) duplicate sequences removed", captured.out)
+    assert duplicates is not None
     dropped = captured.err.count("dropped ")
-    assert len(rows) + 2 * dropped == 12
+    assert len(rows) + int(duplicates.group(1)) + 2 * dropped == 12
 
 
 def test_cli_rejects_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,13 +7,15 @@ the deletions are insertions, written as zero-context unified diff hunks joined 
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import tokenize
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,18 +29,26 @@ _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _LINT_CHUNK = 2000
 
 
+PYLINT_DEFAULT_INDENT = "    "
+
+
 def indent_unit(text: str) -> str:
-    """The program's own indentation step (tab, or the smallest space run), for W0311."""
+    """The program's own indentation step (tab, or the smallest space run), for W0311.
+
+    Read from the INDENT tokens of code lines only: a docstring's or string's continuation
+    lines are free text, whatever their leading spaces. Pylint's default if it does not tokenize.
+    """
     widths = []
-    for line in text.split("\n"):
-        stripped = line.lstrip(" \t")
-        if not stripped or stripped.startswith("#") or len(stripped) == len(line):
-            continue
-        lead = line[: len(line) - len(stripped)]
-        if "\t" in lead:
-            return "\t"
-        widths.append(len(lead))
-    return " " * min(widths) if widths else "    "
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type != tokenize.INDENT:
+                continue
+            if "\t" in token.string:
+                return "\t"
+            widths.append(len(token.string))
+    except (tokenize.TokenError, SyntaxError):
+        return PYLINT_DEFAULT_INDENT
+    return " " * min(widths) if widths else PYLINT_DEFAULT_INDENT
 
 
 @dataclass(frozen=True)
@@ -377,6 +387,9 @@ class LintSeqReport:
     dropped: tuple[Dropped, ...]
     programs: int
     files_linted: int
+    # Per lint-clean program: how many distinct sequences it yielded (walks can coincide).
+    distinct_sequences: Mapping[str, int] = field(default_factory=dict)
+    duplicates: int = 0  # sampled walks left out because an earlier walk gave the same edits
 
 
 def build_lintseq(
@@ -421,16 +434,24 @@ def build_lintseq(
         [s.program for s in clean], lint, per_program, seed, names=[s.name for s in clean]
     )
     candidates: list[LintSeqSample] = []
+    duplicates = 0
     for source, walks in zip(clean, histories, strict=True):
         lines = source.program.split("\n")[:-1]
+        seen: set[str] = set()
         for number, removed in enumerate(walks):
             edits = forward_edits(lines, removed)
+            # Short programs have few orders: a repeated walk would only weight it twice.
+            sequence = join_edits(edits)
+            if sequence in seen:
+                duplicates += 1
+                continue
+            seen.add(sequence)
             candidates.append(
                 LintSeqSample(
                     source.name,
                     source.instruction,
                     source.program,
-                    join_edits(edits),
+                    sequence,
                     len(edits),
                     number,
                 )
@@ -438,7 +459,12 @@ def build_lintseq(
     if on_progress:
         on_progress(f"verifying {len(candidates)} sequences")
     samples = verify_samples(candidates, lint, dropped)
-    return LintSeqReport(tuple(samples), tuple(dropped), len(sources), lint.files_linted)
+    distinct = dict.fromkeys((source.name for source in clean), 0)
+    for sample in samples:
+        distinct[sample.name] += 1
+    return LintSeqReport(
+        tuple(samples), tuple(dropped), len(sources), lint.files_linted, distinct, duplicates
+    )
 
 
 def verify_samples(
