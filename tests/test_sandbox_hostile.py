@@ -397,16 +397,34 @@ def test_an_absolute_pythonpath_into_the_project_imports_the_copy(
     assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
 
 
+def test_a_dependency_folder_inside_the_project_but_not_copied_stays_importable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        tmp_path / "venv_project",
+        {
+            ".venv/lib/site-packages/dep.py": "NAME = 'dep'\n",
+            ".venv/pyvenv.cfg": "home = /usr\n",
+            "tests/test_dep.py": "import dep\n\ndef test_dep():\n    assert dep.NAME == 'dep'\n",
+        },
+    )
+    monkeypatch.setenv("PYTHONPATH", str(root / ".venv" / "lib" / "site-packages"))
+    run = run_confined(root)
+    assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
+
+
 def test_an_editable_install_of_the_project_is_pointed_at_the_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original, copy = tmp_path / "project", tmp_path / "scratch"
+    (copy / "src" / "demo").mkdir(parents=True)
+    site = str(original / ".venv" / "lib" / "site-packages")  # not in the copy: stays
     finder = type(sys)("__editable___demo_0_1_finder")
     finder.MAPPING = {"demo": str(original / "src" / "demo"), "other": "/elsewhere/other"}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, finder.__name__, finder)
-    monkeypatch.setattr(sys, "path", [str(original / "src"), "/usr/lib/python3"])
+    monkeypatch.setattr(sys, "path", [str(original / "src"), site, "/usr/lib/python3"])
     moved = confine_module.remap_imports(str(original), str(copy))
-    assert sys.path == [str(copy / "src"), "/usr/lib/python3"]
+    assert sys.path == [str(copy / "src"), site, "/usr/lib/python3"]
     assert {"demo": str(copy / "src" / "demo"), "other": "/elsewhere/other"} == finder.MAPPING  # type: ignore[attr-defined]
     assert len(moved) == 2
 

@@ -299,11 +299,13 @@ def _loopback_up() -> None:
 
 
 def _moved(path: str, original: str, copy: str) -> str | None:
-    """`path` inside `original`, as the same place inside `copy`; None when outside."""
+    """`path` inside `original`, as the same place inside `copy`; None when outside, or when
+    the copy has no such place (a virtual environment in the project is not copied)."""
     if path == original:
         return copy
     if path.startswith(original.rstrip(os.sep) + os.sep):
-        return copy + path[len(original.rstrip(os.sep)) :]
+        moved = copy + path[len(original.rstrip(os.sep)) :]
+        return moved if os.path.exists(moved) else None
     return None
 
 

@@ -64,11 +64,13 @@ def child_environment(
 
 
 def _moved(entry: str, original: Path, copy: Path) -> str:
-    """A PYTHONPATH entry inside the real project, as the same place in the copy."""
+    """A PYTHONPATH entry inside the real project, as the same place in the copy (where the
+    copy has it: a virtual environment in the project is not copied)."""
     if not entry:
         return entry
     try:
         inside = Path(entry).resolve().relative_to(original.resolve())
     except (ValueError, OSError):
         return entry
-    return str(copy / inside)
+    moved = copy / inside
+    return str(moved) if moved.exists() else entry
