@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import ChatMessage
 from cyclefix.refine.prompt import RefinePrompt, build_marker_prompt, build_refine_messages
 from cyclefix.training.samples import (
+    PromptFormat,
     Span,
     TrainingRecord,
     fenced,
@@ -82,8 +84,9 @@ def test_spans_cover_faulty_code_and_feedback_but_not_the_description() -> None:
     for span in record.pgm_spans:
         piece = content[span.start : span.end]
         assert piece in FAULTY or piece in FEEDBACK
-    # The test (intent) and the instructions stay visible.
+    # The test (intent) and the instructions stay visible, and so does the whole docstring.
     assert "def test_median" not in covered
+    assert '"""' not in covered
 
 
 def _offsets(text: str) -> list[tuple[int, int]]:
@@ -94,8 +97,10 @@ def test_rendered_chat_spans_point_at_the_same_text() -> None:
     record = refine_record()
     sample = render(record, "chat", chatml, "<|im_end|>")
     content = record.messages[1].content
-    for span, (start, end) in zip(record.pgm_spans, sample.pgm_spans, strict=True):
-        assert sample.text[start:end] == content[span.start : span.end]
+    # The same words; the rendered spans only add the whitespace around them.
+    assert [w for s, e in sample.pgm_spans for w in sample.text[s:e].split()] == [
+        w for span in record.pgm_spans for w in content[span.start : span.end].split()
+    ]
     assert sample.text[sample.target_start :].startswith("```python\ndef median")
     assert sample.text.endswith("<|im_end|>")
     assert all(end <= sample.target_start for _, end in sample.pgm_spans)
@@ -107,10 +112,39 @@ def test_marker_layout_uses_the_seeds_markers_and_span() -> None:
     assert sample.text.startswith(marker.text)
     assert "### Bad Solution:\n# def median" in sample.text
     assert "### Execution Failure:\n# Test Case Failed" in sample.text
-    ((start, end),) = sample.pgm_spans
-    assert DESCRIPTION not in sample.text[start:end] or sample.text.index(DESCRIPTION) < start
-    assert sample.text.index(DESCRIPTION) < start
+    assert sample.text.index(DESCRIPTION) < sample.pgm_spans[0][0]
     assert sample.text[sample.target_start :].startswith("def median")
+
+
+def test_marker_spans_cover_code_and_feedback_but_no_description_or_marker() -> None:
+    marker = build_marker_prompt(DESCRIPTION, FAULTY, FEEDBACK)
+    pieces = [marker.text[start:end] for start, end in marker.past_generation_spans]
+    assert pieces == [
+        "# def median(values):",
+        "#     ordered = sorted(values)\n#     return ordered[len(ordered) // 2 + 1]",
+        "# " + FEEDBACK,
+    ]
+
+
+def test_marker_spans_cut_description_lines_out_of_code_that_does_not_parse() -> None:
+    broken = "def median(values)\n    # " + DESCRIPTION + "\n    return values[0]\n"
+    marker = build_marker_prompt(DESCRIPTION, broken, FEEDBACK)
+    covered = "".join(marker.text[start:end] for start, end in marker.past_generation_spans)
+    assert DESCRIPTION not in covered and "### " not in covered
+    assert "return values[0]" in covered
+
+
+def test_a_token_straddling_a_span_end_is_in_when_it_adds_only_whitespace() -> None:
+    sample = render(refine_record(), "chat", chatml, "<|im_end|>")
+    end = sample.text.index(FEEDBACK) + len(FEEDBACK)
+    quote = sample.text.index('"""' + DESCRIPTION)
+    assert sample.text[end - 1 : end + 2] == '"\n\n'
+    offsets = [
+        (end - 1, end + 2),  # the closing quote and the newlines after it
+        (end - 1, end + 3),  # ... and the first letter of the instruction after them
+        (quote - 1, quote + 3),  # a space and the docstring's opening quotes
+    ]
+    assert masked_positions(offsets, sample.pgm_spans, 1.0, random.Random(0)) == [0]
 
 
 @given(st.floats(0.0, 1.0), st.integers(0, 1000))
@@ -184,3 +218,60 @@ def test_plain_samples_have_no_spans() -> None:
     sample = render(record, "chat", chatml, "<|im_end|>")
     assert sample.pgm_spans == ()
     assert sample.text[sample.target_start :].startswith("```python")
+
+
+def qwen_token_offsets() -> Callable[[str], list[tuple[int, int]]]:
+    """Character offsets of each token of the real Qwen2.5 tokenizer, read from the GGUF."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from cyclefix.models.install import model_path
+    from cyclefix.models.registry import FAST_MODEL
+
+    vocab = llama_cpp.Llama(str(model_path(FAST_MODEL)), vocab_only=True, verbose=False)
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        assert text.isascii()  # so byte offsets are character offsets
+        ids = vocab.tokenize(text.encode(), add_bos=False, special=True)
+        pieces = [vocab.detokenize([token], special=True) for token in ids]
+        assert b"".join(pieces) == text.encode()
+        starts = [0]
+        for piece in pieces:
+            starts.append(starts[-1] + len(piece))
+        return list(itertools.pairwise(starts))
+
+    return offsets
+
+
+@pytest.fixture(scope="module")
+def qwen_offsets() -> Callable[[str], list[tuple[int, int]]]:
+    return qwen_token_offsets()
+
+
+def _overlaps(token: tuple[int, int], start: int, end: int) -> bool:
+    return token[0] < end and start < token[1]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("fmt", ["chat", "marker"])
+def test_pgm_with_the_real_tokenizer_hides_code_and_feedback_only(
+    fmt: PromptFormat, qwen_offsets: Callable[[str], list[tuple[int, int]]]
+) -> None:
+    sample = render(refine_record(), fmt, chatml, "<|im_end|>")
+    offsets = qwen_offsets(sample.text)
+    masked = [
+        offsets[i] for i in masked_positions(offsets, sample.pgm_spans, 1.0, random.Random(0))
+    ]
+    protected = [
+        *(m.span() for m in re.finditer(re.escape(DESCRIPTION), sample.text)),
+        *(m.span() for m in re.finditer(r'"""', sample.text)),
+        *(m.span() for m in re.finditer(r"### [^\n]*", sample.text)),
+        *(m.span() for m in re.finditer(re.escape("<|im_end|>"), sample.text)),
+    ]
+    assert protected
+    for token in masked:
+        assert not any(_overlaps(token, start, end) for start, end in protected), token
+        assert token[1] <= sample.target_start
+    # Every character of the buggy line and of the feedback, closing quote included, is hidden.
+    for piece in ("return ordered[len(ordered) // 2 + 1]", FEEDBACK):
+        start = sample.text.index(piece)
+        hidden = {c for token in masked for c in range(*token)}
+        assert set(range(start, start + len(piece))) <= hidden, piece

@@ -146,17 +146,88 @@ GOOD_SOLUTION_MARKER = "### Good solution:\n"
 @dataclass(frozen=True)
 class MarkerPrompt:
     text: str
-    # Character span [start, end) of the faulty code + feedback: what the Past Generation Mask hides.
-    past_generation_span: tuple[int, int]
+    # Character spans [start, end) of the faulty code and the feedback: what the Past Generation
+    # Mask may hide. Never the description (docstrings, description lines) nor a marker line.
+    past_generation_spans: tuple[tuple[int, int], ...]
 
 
 def build_marker_prompt(description: str, faulty_code: str, feedback: str) -> MarkerPrompt:
     """The CYCLE base-model layout: description, bad solution and failure as comments, then the ask."""
     head = description.rstrip() + "\n" + BAD_SOLUTION_MARKER
-    start = len(head)
-    past = _comment(faulty_code) + "\n" + FAILURE_MARKER + _comment(feedback) + "\n"
-    text = head + past + GOOD_SOLUTION_MARKER
-    return MarkerPrompt(text, (start, start + len(past)))
+    code = _comment(faulty_code)
+    failure = FAILURE_MARKER + _comment(feedback)
+    text = head + code + "\n" + failure + "\n" + GOOD_SOLUTION_MARKER
+    docstrings = docstring_lines(faulty_code)
+    spans: list[tuple[int, int]] = []
+    at = len(head)
+    for number, line in enumerate(code.split("\n")):
+        if number not in docstrings and line:
+            spans.append((at, at + len(line)))
+        at += len(line) + 1
+    feedback_at = len(head) + len(code) + 1 + len(FAILURE_MARKER)
+    spans.append((feedback_at, len(head) + len(code) + 1 + len(failure)))
+    spans = merged_spans(text, spans, "\n")
+    spans = spans_without(spans, description_holes(text, spans, description))
+    return MarkerPrompt(text, tuple(spans))
+
+
+Spans = list[tuple[int, int]]
+
+
+def docstring_lines(code: str) -> frozenset[int]:
+    """0-based numbers of the lines of `code` that hold a module, class or function docstring."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return frozenset()
+    numbers: set[int] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and ast.get_docstring(node, clean=False) is not None
+        ):
+            first = node.body[0]
+            numbers.update(range(first.lineno - 1, first.end_lineno or first.lineno))
+    return frozenset(numbers)
+
+
+def merged_spans(text: str, spans: Sequence[tuple[int, int]], joiners: str) -> Spans:
+    """Sorted spans, non-empty, joined where only characters of `joiners` lie between them."""
+    result: Spans = []
+    for start, end in sorted(span for span in spans if span[1] > span[0]):
+        if result and all(c in joiners for c in text[result[-1][1] : start]):
+            result[-1] = (result[-1][0], max(result[-1][1], end))
+        else:
+            result.append((start, end))
+    return result
+
+
+def description_holes(text: str, spans: Sequence[tuple[int, int]], description: str) -> Spans:
+    """Where a line of the description occurs inside `spans` (e.g. inside a docstring)."""
+    holes: Spans = []
+    for intent in {line.strip() for line in description.splitlines()} - {""}:
+        for start, end in spans:
+            at = text.find(intent, start, end)
+            while at >= 0:
+                holes.append((at, at + len(intent)))
+                at = text.find(intent, at + len(intent), end)
+    return holes
+
+
+def spans_without(spans: Sequence[tuple[int, int]], holes: Sequence[tuple[int, int]]) -> Spans:
+    """The parts of `spans` outside every hole, in order; empty parts dropped."""
+    result: Spans = []
+    for start, end in spans:
+        cursor = start
+        for hole_start, hole_end in sorted(holes):
+            if hole_end <= cursor or hole_start >= end:
+                continue
+            if hole_start > cursor:
+                result.append((cursor, hole_start))
+            cursor = max(cursor, hole_end)
+        if cursor < end:
+            result.append((cursor, end))
+    return result
 
 
 def other_failure_names(

@@ -14,6 +14,14 @@ from typing import Literal
 
 from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import ChatMessage
+from cyclefix.refine.prompt import (
+    GOOD_SOLUTION_MARKER,
+    build_marker_prompt,
+    description_holes,
+    docstring_lines,
+    merged_spans,
+    spans_without,
+)
 
 SampleKind = Literal["plain", "refine"]
 PromptFormat = Literal["chat", "marker"]
@@ -116,7 +124,8 @@ def spans_in_refine_message(
     """Where the faulty code and the feedback sit in a refine prompt, minus the description.
 
     Found by character offsets in the text the product's builder produced, so no marker is
-    re-tokenized; the description (e.g. the docstring inside the faulty code) stays visible.
+    re-tokenized; the description stays visible: the faulty code's docstring lines, and any
+    line of the description found in the code or the feedback, are cut out.
     """
     code = faulty_code.rstrip()
     code_at = content.find("```python\n" + code + "\n```")
@@ -130,20 +139,14 @@ def spans_in_refine_message(
         if feedback_at < 0:
             raise CyclefixError("the refine prompt does not contain the feedback verbatim")
         spans.append((feedback_at, feedback_at + len(note)))
-    # The description may sit inside the faulty code (as its docstring): cut each of its lines out.
-    for intent in (line.strip() for line in description.splitlines()):
-        if not intent:
-            continue
-        cut_spans = []
-        for start, end in spans:
-            at = content.find(intent, start, end)
-            while at >= 0:
-                cut_spans.append((start, at))
-                start = at + len(intent)
-                at = content.find(intent, start, end)
-            cut_spans.append((start, end))
-        spans = [(s, e) for s, e in cut_spans if e > s]
-    return spans
+    holes = description_holes(content, spans, description)
+    line_start = code_start
+    docstrings = docstring_lines(faulty_code)
+    for number, line in enumerate(code.split("\n")):
+        if number in docstrings:
+            holes.append((line_start, line_start + len(line)))
+        line_start += len(line) + 1
+    return spans_without(spans, holes)
 
 
 @dataclass(frozen=True)
@@ -164,16 +167,17 @@ def render(
 ) -> RenderedSample:
     """The record as one string, in the chat template or the SEEDS marker layout."""
     if fmt == "marker":
-        from cyclefix.refine.prompt import GOOD_SOLUTION_MARKER, build_marker_prompt
-
         spans: tuple[tuple[int, int], ...] = ()
         if record.kind == "refine":
             marker = build_marker_prompt(record.description, record.faulty_code, record.feedback)
-            prompt, spans = marker.text, (marker.past_generation_span,)
+            prompt, spans = marker.text, marker.past_generation_spans
         else:
             prompt, spans = record.description.rstrip() + "\n" + GOOD_SOLUTION_MARKER, ()
         body = record.solution or record.target
-        return RenderedSample(prompt + body.rstrip() + "\n" + eos, len(prompt), spans, record.kind)
+        text = prompt + body.rstrip() + "\n" + eos
+        return RenderedSample(
+            text, len(prompt), widened_over_whitespace(prompt, spans), record.kind
+        )
     if chat_template is None:
         raise CyclefixError(
             "the chat format needs a tokenizer with a chat template; use --format marker"
@@ -191,7 +195,27 @@ def render(
             raise CyclefixError("the chat template changed a message's text")
         cursor = at + len(message.content)
         shifted += [(at + s.start, at + s.end) for s in record.pgm_spans if s.message == index]
-    return RenderedSample(full.rstrip("\n"), len(prompt), tuple(shifted), record.kind)
+    spans = widened_over_whitespace(prompt, shifted)
+    return RenderedSample(full.rstrip("\n"), len(prompt), spans, record.kind)
+
+
+def widened_over_whitespace(
+    prompt: str, spans: Sequence[tuple[int, int]]
+) -> tuple[tuple[int, int], ...]:
+    """Each span grown over the whitespace around it, within the prompt.
+
+    A token that straddles a span's edge (the feedback's closing quote fused with the newlines
+    after it) is then judged by its offsets alone: in when all it adds is whitespace, out when
+    it reaches into a marker or the description.
+    """
+    grown = []
+    for start, end in spans:
+        while start > 0 and prompt[start - 1].isspace():
+            start -= 1
+        while end < len(prompt) and prompt[end].isspace():
+            end += 1
+        grown.append((start, end))
+    return tuple(merged_spans(prompt, grown, ""))
 
 
 def masked_positions(
