@@ -202,8 +202,11 @@ def test_kv_cache_reuse_for_a_shared_prefix(backend: LlamaCppBackend) -> None:
     cold = backend.generate(first, options)
     warm = backend.generate(second, options)
     assert cold.prompt_tokens > 600 and warm.prompt_tokens > 600
-    # Only the few tokens after the shared prefix are evaluated again.
+    # Only the few tokens after the shared prefix are evaluated again, and the result says so.
     assert warm.prompt_seconds < cold.prompt_seconds / 4, (cold, warm)
+    assert cold.prompt_tokens_cached < 50
+    assert warm.prompt_tokens_cached > 600
+    assert warm.prompt_tokens - warm.prompt_tokens_cached < 30
 
 
 def test_same_seed_same_text(backend: LlamaCppBackend) -> None:

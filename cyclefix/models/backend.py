@@ -69,6 +69,13 @@ class GenerationResult:
     prompt_seconds: float
     finish_reason: FinishReason
     forks: tuple[Fork, ...] = ()
+    # Prompt tokens reused from the KV cache of the previous call (not evaluated again).
+    prompt_tokens_cached: int = 0
+
+    @property
+    def generate_seconds(self) -> float:
+        """Seconds after the prompt was read: sampling the answer."""
+        return max(0.0, self.seconds - self.prompt_seconds)
 
     @property
     def tokens_per_second(self) -> float:

@@ -242,6 +242,14 @@ class LlamaCppBackend:
                 f"the prompt has {len(prompt_tokens)} tokens, more than the model's context "
                 f"window of {self.n_ctx}"
             )
+        # What create_completion will reuse: the longest common prefix with the cached tokens
+        # (it always evaluates at least the last prompt token again, for its logits).
+        cached = 0
+        for old, new in zip(llama.input_ids[: llama.n_tokens], prompt_tokens, strict=False):
+            if old != new:
+                break
+            cached += 1
+        cached = min(cached, len(prompt_tokens) - 1)
         sampled = 0
         first_token_at: float | None = None
         # Per sampled token: the best candidates' ids and logits, for forks.
@@ -314,6 +322,7 @@ class LlamaCppBackend:
             prompt_seconds=(first_token_at or finished) - started,
             finish_reason=finish_reason,
             forks=forks,
+            prompt_tokens_cached=max(cached, 0),
         )
 
     def forks_along(
