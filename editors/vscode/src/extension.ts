@@ -22,6 +22,7 @@ import {
   applyPatch,
   commandArguments,
   describeCommand,
+  findOnPath,
   findProjectRoot,
   isInteractiveCall,
   isServerCommand,
@@ -101,7 +102,11 @@ function setStatus(text: string, tooltip: string, error = false): void {
   statusItem.show();
 }
 
+/** One error per start attempt, with the actions that help. */
 function showStartError(message: string): void {
+  if (startErrorShown) {
+    return;
+  }
   startErrorShown = true;
   setStatus("$(error) cyclefix", message, true);
   void vscode.window
@@ -187,6 +192,31 @@ async function openFixDiff(diffUri: vscode.Uri): Promise<boolean> {
 
 // ----------------------------------------------------------------------------- client
 
+/**
+ * languageclient always notifies "couldn't create connection to server" when a start fails;
+ * the extension says it instead, once, with the command it ran and what to do. It stays in
+ * the output channel.
+ */
+class CyclefixClient extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
+    if (message.includes("couldn't create connection to server")) {
+      showNotification = false;
+    }
+    super.error(message, data, showNotification);
+  }
+}
+
+/** The program of a command exists (a bare name: somewhere on PATH; relative: from cwd). */
+function programExists(program: string, cwd: string | undefined): boolean {
+  if (path.isAbsolute(program)) {
+    return isExecutable(program);
+  }
+  if (program.includes("/") || program.includes("\\")) {
+    return isExecutable(path.resolve(cwd ?? process.cwd(), program));
+  }
+  return findOnPath(program, process.env.PATH, process.platform, isExecutable) !== undefined;
+}
+
 function middleware(): Middleware {
   return {
     // Palette calls carry no arguments: target the active file, and say what happened.
@@ -197,11 +227,14 @@ function middleware(): Middleware {
       const interactive = isInteractiveCall(args);
       const sent = commandArguments(command, args, activeFileUri());
       let result: unknown;
+      output.debug(`${command} ${JSON.stringify(sent)}`);
       try {
         result = await next(command, sent);
-      } catch {
+      } catch (error) {
+        output.debug(`${command} failed: ${error}`);
         return undefined; // languageclient already showed the server's error
       }
+      output.debug(`${command} -> ${JSON.stringify(result)}`);
       if (interactive) {
         const summary = summarizeResult(command, result);
         if (summary !== undefined) {
@@ -214,6 +247,7 @@ function middleware(): Middleware {
       // The server's showDiff opens its .diff file: show a real diff view instead.
       showDocument: async (params, token, next) => {
         const uri = vscode.Uri.parse(params.uri);
+        output.debug(`showDocument ${params.uri}`);
         if (await openFixDiff(uri)) {
           return { success: true };
         }
@@ -266,6 +300,13 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     return;
   }
   currentCommand = resolution;
+  const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  if (!programExists(resolution.command, cwd)) {
+    showStartError(
+      startFailureMessage(resolution, `${resolution.command} does not exist or is not executable`),
+    );
+    return;
+  }
   output.info(`starting ${describeCommand(resolution)} (from ${resolution.source})`);
   setStatus("$(sync~spin) cyclefix", `starting ${describeCommand(resolution)}`);
 
@@ -273,7 +314,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     command: resolution.command,
     args: resolution.args,
     // No `transport`: languageclient would append a second --stdio; the args say it already.
-    options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
+    options: { cwd },
   };
   settingsAtStart = currentServerSettings();
   initialized = false;
@@ -302,7 +343,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
       },
     },
   };
-  const newClient = new LanguageClient("cyclefix", "cyclefix", serverOptions, clientOptions);
+  const newClient = new CyclefixClient("cyclefix", "cyclefix", serverOptions, clientOptions);
   client = newClient;
   context.subscriptions.push(
     newClient.onDidChangeState((event) => {
@@ -319,9 +360,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     output.error(`start failed: ${reason}`);
-    if (!startErrorShown) {
-      showStartError(startFailureMessage(command, reason));
-    }
+    showStartError(startFailureMessage(command, reason));
   }
 }
 

@@ -386,14 +386,17 @@ export function progressText(
 
 // ----------------------------------------------------------------------------- diff
 
-/** The server writes `<tmp>/cyclefix-fixes/<fixId>-<project dir name>.diff`. */
+/**
+ * The server writes `<dir>/<fixId>-<project dir name>.diff`, `<dir>` being a fresh
+ * `cyclefix-fixes-XXXXXXXX` (older servers: `cyclefix-fixes`) in the runtime or temp directory.
+ */
 export function parseDiffFileName(
   filePath: string,
 ): { fixId: string; rootName: string } | undefined {
   const base = filePath.split(/[\\/]/).pop() ?? "";
   const dir = filePath.split(/[\\/]/).slice(-2, -1)[0];
   const match = /^(fix-\d+)-(.+)\.diff$/.exec(base);
-  if (dir !== "cyclefix-fixes" || match === null) {
+  if (dir === undefined || !/^cyclefix-fixes(-[^/\\]+)?$/.test(dir) || match === null) {
     return undefined;
   }
   return { fixId: match[1], rootName: match[2] };

@@ -337,7 +337,12 @@ describe("diff", () => {
       fixId: "fix-12",
       rootName: "my-proj",
     });
+    assert.deepEqual(parseDiffFileName("/run/user/1000/cyclefix-fixes-k2j4_x9a/fix-3-stats.diff"), {
+      fixId: "fix-3",
+      rootName: "stats",
+    });
     assert.equal(parseDiffFileName("/tmp/other/fix-12-proj.diff"), undefined);
+    assert.equal(parseDiffFileName("/tmp/cyclefix-fixesX/fix-12-proj.diff"), undefined);
     assert.equal(parseDiffFileName("/tmp/cyclefix-fixes/notes.diff"), undefined);
   });
 
