@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cyclefix.cli import main
 from cyclefix.training.lintseq import (
     DIFF_SEPARATOR,
+    LintSeqSample,
     PylintLinter,
     SourceProgram,
     apply_edit,
@@ -149,7 +150,7 @@ def test_identical_sequences_of_a_program_are_kept_once_and_counted() -> None:
     assert report.distinct_sequences == {"pair": 2}
 
 
-def _check_clean_and_rebuilt(samples: list, fresh: PylintLinter) -> None:
+def _check_clean_and_rebuilt(samples: list[LintSeqSample], fresh: PylintLinter) -> None:
     states = [
         (text, indent_unit(s.program)) for s in samples for text in intermediate_programs(s.edits)
     ]

@@ -47,7 +47,7 @@ async def test_opens_runs_tests_and_marks_failures(tmp_path: Path) -> None:
         assert app.results.nodeids[0].endswith(("test_mean", "test_mean_single"))
         assert "2 of 3 tests failing" in status_plain(app)
         # The tree marks the failing test file; the source panel shows the suspect function.
-        label = app.project_tree._file_nodes["tests/test_calc.py"].label.plain
+        label = str(app.project_tree._file_nodes["tests/test_calc.py"].label)
         assert label.startswith("✗") and "(2)" in label
         assert app.source.rel == "calc.py"
         assert "mean" in str(app.source.border_subtitle)
@@ -177,7 +177,7 @@ class EditDuringGeneration:
 async def test_file_changed_during_refinement_refuses_accept(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
     backend = EditDuringGeneration(project / "calc.py", [FIX_REPLY])
-    app = make_app(project, factory=lambda spec: backend)  # type: ignore[arg-type,return-value]
+    app = make_app(project, factory=lambda spec: backend)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
         await pilot.press("f")
