@@ -111,13 +111,29 @@ def minimal_edits(
     offsets = [0]
     for line in old_lines:
         offsets.append(offsets[-1] + len(line))
+    old_norm, new_norm = _normalized(old_lines), _normalized(new_lines)
+    # Lines shared at both ends are left out of difflib, quadratic on long repetitive files:
+    # a fix of one function then diffs only that function's lines.
+    head = 0
+    while head < min(len(old_norm), len(new_norm)) and old_norm[head] == new_norm[head]:
+        head += 1
+    tail = 0
+    while (
+        tail < min(len(old_norm), len(new_norm)) - head
+        and old_norm[-1 - tail] == new_norm[-1 - tail]
+    ):
+        tail += 1
     matcher = difflib.SequenceMatcher(
-        None, _normalized(old_lines), _normalized(new_lines), autojunk=False
+        None,
+        old_norm[head : len(old_norm) - tail],
+        new_norm[head : len(new_norm) - tail],
+        autojunk=False,
     )
     edits: list[types.TextEdit] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = a1 + head, a2 + head, b1 + head, b2 + head
         old_chunk = old[offsets[i1] : offsets[i2]]
         new_chunk = "".join(new_lines[j1:j2])
         prefix = _common_prefix(old_chunk, new_chunk)

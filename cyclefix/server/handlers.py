@@ -20,6 +20,7 @@ from cyclefix.server.server import (
     CMD_REFINE,
     CMD_RUN_TESTS,
     CMD_SHOW_DIFF,
+    BadUri,
     CyclefixServer,
     Job,
     RequestFailed,
@@ -58,7 +59,10 @@ def _command_target(args: tuple[Any, ...]) -> tuple[str | None, Path | None]:
 
 def _file_of(uri_or_path: str) -> Path:
     if uri_or_path.startswith("file:"):
-        path = path_of(uri_or_path)
+        try:
+            path = path_of(uri_or_path)
+        except BadUri as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
         if path is None:
             raise JsonRpcInvalidParams(f"not a local file: {uri_or_path}")
         return path
@@ -114,16 +118,17 @@ def create_server() -> CyclefixServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
         server.cancel_all("server shutting down")
+        server.remove_diff_dir()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
+        path = server.document_path(params.text_document.uri)
         if path is not None:
             server.uris[path] = params.text_document.uri
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
+        path = server.document_path(params.text_document.uri)
         if path is None:
             return
         for state in server.projects.values():
@@ -134,7 +139,7 @@ def create_server() -> CyclefixServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(params: types.DidSaveTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
+        path = server.document_path(params.text_document.uri)
         if path is None or path.suffix != ".py":
             return
         server.uris.setdefault(path, params.text_document.uri)
@@ -164,12 +169,12 @@ def create_server() -> CyclefixServer:
             code_action_kinds=[types.CodeActionKind.QuickFix], resolve_provider=True
         ),
     )
-    def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        return server.code_actions(params)
+    async def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        return await server.code_actions(params)
 
     @server.feature(types.CODE_ACTION_RESOLVE)
-    def code_action_resolve(action: types.CodeAction) -> types.CodeAction:
-        return server.resolve_code_action(action)
+    async def code_action_resolve(action: types.CodeAction) -> types.CodeAction:
+        return await server.resolve_code_action(action)
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancel(params: types.WorkDoneProgressCancelParams) -> None:
@@ -235,7 +240,7 @@ def create_server() -> CyclefixServer:
     async def apply_fix(ls: CyclefixServer, *args: Any) -> dict[str, Any]:
         fix_id, path = _command_target(args)
         verified = ls.fresh_fix(fix_id, path)
-        edit = ls.workspace_edit(verified)
+        edit = await ls.workspace_edit(verified)
         # The user's files change only through the editor, so undo and dirty state work.
         result = await ls.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label="cyclefix: apply verified fix")

@@ -12,6 +12,8 @@ import contextlib
 import enum
 import functools
 import logging
+import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -144,12 +146,33 @@ class CyclefixProtocol(LanguageServerProtocol):
         super()._handle_cancel_notification(msg_id)
 
 
+class BadUri(CyclefixError):
+    """A file: URI that names no usable path (a NUL byte, a symlink loop)."""
+
+
 def path_of(uri: str) -> Path | None:
-    """The local file a URI names; None for other schemes."""
+    """The local file a URI names; None for other schemes; BadUri when it names no path."""
     if not uri.startswith("file:"):
         return None
     fs_path = to_fs_path(uri)
-    return Path(fs_path).resolve() if fs_path else None
+    if not fs_path:
+        return None
+    try:
+        return Path(fs_path).resolve()
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise BadUri(f"ignoring {uri!r}: not a usable file path ({exc})") from None
+
+
+def private_diff_dir() -> Path:
+    """A new folder only this user can enter, for diffs the editor opens.
+
+    Under $XDG_RUNTIME_DIR when it is set (a per-user folder), else the temp folder; mkdtemp
+    gives a fresh name with mode 0700, so another user can neither read the diffs nor put a
+    symlink where one will be written.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = runtime if runtime and os.path.isdir(runtime) else None
+    return Path(tempfile.mkdtemp(prefix="cyclefix-fixes-", dir=base))
 
 
 def _normalize_newlines(text: str) -> str:
@@ -188,7 +211,8 @@ class CyclefixServer(LanguageServer):
         # The job whose refinement holds (or waits for) the model: a newer one cancels it.
         self._refining: Job | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.diff_dir = Path(tempfile.gettempdir()) / "cyclefix-fixes"
+        # Made on first use: private to this user and this server (see private_diff_dir).
+        self.diff_dir: Path | None = None
         # A project's model or python waits for the user's Trust (window/showMessageRequest).
         self.trust = WorkspaceTrust(
             self.window_show_message_request_async, lambda message: self.warn(message), self.log
@@ -279,7 +303,12 @@ class CyclefixServer(LanguageServer):
         uris = [folder.uri for folder in workspace.folders.values()]
         if workspace.root_uri:
             uris.append(workspace.root_uri)
-        return [p for p in (path_of(u) for u in uris) if p is not None]
+        paths: list[Path] = []
+        for folder_uri in uris:
+            with contextlib.suppress(BadUri):  # a folder with no usable path holds no project
+                if (path := path_of(folder_uri)) is not None:
+                    paths.append(path)
+        return paths
 
     def state(self, root: Path) -> ProjectState:
         if root not in self.projects:
@@ -620,7 +649,7 @@ class CyclefixServer(LanguageServer):
             versions={
                 p: v for p, v in versions.items() if p in {c.path.resolve() for c in result.changes}
             },
-            locations=_fix_locations(state, result),
+            locations=await asyncio.to_thread(_fix_locations, state, result),
         )
         if self.is_stale(verified):
             self.log("verified fix discarded: the file changed while refining")
@@ -696,8 +725,11 @@ class CyclefixServer(LanguageServer):
                 return verified
         return None
 
-    def workspace_edit(self, verified: VerifiedFix) -> types.WorkspaceEdit:
-        """The fix as minimal edits against the editor's text (or the file on disk)."""
+    async def workspace_edit(self, verified: VerifiedFix) -> types.WorkspaceEdit:
+        """The fix as minimal edits against the editor's text (or the file on disk).
+
+        The diffing runs in a thread: on a long file it takes seconds the server must not block.
+        """
         use_document_changes = bool(
             get_capability(
                 self.client_capabilities, "workspace.workspace_edit.document_changes", False
@@ -711,7 +743,7 @@ class CyclefixServer(LanguageServer):
             current = doc.source if doc is not None else _read_disk(path)
             if current is None:
                 raise RequestFailed(f"cannot read {path}")
-            edits = minimal_edits(current, change.fixed, self.encoding)
+            edits = await asyncio.to_thread(minimal_edits, current, change.fixed, self.encoding)
             uri = self.uri_for(path)
             if use_document_changes:
                 document_changes.append(
@@ -745,15 +777,32 @@ class CyclefixServer(LanguageServer):
         return verified
 
     def write_diff(self, verified: VerifiedFix) -> Path:
-        self.diff_dir.mkdir(parents=True, exist_ok=True)
-        path = self.diff_dir / f"{verified.fix_id}-{verified.result.root.name}.diff"
-        path.write_text(verified.result.diff, encoding="utf-8")
+        try:
+            if self.diff_dir is None:
+                self.diff_dir = private_diff_dir()
+            path = self.diff_dir / f"{verified.fix_id}-{verified.result.root.name}.diff"
+            path.write_text(verified.result.diff, encoding="utf-8")
+        except OSError as exc:
+            raise RequestFailed(f"cannot write the diff: {exc}") from None
         return path
+
+    def remove_diff_dir(self) -> None:
+        if self.diff_dir is not None:
+            shutil.rmtree(self.diff_dir, ignore_errors=True)
+            self.diff_dir = None
+
+    def document_path(self, uri: str) -> Path | None:
+        """The local file of a document URI; a warning (not an error) when it names none."""
+        try:
+            return path_of(uri)
+        except BadUri as exc:
+            self.warn(str(exc))
+            return None
 
     # ------------------------------------------------------------ code actions
 
-    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        path = path_of(params.text_document.uri)
+    async def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        path = self.document_path(params.text_document.uri)
         if path is None or path.suffix != ".py":
             return None
         only = params.context.only
@@ -784,7 +833,7 @@ class CyclefixServer(LanguageServer):
                 data={"fixId": verified.fix_id, "uri": uri},
             )
             if not self._client_resolves_edits():
-                apply.edit = self.workspace_edit(verified)
+                apply.edit = await self.workspace_edit(verified)
             actions.append(apply)
             actions.append(
                 types.CodeAction(
@@ -826,13 +875,13 @@ class CyclefixServer(LanguageServer):
         )
         return "edit" in (properties or [])
 
-    def resolve_code_action(self, action: types.CodeAction) -> types.CodeAction:
+    async def resolve_code_action(self, action: types.CodeAction) -> types.CodeAction:
         data = action.data if isinstance(action.data, dict) else {}
         fix_id = data.get("fixId")
         if action.edit is not None or not isinstance(fix_id, str):
             return action
         verified = self.fresh_fix(fix_id, None)
-        action.edit = self.workspace_edit(verified)
+        action.edit = await self.workspace_edit(verified)
         return action
 
 

@@ -1,0 +1,91 @@
+"""The server under hostile input: bad URIs, diffs in a private folder, long files diffed fast."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+from server_support import (
+    LOG_DIR,
+    SERVER_COMMAND,
+    Editor,
+    apply_text_edits,
+    copy_project,
+    scripted,
+    wait_for,
+)
+
+from cyclefix.server.diagnostics import CODE_FIX
+from cyclefix.server.edits import minimal_edits
+
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+RUNTIME_DIR = LOG_DIR / "runtime"
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND,
+        server_env={**os.environ, "XDG_RUNTIME_DIR": str(RUNTIME_DIR)},
+    )
+)
+async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    RUNTIME_DIR.mkdir(mode=0o700, exist_ok=True)
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_nul_in_a_uri_is_a_warning_not_an_internal_error(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path)
+    editor = Editor(client)
+    await editor.initialize(project, {"model": scripted("median_fix.json"), "debounce": 0})
+    bad = editor.open(project / "stats.py").replace("stats.py", "st%00ats.py")
+    client.text_document_did_save(
+        types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=bad))
+    )
+    warning = await wait_for(
+        lambda: [m for m in client.messages if "not a usable file path" in m.message],
+        "a warning about the URI",
+    )
+    assert warning[0].type == types.MessageType.Warning and "\n" not in warning[0].message
+    assert not [m for m in client.messages if "internal error" in m.message]
+
+
+async def test_the_diff_is_written_to_a_private_folder(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path)
+    editor = Editor(client)
+    await editor.initialize(project, {"model": scripted("median_fix.json"), "debounce": 0})
+    doc = editor.open(project / "stats.py")
+    editor.save(doc)
+    found = await wait_for(
+        lambda: editor.diagnostics(project / "stats.py", CODE_FIX), "a fix", timeout=120
+    )
+    fix_id = found[0].data["fixId"]  # type: ignore[index]
+    shown = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="cyclefix.showDiff", arguments=[fix_id])
+    )
+    folder = Path(shown["path"]).parent
+    assert folder.parent == RUNTIME_DIR and folder.name.startswith("cyclefix-fixes-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert folder.stat().st_uid == os.getuid()
+
+
+def test_a_one_function_fix_of_a_40k_line_repetitive_file_is_diffed_fast() -> None:
+    filler = "x = 1\n" * 20_000
+    old = filler + "def f():\n    return 0\n" + filler
+    new = filler + "def f():\n    return 1\n" + filler
+    started = time.monotonic()
+    edits = minimal_edits(old, new)
+    assert time.monotonic() - started < 1.0
+    assert len(edits) == 1 and edits[0].range.start.line == 20_001
+    assert apply_text_edits(old, edits) == new
