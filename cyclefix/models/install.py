@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import importlib.resources
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,10 @@ StatusCallback = Callable[[str], None]
 
 CHUNK_SIZE = 1 << 20
 PARTIAL_SUFFIX = ".partial"
+# Beside each installed model: its size, mtime and SHA-256 when install or verify last hashed
+# it, so a load checks a stat against the stamp and hashes again only when they differ.
+STAMP_SUFFIX = ".stamp"
+STAMP_SCHEMA = "cyclefix.model-stamp/1"
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,11 @@ def installed_problem(model: str | ModelEntry) -> str | None:
 
 
 def model_path(model: str | ModelEntry) -> Path:
-    """The installed GGUF of a registry model; ModelError naming the install command if not."""
+    """The installed, intact GGUF of a registry model; ModelError naming the command if not.
+
+    Intact: size and magic, and the stamp of the last full hash still matches the file's size
+    and mtime; otherwise the file is hashed again (seconds, once) before it may be loaded.
+    """
     entry = _entry(model)
     path = installed_path(entry)
     problem = installed_problem(entry)
@@ -100,7 +109,54 @@ def model_path(model: str | ModelEntry) -> Path:
             f"model {entry.name} at {path} is {problem}; "
             f"run `{install_command(entry.name)}` to reinstall it"
         )
+    if not stamp_holds(entry, path):
+        verified = verify_model(entry)
+        if not verified.ok:
+            raise ModelError(f"model {entry.name} at {path} is corrupt: {verified.problem}")
     return path
+
+
+def stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + STAMP_SUFFIX)
+
+
+def write_stamp(path: Path, sha256: str) -> None:
+    """Record that `path`, as it is now, hashed to `sha256`; skipped if the folder is read-only."""
+    try:
+        info = path.stat()
+        data = {
+            "schema": STAMP_SCHEMA,
+            "size": info.st_size,
+            "mtime_ns": info.st_mtime_ns,
+            "sha256": sha256,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".stamp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+            os.replace(tmp, stamp_path(path))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # no stamp: the next load hashes the file again, which is slower, not wrong
+
+
+def stamp_holds(entry: ModelEntry, path: Path) -> bool:
+    """Whether the stamp beside `path` vouches for it: same size and mtime, the registry hash."""
+    try:
+        stamp = json.loads(stamp_path(path).read_text(encoding="utf-8"))
+        info = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(stamp, dict)
+        and stamp.get("schema") == STAMP_SCHEMA
+        and stamp.get("size") == info.st_size == entry.size
+        and stamp.get("mtime_ns") == info.st_mtime_ns
+        and stamp.get("sha256") == entry.sha256
+    )
 
 
 def list_models() -> list[ModelInfo]:
@@ -150,6 +206,7 @@ def verify_model(
             f"{entry.name} has SHA-256 {sha256[:12]}..., expected {entry.sha256[:12]}...; "
             f"{reinstall} to reinstall it",
         )
+    write_stamp(path, sha256)
     return VerifyResult(True, path, size, sha256)
 
 
@@ -161,6 +218,8 @@ def remove_model(model: str | ModelEntry) -> bool:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
         removed = True
+    with contextlib.suppress(FileNotFoundError):
+        stamp_path(path).unlink()
     partial = path.with_name(path.name + PARTIAL_SUFFIX)
     if partial.exists():
         # A locked partial belongs to a running install; leave it to that process.
@@ -338,6 +397,7 @@ def _assemble(
             check_gguf_file(partial)
             os.replace(partial, target)
             _fsync_dir(target.parent)
+            write_stamp(target, entry.sha256)  # _stream_parts checked the hash on the way
         except BaseException:
             # Covers Ctrl-C too: never leave a half-written model behind.
             with contextlib.suppress(FileNotFoundError):
