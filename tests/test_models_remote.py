@@ -271,7 +271,11 @@ def test_a_keep_alive_only_server_meets_the_total_deadline(
 def test_cancel_holds_while_the_server_withholds_its_headers(
     server: FakeServer, end_of_test: threading.Event
 ) -> None:
-    server.respond = lambda handler: end_of_test.wait(30)
+
+    def withhold(handler: BaseHTTPRequestHandler) -> None:
+        end_of_test.wait(30)
+
+    server.respond = withhold
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
