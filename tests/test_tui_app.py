@@ -402,3 +402,31 @@ async def test_accept_reject_cancel_with_nothing_to_act_on_say_why(tmp_path: Pat
             assert notifications(app)[-1] == reason, key
         assert len(notifications(app)) == 3
         assert not app.busy and app.pending_fix is None
+
+
+async def test_accept_and_reject_during_the_first_run_say_why(tmp_path: Path) -> None:
+    app = make_app(slow_first_run_project(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.busy, "the first test run to start")
+        await pilot.press("a", "x")
+        await pilot.pause()
+        assert app.busy and not app.test_results
+        assert notifications(app) == ["No verified fix to accept.", "No fix to reject."]
+
+
+async def test_refine_while_a_refinement_runs_says_so(tmp_path: Path) -> None:
+    backend = GatedBackend(["def mean(values):\n"], FIX_REPLY)
+    app = make_app(copy_project(tmp_path), factory=lambda spec: backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        await pilot.press("f")
+        await wait_for(
+            pilot, lambda: any("def mean" in line for line in app.model_output.lines), "streaming"
+        )
+        app.clear_notifications()
+        await pilot.press("f")
+        await pilot.pause()
+        assert notifications(app) == ["A refinement is already running (c cancels it)."]
+        backend.release.set()
+        await wait_for(pilot, lambda: app.pending_fix is not None, "the one verified fix")
+        assert len([job for job in app.finished_jobs if job.kind == "refine"]) == 1
