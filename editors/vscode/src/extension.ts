@@ -421,9 +421,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         await restart(context);
         return;
       }
-      await client.sendNotification("workspace/didChangeConfiguration", {
-        settings: { cyclefix: now },
-      });
+      if (client.state !== State.Running) {
+        await restart(context); // still starting: start again with the new settings
+        return;
+      }
+      try {
+        await client.sendNotification("workspace/didChangeConfiguration", {
+          settings: { cyclefix: now },
+        });
+      } catch (error) {
+        output.warn(`could not send the settings: ${error}`);
+      }
     }),
   );
   await startClient(context);

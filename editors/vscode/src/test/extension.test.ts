@@ -178,6 +178,21 @@ describe("extension (languageclient + stand-in vscode)", () => {
         assert.match(fixed, /ordered = sorted\(values\)/);
         assert.equal(fixed.split("\n").length, doc.getText().split("\n").length + 1);
 
+        // "Apply verified fix" from the palette: the server's workspace/applyEdit on this file
+        // gives the same text as the diff view.
+        await mock.vscode.commands.executeCommand("cyclefix.applyFix");
+        const edit = await waitFor("workspace/applyEdit", () => r.appliedEdits[0], 10_000);
+        const edits = edit.edits.get(uri);
+        assert.ok(edits && edits.length > 0, "edits for the file");
+        const lines = doc.getText().split("\n");
+        const offset = (p: { line: number; character: number }) =>
+          lines.slice(0, p.line).reduce((sum, line) => sum + line.length + 1, 0) + p.character;
+        let applied = doc.getText();
+        for (const e of [...edits].sort((a, b) => offset(b.range.start) - offset(a.range.start))) {
+          applied = applied.slice(0, offset(e.range.start)) + e.newText + applied.slice(offset(e.range.end));
+        }
+        assert.equal(applied, fixed);
+
         await mock.vscode.commands.executeCommand("cyclefix.runTests");
         await waitFor("the run's summary", () => r.infos.find((m) => /passed/.test(m)), 60_000);
         assert.match(r.infos.find((m) => /passed/.test(m))!, /^cyclefix: \d+ passed, [1-9]\d* failed$/);

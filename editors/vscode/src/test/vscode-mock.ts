@@ -149,6 +149,25 @@ export class CodeAction {
   ) {}
 }
 
+export class TextEdit {
+  constructor(
+    readonly range: Range,
+    readonly newText: string,
+  ) {}
+}
+
+export class WorkspaceEdit {
+  readonly edits = new Map<string, TextEdit[]>();
+  set(uri: Uri, edits: Array<TextEdit | [TextEdit, unknown]>): void {
+    this.edits.set(uri.toString(), edits.map((e) => (Array.isArray(e) ? e[0] : e)));
+  }
+  replace(uri: Uri, range: Range, newText: string): void {
+    const list = this.edits.get(uri.toString()) ?? [];
+    list.push(new TextEdit(range, newText));
+    this.edits.set(uri.toString(), list);
+  }
+}
+
 export class CancellationError extends Error {}
 
 /** `object` with `anything` for every name it does not define. */
@@ -216,6 +235,7 @@ export interface Recorded {
   status: { text: string; tooltip: unknown };
   contentProviders: Map<string, { provideTextDocumentContent(uri: Uri): string }>;
   codeActionProviders: any[];
+  appliedEdits: WorkspaceEdit[];
 }
 
 export interface MockDocument {
@@ -261,6 +281,7 @@ export function createMock(settings: Record<string, unknown>, folder: string) {
     status: { text: "", tooltip: undefined },
     contentProviders: new Map(),
     codeActionProviders: [],
+    appliedEdits: [],
   };
   const events = {
     open: new EventEmitter<MockDocument>(),
@@ -324,6 +345,8 @@ export function createMock(settings: Record<string, unknown>, folder: string) {
     Diagnostic,
     CodeActionKind,
     CodeAction,
+    TextEdit,
+    WorkspaceEdit,
     CancellationError,
     CancellationTokenSource,
     ThemeColor,
@@ -418,7 +441,10 @@ export function createMock(settings: Record<string, unknown>, folder: string) {
         recorded.contentProviders.set(scheme, provider);
         return new Disposable(() => recorded.contentProviders.delete(scheme));
       },
-      applyEdit: async () => true,
+      applyEdit: async (edit: WorkspaceEdit) => {
+        recorded.appliedEdits.push(edit);
+        return true;
+      },
     }, "workspace"),
     window: withFallback({
       get activeTextEditor() {
