@@ -274,8 +274,10 @@ function middleware(): Middleware {
       const text = progressText(value, progressTitles.get(token));
       if (text === undefined) {
         progressTitles.delete(token);
+      }
+      if (text === undefined && progressTitles.size === 0) {
         setStatus("$(beaker) cyclefix", `cyclefix: ready (${currentCommand ? describeCommand(currentCommand) : ""})`);
-      } else {
+      } else if (text !== undefined) {
         setStatus(text, "cyclefix is working; cancel with \"cyclefix: Cancel the run or refinement\"");
       }
       next(token, params);
