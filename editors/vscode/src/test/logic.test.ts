@@ -74,11 +74,19 @@ describe("settings", () => {
     assert.equal(settingRemovedSinceStart({ rounds: 3, model: "m" }, { model: "m" }), true);
   });
 
-  test("the keys match the server's settings.py", () => {
-    const source = fs.readFileSync(path.join(REPO_ROOT, "cyclefix/server/settings.py"), "utf8");
-    const block = /_LSP_NAMES = \{([^}]*)\}/.exec(source);
-    assert.ok(block, "_LSP_NAMES in settings.py");
-    const names = [...block[1].matchAll(/:\s*"(\w+)"/g)].map((m) => m[1]);
+  test("the keys match the server's settings (settings.py, or cyclefix/config.py it imports)", () => {
+    const names = new Set<string>();
+    for (const file of ["cyclefix/server/settings.py", "cyclefix/config.py"]) {
+      const full = path.join(REPO_ROOT, file);
+      if (!fs.existsSync(full)) {
+        continue;
+      }
+      const block = /^_?LSP_NAMES = \{([^}]*)\}/m.exec(fs.readFileSync(full, "utf8"));
+      for (const match of block ? block[1].matchAll(/:\s*"(\w+)"/g) : []) {
+        names.add(match[1]);
+      }
+    }
+    assert.ok(names.size > 0, "LSP_NAMES found in the server's sources");
     assert.deepEqual([...names].sort(), [...SERVER_SETTING_KEYS].sort());
   });
 
