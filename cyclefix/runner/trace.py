@@ -8,7 +8,11 @@ Only project non-test files are traced. On Python 3.12+ ``sys.monitoring`` is us
 start event, once per code object and test, turns on line events for project code only, and
 each line reports once per test (``DISABLE``, re-armed by ``restart_events`` between tests).
 Elsewhere ``sys.settrace`` returns a line tracer only for frames of project code, so library
-and test code cost one call event each and no line events.
+and test code cost one call event each and no line events; and, as line events in hot project
+code would multiply its run time, only the first calls of each function in a test are traced
+line by line, each for a bounded number of lines (every call still marks the function as run),
+and a test stops being traced after its first CALL_EVENTS_PER_TEST calls (a computation-heavy
+test has shown every function it runs long before that).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ MAX_FUNCTIONS_PER_TEST = 2000
 
 # A code object not looked at yet (None in the cache means "not project code").
 _UNSEEN: Any = object()
+# Calls of one function per test traced line by line (settrace), and line events per call.
+LINE_TRACED_CALLS = 3
+LINE_EVENTS_PER_CALL = 200
+CALL_EVENTS_PER_TEST = 50_000
 # (path relative to the root, qualified name, first line of the code object)
 CodeInfo = tuple[str, str, int]
 
@@ -76,6 +84,10 @@ class Tracer:
         # Code objects seen so far: their place in the project, or None when not project code.
         self._codes: dict[Any, CodeInfo | None] = {}
         self._lines: dict[Any, set[int]] = {}
+        # Per code object, calls traced line by line in this test (settrace).
+        self._traced_calls: dict[Any, int] = {}
+        # Call events this test may still cost (settrace); at 0 the tracer steps aside.
+        self._calls_left = CALL_EVENTS_PER_TEST
         self._active = False
         self.backend = ""
         # Why tracing is off for this process ("" while it works).
@@ -120,6 +132,8 @@ class Tracer:
     def begin(self) -> None:
         """Start recording a test (its setup)."""
         self._lines = {}
+        self._traced_calls = {}
+        self._calls_left = CALL_EVENTS_PER_TEST
         self._active = True
         self.incomplete = False
         tool = self._monitoring_tool
@@ -143,7 +157,7 @@ class Tracer:
             for code in self._lines:
                 monitoring.set_local_events(tool, code, 0)
             return
-        if sys.gettrace() is not self._hook:
+        if sys.gettrace() is not self._hook and self._calls_left > 0:
             self.incomplete = True
         sys.settrace(None)
         threading.settrace(None)
@@ -182,6 +196,10 @@ class Tracer:
     # ---- sys.settrace
 
     def _on_call(self, frame: Any, event: str, arg: Any) -> Callable[..., Any] | None:
+        self._calls_left -= 1
+        if self._calls_left <= 0:
+            sys.settrace(None)  # enough of this test seen: the rest runs at full speed
+            return None
         code = frame.f_code
         info = self._codes.get(code, _UNSEEN)
         if info is _UNSEEN:
@@ -191,11 +209,21 @@ class Tracer:
         lines = self._lines.get(code)
         if lines is None:
             lines = self._lines[code] = set()
+            self._traced_calls[code] = 0
+        calls = self._traced_calls[code]
+        if calls >= LINE_TRACED_CALLS:
+            return None  # seen enough of this function in this test: calls cost nothing more
+        self._traced_calls[code] = calls + 1
         add = lines.add
+        budget = LINE_EVENTS_PER_CALL
 
         def on_line(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal budget
             if event == "line":
                 add(frame.f_lineno)
+                budget -= 1
+                if budget <= 0:
+                    return None  # a hot loop: stop this frame's line events
             return on_line
 
         return on_line
