@@ -215,6 +215,7 @@ def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
          "--rounds", "1", "--budget", "60", "--json", "--apply"],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
+    assert proc.stdout.startswith("{"), proc.stderr[-3000:]
     data = json.loads(proc.stdout)
     verdicts = [a["verdict"] for r in data["rounds"] for a in r["attempts"]]
     assert proc.returncode == 1 and data["status"] == "not_fixed", proc.stderr
@@ -420,12 +421,13 @@ def test_an_editable_install_of_the_project_is_pointed_at_the_copy(
     (copy / "src" / "demo").mkdir(parents=True)
     site = str(original / ".venv" / "lib" / "site-packages")  # not in the copy: stays
     finder = type(sys)("__editable___demo_0_1_finder")
-    finder.MAPPING = {"demo": str(original / "src" / "demo"), "other": "/elsewhere/other"}  # type: ignore[attr-defined]
+    mapping = {"demo": str(original / "src" / "demo"), "other": "/elsewhere/other"}
+    finder.MAPPING = mapping  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, finder.__name__, finder)
     monkeypatch.setattr(sys, "path", [str(original / "src"), site, "/usr/lib/python3"])
     moved = confine_module.remap_imports(str(original), str(copy))
     assert sys.path == [str(copy / "src"), site, "/usr/lib/python3"]
-    assert {"demo": str(copy / "src" / "demo"), "other": "/elsewhere/other"} == finder.MAPPING  # type: ignore[attr-defined]
+    assert mapping == {"demo": str(copy / "src" / "demo"), "other": "/elsewhere/other"}
     assert len(moved) == 2
 
 
