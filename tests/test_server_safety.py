@@ -23,6 +23,7 @@ from server_support import (
 
 from cyclefix.server.diagnostics import CODE_FIX
 from cyclefix.server.edits import minimal_edits
+from cyclefix.server.server import CyclefixServer
 
 LOG_DIR.mkdir(parents=True, exist_ok=True)
 RUNTIME_DIR = LOG_DIR / "runtime"
@@ -89,3 +90,10 @@ def test_a_one_function_fix_of_a_40k_line_repetitive_file_is_diffed_fast() -> No
     assert time.monotonic() - started < 1.0
     assert len(edits) == 1 and edits[0].range.start.line == 20_001
     assert apply_text_edits(old, edits) == new
+
+
+def test_a_file_on_disk_is_read_in_its_declared_encoding(tmp_path: Path) -> None:
+    source = tmp_path / "latin.py"
+    text = "# -*- coding: latin-1 -*-\r\nNAME = 'caf\u00e9'\r\n"
+    source.write_bytes(text.encode("latin-1"))
+    assert CyclefixServer().text_of(source) == text

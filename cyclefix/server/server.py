@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import enum
 import functools
+import io
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import tokenize
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -180,10 +182,12 @@ def _normalize_newlines(text: str) -> str:
 
 
 def _read_disk(path: Path) -> str | None:
+    """A Python file's text as Python reads it (PEP 263 coding line, BOM), endings kept."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
+        data = path.read_bytes()
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
         return None
 
 
@@ -316,7 +320,8 @@ class CyclefixServer(LanguageServer):
         return self.projects[root]
 
     def settings_for(self, root: Path | None) -> Settings:
-        layers: list[dict[str, Any]] = []
+        # The user's config file is the lowest layer, as for `cyclefix fix` (cyclefix.config).
+        layers: list[dict[str, Any]] = [settings_mod.read_user_config()[0]]
         if root is not None:
             user = {**self.init_settings, **self.client_settings}
             layers.append(self.trust.filter(root, self._pyproject_settings(root), user))
