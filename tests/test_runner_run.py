@@ -20,12 +20,12 @@ from cyclefix.runner import (
     TestRunResult,
     feedback_text,
     order_failing_first,
+    protocol,
     run_tests,
     scratch_copy,
 )
 from cyclefix.runner import confine as confine_module
 from cyclefix.runner import plugin as plugin_module
-from cyclefix.runner import protocol
 from cyclefix.runner import run as run_module
 from cyclefix.runner.sandbox import detect_isolation, run_sandboxed
 
@@ -820,3 +820,27 @@ def test_a_check_helper_names_the_function_it_was_handed_and_shows_its_asserts(
     assert case.test_source.startswith("def check(candidate):")
     assert case.test_source.endswith("def test_add():\n    check(add)")
     assert feedback_text(case).startswith("Test Case Failed: assert candidate(2, 3) == 5")
+
+
+# ---------------------------------------------------------------- the signed channel
+
+
+def test_signed_records_are_accepted_only_in_order_and_only_with_the_key() -> None:
+    key = protocol.new_key()
+    signer = protocol.RecordSigner(key)
+    first, second = (signer.line({"event": "start", "nodeid": n})[:-1] for n in ("a", "b"))
+    assert protocol.RecordVerifier(key).record(first) == {"event": "start", "nodeid": "a"}
+    with pytest.raises(protocol.ForgedRecord, match="wrong signature"):
+        protocol.RecordVerifier(key).record(second)  # out of order: a gap or a replay
+    with pytest.raises(protocol.ForgedRecord, match="wrong signature"):
+        protocol.RecordVerifier(protocol.new_key()).record(first)
+    tampered = first.replace(b'"a"', b'"z"')
+    with pytest.raises(protocol.ForgedRecord, match="wrong signature"):
+        protocol.RecordVerifier(key).record(tampered)
+    with pytest.raises(protocol.ForgedRecord, match="not signed"):
+        protocol.RecordVerifier(key).record(b'{"event": "session_finish", "exitstatus": 0}')
+
+
+def test_the_plugin_is_inert_and_keyless_without_the_runner_s_pipes() -> None:
+    assert plugin_module._channel is None
+    assert not any(isinstance(v, bytes) for v in vars(plugin_module).values())
