@@ -11,7 +11,7 @@ before pytest starts, so that pytest does not assertion-rewrite it (a fresh pars
 
 Records (each a signed JSON line, written whole under a lock; see protocol.py):
     {"event": "collect_start", "nodeid": ...}        a test module is being imported
-    {"event": "collect_error", "nodeid", "path", "line", "message"}
+    {"event": "collect_error", "nodeid", "path", "line", "message", "exc_type", "project_frames"}
     {"event": "collected", "nodeids": [...]}          the final selection, in run order
     {"event": "start", "nodeid": ...}                 a test begins
     {"event": "test", "nodeid", "outcome", ...}       a test ended (fields of TestCaseResult)
@@ -380,17 +380,48 @@ def _collect_error_details(
         if cause.text:
             text += f": {cause.text.strip()}"
         path = state.relative(cause.filename) if cause.filename else None
-        return {"path": path, "line": cause.lineno, "message": _clean(_bound(text, MESSAGE_LIMIT))}
+        details: dict[str, Any] = {
+            "path": path,
+            "line": cause.lineno,
+            "message": _clean(_bound(text, MESSAGE_LIMIT)),
+            "exc_type": type(cause).__name__,
+        }
+        if path is not None and cause.lineno and not _is_test_file(Path(path)):
+            # A project module that does not parse: a bug at that line, not a broken test.
+            source = _clean((cause.text or "").strip())
+            details["project_frames"] = [
+                {"path": path, "line": cause.lineno, "function": "<module>", "source": source}
+            ]
+        return details
     path = None
     line = None
+    # Frames in project non-test files, deepest last: where project code failed at import.
+    frames: list[dict[str, Any]] = []
     tb = cause.__traceback__
     while tb is not None:  # deepest frame that is a project file (source or test)
-        rel = state.relative(tb.tb_frame.f_code.co_filename)
+        filename = tb.tb_frame.f_code.co_filename
+        rel = state.relative(filename)
         if rel is not None:
             path, line = rel, tb.tb_lineno
+            if not _is_test_file(Path(rel)):
+                source = _clean(linecache.getline(filename, tb.tb_lineno).strip())
+                frames.append(
+                    {
+                        "path": rel,
+                        "line": tb.tb_lineno,
+                        "function": tb.tb_frame.f_code.co_name,
+                        "source": source,
+                    }
+                )
         tb = tb.tb_next
     text = f"{type(cause).__name__}: {_message(cause)}"
-    return {"path": path, "line": line, "message": _clean(_bound(text, MESSAGE_LIMIT))}
+    return {
+        "path": path,
+        "line": line,
+        "message": _clean(_bound(text, MESSAGE_LIMIT)),
+        "exc_type": type(cause).__name__,
+        "project_frames": frames[-20:],
+    }
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -407,6 +438,8 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
             "path": path,
             "line": details.get("line"),
             "message": message,
+            "exc_type": details.get("exc_type"),
+            "project_frames": details.get("project_frames") or [],
         }
     )
 

@@ -463,6 +463,8 @@ class _Run:
                     message=str(record.get("message", "")),
                     line=_int_or_none(record.get("line")),
                     nodeid=nodeid,
+                    exc_type=_str_or_none(record.get("exc_type")),
+                    project_frames=_frames_from_record(record.get("project_frames")),
                 )
             )
         elif event == "collected":
@@ -726,6 +728,22 @@ def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
             and all(isinstance(part, str) for part in where)
         ),
         executed=executed,
+    )
+
+
+def _frames_from_record(items: object) -> tuple[Frame, ...]:
+    """Project frames of a collection-error record; malformed entries are dropped."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        Frame(
+            path=item["path"],
+            line=_int_or_none(item.get("line")) or 0,
+            function=str(item.get("function", "")),
+            source=str(item.get("source", "")),
+        )
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("path"), str)
     )
 
 
