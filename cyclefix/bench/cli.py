@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SUITES = ("humaneval", "mbpp", "mbpp+", "folder", "projects")
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None:
     p.add_argument(
         "--model",
         action="append",
@@ -69,9 +69,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--budget",
         type=float,
-        default=1800.0,
+        default=budget,
         metavar="SECONDS",
-        help="time budget of one task's refinement (default 1800)",
+        help=f"time budget of one task's refinement (default {budget:.0f})",
     )
     p.add_argument(
         "--per-test-timeout",
@@ -140,9 +140,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "report adds per-library figures, the localizer's rank of the injected function and "
         "the fix rate against time.",
     )
-    _add_run_options(p)
+    _add_run_options(p, budget=300.0)
     _add_manifest_options(p)
-    p.set_defaults(func=run_bench, budget=300.0)
+    p.set_defaults(func=run_bench)
     p = suites.add_parser(
         "projects-seed",
         help="download the libraries and seed the projects manifest (no model needed)",
@@ -468,13 +468,18 @@ def write_projects_outputs(out_dir: Path, suite: ProjectSuite, rounds: int) -> N
 
 
 def run_projects_seed(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
+    import shlex
+    import sys
+    from datetime import UTC, datetime
 
     from rich.console import Console
 
     from cyclefix.bench.projects_libraries import CANDIDATES
     from cyclefix.bench.projects_manifest import write_manifest
     from cyclefix.bench.projects_seed import seed_manifest
+    from cyclefix.bench.report import machine_description
     from cyclefix.errors import CyclefixError
 
     known = {spec.name: spec for spec in CANDIDATES}
@@ -503,7 +508,10 @@ def run_projects_seed(args: argparse.Namespace) -> int:
         max_tries=args.max_tries,
         on_library=done,
     )
-    write_manifest(args.manifest, manifest)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = shlex.join(["cyclefix", *sys.argv[1:]])
+    note = f"seeded {when} by `{command}` ({machine_description()})"
+    write_manifest(args.manifest, dataclasses.replace(manifest, notes=(note,)))
     console.print(f"{len(manifest.bugs)} bugs in {args.manifest}")
     return EXIT_OK
 
