@@ -237,3 +237,14 @@ def test_apply_json_prints_valid_json_on_an_os_error(
     assert "Read-only file system" in data["error"] and "\n" not in data["error"]
     assert "+    return n * 2" in data["diff"]
     assert (tmp_path / "mod.py").read_bytes() == source
+
+
+def test_a_symlinked_file_stays_a_link_and_its_target_gets_the_fix(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    real = shared / "mod.py"
+    real.write_text("A = 1\n")
+    link = tmp_path / "mod.py"
+    link.symlink_to(real)
+    assert apply_fix(fixed_result(tmp_path, (link, "A = 1\n", "A = 2\n"))) == (link,)
+    assert link.is_symlink() and real.read_text() == "A = 2\n"

@@ -70,15 +70,19 @@ def write_atomic(path: Path, text: str, encoding: str | None = None) -> None:
 
 
 def _write_temp(path: Path, data: bytes) -> Path:
-    """A temp file beside `path` holding `data`, synced, with `path`'s permission bits."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    """A temp file beside `path` holding `data`, synced, with `path`'s permissions and owner."""
+    info = path.stat() if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".cyclefix", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, info.st_mode & 0o7777 if info is not None else 0o644)
+        if info is not None:
+            # Run as root (sudo) on a user's project, the file must stay the user's.
+            with contextlib.suppress(OSError):
+                os.chown(tmp, info.st_uid, info.st_gid)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -88,7 +92,8 @@ def _write_temp(path: Path, data: bytes) -> Path:
 
 @dataclass(frozen=True)
 class _Planned:
-    path: Path
+    path: Path  # as the fix names it (maybe a symlink)
+    target: Path  # the file written: a symlink stays a link, its target gets the fix
     before: bytes  # the file's bytes now, checked equal to what the fix was computed on
     after: bytes
 
@@ -118,7 +123,7 @@ def _plan(result: FixResult) -> list[_Planned]:
             raise ApplyError(
                 f"the fix for {change.path} has characters its encoding ({encoding}) cannot hold"
             ) from exc
-        planned.append(_Planned(change.path, before, after))
+        planned.append(_Planned(change.path, change.path.resolve(), before, after))
     return planned
 
 
@@ -135,10 +140,10 @@ def apply_fix(result: FixResult) -> tuple[Path, ...]:
     replaced: list[_Planned] = []
     try:
         for item in planned:
-            temps[item.path] = _write_temp(item.path, item.after)
+            temps[item.target] = _write_temp(item.target, item.after)
         for item in planned:
-            os.replace(temps[item.path], item.path)
-            del temps[item.path]
+            os.replace(temps[item.target], item.target)
+            del temps[item.target]
             replaced.append(item)
     except OSError as exc:
         for tmp in temps.values():
@@ -161,8 +166,8 @@ def _put_back(replaced: list[_Planned]) -> list[Path]:
     failed: list[Path] = []
     for item in reversed(replaced):
         try:
-            tmp = _write_temp(item.path, item.before)
-            os.replace(tmp, item.path)
+            tmp = _write_temp(item.target, item.before)
+            os.replace(tmp, item.target)
         except OSError:
             failed.append(item.path)
     return failed
