@@ -31,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TEST",
         help="test files or node ids to run instead of the whole suite",
     )
-    parser.add_argument("--rounds", type=int, default=4, help="refinement rounds (default 4)")
+    parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (default 4)")
+    parser.add_argument(
+        "--trust-project",
+        action="store_true",
+        help="trust the model and python the project's pyproject.toml names",
+    )
     parser.add_argument(
         "--no-watch", action="store_true", help="do not re-run tests when files are saved"
     )
@@ -39,23 +44,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    from cyclefix.config import load_settings, parse_overrides, require_trusted, trust_project
     from cyclefix.errors import CyclefixError
-    from cyclefix.models.registry import DEFAULT_MODEL, REGISTRY
-    from cyclefix.refine import RefineConfig, find_project_root
+    from cyclefix.models.registry import REGISTRY
+    from cyclefix.refine import find_project_root
     from cyclefix.tui.app import CyclefixApp
     from cyclefix.tui.settings import TuiSettings
 
     path: Path = args.path
     if not path.exists():
         raise CyclefixError(f"no such file or folder: {path}")
-    if args.rounds < 1:
-        raise CyclefixError("--rounds must be at least 1")
     root = find_project_root(path.resolve(), args.tests or ())
+    # One configuration (cyclefix.config): flags over [tool.cyclefix] over the user's file.
+    flags, problems = parse_overrides(
+        {"model": args.model, "tests": args.tests, "rounds": args.rounds}, "command line"
+    )
+    if problems:
+        raise CyclefixError("; ".join(p.removesuffix("; using the default") for p in problems))
+    if args.trust_project:
+        trust_project(root)
+    resolved = load_settings(root, flags=flags)
+    require_trusted(resolved, {"model": "--model"})
+    shared = resolved.settings
     settings = TuiSettings(
         root=root,
-        model=args.model or DEFAULT_MODEL,
-        tests=tuple(args.tests) if args.tests else None,
-        config=RefineConfig(rounds=args.rounds),
+        model=shared.model,
+        tests=shared.tests or None,
+        config=shared.refine_config(),
         model_names=tuple(REGISTRY),
         watch=not args.no_watch,
     )
