@@ -183,20 +183,36 @@ def test_progress_keeps_brackets_of_test_ids_and_source(tmp_path: Path) -> None:
     fixed = "```python\ndef first(xs):\n    return xs[0]\n```\n"
     proc = cyclefix("fix", str(project), "--model", scripted(tmp_path, fixed))
     assert proc.returncode == 0, proc.stderr
-    assert "test_first.py::test_first[xs0-1]" in proc.stdout
+    # Piped stdout: the progress is on stderr, the diff alone on stdout.
+    assert "test_first.py::test_first[xs0-1]" in proc.stderr
     assert "return xs[1]" in proc.stdout
 
 
-def test_progress_line_says_when_an_attempt_was_a_fork_of_a_copy() -> None:
+def test_progress_line_is_plain_words_without_verdict_names_or_internals() -> None:
     from rich.console import Console
 
-    from cyclefix.refine.cli import _Progress
+    from cyclefix.refine.console import Progress
     from cyclefix.refine.types import Attempt, AttemptFinished
 
     out = Console(record=True, width=200)
-    progress = _Progress(out)
+    progress = Progress(out)
     for forked in (False, True):
         attempt = Attempt(1, "", "tests_failed", "", "1 of 2 tests still fail", 0.2, 10, 5, 1.0)
         progress(AttemptFinished(dataclasses.replace(attempt, forked=forked)))
     first, second = out.export_text().splitlines()
-    assert "fork" not in first and "tests_failed (fork of the copy): 1 of 2" in second
+    assert first == second == "  ✗ candidate: 1 of 2 tests still fail"
+
+
+def test_verbose_progress_gives_speed_and_where_an_answer_came_from() -> None:
+    from rich.console import Console
+
+    from cyclefix.refine.console import VERBOSE, Progress
+    from cyclefix.refine.types import Attempt, AttemptFinished
+
+    out = Console(record=True, width=200)
+    attempt = Attempt(1, "", "syntax_error", "", "", 0.2, 10, 5, 2.0, forked=True)
+    Progress(out, VERBOSE)(AttemptFinished(attempt))
+    assert out.export_text().strip() == (
+        "✗ candidate: is not valid Python (5 tokens in 2.0s, 2.5 tokens/s, temperature 0.2, "
+        "continued from an earlier answer)"
+    )

@@ -31,6 +31,7 @@ from cyclefix.models.backend import (
 )
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import read_gguf_info
+from cyclefix.models.hardware import check_safe_build, choose_device
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -136,6 +137,7 @@ class LlamaCppBackend:
         name: str | None = None,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        n_gpu_layers: int | None = None,
         n_batch: int = DEFAULT_N_BATCH,
         context_length: int | None = None,
         lora_path: Path | None = None,
@@ -149,6 +151,9 @@ class LlamaCppBackend:
         trained_context = context_length or info.context_length() or DEFAULT_N_CTX
         self.n_ctx = min(n_ctx or DEFAULT_N_CTX, trained_context)
         self.n_threads = n_threads or default_thread_count()
+        check_safe_build(llama_cpp_module)
+        # Where the layers run; named in the output of `fix` and `tui`.
+        self.device = choose_device(llama_cpp_module, n_gpu_layers, self.n_threads)
         self.model_path = model_path
         self._name = name or model_path.stem
         self._lock = threading.Lock()
@@ -158,6 +163,7 @@ class LlamaCppBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
+                n_gpu_layers=self.device.gpu_layers,
                 n_batch=n_batch,
                 verbose=False,
                 lora_path=str(lora_path) if lora_path else None,

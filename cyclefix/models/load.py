@@ -23,8 +23,17 @@ def describe_specs() -> str:
     return f"one of {names}, a .gguf file, openai:URL#MODEL or scripted:PATH.json"
 
 
-def open_backend(spec: str, *, n_ctx: int | None = None, n_threads: int | None = None) -> Backend:
-    """Load the model `spec` names; one-line ModelError when it is unknown, missing or bad."""
+def open_backend(
+    spec: str,
+    *,
+    n_ctx: int | None = None,
+    n_threads: int | None = None,
+    n_gpu_layers: int | None = None,
+) -> Backend:
+    """Load the model `spec` names; one-line ModelError when it is unknown, missing or bad.
+
+    n_gpu_layers: None offloads every layer when llama.cpp has a GPU backend (models.hardware).
+    """
     spec = spec.strip()
     if spec.startswith(OPENAI_PREFIX):
         return OpenAICompatibleBackend.from_spec(spec)
@@ -44,6 +53,7 @@ def open_backend(spec: str, *, n_ctx: int | None = None, n_threads: int | None =
             name=spec,
             n_ctx=n_ctx,
             n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
             lora_path=resolved.adapter,
             lora_scale=resolved.scale,
         )
@@ -56,12 +66,13 @@ def open_backend(spec: str, *, n_ctx: int | None = None, n_threads: int | None =
             name=entry.name,
             n_ctx=n_ctx,
             n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
             context_length=entry.context_length,
         )
     path = Path(spec).expanduser()
     if spec.lower().endswith(".gguf") or path.is_file():
         check_gguf_file(path)
-        return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads)
+        return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
     raise ModelError(f"unknown model {spec!r}; use {describe_specs()}")
 
 

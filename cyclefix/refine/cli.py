@@ -14,11 +14,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from cyclefix.refine.types import FixResult, RefineEvent
+    from cyclefix.config import ResolvedSettings
+    from cyclefix.refine.types import FixResult
 
 EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE = 0, 1, 2
+# The default model, named in --help (cyclefix.config.DEFAULT_MODEL; a plain constant so
+# building the parser imports nothing heavy).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+# The flag that replaces each project setting that needs trust (named in the refusal).
+TRUST_FLAGS = {"model": "--model", "python": "--python"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the tests of PATH and propose a fix that makes them pass",
         description="Run the tests for PATH (a file or project folder); when some fail, let a "
         "local model propose fixes, verify each in a scratch copy, and show only a fix under "
-        "which every selected test passes. Your files change only with --apply.",
+        "which every selected test passes. Your files change only with --apply. When stdout "
+        "is not a terminal it gets the diff alone (cyclefix fix . > fix.diff && git apply "
+        "fix.diff) and the progress goes to stderr. Settings not given as flags come from "
+        "[tool.cyclefix] in the project's pyproject.toml, then the user's config file (see "
+        "`cyclefix config`).",
     )
     p.add_argument("path", type=Path, help="a Python file or a project folder")
     p.add_argument(
@@ -40,18 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--model",
         default=None,
-        help="registry name, path to a .gguf file, or "
-        "openai:URL#MODEL (default: qwen2.5-coder-1.5b)",
+        help=f"registry name, path to a .gguf file, or openai:URL#MODEL (default: {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--rounds",
         type=int,
-        default=4,
+        default=None,
         help="refinement rounds (default 4); when they end without a fix, more rounds follow "
         "(other suspects, rewrites from the intent, hotter samples) until --budget is spent",
     )
     p.add_argument(
-        "--budget", type=float, default=300.0, help="time budget in seconds (default 300)"
+        "--budget", type=float, default=None, help="time budget in seconds (default 300)"
     )
     p.add_argument(
         "--no-extend",
@@ -59,17 +66,55 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after --rounds even when budget remains (the bench's CYCLE protocol)",
     )
     p.add_argument(
-        "--per-test-timeout", type=float, default=3.0, help="seconds before a test counts as hung"
+        "--per-test-timeout",
+        type=float,
+        default=None,
+        help="seconds before a test counts as hung (default 3)",
     )
     p.add_argument(
         "--python",
         default=None,
         metavar="PATH",
-        help="Python that runs the tests (default: the project's .venv, venv or env, or the "
-        "activated environment, when it has pytest; else cyclefix's own)",
+        help="Python that runs the tests (default, the first with pytest: the activated "
+        "$VIRTUAL_ENV, a .venv, venv or env folder in the project or a folder above it, "
+        "else cyclefix's own)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--gpu-layers",
+        default=None,
+        metavar="N",
+        help='model layers to run on the GPU: a number, 0 for CPU only, or "all" (default: all '
+        "when llama.cpp was built with a GPU backend, else 0)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for the model (default: the physical cores)",
+    )
     p.add_argument("--apply", action="store_true", help="write the verified fix to your files")
+    git = p.add_mutually_exclusive_group()
+    git.add_argument(
+        "--commit",
+        action="store_true",
+        help="with --apply: commit the fix (message naming the tests it made pass); refused "
+        "when a file it changes has uncommitted changes",
+    )
+    git.add_argument("--stage", action="store_true", help="with --apply: git add the fixed files")
+    p.add_argument(
+        "--trust-project",
+        action="store_true",
+        help="trust the model and python the project's pyproject.toml names (remembered in "
+        "your config folder, for this project and those values)",
+    )
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress: the result only"
+    )
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="each candidate's feedback and speed too"
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run_fix)
 
@@ -101,51 +146,107 @@ def _print_json_error(args: argparse.Namespace, message: str, seconds: float) ->
     print(json.dumps(fix_result_to_dict(result), indent=2))
 
 
-def _run_fix(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from cyclefix import refine
+def fix_settings(args: argparse.Namespace) -> tuple[Path, ResolvedSettings]:
+    """The project root and its settings: flags over [tool.cyclefix] over the user's config."""
+    from cyclefix.config import load_settings, parse_overrides, require_trusted, trust_project
     from cyclefix.errors import CyclefixError
-    from cyclefix.models.registry import DEFAULT_MODEL
-    from cyclefix.refine.report import fix_result_to_dict
+    from cyclefix.refine import find_project_root
 
-    out = Console(stderr=args.json, highlight=False)
     path: Path = args.path
     if not path.exists():
         raise CyclefixError(f"no such file or folder: {path}")
-    if args.rounds < 1 or args.budget <= 0 or args.per_test_timeout <= 0:
-        raise CyclefixError("--rounds, --budget and --per-test-timeout must be positive")
-    config = refine.RefineConfig(
-        rounds=args.rounds,
-        budget_seconds=args.budget,
-        per_test_timeout=args.per_test_timeout,
-        seed=args.seed,
-        python=args.python,
-        extend_to_budget=not args.no_extend,
+    root = find_project_root(path.resolve(), args.tests or ())
+    given = {
+        "model": args.model,
+        "tests": args.tests,
+        "rounds": args.rounds,
+        "budget": args.budget,
+        "perTestTimeout": args.per_test_timeout,
+        "python": args.python,
+        "gpuLayers": _gpu_layers(args.gpu_layers),
+        "threads": args.threads,
+        "gitOnApply": "commit" if args.commit else "stage" if args.stage else None,
+    }
+    flags, problems = parse_overrides(given, "command line")
+    if problems:
+        # The validator's names are the settings'; say them as the flags they came from.
+        raise CyclefixError(
+            "; ".join(
+                p.removeprefix("command line: ").removesuffix("; using the default")
+                for p in problems
+            )
+        )
+    if args.trust_project:
+        trust_project(root)
+    resolved = load_settings(root, flags=flags)
+    require_trusted(resolved, TRUST_FLAGS)
+    return root, resolved
+
+
+def _gpu_layers(value: str | None) -> int | str | None:
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        return value  # the validator names what is expected
+
+
+def _run_fix(args: argparse.Namespace) -> int:
+    from cyclefix import refine
+    from cyclefix.errors import CyclefixError
+    from cyclefix.refine.console import (
+        NORMAL,
+        QUIET,
+        VERBOSE,
+        Progress,
+        choose_outputs,
+        plain,
+        print_result,
+    )
+    from cyclefix.refine.report import fix_result_to_dict
+
+    if (args.commit or args.stage) and not args.apply:
+        raise CyclefixError("--commit and --stage keep an applied fix: add --apply")
+    verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+    outputs = choose_outputs(verbosity, args.json)
+    out = outputs.progress
+    _root, resolved = fix_settings(args)
+    settings = resolved.settings
+    for warning in resolved.warnings:
+        out.print(f"[yellow]warning:[/] {plain(warning)}")
+    path: Path = args.path
+    tests = list(settings.tests) or None
+    config = dataclasses.replace(
+        settings.refine_config(seed=args.seed), extend_to_budget=not args.no_extend
     )
     cancel = threading.Event()
-    progress = _Progress(out)
+    progress = Progress(out, verbosity)
     _cancel_on_signals(cancel)
 
     initial = _in_worker(
-        lambda: refine.check(path, args.tests, config=config, on_event=progress, cancel=cancel),
+        lambda: refine.check(path, tests, config=config, on_event=progress, cancel=cancel),
         cancel,
     )
     result: FixResult
     if initial.cancelled or initial.all_passed or not initial.tests or initial.collection_errors:
         result = refine.fix(
-            path, _NoModel(), tests=args.tests, config=config, initial_run=initial, cancel=cancel
+            path, _NoModel(), tests=tests, config=config, initial_run=initial, cancel=cancel
         )
     else:
-        spec = args.model or DEFAULT_MODEL
-        with out.status(f"Loading model {spec}…"):
-            backend = refine.open_backend(spec)
+        with out.status(f"Loading model {plain(settings.model)}…"):
+            backend = refine.open_backend(
+                settings.model, n_threads=settings.threads, n_gpu_layers=settings.gpu_layers
+            )
+        device = getattr(backend, "device", None)
+        if device is not None:
+            progress.print(f"Model {plain(backend.name)} on {plain(device.describe())}")
         try:
             result = _in_worker(
                 lambda: refine.fix(
                     path,
                     backend,
-                    tests=args.tests,
+                    tests=tests,
                     config=config,
                     initial_run=initial,
                     on_event=progress,
@@ -156,25 +257,43 @@ def _run_fix(args: argparse.Namespace) -> int:
         finally:
             progress.stop()
             backend.close()
-    applied = False
+    applied, kept = False, ""
     if args.apply and result.status == "fixed":
         try:
-            refine.apply_fix(result)
+            kept = _apply(result, settings.git_on_apply)
             applied = True
         except CyclefixError as exc:
-            # A stale file or an OS error: the files are as they were; the verified diff stays.
+            # A stale or dirty file, or an OS error: the files are as they were.
             result = dataclasses.replace(
                 result, status="error", error=f"the verified fix was not applied: {exc}"
             )
     if args.json:
         print(json.dumps(fix_result_to_dict(result, applied=applied), indent=2))
     else:
-        _print_result(out, result, applied)
+        print_result(outputs, result, applied, kept)
     if result.status in ("fixed", "already_passing"):
         return EXIT_OK
     if result.status == "error":
         return EXIT_USAGE
     return EXIT_NOT_FIXED
+
+
+def _apply(result: FixResult, git_on_apply: str) -> str:
+    """Write the fix; then commit or stage it. What git did, in words ("" when nothing)."""
+    from cyclefix import refine
+    from cyclefix.refine import git
+
+    if git_on_apply == "none":
+        refine.apply_fix(result)
+        return ""
+    repo = git.check_committable(result)  # before writing: a refusal leaves no file changed
+    refine.apply_fix(result)
+    if git_on_apply == "stage":
+        git.stage(repo, git.changed_paths(result))
+        return "Staged the fixed files (git add)."
+    commit = git.commit(repo, result)
+    subject = git.commit_message(result).splitlines()[0]
+    return f"Committed {commit}: {subject}"
 
 
 def _in_worker(job: Any, cancel: threading.Event) -> Any:
@@ -220,109 +339,3 @@ class _NoModel:
 
     def close(self) -> None:
         pass
-
-
-class _Progress:
-    """Turns refine events into lines and a live status on the console."""
-
-    def __init__(self, out: Console) -> None:
-        from cyclefix import refine
-
-        self.out = out
-        self.refine = refine
-        self.status: Any = None
-        self.tokens = 0
-        self.round = ""
-
-    def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-
-    def _show(self, text: str) -> None:
-        if self.status is None:
-            self.status = self.out.status(text)
-            self.status.start()
-        else:
-            self.status.update(text)
-
-    def __call__(self, event: RefineEvent) -> None:
-        r = self.refine
-        if isinstance(event, r.TestsStarted):
-            where = "candidate in a scratch copy" if event.scratch else _plain(str(event.root))
-            self._show(f"Running {len(event.tests) or 'all'} test selection(s) on {where}…")
-        elif isinstance(event, r.TestsFinished):
-            self.stop()
-            if not event.scratch:
-                run = event.run
-                self.out.print(
-                    f"[bold]{len(run.passed)} passed, {len(run.failures)} failing[/] "
-                    f"in {run.duration:.1f}s ({_plain(str(run.root))})"
-                )
-                for case in run.failures:
-                    self.out.print(f"  [red]✗[/] {_plain(case.nodeid)}")
-                    self.out.print(f"    [dim]{_plain(_short(r.feedback_text(case)))}[/]")
-        elif isinstance(event, r.RoundStarted):
-            self.tokens = 0
-            self.round = f"Round {event.index}/{event.total}"
-            names = _plain(", ".join(event.targets))
-            self.out.print(
-                f"[bold cyan]{self.round}[/]: rewriting {names} (temperature {event.temperature})"
-            )
-            self._show(f"{self.round}: generating…")
-        elif isinstance(event, r.TextGenerated):
-            self.tokens += 1
-            self._show(f"{self.round}: generating… {self.tokens} pieces")
-        elif isinstance(event, r.AttemptFinished):
-            self.stop()
-            a = event.attempt
-            mark = "[green]✓[/]" if a.verdict == "passed" else "[yellow]✗[/]"
-            speed = a.completion_tokens / a.seconds if a.seconds else 0.0
-            fork = " [dim](fork of the copy)[/]" if a.forked else ""
-            self.out.print(
-                f"  {mark} {a.verdict}{fork}: {_plain(_short(a.detail))} "
-                f"[dim]({a.completion_tokens} tokens, {a.seconds:.1f}s, {speed:.1f} tok/s overall)[/]"
-            )
-
-
-def _plain(text: str) -> str:
-    """User text (test ids, source lines) as Rich markup: `[input-1]` and `x[i]` stay as is."""
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _print_result(out: Console, result: FixResult, applied: bool) -> None:
-    from rich.syntax import Syntax
-
-    if result.status == "fixed":
-        out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
-        verb = "Applied" if applied else "Verified fix (not applied; use --apply)"
-        final = result.final_run
-        n = len(final.tests) if final else 0
-        out.print(
-            f"[bold green]{verb}[/]: all {n} selected tests pass "
-            f"({len(result.rounds)} round(s), {result.seconds:.1f}s, model {result.model})"
-        )
-    elif result.status == "already_passing":
-        out.print("[green]All selected tests already pass: nothing to fix.[/]")
-    elif result.status == "error":
-        if result.diff:  # a verified fix that --apply could not write
-            out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
-        out.print(f"[red]error:[/] {_plain(result.error or '')}")
-    elif result.status == "cancelled":
-        out.print("[yellow]Cancelled.[/] Your files are unchanged.")
-    else:
-        copies = sum(1 for a in result.attempts if a.is_copy)
-        out.print(
-            f"[yellow]No verified fix[/] after {len(result.rounds)} round(s) in {result.seconds:.1f}s "
-            f"({len(result.attempts)} attempts, {copies} copies refused). Your files are unchanged."
-        )
-        for note in result.notes:
-            out.print(f"  [dim]{_plain(note)}[/]")
-    sys.stdout.flush()

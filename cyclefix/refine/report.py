@@ -78,3 +78,25 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
         "copies": sum(1 for a in attempts if a.is_copy),
         "notes": list(result.notes),
     }
+
+
+# Each verdict in words a user reads without knowing the refine loop's internals.
+VERDICT_WORDS: dict[str, str] = {
+    "passed": "passes every selected test",
+    "tests_failed": "still fails",
+    "regressed": "breaks a test that passed before",
+    "copy": "same as the original code",
+    "duplicate": "same as a candidate already tried",
+    "syntax_error": "is not valid Python",
+    "undefined_names": "uses names that are not defined",
+    "no_code": "the answer holds no code",
+    "wrong_target": "does not define the function to rewrite",
+    "cancelled": "cancelled",
+}
+
+
+def describe_attempt(attempt: Attempt) -> str:
+    """One candidate's outcome in plain words: the loop's detail ("2 of 5 tests still fail"),
+    else the verdict in words."""
+    detail = attempt.detail.strip()
+    return detail or VERDICT_WORDS.get(attempt.verdict, attempt.verdict.replace("_", " "))

@@ -3,6 +3,7 @@
 Test Case Failed: <assert>, Input: "<args>", Expected output: "<e>", Actual output: "<a>"
 Failed at line: <line source> (<file>:<n>); Error: <ExcType: message>; Input: "<args>"
 Test <name> timed out after N s
+A string value keeps its own quotes (Expected output: 'ab'); a test without arguments has no Input.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ def _one_line(text: str, limit: int = VALUE_LIMIT) -> str:
         glue = "" if not joined or joined.endswith(("(", "[", "{")) or line[:1] in ")]}" else " "
         joined += glue + line
     return bound_text(joined, limit)
+
+
+def _quoted(text: str) -> str:
+    """A value in double quotes, unless it is a string literal already (`'a'` stays `'a'`)."""
+    value = _one_line(text)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value
+    return f'"{value}"'
+
+
+def _has_input(case: TestCaseResult) -> bool:
+    """A test that calls with arguments; a test without parameters shows no `Input: ""`."""
+    return case.input is not None and bool(case.input.strip())
 
 
 def short_test_name(case: TestCaseResult) -> str:
@@ -72,12 +86,12 @@ def feedback_text(case: TestCaseResult, limit: int = 1500) -> str:
 
 def _assert_text(case: TestCaseResult) -> str:
     parts = [f"Test Case Failed: {_one_line(case.assert_source or '')}"]
-    if case.input is not None:
-        parts.append(f'Input: "{_one_line(case.input)}"')
+    if _has_input(case):
+        parts.append(f'Input: "{_one_line(case.input or "")}"')
     if case.expected is not None:
-        parts.append(f'Expected output: "{_one_line(case.expected)}"')
+        parts.append(f"Expected output: {_quoted(case.expected)}")
     if case.actual is not None:
-        parts.append(f'Actual output: "{_one_line(case.actual)}"')
+        parts.append(f"Actual output: {_quoted(case.actual)}")
     return ", ".join(parts)
 
 
@@ -104,9 +118,9 @@ def _crash_text(case: TestCaseResult) -> str:
 
 
 def _input_text(case: TestCaseResult) -> str:
-    text = f'; Input: "{_one_line(case.input)}"' if case.input is not None else ""
+    text = f'; Input: "{_one_line(case.input or "")}"' if _has_input(case) else ""
     if case.expected is not None:  # what the test's assert wanted from the call that raised
-        text += f'; Expected output: "{_one_line(case.expected)}"'
+        text += f"; Expected output: {_quoted(case.expected)}"
     return text
 
 
