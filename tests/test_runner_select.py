@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from cyclefix.errors import CyclefixError
-from cyclefix.runner import order_failing_first, select_tests
+from cyclefix.runner import (
+    SandboxLimits,
+    TestRunResult,
+    order_failing_first,
+    run_tests,
+    select_tests,
+)
 from cyclefix.runner.select import imported_modules, module_names
 
 
@@ -234,3 +240,78 @@ def test_selection_is_fast_on_a_few_hundred_files(tmp_path: Path) -> None:
     # mod0 is imported by every pkg0 module through the chain mod10 -> mod0, mod20 -> mod10...
     assert {f"tests/test_{i}.py" for i in range(0, 300, 10)} <= set(selected)
     assert "tests/test_1.py" not in selected
+
+
+@pytest.fixture
+def reexporting_package(tmp_path: Path) -> Path:
+    return make_project(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": "",
+            "src/shop/__init__.py": "from .cart import Cart\nfrom shop.money import *\n",
+            "src/shop/money.py": "def percent_of(c, p):\n    return c * p // 100\n",
+            "src/shop/cart.py": "from . import money\n\nclass Cart:\n    pass\n",
+            "src/shop/unrelated.py": "X = 1\n",
+            "tests/test_by_name.py": "from shop import percent_of\n",
+            "tests/test_by_package.py": "import shop\n",
+            "tests/test_by_class.py": "from shop import Cart\n",
+            "tests/test_unrelated.py": "from shop.unrelated import X\n",
+        },
+    )
+
+
+def test_a_module_reexported_by_its_package_selects_the_package_importers(
+    reexporting_package: Path,
+) -> None:
+    money = reexporting_package / "src" / "shop" / "money.py"
+    assert set(select_tests(reexporting_package, [money])) == {
+        "tests/test_by_name.py",  # `from shop import percent_of` (star re-export)
+        "tests/test_by_package.py",  # `import shop`
+        "tests/test_by_class.py",  # through `shop/__init__` importing cart, which imports money
+        "tests/test_unrelated.py",  # importing shop.unrelated runs shop/__init__.py first
+    }
+
+
+def test_the_invoicing_example_selects_its_tests_for_the_helper_module() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "invoicing"
+    selected = select_tests(example, [example / "invoicing" / "money.py"])
+    assert selected == ("tests/test_invoice.py",)
+
+
+@pytest.fixture
+def ordered_project(tmp_path: Path) -> Path:
+    return make_project(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": "",
+            "calc.py": "def half(n):\n    return n // 2\n",
+            "test_a.py": "from calc import half\n\n"
+            + "".join(f"def test_a{i}():\n    assert half({2 * i}) == {i}\n\n" for i in range(4)),
+            "test_b.py": "from calc import half\n\ndef test_odd():\n    assert half(3) == 1.5\n",
+        },
+    )
+
+
+def quick_run(root: Path, tests: tuple[str, ...], stop: bool) -> TestRunResult:
+    limits = SandboxLimits(per_test_timeout=5.0, run_timeout=60.0)
+    return run_tests(root, tests, limits=limits, autoload_plugins=False, stop_on_first_failure=stop)
+
+
+def test_a_failing_test_run_first_stops_the_run(ordered_project: Path) -> None:
+    selection = order_failing_first(("test_a.py", "test_b.py"), ["test_b.py::test_odd"])
+    run = quick_run(ordered_project, selection, stop=True)
+    assert [t.nodeid for t in run.tests] == ["test_b.py::test_odd"]
+    assert "stopped at the first failure: 4 test(s) not run" in run.notes
+
+
+def test_the_rest_runs_when_the_failing_tests_pass(ordered_project: Path) -> None:
+    (ordered_project / "calc.py").write_text("def half(n):\n    return n / 2\n")
+    selection = order_failing_first(("test_a.py", "test_b.py"), ["test_b.py::test_odd"])
+    run = quick_run(ordered_project, selection, stop=True)
+    assert run.tests[0].nodeid == "test_b.py::test_odd" and run.all_passed
+    assert len(run.tests) == 5 and not any("stopped" in note for note in run.notes)
+
+
+def test_without_the_option_every_test_runs(ordered_project: Path) -> None:
+    run = quick_run(ordered_project, ("test_b.py", "test_a.py"), stop=False)
+    assert len(run.tests) == 5 and len(run.failures) == 1

@@ -101,6 +101,7 @@ def run_tests(
     on_collected: Callable[[int], None] | None = None,
     autoload_plugins: bool = True,
     trace: bool = False,
+    stop_on_first_failure: bool = False,
     confinement: Confinement | None = None,
     pass_env: Sequence[str] = (),
 ) -> TestRunResult:
@@ -113,6 +114,9 @@ def run_tests(
     `trace=True` records which project non-test functions and lines each test executed
     (`TestCaseResult.executed`, `TestRunResult.traced`); where that is impossible (a tracer
     already installed) the run says why in its notes and `traced` is False.
+    `stop_on_first_failure=True` ends the run at the first test that does not pass (pytest's
+    `-x`): with `order_failing_first`, a candidate's previously failing tests run first and
+    the rest of the selection only when they all pass; the notes say how many did not run.
     `confinement` marks `root` as a scratch copy of `confinement.original` that runs untrusted
     code: its processes may write only there and in a private temp folder (also HOME), make
     no TCP connections, and import the copy where the environment pointed into the original;
@@ -137,6 +141,7 @@ def run_tests(
         cancel=cancel,
         autoload_plugins=autoload_plugins,
         trace=trace,
+        stop_on_first_failure=stop_on_first_failure,
         confinement=confinement,
         pass_env=tuple(pass_env),
     )
@@ -181,6 +186,7 @@ class _Run:
     cancel: threading.Event | None
     autoload_plugins: bool
     trace: bool = False
+    stop_on_first_failure: bool = False
     confinement: Confinement | None = None
     pass_env: tuple[str, ...] = ()
     tests: list[TestCaseResult] = field(default_factory=list)
@@ -231,6 +237,8 @@ class _Run:
         not_run = (self.collected_total or 0) - len(self.tests)
         if self._hang_limit_reached() and not_run > 0:
             self.notes.append(f"stopped at the timeout limit: {not_run} test(s) not run")
+        elif self._stopped_at_failure() and not_run > 0:
+            self.notes.append(f"stopped at the first failure: {not_run} test(s) not run")
         single = len(session_exits) == 1 and session_exits[0] is not None
         if single and not (timed_out or cancelled):
             exit_code = int(session_exits[0] or 0)
@@ -259,6 +267,9 @@ class _Run:
             notes=tuple(self.notes),
             traced=self.trace and not self.untraced_reason,
         )
+
+    def _stopped_at_failure(self) -> bool:
+        return self.stop_on_first_failure and any(not t.ok for t in self.tests)
 
     def _hang_limit_reached(self) -> bool:
         hangs = sum(1 for t in self.tests if t.outcome == "timeout")
@@ -321,6 +332,7 @@ class _Run:
             "-p",
             PLUGIN_MODULE,
             *PYTEST_OPTIONS,
+            *(("--exitfirst",) if self.stop_on_first_failure else ()),
             f"--rootdir={self.root}",
             *(f"--deselect={nodeid}" for nodeid in deselected),
             *(f"--ignore={path}" for path in ignored),
@@ -421,6 +433,8 @@ class _Run:
         env[protocol.ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
         if plan is not None:
             env[protocol.ENV_CONFINE] = plan.to_json()
+        if confined is not None:
+            env[protocol.ENV_CANDIDATE] = "1"
         if not self.autoload_plugins:
             env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         if self.trace:
@@ -526,7 +540,7 @@ class _Run:
         remaining = [n for n in attempt.collected or () if n not in done]
         if not remaining:
             return None
-        if self._hang_limit_reached():
+        if self._hang_limit_reached() or self._stopped_at_failure():
             return None
         self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
         return sorted(done), []
