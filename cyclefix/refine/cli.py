@@ -204,6 +204,7 @@ def _run_fix(args: argparse.Namespace) -> int:
         plain,
         print_result,
     )
+    from cyclefix.refine.importtime import blocking_collection_error, failures_with_import_errors
     from cyclefix.refine.report import fix_result_to_dict
 
     if (args.commit or args.stage) and not args.apply:
@@ -229,7 +230,13 @@ def _run_fix(args: argparse.Namespace) -> int:
         cancel,
     )
     result: FixResult
-    if initial.cancelled or initial.all_passed or not initial.tests or initial.collection_errors:
+    # Import-time errors in project code are bugs for the model (refine.importtime); other
+    # collection errors, no tests or nothing failing end without loading it.
+    if (
+        initial.cancelled
+        or not failures_with_import_errors(initial)
+        or blocking_collection_error(initial) is not None
+    ):
         result = refine.fix(
             path, _NoModel(), tests=tests, config=config, initial_run=initial, cancel=cancel
         )
