@@ -1,0 +1,157 @@
+"""One configuration: flags > editor/TUI > [tool.cyclefix] > user config file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cyclefix.cli import main
+from cyclefix.config import (
+    ALL_LAYERS,
+    format_settings,
+    load_settings,
+    parse_overrides,
+    require_trusted,
+    trust_project,
+    user_config_file,
+)
+from cyclefix.errors import CyclefixError
+from cyclefix.trust import TrustStore
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+def write_user_config(home: Path, text: str) -> Path:
+    path = home / "cyclefix" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def project(tmp_path: Path, section: str) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(f"[tool.cyclefix]\n{section}")
+    return root
+
+
+def test_user_config_file_follows_xdg_config_home(config_home: Path) -> None:
+    assert user_config_file() == config_home / "cyclefix" / "config.toml"
+
+
+def test_each_layer_overrides_the_one_below_key_by_key(tmp_path: Path, config_home: Path) -> None:
+    write_user_config(config_home, 'rounds = 2\nbudget = 60\nthreads = 3\ngitOnApply = "stage"\n')
+    root = project(tmp_path, 'rounds = 3\nbudget = 90\nmodel = "qwen2.5-coder-0.5b"\n')
+    resolved = load_settings(root, editor={"budget": 120.0}, flags={"threads": 1})
+    s = resolved.settings
+    assert (s.rounds, s.budget, s.threads, s.git_on_apply) == (3, 120.0, 1, "stage")
+    assert s.model == "qwen2.5-coder-0.5b"  # a registry model needs no trust
+    assert resolved.sources["rounds"].startswith("project (")
+    assert resolved.sources["budget"] == "editor/TUI settings"
+    assert resolved.sources["threads"] == "command line"
+    assert resolved.sources["git_on_apply"].startswith("user config (")
+    assert resolved.sources["debounce"] == "default"
+
+
+def test_flags_not_given_are_none_and_leave_lower_layers(tmp_path: Path, config_home: Path) -> None:
+    root = project(tmp_path, "rounds = 3\n")
+    resolved = load_settings(root, flags={"rounds": None, "model": None})
+    assert resolved.settings.rounds == 3
+
+
+def test_an_untrusted_project_model_is_left_out_and_named(
+    tmp_path: Path, config_home: Path
+) -> None:
+    root = project(tmp_path, 'model = "/models/evil.gguf"\nrounds = 2\n')
+    resolved = load_settings(root)
+    assert resolved.settings.model == "qwen2.5-coder-1.5b"
+    assert resolved.settings.rounds == 2
+    assert [(r.setting, r.value) for r in resolved.untrusted] == [("model", "/models/evil.gguf")]
+    with pytest.raises(CyclefixError) as error:
+        require_trusted(resolved, {"model": "--model"})
+    message = str(error.value)
+    assert "model = '/models/evil.gguf'" in message
+    assert "--trust-project" in message and "--model" in message
+
+
+def test_a_flag_replacing_the_untrusted_value_needs_no_trust(
+    tmp_path: Path, config_home: Path
+) -> None:
+    root = project(tmp_path, 'python = "/tmp/evil/python"\n')
+    resolved = load_settings(root, flags={"python": "/usr/bin/python3"})
+    assert resolved.untrusted == ()
+    require_trusted(resolved, {"python": "--python"})
+    assert resolved.settings.python == "/usr/bin/python3"
+
+
+def test_trust_project_remembers_the_values_in_the_user_config_folder(
+    tmp_path: Path, config_home: Path
+) -> None:
+    root = project(tmp_path, 'python = "/opt/py/bin/python"\n')
+    assert [r.setting for r in trust_project(root)] == ["python"]
+    assert (config_home / "cyclefix" / "trusted.json").is_file()
+    resolved = load_settings(root)
+    assert resolved.untrusted == () and resolved.settings.python == "/opt/py/bin/python"
+    assert TrustStore().is_trusted(root, "python", "/opt/py/bin/python")
+
+
+def test_bad_values_in_files_warn_and_fall_through(tmp_path: Path, config_home: Path) -> None:
+    write_user_config(config_home, 'rounds = "many"\ncolour = "red"\n')
+    root = project(tmp_path, "gpuLayers = -7\n")
+    resolved = load_settings(root)
+    assert resolved.settings.rounds == 4 and resolved.settings.gpu_layers is None
+    assert len(resolved.warnings) == 3
+    assert any("unknown setting 'colour'" in w for w in resolved.warnings)
+    assert any("gpuLayers must be a whole number of layers" in w for w in resolved.warnings)
+
+
+def test_new_settings_accept_their_documented_values() -> None:
+    values, warnings = parse_overrides(
+        {"gpu-layers": "all", "threads": 8, "git_on_apply": "Commit"}, "toml"
+    )
+    assert warnings == []
+    assert values == {"gpu_layers": ALL_LAYERS, "threads": 8, "git_on_apply": "commit"}
+    _, warnings = parse_overrides({"gitOnApply": "push", "threads": 0}, "toml")
+    assert len(warnings) == 2
+
+
+def test_format_settings_names_every_value_and_its_source(
+    tmp_path: Path, config_home: Path
+) -> None:
+    root = project(tmp_path, "rounds = 3\ngpuLayers = 0\n")
+    lines = format_settings(load_settings(root)).splitlines()
+    rounds = next(line for line in lines if line.startswith("rounds"))
+    assert rounds.split()[1] == "3" and f"{root / 'pyproject.toml'}" in rounds
+    gpu = next(line for line in lines if line.startswith("gpuLayers"))
+    assert gpu.split()[1] == "0"
+    model = next(line for line in lines if line.startswith("model"))
+    assert '"qwen2.5-coder-1.5b"' in model and model.endswith("default")
+
+
+def test_cyclefix_config_prints_the_effective_settings(
+    tmp_path: Path, config_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = write_user_config(config_home, "threads = 2\n")
+    root = project(tmp_path, 'rounds = 3\nmodel = "http-model.gguf"\n')
+    assert main(["config", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"Settings for {root}"
+    assert "threads         2" in out and f"user config ({user})" in out
+    assert "not trusted: model = 'http-model.gguf'" in out
+
+
+def test_fix_refuses_an_untrusted_project_python_naming_the_flag(
+    tmp_path: Path, config_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, 'python = "/tmp/not-mine/python"\n')
+    (root / "test_a.py").write_text("def test_a():\n    assert True\n")
+    assert main(["fix", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "python = '/tmp/not-mine/python'" in err
+    assert "--trust-project" in err and "--python" in err
