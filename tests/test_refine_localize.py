@@ -122,15 +122,29 @@ def test_a_helper_only_failing_tests_reach_outranks_a_caller_passing_tests_reach
 
 
 def test_among_equal_scores_the_deepest_callee_comes_first(project: Path) -> None:
-    run = traced(project, failing("test_summary", SUMMARY, TAX, percent(2, 4)))
+    run = traced(
+        project,
+        failing("test_summary", INIT, SUMMARY, TAX, percent(2, 4)),
+        passing("test_init", INIT),
+    )
     assert ranking(project, run)[:3] == ["percent_of", "Invoice.tax", "Invoice.summary"]
+
+
+def test_a_spectrum_that_tells_nothing_apart_keeps_the_evidence_order(project: Path) -> None:
+    run = traced(project, failing("test_tax", INIT, TAX, percent(2, 4)))
+    order = ranking(project, run)
+    assert order[0] == "Invoice.tax"  # what the failing assert calls
+    assert "percent_of" in order  # executed, so still a suspect, after the evidence
+    loc = localize(ProjectIndex(project), run.failures, spectrum=run)
+    assert loc.lines == {}
 
 
 def test_the_crash_frame_wins_among_equal_scores(project: Path) -> None:
     crash = Frame("shop/invoice.py", 8, "tax", "return percent_of(self.cents, self.percent)")
-    case = failing("test_tax", TAX, percent(2, 4))
+    case = failing("test_tax", INIT, TAX, percent(2, 4))
     crashed = dataclasses.replace(case, project_frames=(crash,))
-    assert ranking(project, traced(project, crashed))[0] == "Invoice.tax"
+    run = traced(project, crashed, passing("test_init", INIT))
+    assert ranking(project, run)[0] == "Invoice.tax"
 
 
 def test_the_suspicious_lines_are_those_only_failing_tests_ran(project: Path) -> None:
@@ -145,7 +159,7 @@ def test_the_suspicious_lines_are_those_only_failing_tests_ran(project: Path) ->
 
 
 def test_suspicious_lines_are_not_given_for_a_file_changed_since_the_run(project: Path) -> None:
-    run = traced(project, failing("test_tax", TAX, percent(2, 4)))
+    run = traced(project, failing("test_tax", INIT, TAX, percent(2, 4)), passing("t", INIT))
     edited = {"shop/money.py": "\n\n" + MONEY}  # a candidate moved its lines
     loc = localize(ProjectIndex(project, edited), run.failures, spectrum=run)
     assert loc.targets[0].qualname == "percent_of"

@@ -8,7 +8,9 @@ When the run was traced (run_tests(trace=True)), what the tests executed ranks f
 Ochiai score of each function over failing and passing tests (refine.spectrum), then how many
 failing tests reached it, then the crash frames, then callees before their callers among equals
 (a helper that every failing test reaches through `Invoice.tax` is where the wrong value is
-made), then the evidence above. An untraced run keeps the evidence ranking, with a note.
+made), then the evidence above. Where every executed function scores the same (one failing
+test, and no passing test ran any of its code), the evidence orders and the executed functions
+it missed follow. An untraced run keeps the evidence ranking, with a note.
 """
 
 from __future__ import annotations
@@ -338,9 +340,16 @@ def localize(
                 votes[key] += 0.5  # type: ignore[assignment]
     ordered = sorted(votes, key=lambda k: (-votes[k], k[0] != focus, first_rank[k], k))
     scores, notes = _spectrum_scores(index, failures, spectrum)
+    # Suspicious lines need only the lines to differ, even where the functions tie.
+    line_scores = dict(scores)
     blamed_by_trace: dict[tuple[str, str], TestCaseResult] = {}
     if scores:
-        ordered = _rank_by_spectrum(index, per_test, ordered, scores, focus)
+        if _discriminates(scores):
+            ordered = _rank_by_spectrum(index, per_test, ordered, scores, focus)
+        else:  # every executed function scores the same: the evidence orders, the rest follow
+            ordered = [*ordered, *sorted(k for k in scores if k not in ordered)]
+            line_scores = {k: v for k, v in scores.items() if not v.lines_tied}
+            scores = {}
         for key in ordered:
             if key not in by_key:
                 target = _function_target(index, key)
@@ -382,7 +391,7 @@ def localize(
     chosen_keys = {(t.path, t.qualname) for t in chosen}
     lines = {
         key: score.lines
-        for key, score in scores.items()
+        for key, score in line_scores.items()
         if key in chosen_keys and score.lines and _unchanged(index, spectrum, key[0])
     }
     return Localization(
@@ -418,6 +427,12 @@ def _spectrum_scores(
         return key[1] in spans[key[0]]
 
     return score_functions(spectrum.tests, failing, known), ()
+
+
+def _discriminates(scores: Mapping[FunctionKey, FunctionScore]) -> bool:
+    """Whether the spectrum tells functions apart (one failing test and no passing test that
+    shares its code gives every function it ran the same score)."""
+    return len({(round(s.ochiai, 9), s.failed) for s in scores.values()}) > 1
 
 
 def _rank_by_spectrum(

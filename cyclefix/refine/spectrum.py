@@ -30,6 +30,8 @@ class FunctionScore:
     passed: int  # passing tests that executed it (ep)
     # Its lines that failing tests executed, most suspicious first (at most a few).
     lines: tuple[int, ...] = ()
+    # Whether those are all the lines failing tests ran in it (the lines tell nothing apart).
+    lines_tied: bool = False
 
 
 def ochiai(failed: int, passed: int, total_failed: int) -> float:
@@ -75,10 +77,11 @@ def score_functions(
     for key, (failed, passed) in function_counts.items():
         if failed == 0 or not known(key):
             continue
-        lines = _suspicious_lines(line_counts.get(key, {}), total_failed)
-        scores[key] = FunctionScore(
-            key, ochiai(failed, passed, total_failed), failed, passed, lines
-        )
+        counts = line_counts.get(key, {})
+        lines = _suspicious_lines(counts, total_failed)
+        tied = len(lines) == sum(1 for f, _ in counts.values() if f > 0)
+        score = ochiai(failed, passed, total_failed)
+        scores[key] = FunctionScore(key, score, failed, passed, lines, tied)
     return scores
 
 
