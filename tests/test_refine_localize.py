@@ -209,3 +209,17 @@ def test_the_invoicing_example_is_localized_to_its_helper(tmp_path: Path) -> Non
     assert (
         "cents * percent // 100" in (root / "invoicing/money.py").read_text().splitlines()[line - 1]
     )
+
+
+def test_one_failures_suspects_count_the_passing_tests_but_not_the_other_failures(
+    project: Path,
+) -> None:
+    run = traced(
+        project,
+        failing("test_tax", INIT, TAX, percent(2, 4)),
+        failing("test_summary", INIT, SUMMARY),
+        passing("test_init", INIT),
+    )
+    found = suspects(run, [run.tests[0]])
+    assert [t.qualname for t in found][:2] == ["percent_of", "Invoice.tax"]
+    assert "Invoice.summary" not in [t.qualname for t in found]

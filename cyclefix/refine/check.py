@@ -17,7 +17,7 @@ from cyclefix.runner import (
     run_tests,
     select_tests,
 )
-from cyclefix.runner.results import TestRunResult
+from cyclefix.runner.results import TestCaseResult, TestRunResult
 
 __all__ = ["check", "find_project_root", "limits_for", "selection_for", "suspects"]
 
@@ -71,9 +71,18 @@ def check(
     return run
 
 
-def suspects(run: TestRunResult) -> tuple[Target, ...]:
+def suspects(
+    run: TestRunResult, failures: Sequence[TestCaseResult] | None = None
+) -> tuple[Target, ...]:
     """The functions the failures of `run` point at, most likely first (by what its tests
-    executed when `run` was traced)."""
-    if not run.failures:
+    executed when `run` was traced). `failures`: only these of its failing tests (one test's
+    suspects), its passing tests still counting for the spectrum."""
+    chosen = run.failures if failures is None else tuple(failures)
+    if not chosen:
         return ()
-    return localize(ProjectIndex(run.root), run.failures, spectrum=run).targets
+    # The other failing tests are neither this failure's evidence nor passing tests.
+    ids = {case.nodeid for case in chosen}
+    spectrum = dataclasses.replace(
+        run, tests=tuple(t for t in run.tests if t.ok or t.nodeid in ids)
+    )
+    return localize(ProjectIndex(run.root), chosen, spectrum=spectrum).targets
