@@ -55,19 +55,20 @@ $(STAMPS)/llama: $(STAMPS)/venv scripts/llama-cmake-args.sh
 	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
 	touch $@
 
+# The front-ends (tui, lsp) and the bench are extras of the package; the Makefile installs them.
 $(STAMPS)/cyclefix: $(STAMPS)/llama pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[tui,lsp,bench]'
 	touch $@
 
 $(STAMPS)/test-deps: $(STAMPS)/cyclefix pyproject.toml
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[tui,lsp,bench,test]'
 	touch $@
 
 # torch first, pinned: this image serves a CPU-only torch wheel for it; an unpinned `torch`
 # would pull a CUDA build of several GB. Then the extra, then llama.cpp's conversion scripts.
 $(STAMPS)/training-deps: $(STAMPS)/cyclefix pyproject.toml
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
-	$(PIP) install -q -e '.[training]'
+	$(PIP) install -q -e '.[tui,lsp,bench,training]'
 	$(PY) -m cyclefix.training.converter
 	touch $@
 
