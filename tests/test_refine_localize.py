@@ -223,3 +223,18 @@ def test_one_failures_suspects_count_the_passing_tests_but_not_the_other_failure
     found = suspects(run, [run.tests[0]])
     assert [t.qualname for t in found][:2] == ["percent_of", "Invoice.tax"]
     assert "Invoice.summary" not in [t.qualname for t in found]
+
+
+def test_a_method_traced_without_its_class_name_is_found_by_its_line(project: Path) -> None:
+    # Python < 3.11 names the code of Invoice.tax just "tax".
+    bare_tax = ExecutedFunction("shop/invoice.py", "tax", 7, (8,))
+    bare_init = ExecutedFunction("shop/invoice.py", "__init__", 4, (5,))
+    run = traced(
+        project,
+        failing("test_tax", bare_init, bare_tax, percent(2, 4)),
+        passing("test_init", bare_init),
+    )
+    assert ranking(project, run)[:2] == ["percent_of", "Invoice.tax"]
+    edited = {"shop/invoice.py": "\n" + INVOICE}  # lines moved: the line says nothing now
+    loc = localize(ProjectIndex(project, edited), run.failures, spectrum=run)
+    assert ("shop/invoice.py", "Invoice.tax") not in loc.scores

@@ -31,9 +31,9 @@ from cyclefix.refine.source import (
     read_source,
     target_for_span,
 )
-from cyclefix.refine.spectrum import FunctionKey, FunctionScore, score_functions
+from cyclefix.refine.spectrum import FunctionKey, FunctionScore, function_key, score_functions
 from cyclefix.refine.types import Target
-from cyclefix.runner.results import TestCaseResult, TestRunResult
+from cyclefix.runner.results import ExecutedFunction, TestCaseResult, TestRunResult
 
 # At most this many suspects are ranked; the loop rewrites one at a time, best first.
 MAX_TARGETS = 5
@@ -343,7 +343,8 @@ def localize(
     # Suspicious lines need only the lines to differ, even where the functions tie.
     line_scores = dict(scores)
     blamed_by_trace: dict[tuple[str, str], TestCaseResult] = {}
-    if scores:
+    if scores and spectrum is not None:
+        resolve = FunctionResolver(index, spectrum.root)
         if _discriminates(scores):
             ordered = _rank_by_spectrum(index, per_test, ordered, scores, focus)
         else:  # every executed function scores the same: the evidence orders, the rest follow
@@ -356,7 +357,7 @@ def localize(
                 if target is None:
                     continue
                 by_key[key] = target
-            case = next((c for c in failures if _executed(c, spectrum, key)), None)
+            case = next((c for c in failures if _executed(c, spectrum, key, resolve)), None)
             if case is not None:
                 blamed_by_trace[key] = case
         ordered = [k for k in ordered if k in by_key]
@@ -418,15 +419,48 @@ def _spectrum_scores(
     traced_failing = [t for t in spectrum.tests if t.nodeid in failing and t.executed]
     if not traced_failing:
         return {}, (fallback + "no failing test executed traced project code",)
-    spans: dict[str, set[str]] = {}
+    return score_functions(spectrum.tests, failing, FunctionResolver(index, spectrum.root)), ()
 
-    def known(key: FunctionKey) -> bool:
-        if key[0] not in spans:
-            tree = index.tree(key[0])
-            spans[key[0]] = {s.qualname for s in function_spans(tree)} if tree else set()
-        return key[1] in spans[key[0]]
 
-    return score_functions(spectrum.tests, failing, known), ()
+class FunctionResolver:
+    """The project function (as it stands in `index`) a traced code object belongs to: by its
+    qualified name, or, where the interpreter gave none (Python < 3.11 names `Invoice.tax`
+    just `tax`), by its first line while the file reads as it did in the traced run."""
+
+    def __init__(self, index: ProjectIndex, traced_root: Path) -> None:
+        self.index = index
+        self.traced_root = traced_root
+        self._spans: dict[str, list[FunctionSpan]] = {}
+        self._same: dict[str, bool] = {}
+        self._found: dict[tuple[str, str, int], FunctionKey | None] = {}
+
+    def __call__(self, executed: ExecutedFunction) -> FunctionKey | None:
+        cache_key = (executed.path, executed.qualname, executed.line)
+        if cache_key not in self._found:
+            self._found[cache_key] = self._resolve(executed)
+        return self._found[cache_key]
+
+    def _resolve(self, executed: ExecutedFunction) -> FunctionKey | None:
+        path, qualname = function_key(executed)
+        if path not in self._spans:
+            tree = self.index.tree(path)
+            self._spans[path] = function_spans(tree) if tree is not None else []
+        spans = self._spans[path]
+        if any(span.qualname == qualname for span in spans):
+            return path, qualname
+        if not self._unchanged(path):
+            return None
+        holding = [s for s in spans if s.start_line <= executed.line <= s.end_line]
+        best = min(holding, key=lambda s: s.end_line - s.start_line, default=None)
+        return (path, best.qualname) if best is not None else None
+
+    def _unchanged(self, path: str) -> bool:
+        if path not in self._same:
+            try:
+                self._same[path] = self.index.source(path) == read_source(self.traced_root / path)
+            except SourceError:
+                self._same[path] = False
+        return self._same[path]
 
 
 def _discriminates(scores: Mapping[FunctionKey, FunctionScore]) -> bool:
@@ -531,14 +565,17 @@ def _function_target(index: ProjectIndex, key: FunctionKey) -> Target | None:
     return target_for_span(key[0], src, span) if span is not None else None
 
 
-def _executed(case: TestCaseResult, spectrum: TestRunResult | None, key: FunctionKey) -> bool:
+def _executed(
+    case: TestCaseResult,
+    spectrum: TestRunResult | None,
+    key: FunctionKey,
+    resolve: FunctionResolver,
+) -> bool:
     """Whether the traced run shows `case` executing the function `key`."""
     if spectrum is None:
         return False
     traced = next((t for t in spectrum.tests if t.nodeid == case.nodeid), None)
-    return traced is not None and any(
-        (e.path, e.qualname.split(".<locals>", 1)[0]) == key for e in traced.executed
-    )
+    return traced is not None and any(resolve(e) == key for e in traced.executed)
 
 
 def _unchanged(index: ProjectIndex, spectrum: TestRunResult | None, rel: str) -> bool:

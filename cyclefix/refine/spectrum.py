@@ -50,11 +50,12 @@ def function_key(executed: ExecutedFunction) -> FunctionKey:
 def score_functions(
     tests: Sequence[TestCaseResult],
     failing: Iterable[str],
-    known: Callable[[FunctionKey], bool] = lambda key: True,
+    key_of: Callable[[ExecutedFunction], FunctionKey | None] = function_key,
 ) -> dict[FunctionKey, FunctionScore]:
     """Scores of every function a failing test executed (`failing`: their node ids; the other
-    executed tests of `tests` count as passing). `known` drops keys that are no function of
-    the project as it stands (renamed since, or a nested class's method)."""
+    executed tests of `tests` count as passing). `key_of` names the function a traced code
+    object belongs to, None for none of the project as it stands (renamed since, a nested
+    class's method)."""
     failing_ids = set(failing)
     ran = [t for t in tests if t.outcome != "skipped"]
     total_failed = sum(1 for t in ran if t.nodeid in failing_ids)
@@ -65,7 +66,9 @@ def score_functions(
         seen: set[FunctionKey] = set()
         seen_lines: set[tuple[FunctionKey, int]] = set()
         for executed in test.executed:
-            key = function_key(executed)
+            key = key_of(executed)
+            if key is None:
+                continue
             if key not in seen:
                 seen.add(key)
                 function_counts.setdefault(key, [0, 0])[slot] += 1
@@ -75,7 +78,7 @@ def score_functions(
                     line_counts.setdefault(key, {}).setdefault(line, [0, 0])[slot] += 1
     scores: dict[FunctionKey, FunctionScore] = {}
     for key, (failed, passed) in function_counts.items():
-        if failed == 0 or not known(key):
+        if failed == 0:
             continue
         counts = line_counts.get(key, {})
         lines = _suspicious_lines(counts, total_failed)
