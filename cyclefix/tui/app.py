@@ -37,6 +37,7 @@ from cyclefix.refine import (
     open_backend,
     suspects,
 )
+from cyclefix.trust import TrustRequest, TrustStore
 from cyclefix.tui.formatting import (
     VERDICT_TEXTS,
     model_error_text,
@@ -68,6 +69,7 @@ from cyclefix.tui.project import (
     selection_for_changes,
 )
 from cyclefix.tui.settings import TuiSettings
+from cyclefix.tui.trust_dialog import TrustDialog
 from cyclefix.tui.watch import watch_project
 from cyclefix.tui.widgets.fix_view import FixView
 from cyclefix.tui.widgets.model_output import ModelOutput
@@ -251,6 +253,25 @@ class CyclefixApp(App[None]):
         if self.settings.run_on_start and self._has_tests:
             self.action_run_tests()
         self._refresh_status()
+        for request in self.settings.untrusted:
+            self.push_screen(TrustDialog(request), partial(self._trust_answered, request))
+
+    def _trust_answered(self, request: TrustRequest, trusted: bool | None) -> None:
+        """Use the project's model or python from now on if trusted (and remember it)."""
+        what = f"{request.setting} = {request.value}"
+        if not trusted:
+            self._set_notice(f"not trusted: the project's {what}; using the default", "yellow")
+            return
+        try:
+            TrustStore().trust(request.root, request.setting, request.value)
+        except OSError as exc:
+            self._toast(f"cannot remember the trust: {exc}", severity="warning")
+        if request.setting == "model":
+            self.model_spec = request.value
+        else:
+            config = replace(self.settings.config, python=request.value)
+            self.settings = replace(self.settings, config=config)
+        self._set_notice(f"trusted: {what}; used from the next run", "green")
 
     def on_resize(self, event: events.Resize) -> None:
         # On narrow terminals every key matters more than the palette hint (ctrl+p still works).

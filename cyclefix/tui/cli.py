@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from cyclefix.config import load_settings, parse_overrides, require_trusted, trust_project
+    from cyclefix.config import load_settings, parse_overrides, trust_project
     from cyclefix.errors import CyclefixError
     from cyclefix.models.registry import REGISTRY
     from cyclefix.refine import find_project_root
@@ -64,7 +64,7 @@ def run_tui(args: argparse.Namespace) -> int:
     if args.trust_project:
         trust_project(root)
     resolved = load_settings(root, flags=flags)
-    require_trusted(resolved, {"model": "--model"})
+    # A project's model or python not trusted yet: the app asks in a dialog, default meanwhile.
     shared = resolved.settings
     settings = TuiSettings(
         root=root,
@@ -73,6 +73,7 @@ def run_tui(args: argparse.Namespace) -> int:
         config=shared.refine_config(),
         model_names=tuple(REGISTRY),
         watch=not args.no_watch,
+        untrusted=resolved.untrusted,
     )
     CyclefixApp(settings).run()
     return EXIT_OK

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclefix.refine import RefineConfig
+from cyclefix.trust import TrustRequest
 
 
 @dataclass(frozen=True)
@@ -21,3 +22,5 @@ class TuiSettings:
     run_on_start: bool = True
     # False hides durations, tokens/s and elapsed time (for reproducible screenshots).
     show_timings: bool = True
+    # Project settings (model, python) waiting for the user's trust: asked in a dialog on start.
+    untrusted: tuple[TrustRequest, ...] = ()
