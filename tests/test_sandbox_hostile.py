@@ -224,6 +224,31 @@ def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
     assert tree_digest(calc) == before
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["import pytest\npytest.skip('not today')", "import pytest\npytest.xfail('later')",
+     "import unittest\nraise unittest.SkipTest('no')"],
+    ids=["skip", "xfail", "unittest-skip"],
+)  # fmt: skip
+def test_a_candidate_that_skips_the_tests_is_tests_failed(calc: Path, body: str) -> None:
+    result = fix(calc, ScriptedBackend([candidate(body)]), config=CONFIG)
+    verdicts = [a.verdict for r in result.rounds for a in r.attempts]
+    assert result.status == "not_fixed" and "tests_failed" in verdicts, verdicts
+    assert "passed" not in verdicts
+    final = result.rounds[0].attempts[0]
+    assert "skipped the test" in final.feedback, final.feedback
+
+
+def test_a_test_that_skips_itself_still_skips_in_a_candidate_run(calc: Path) -> None:
+    (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (calc / "test_skips.py").write_text(
+        "import pytest\n\ndef test_skips():\n    pytest.skip('not on this machine')\n"
+    )
+    run = run_confined(calc)
+    assert run.all_passed, [(t.nodeid, t.outcome, t.exc_message) for t in run.tests]
+    assert [t.outcome for t in run.tests if t.nodeid.endswith("test_skips")] == ["skipped"]
+
+
 def test_unsigned_lines_make_the_run_fail_whatever_they_say(calc: Path) -> None:
     (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     (calc / "test_forge.py").write_text(

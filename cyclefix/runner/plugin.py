@@ -36,6 +36,7 @@ import signal
 import textwrap
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +191,10 @@ class _State:
         self.max_hangs = 0
         self.hangs = 0
         self.session: pytest.Session | None = None
+        # A candidate's run; tests that its code under test skipped (errors, not passes).
+        self.candidate = False
+        self.skipped_by_code: set[str] = set()
+        self.call_exceptions: dict[str, BaseException] = {}
         self.current: str | None = None
         self.deadline = 0.0
         self.alarm_fired = False
@@ -250,6 +255,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _State(_channel, root, timeout, grace)
     state.collect_timeout = float(os.environ.get(protocol.ENV_COLLECT_TIMEOUT) or 0.0)
     state.max_hangs = int(os.environ.get(protocol.ENV_MAX_HANGS) or 0)
+    state.candidate = os.environ.get(protocol.ENV_CANDIDATE) == "1"
     if threading.current_thread() is threading.main_thread() and (
         timeout > 0 or state.collect_timeout > 0
     ):
@@ -532,7 +538,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = _state
     if state is None or call.excinfo is None:
         return
+    # pytest turns unittest.SkipTest into its own skip, raised afresh: the test call's own
+    # exception still has the frames that raised it.
+    raw = state.call_exceptions.pop(item.nodeid, None)
     report = outcome.get_result()
+    if report.skipped and state.candidate and item.nodeid not in state.details:
+        _refuse_skip_by_code_under_test(state, item.nodeid, raw or call.excinfo.value)
+        return
     if not report.failed or item.nodeid in state.details:
         return  # the first failing phase says why
     try:
@@ -544,6 +556,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "plugin_error": repr(exc),
         }
     state.details[item.nodeid] = details
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    outcome = yield
+    state = _state
+    error = outcome.excinfo[1] if outcome.excinfo is not None else None
+    skip_test = isinstance(error, BaseException) and type(error).__name__ == "SkipTest"
+    if state is not None and state.candidate and skip_test and error is not None:
+        state.call_exceptions[pyfuncitem.nodeid] = error
+
+
+def _refuse_skip_by_code_under_test(state: _State, nodeid: str, error: BaseException) -> None:
+    """In a candidate's run, a skip (or xfail) raised from project code that is not a test is
+    the candidate dodging the test: it becomes an error, not a pass."""
+    for frame, line in reversed(list(traceback.walk_tb(error.__traceback__))):
+        relative = state.relative(frame.f_code.co_filename)
+        if relative is not None and not _is_test_file(Path(relative)):
+            state.skipped_by_code.add(nodeid)
+            state.details[nodeid] = {
+                "exc_type": "SkippedByCodeUnderTest",
+                "exc_message": f"{relative}:{line} skipped the test ({type(error).__name__}); "
+                "the code under test may not skip tests",
+                "path": relative,
+                "line": line,
+            }
+            return
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -595,6 +634,8 @@ def _test_record(state: _State, nodeid: str) -> dict[str, Any]:
             break
         if report.skipped:
             outcome = "skipped"
+    if nodeid in state.skipped_by_code:
+        outcome = "error"
     details = dict(state.details.get(nodeid, {}))
     if state.alarm_fired or details.get("exc_type") == CyclefixTestTimeout.__name__:
         outcome = "timeout"

@@ -35,6 +35,8 @@ ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
 ENV_CONFINE = "CYCLEFIX_CONFINE"
+# "1" in a candidate's run: a skip raised by the code under test is an error there.
+ENV_CANDIDATE = "CYCLEFIX_CANDIDATE"
 FIRST_OPTION = "--cyclefix-first"
 WATCHDOG_EXIT_CODE = 86
 # The launcher exits with this when it cannot confine the process as asked.
