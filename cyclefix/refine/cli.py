@@ -204,6 +204,7 @@ def _run_fix(args: argparse.Namespace) -> int:
         plain,
         print_result,
     )
+    from cyclefix.refine.git import apply_and_keep
     from cyclefix.refine.importtime import blocking_collection_error, failures_with_import_errors
     from cyclefix.refine.report import fix_result_to_dict
 
@@ -267,7 +268,7 @@ def _run_fix(args: argparse.Namespace) -> int:
     applied, kept = False, ""
     if args.apply and result.status == "fixed":
         try:
-            kept = _apply(result, settings.git_on_apply)
+            kept = apply_and_keep(result, settings.git_on_apply)
             applied = True
         except CyclefixError as exc:
             # A stale or dirty file, or an OS error: the files are as they were.
@@ -283,24 +284,6 @@ def _run_fix(args: argparse.Namespace) -> int:
     if result.status == "error":
         return EXIT_USAGE
     return EXIT_NOT_FIXED
-
-
-def _apply(result: FixResult, git_on_apply: str) -> str:
-    """Write the fix; then commit or stage it. What git did, in words ("" when nothing)."""
-    from cyclefix import refine
-    from cyclefix.refine import git
-
-    if git_on_apply == "none":
-        refine.apply_fix(result)
-        return ""
-    repo = git.check_committable(result)  # before writing: a refusal leaves no file changed
-    refine.apply_fix(result)
-    if git_on_apply == "stage":
-        git.stage(repo, git.changed_paths(result))
-        return "Staged the fixed files (git add)."
-    commit = git.commit(repo, result)
-    subject = git.commit_message(result).splitlines()[0]
-    return f"Committed {commit}: {subject}"
 
 
 def _in_worker(job: Any, cancel: threading.Event) -> Any:

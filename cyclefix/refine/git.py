@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
+from cyclefix.refine.apply import apply_fix
 from cyclefix.refine.types import FixResult
 
 GIT_TIMEOUT = 30.0
@@ -113,3 +114,19 @@ def commit(repo: Path, result: FixResult) -> str:
     _git(repo, "add", "--", *paths)
     _git(repo, "commit", "--quiet", "--only", "-m", commit_message(result), "--", *paths)
     return _git(repo, "rev-parse", "--short", "HEAD").strip()
+
+
+def apply_and_keep(result: FixResult, git_on_apply: str) -> str:
+    """Write the fix, then commit or stage it (the gitOnApply setting: "commit", "stage" or
+    "none"). What git did, in words ("" for none). Checked before writing: a refusal (a dirty
+    or untracked file, no repository) leaves every file as it was."""
+    if git_on_apply == "none":
+        apply_fix(result)
+        return ""
+    repo = check_committable(result)
+    apply_fix(result)
+    if git_on_apply == "stage":
+        stage(repo, changed_paths(result))
+        return "Staged the fixed files (git add)."
+    commit_id = commit(repo, result)
+    return f"Committed {commit_id}: {commit_message(result).splitlines()[0]}"
