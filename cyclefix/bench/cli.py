@@ -362,7 +362,14 @@ def _open(spec: str, threads: int | None) -> Any:
 
     if threads is not None and threads < 1:
         raise CyclefixError("--threads must be at least 1")
-    return open_backend(spec, n_threads=threads)
+    # The machine's settings (threads, gpuLayers) from the user's config file; the model and
+    # rounds stay as the bench's flags say, so runs are comparable.
+    from cyclefix.config import read_user_config
+
+    user, _ = read_user_config()
+    return open_backend(
+        spec, n_threads=threads or user.get("threads"), n_gpu_layers=user.get("gpu_layers")
+    )
 
 
 def _run_with_progress(console: Any, run: Any, workers: int, cancel: Any) -> bool:
