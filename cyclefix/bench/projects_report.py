@@ -183,11 +183,13 @@ def models_of(outcomes: Sequence[BugOutcome]) -> list[str]:
 def render_projects_section(outcomes: Sequence[BugOutcome], manifest: Manifest) -> str:
     """Markdown: per model, the per-library table, the fix rate against time, every bug."""
     bugs = {b.bug_id: b for b in manifest.bugs}
-    versions = ", ".join(f"{s.name} {s.version}" for s in manifest.libraries)
+    ran = {o.library for o in outcomes}
+    versions = ", ".join(f"{s.name} {s.version}" for s in manifest.libraries if s.name in ran)
     parts = [
         "## Real projects",
         "",
-        f"Libraries (sdists pinned by sha256, seed {manifest.seed}): {versions}.",
+        f"Libraries run (sdists pinned by sha256; {len(manifest.bugs)} bugs seeded with seed "
+        f"{manifest.seed} in {len(manifest.libraries)} libraries): {versions}.",
         "Fixed: every test that passed on the library as shipped passes again, in a fresh run "
         "of its own suite (the judge), whatever cyclefix said. Restored: the fix is the shipped "
         "code again (layout, comments and docstrings aside); other fix: judged fixed otherwise. "
