@@ -7,7 +7,7 @@ import * as path from "node:path";
 // ----------------------------------------------------------------------------- settings
 
 /**
- * The settings the server accepts (cyclefix/server/settings.py, `_LSP_NAMES`): the VS Code
+ * The settings the server accepts (`LSP_NAMES` in cyclefix/config.py, which cyclefix/server/settings.py uses): the VS Code
  * setting `cyclefix.<key>` is sent as `<key>`.
  */
 export const SERVER_SETTING_KEYS = [
@@ -19,6 +19,9 @@ export const SERVER_SETTING_KEYS = [
   "debounce",
   "perTestTimeout",
   "python",
+  "gpuLayers",
+  "threads",
+  "gitOnApply",
 ] as const;
 export type ServerSettingKey = (typeof SERVER_SETTING_KEYS)[number];
 

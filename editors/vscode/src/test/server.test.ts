@@ -135,9 +135,12 @@ test(
         rounds: { defaultValue: 4, workspaceValue: 2 },
         autoRefine: { defaultValue: true },
         python: { defaultValue: null },
+        threads: { globalValue: 2 },
+        gitOnApply: { defaultValue: "none", globalValue: "none" },
+        gpuLayers: { defaultValue: null },
       })[key as string],
     );
-    assert.deepEqual(Object.keys(settings).sort(), ["debounce", "model", "rounds"]);
+    assert.deepEqual(Object.keys(settings).sort(), ["debounce", "gitOnApply", "model", "rounds", "threads"]);
     connection.onNotification("textDocument/publishDiagnostics", (params) => {
       diagnostics.set(params.uri, params.diagnostics);
     });
