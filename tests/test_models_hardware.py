@@ -90,3 +90,7 @@ def test_llama_gets_n_gpu_layers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     with pytest.raises(ModelError):
         llama_mod.LlamaCppBackend(tmp_path / "m.gguf", n_threads=3, n_gpu_layers=0)
     assert seen["n_gpu_layers"] == 0
+
+
+def test_one_thread_is_singular() -> None:
+    assert choose_device(fake_llama_cpp(gpu=False), 0, 1).describe() == "CPU, 1 thread"

@@ -25,10 +25,11 @@ class Device:
     threads: int
 
     def describe(self) -> str:
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         if self.gpu_layers == 0:
-            return f"CPU, {self.threads} threads"
+            return f"CPU, {threads}"
         layers = "all layers" if self.gpu_layers == ALL_LAYERS else f"{self.gpu_layers} layers"
-        return f"GPU ({layers}), CPU {self.threads} threads"
+        return f"GPU ({layers}), CPU {threads}"
 
 
 def supports_gpu_offload(llama_cpp_module: Any) -> bool:

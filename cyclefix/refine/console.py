@@ -37,7 +37,8 @@ def choose_outputs(verbosity: int, json_output: bool, stdout: TextIO | None = No
     stdout = stdout if stdout is not None else sys.stdout
     piped = not stdout.isatty()
     if json_output or piped:
-        console = Console(stderr=True, highlight=False)
+        # A log file or pipe on stderr gets whole lines, not lines wrapped at 80 columns.
+        console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
         return Outputs(console, None if json_output else stdout, verbosity)
     return Outputs(Console(file=stdout, highlight=False), None, verbosity)
 
