@@ -559,7 +559,10 @@ class _Run:
         records_pass = all(case.ok for case in cases) and not self.collection_errors
         missing = [n for n in attempt.collected or () if n not in attempt.finished]
         if records_pass and missing:
-            return f"{len(missing)} collected test(s) have no result (e.g. {missing[0]})"
+            return (
+                f"{len(missing)} collected test(s) have no result (e.g. {missing[0]}); "
+                f"pytest's exit status {status}"
+            )
         if status == 0 and not records_pass:
             return "pytest reported success for a session with failing tests"
         if status not in (0, 5) and records_pass:
