@@ -475,3 +475,17 @@ def test_latin1_and_large_files_reach_the_tests_unchanged(tmp_path: Path) -> Non
     (root / "data" / "big.bin").write_bytes(os.urandom(1024) * (40 * 1024))
     run = run_confined(root)
     assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
+
+
+# ---------------------------------------------------------------- layers that are missing
+
+
+def test_a_missing_layer_is_named_once_in_the_notes(
+    calc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(confine_module, "landlock_abi", lambda: 0)
+    (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    run = run_confined(calc)
+    assert run.all_passed
+    unconfined = [n for n in run.notes if n.startswith("writes not confined")]
+    assert len(unconfined) == 1 and "no Landlock" in unconfined[0]
