@@ -3,6 +3,7 @@
 check(path, tests)            run the selected tests on the user's files
 fix(path, backend, ...)       localize, prompt, guard, verify in a scratch copy, iterate
 apply_fix(result)             write a verified fix atomically, refusing stale files
+apply_and_keep(result, mode)  apply_fix, then git commit or stage it (the gitOnApply setting)
 open_backend(spec)            load a model: registry name, GGUF path, openai:URL#MODEL
 """
 
@@ -10,6 +11,7 @@ from cyclefix.models.backend import Backend, GenerationResult
 from cyclefix.models.load import ModelError, open_backend
 from cyclefix.refine.apply import StaleFixError, apply_fix
 from cyclefix.refine.check import check, find_project_root, suspects
+from cyclefix.refine.git import GitError, KeptFix, apply_and_keep
 from cyclefix.refine.loop import fix
 from cyclefix.refine.types import (
     Attempt,
@@ -42,6 +44,8 @@ __all__ = [
     "FixStatus",
     "Frame",
     "GenerationResult",
+    "GitError",
+    "KeptFix",
     "ModelError",
     "RefineConfig",
     "RefineEvent",
@@ -55,6 +59,7 @@ __all__ = [
     "TestsStarted",
     "TextGenerated",
     "Verdict",
+    "apply_and_keep",
     "apply_fix",
     "check",
     "feedback_text",

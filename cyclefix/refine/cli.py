@@ -204,7 +204,6 @@ def _run_fix(args: argparse.Namespace) -> int:
         plain,
         print_result,
     )
-    from cyclefix.refine.git import apply_and_keep
     from cyclefix.refine.importtime import blocking_collection_error, failures_with_import_errors
     from cyclefix.refine.report import fix_result_to_dict
 
@@ -268,7 +267,7 @@ def _run_fix(args: argparse.Namespace) -> int:
     applied, kept = False, ""
     if args.apply and result.status == "fixed":
         try:
-            kept = apply_and_keep(result, settings.git_on_apply)
+            kept = refine.apply_and_keep(result, settings.git_on_apply).git
             applied = True
         except CyclefixError as exc:
             # A stale or dirty file, or an OS error: the files are as they were.

@@ -157,7 +157,7 @@ def print_result(outputs: Outputs, result: FixResult, applied: bool, kept: str =
             f"({len(result.rounds)} round(s), {result.seconds:.1f}s, model {plain(result.model)})"
         )
         if kept:
-            out.print(plain(kept))
+            out.print(plain(kept[0].upper() + kept[1:]) + ".")
     elif result.status == "already_passing":
         out.print("[green]All selected tests already pass: nothing to fix.[/]")
     elif result.status == "error":

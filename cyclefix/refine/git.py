@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
@@ -116,17 +117,22 @@ def commit(repo: Path, result: FixResult) -> str:
     return _git(repo, "rev-parse", "--short", "HEAD").strip()
 
 
-def apply_and_keep(result: FixResult, git_on_apply: str) -> str:
+@dataclass(frozen=True)
+class KeptFix:
+    written: tuple[Path, ...]  # the files the fix was written to
+    git: str  # what git did, in words ("" when nothing)
+
+
+def apply_and_keep(result: FixResult, git_on_apply: str) -> KeptFix:
     """Write the fix, then commit or stage it (the gitOnApply setting: "commit", "stage" or
-    "none"). What git did, in words ("" for none). Checked before writing: a refusal (a dirty
-    or untracked file, no repository) leaves every file as it was."""
+    "none"). Checked before writing: a refusal (a dirty or untracked file, no repository)
+    raises GitError and leaves every file as it was."""
     if git_on_apply == "none":
-        apply_fix(result)
-        return ""
+        return KeptFix(apply_fix(result), "")
     repo = check_committable(result)
-    apply_fix(result)
+    written = apply_fix(result)
     if git_on_apply == "stage":
         stage(repo, changed_paths(result))
-        return "Staged the fixed files (git add)."
+        return KeptFix(written, "staged the fixed files (git add)")
     commit_id = commit(repo, result)
-    return f"Committed {commit_id}: {commit_message(result).splitlines()[0]}"
+    return KeptFix(written, f"committed {commit_id}: {commit_message(result).splitlines()[0]}")

@@ -31,7 +31,7 @@ from cyclefix.refine import (
     Target,
     TestCaseResult,
     TestRunResult,
-    apply_fix,
+    apply_and_keep,
     check,
     fix,
     open_backend,
@@ -342,7 +342,9 @@ class CyclefixApp(App[None]):
             self._toast("No verified fix to accept.", severity="warning")
             return
         try:
-            written = apply_fix(result)
+            # gitOnApply: commit or stage the fix too (refused before writing when unclean).
+            kept = apply_and_keep(result, self.settings.git_on_apply)
+            written = kept.written
         except StaleFixError as exc:
             self._set_notice(f"not accepted: {exc}", "bold red")
             self._toast(str(exc), title="Fix refused", severity="error", timeout=8)
@@ -355,7 +357,9 @@ class CyclefixApp(App[None]):
         self._own_writes.record(written)
         self._fix = None
         names = ", ".join(self._relative(path) for path in written)
-        self._set_notice(f"accepted: wrote {names}", "green")
+        self._set_notice(
+            f"accepted: wrote {names}" + (f"; {kept.git}" if kept.git else ""), "green"
+        )
         self.fix_view.show_fix(None, Text(f"Accepted: wrote {names}.", style="green"))
         self._toast(f"Wrote {names}; re-running the tests.", title="Fix accepted")
         self.source.reload()

@@ -74,6 +74,7 @@ def run_tui(args: argparse.Namespace) -> int:
         model_names=tuple(REGISTRY),
         watch=not args.no_watch,
         untrusted=resolved.untrusted,
+        git_on_apply=shared.git_on_apply,
     )
     CyclefixApp(settings).run()
     return EXIT_OK

@@ -24,3 +24,5 @@ class TuiSettings:
     show_timings: bool = True
     # Project settings (model, python) waiting for the user's trust: asked in a dialog on start.
     untrusted: tuple[TrustRequest, ...] = ()
+    # What accepting a fix does in git besides writing it: "commit", "stage" or "none".
+    git_on_apply: str = "none"

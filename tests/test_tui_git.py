@@ -1,0 +1,59 @@
+"""Accepting a fix in the TUI with gitOnApply = "commit": the fix is written and committed."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tui_support import (
+    BUGGY_MEAN,
+    FIX_REPLY,
+    SIZE,
+    copy_project,
+    idle_with_results,
+    make_app,
+    scripted_factory,
+    status_plain,
+    wait_for,
+)
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+async def test_accept_with_git_on_apply_commit_commits_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    project = copy_project(tmp_path)
+    git(project, "init", "-q")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "start")
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]))
+    app.settings = dataclasses.replace(app.settings, git_on_apply="commit")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.pending_fix is not None, "a verified fix")
+        await pilot.press("a")
+        await pilot.pause()
+        assert "committed" in status_plain(app)
+    assert BUGGY_MEAN not in (project / "calc.py").read_text()
+    assert git(project, "log", "-1", "--format=%s").startswith("Fix ")
+    assert git(project, "status", "--porcelain", "--", "calc.py") == ""
