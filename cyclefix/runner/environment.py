@@ -20,6 +20,8 @@ ALLOWED_NAMES = frozenset(
         "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONPATH", "PYTHONHOME",
         "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONWARNINGS", "PYTHONFAULTHANDLER",
         "PYTHONDEVMODE", "SYSTEMROOT", "COMSPEC", "PATHEXT", "SOURCE_DATE_EPOCH",
+        # Where the interpreter's native extensions find their libraries (conda, custom builds).
+        "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH",
     }
 )  # fmt: skip
 ALLOWED_PREFIXES = ("LC_", "PYTEST_")
