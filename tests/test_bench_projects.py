@@ -15,6 +15,7 @@ import pytest
 
 from cyclefix.bench import cli as bench_cli
 from cyclefix.bench.harness import BenchSettings, load_all
+from cyclefix.bench.projects_edit import smallest_edit
 from cyclefix.bench.projects_judge import baseline_passing, judge_fix
 from cyclefix.bench.projects_libraries import LibrarySpec, file_sha256, pytest_ini
 from cyclefix.bench.projects_manifest import (
@@ -382,3 +383,25 @@ def test_the_suite_runs_with_the_real_model(tmp_path: Path) -> None:
     assert sorted(by_round) == [0, 1] and by_round[0].extra["rank"] == 1
     assert by_round[1].completion_tokens > 0
     assert "## Real projects" in (out / "report.md").read_text(encoding="utf-8")
+
+
+SHIPPED = 'def f(am, x):\n    if am == "PM":\n        return re.sub(r"a+", x)\n    return not x\n'
+
+
+@pytest.mark.parametrize(
+    ("offset", "rendered", "description", "smallest"),
+    [
+        (2, "    if am != 'PM':", "line 2: `==` became `!=`", '    if am != "PM":'),
+        (3, "        return re.sub(x, 'a+')", "line 3: arguments of `re.sub` swapped",
+         '        return re.sub(x, r"a+")'),
+        (4, "    return x", "line 4: `not` removed", "    return x"),
+    ],
+)  # fmt: skip
+def test_the_bug_line_is_the_smallest_edit_of_the_shipped_line(
+    offset: int, rendered: str, description: str, smallest: str
+) -> None:
+    assert smallest_edit(SHIPPED, offset, rendered, description) == smallest
+
+
+def test_a_mutant_no_small_edit_reproduces_keeps_its_own_line() -> None:
+    assert smallest_edit(SHIPPED, 2, "    if True:", "line 2: test replaced") == "    if True:"

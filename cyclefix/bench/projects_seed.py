@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.bench.mutate import mutants
+from cyclefix.bench.projects_edit import smallest_edit
 from cyclefix.bench.projects_libraries import (
     PYTEST_INI,
     LibrarySpec,
@@ -120,7 +121,8 @@ def candidates_in(rel_path: str, source: str) -> list[Candidate]:
     """Every one-line mutant of `source` inside a top-level function's or method's body.
 
     Each function is mutated on its own (dedented) text: mutating a 5,000-line module as a
-    whole re-parses all of it for every mutant.
+    whole re-parses all of it for every mutant. The line with the bug is the smallest edit of
+    the shipped line that makes the same mutant (bench.projects_edit).
     """
     try:
         tree = ast.parse(source)
@@ -142,15 +144,17 @@ def candidates_in(rel_path: str, source: str) -> list[Candidate]:
             if line < body.body_line or line in docstrings or not original.endswith(old):
                 continue
             indent = original[: len(original) - len(old)]
+            description = mutant.description.replace(f"line {mutant.line}:", f"line {line}:", 1)
+            mutated = smallest_edit(text, offset, indent + new, description)
             found.append(
                 Candidate(
                     rel_path,
                     body.qualname,
                     line,
                     original,
-                    indent + new,
+                    mutated,
                     mutant.kind,
-                    mutant.description.replace(f"line {mutant.line}:", f"line {line}:", 1),
+                    description,
                     body.private,
                 )
             )
