@@ -47,9 +47,8 @@ def select_bug_ids(manifest: Manifest, libraries: Sequence[str] = ()) -> list[st
     known = {spec.name for spec in manifest.libraries}
     unknown = [name for name in libraries if name not in known]
     if unknown:
-        raise CyclefixError(
-            f"no such library in the manifest: {', '.join(unknown)} (have {', '.join(sorted(known))})"
-        )
+        have = ", ".join(sorted(known))
+        raise CyclefixError(f"no such library in the manifest: {', '.join(unknown)} (have {have})")
     return [b.bug_id for b in manifest.bugs if not libraries or b.library in libraries]
 
 

@@ -1,8 +1,8 @@
 """Seed the real-project suite: one-line mutations of real libraries their own tests catch.
 
-For each library: run its suite as shipped (tests failing there, or slow, are deselected and recorded),
-list every one-line mutant inside a top-level function or method (bench.mutate, with the
-extra kinds), shuffle them with a fixed seed, alternate private helpers and public functions,
+For each library: run its suite as shipped (tests failing there, or slow, are deselected and
+recorded), list every one-line mutant inside a top-level function or method (bench.mutate, with
+the extra kinds), shuffle them with a fixed seed, alternate private helpers and public functions,
 and keep a mutant when the library's tests then fail, none hangs and every module still
 collects; at most one bug per function. The last slot of a library goes to a bug whose failing
 tests all live in another module's test file, when one turns up within the tries.
