@@ -291,6 +291,17 @@ def load_settings(
     return replace(resolved, untrusted=tuple(waiting))
 
 
+def tests_under_root(root: Path, tests: Sequence[str]) -> list[str]:
+    """Test paths or node ids from a settings file (relative to the project root) made absolute,
+    so they mean the same whatever the current folder."""
+    out = []
+    for test in tests:
+        path, sep, rest = test.partition("::")
+        absolute = Path(path) if Path(path).is_absolute() else root / path
+        out.append(str(absolute) + sep + rest)
+    return out
+
+
 def require_trusted(resolved: ResolvedSettings, flag_for: Mapping[str, str]) -> None:
     """Raise a CyclefixError naming each untrusted project setting and the flags that allow it.
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +160,37 @@ def test_fix_refuses_an_untrusted_project_python_naming_the_flag(
     err = capsys.readouterr().err
     assert "python = '/tmp/not-mine/python'" in err
     assert "--trust-project" in err and "--python" in err
+
+
+def test_fix_takes_rounds_model_and_tests_from_pyproject_once_trusted(
+    tmp_path: Path, config_home: Path
+) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    root = tmp_path / "leap"
+    shutil.copytree(examples / "leap_year", root)
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["```python\ndef is_leap_year(year):\n    return False\n```\n"]))
+    with (root / "pyproject.toml").open("a") as toml:
+        toml.write(
+            f'\n[tool.cyclefix]\nrounds = 1\nmodel = "scripted:{replies}"\n'
+            'tests = ["tests/test_calendar_utils.py::test_common_year"]\n'
+        )
+
+    def fix(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cyclefix.cli", "fix", str(root), "--no-extend", *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,  # the project's tests are found from its root, not the cwd
+            env={**os.environ, "XDG_CONFIG_HOME": str(config_home)},
+        )
+
+    refused = fix()
+    assert refused.returncode == 2 and "--trust-project" in refused.stderr
+    proc = fix("--trust-project", "--json")
+    data = json.loads(proc.stdout)
+    assert data["status"] == "not_fixed", proc.stderr
+    assert len(data["rounds"]) == 1
+    assert data["tests"]["initial"]["total"] == 1
+    assert data["tests"]["initial"]["failing"][0]["test"].endswith("::test_common_year")

@@ -194,6 +194,7 @@ def _gpu_layers(value: str | None) -> int | str | None:
 
 def _run_fix(args: argparse.Namespace) -> int:
     from cyclefix import refine
+    from cyclefix.config import tests_under_root
     from cyclefix.errors import CyclefixError
     from cyclefix.refine.console import (
         NORMAL,
@@ -212,12 +213,14 @@ def _run_fix(args: argparse.Namespace) -> int:
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     outputs = choose_outputs(verbosity, args.json)
     out = outputs.progress
-    _root, resolved = fix_settings(args)
+    root, resolved = fix_settings(args)
     settings = resolved.settings
     for warning in resolved.warnings:
         out.print(f"[yellow]warning:[/] {plain(warning)}")
     path: Path = args.path
-    tests = list(settings.tests) or None
+    # --tests are relative to the current folder; a settings file's to the project root.
+    from_flag = resolved.sources["tests"] == "command line"
+    tests = (list(settings.tests) if from_flag else tests_under_root(root, settings.tests)) or None
     config = dataclasses.replace(
         settings.refine_config(seed=args.seed), extend_to_budget=not args.no_extend
     )
