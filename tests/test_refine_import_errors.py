@@ -59,3 +59,10 @@ def test_an_error_in_the_test_file_itself_stays_an_error(tmp_path: Path) -> None
     result = fix_json(root, [FIXED])
     assert result["status"] == "error"
     assert "tests cannot be collected" in str(result["error"])
+
+
+def test_a_syntax_error_in_the_module_under_test_is_refined(tmp_path: Path) -> None:
+    broken = "def percent_of(cents, percent=20)\n    return cents * percent // 100\n"
+    root = make_project(tmp_path / "proj", {"shop/money.py": broken, "tests/test_money.py": TEST})
+    result = fix_json(root, [FIXED])
+    assert result["status"] == "fixed", result
