@@ -671,13 +671,15 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
 def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_turns(
     tmp_path: Path,
 ) -> None:
-    # The bug is in the helper `g`; the test names `f`, the first suspect.
+    # The bug is in the helper `g`; the test names `f`, the first suspect (a passing test runs
+    # `g` too, so the spectrum of the traced run does not put `g` first either).
     _one_module_project(
         tmp_path,
         "calc",
         "def g(x):\n    return x - 1\n\n\ndef f(x):\n    return g(x) * 2\n",
         "test_calc",
-        "from calc import f\n\n\ndef test_f():\n    assert f(1) == 4\n    assert f(2) == 6\n",
+        "from calc import f, g\n\n\ndef test_f():\n    assert f(1) == 4\n    assert f(2) == 6\n"
+        "\n\ndef test_g_gives_a_number():\n    assert isinstance(g(0), int)\n",
     )
     further = fence("def f(x):\n    return g(x) * 2 + 4 if x == 1 else g(x) * 2\n")
     earlier = fence("def f(x):\n    return g(x) * 3\n")

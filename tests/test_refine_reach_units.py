@@ -19,12 +19,12 @@ from cyclefix.refine.importtime import (
     import_failure,
 )
 from cyclefix.refine.localize import Localization, ProjectIndex
-from cyclefix.refine.loop import _focus
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.related import callees, path_functions
 from cyclefix.refine.report import fix_result_to_dict
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.splice import splice_candidate
+from cyclefix.refine.turns import choose_focus
 from cyclefix.refine.types import Attempt, FixResult, RefineConfig, RoundRecord, Target
 from cyclefix.runner.results import CollectionError, Frame, TestRunResult
 
@@ -62,22 +62,22 @@ def test_after_the_best_suspects_turns_the_pointed_function_comes_next() -> None
     loc = Localization((best, second), None)
     fruitless = {("m.py", "Invoice.tax"): 2}
     pointed = target("percent_of")
-    chosen = _focus(loc, fruitless, None, frozenset(), pointed, (helper,))
+    chosen = choose_focus(loc, fruitless, None, frozenset(), pointed, (helper,))
     assert chosen is not None and chosen.targets == (helper,)
-    plain = _focus(loc, dict(fruitless), None, frozenset(), None, (helper,))
+    plain = choose_focus(loc, dict(fruitless), None, frozenset(), None, (helper,))
     assert plain is not None and plain.targets == (second,)
 
 
 def test_while_the_best_suspect_has_turns_it_keeps_them() -> None:
     best = target("Invoice.tax")
     loc = Localization((best,), None)
-    chosen = _focus(loc, {}, None, frozenset(), target("percent_of"), ())
+    chosen = choose_focus(loc, {}, None, frozenset(), target("percent_of"), ())
     assert chosen is not None and chosen.targets == (best,)
 
 
 def test_suspects_whose_prompt_cannot_fit_are_never_chosen() -> None:
     only = target("f")
-    assert _focus(Localization((only,), None), {}, None, {("m.py", "f")}) is None
+    assert choose_focus(Localization((only,), None), {}, None, {("m.py", "f")}) is None
 
 
 class Words:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from cyclefix.models.backend import ChatMessage
 from cyclefix.refine.localize import ProjectIndex
-from cyclefix.refine.prompt import RefinePrompt, answer_prefix, build_refine_messages
+from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.source import function_spans, target_for_span
 from cyclefix.refine.types import Target
 from cyclefix.runner.feedback import bound_text
@@ -50,9 +50,10 @@ class FittedPrompt:
 
 
 def answer_room(prompt: RefinePrompt, max_tokens: int) -> int:
-    """Tokens the answer needs past the prompt: its start (written for the model), the
-    tokens it may generate, and room for a resample's note."""
-    return len(answer_prefix(prompt.faulty_code)) // 2 + max_tokens + NOTE_ROOM
+    """Tokens the answer needs past the prompt: its start written for the model (the
+    signature, or a fork's copy of the code up to where it leaves it: at most the code, two
+    characters a token at the least), the tokens it may generate, and a resample's note."""
+    return len(prompt.faulty_code) // 2 + max_tokens + NOTE_ROOM
 
 
 # One narrowing step: a smaller prompt and what it left out, or None when it has nothing left.

@@ -4,6 +4,12 @@ Round 1 shows the model the user's code; each later round shows its latest attem
 attempt's feedback (CYCLE keeps only the latest). A candidate that makes some failing tests
 pass without breaking any passing one becomes the new base, so several bugs can be fixed one
 after another. Only a candidate under which every selected test passes is returned as a fix.
+
+`_Session._refine` orchestrates the rounds; each concern lives in its own module: the round
+schedule (refine.schedule), whose turn it is (refine.turns), the failing path across files
+(refine.related), prompts fitted to the model's window (refine.fit), the copy-avoidance
+planner (refine.copies), verification in the scratch copy (refine.verify), import-time errors
+(refine.importtime).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence, Set
@@ -19,22 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
-from cyclefix.models.backend import Backend, Fork, GenerationOptions
+from cyclefix.models.backend import Backend, GenerationOptions
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.check import limits_for, selection_for
+from cyclefix.refine.copies import FORKS_PER_COPY, CopyPlanner
 from cyclefix.refine.fit import (
     FittedPrompt,
     WindowedBackend,
     fit_prompt,
     function_instead_of_module,
 )
-from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
+from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.importtime import (
     blocking_collection_error,
     failures_with_import_errors,
     import_failure,
-    import_time_targets,
 )
 from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
 from cyclefix.refine.parse import extract_code
@@ -46,7 +51,7 @@ from cyclefix.refine.prompt import (
     copy_continuation,
     other_failure_names,
 )
-from cyclefix.refine.related import executed_neighbours, function_target, path_functions
+from cyclefix.refine.related import executed_neighbours, path_functions
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.source import (
     MODULE_QUALNAME,
@@ -59,6 +64,11 @@ from cyclefix.refine.source import (
     read_source,
 )
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
+from cyclefix.refine.turns import (
+    choose_focus,
+    pointed_target,
+    with_import_time_targets,
+)
 from cyclefix.refine.types import (
     Attempt,
     AttemptFinished,
@@ -71,19 +81,14 @@ from cyclefix.refine.types import (
     RoundRecord,
     RoundStarted,
     Target,
-    TestsFinished,
-    TestsStarted,
     TextGenerated,
     Verdict,
 )
+from cyclefix.refine.verify import Verifier
 from cyclefix.runner import (
-    Confinement,
     find_project_python,
     find_project_root,
-    order_failing_first,
-    run_tests,
     scratch_copy,
-    select_tests,
 )
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import TestCaseResult, TestRunResult
@@ -95,26 +100,6 @@ STOP_SEQUENCES = ("\n```\n", "\ndef test_", "\nif __name__", "\nassert ", "\npri
 _RESAMPLED = ("copy", "duplicate", "no_code", "wrong_target", "syntax_error")
 # Verdicts of candidates the tests judged.
 _TESTED = ("passed", "tests_failed", "regressed")
-# Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
-# the forks that reach the tests.
-FORKS_PER_COPY = 4
-# A round whose copy of the faulty code is at least this likely starts from the copy's forks,
-# and a rewrite from the intent follows when that fails. Below one half: on HumanEval (1.5B),
-# 6 of 7 first attempts scored 0.27 to 0.45 copied.
-LIKELY_COPY = 0.25
-# A rewrite from the intent whose copy is at least this likely is drawn as a branch that leaves
-# the copy (refine.fork.sampled_branches): the model's own choice, less the copy.
-COPY_RISK = 0.01
-# Rounds on one target without progress before the next suspect gets its turn.
-FOCUS_ROUNDS = 2
-# Candidates' tests may take this many times the slowest test of the user's own run (which ran
-# within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
-# must not turn a correct fix into a timeout.
-SLOW_TEST_FACTOR = 3.0
-SLOW_TEST_CAP = 60.0
-# A candidate's run stops after this many timed-out tests: each costs a full timeout, and a
-# candidate that hangs twice is rejected anyway.
-CANDIDATE_MAX_HANGS = 2
 
 
 class _Deadline:
@@ -152,6 +137,17 @@ class _State:
 
     sources: dict[str, str] = field(default_factory=dict)  # rel path -> text (files touched)
     run: TestRunResult | None = None
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What every attempt of one round shares."""
+
+    index: int  # 1-based
+    scratch: Path  # the scratch copy the candidates run in
+    targets: tuple[Target, ...]  # the functions the round rewrites
+    state: _State  # the accepted state the round starts from
+    passed_before: set[str]  # tests that passed in the user's run: none may break
 
 
 @dataclass(frozen=True)
@@ -217,15 +213,23 @@ class _Session:
         self.config = config
         self.emit = emit
         self.deadline = deadline
-        self.explicit_tests = bool(tests)
         self.selection = selection_for(root, path, tests)
         self.focus = focus_file(root, path)
-        self.limits = limits_for(config)
         self.python = find_project_python(root, config.python)
+        self.verifier = Verifier(
+            root,
+            self.selection,
+            bool(tests),
+            limits_for(config),
+            self.python,
+            emit,
+            deadline.event,
+        )
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()
         # Answers written so far, and the code under test as one: a fork never heads back there.
         self.answers: list[str] = []
+        self.copies = CopyPlanner(backend, config, self.answers, deadline.event)
         self.generations = 0
         # Suspects whose prompt does not fit the model's window, even narrowed: never chosen.
         self.unfit: set[tuple[str, str]] = set()
@@ -286,7 +290,7 @@ class _Session:
 
     def run(self, initial: TestRunResult | None, started: float) -> FixResult:
         if initial is None:
-            initial = self._run_tests(self.root, self.selection, (), scratch=False)
+            initial = self.verifier.run_tests(self.root, self.selection, scratch=False)
         # What the user's run says of itself (tests not run after hangs, a rerun) is theirs to see.
         self.notes.extend(n for n in initial.notes if n not in self.notes)
         if initial.cancelled:
@@ -308,21 +312,11 @@ class _Session:
         if initial.all_passed:
             return self._result("already_passing", initial, initial, started)
         passed_before = {t.nodeid for t in initial.passed}
-        self._fit_timeout_to(initial)
+        raised = self.verifier.fit_timeout_to(initial)
+        if raised:
+            self.notes.append(raised)
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
-
-    def _fit_timeout_to(self, initial: TestRunResult) -> None:
-        slowest = max(
-            (t.duration for t in initial.tests if t.outcome in ("passed", "failed")), default=0.0
-        )
-        wanted = min(SLOW_TEST_CAP, SLOW_TEST_FACTOR * slowest)
-        if wanted > self.limits.per_test_timeout:
-            self.limits = dataclasses.replace(self.limits, per_test_timeout=round(wanted, 1))
-            self.notes.append(
-                f"per-test timeout for candidates raised to {self.limits.per_test_timeout:g} s "
-                f"(a test of this project took {slowest:.1f} s)"
-            )
 
     def _refine(
         self, scratch: Path, initial: TestRunResult, passed_before: set[str], started: float
@@ -343,48 +337,11 @@ class _Session:
                     "stopped: time budget spent" if self.deadline.expired else "cancelled"
                 )
                 break
+            chosen = self._next_focus(scratch, initial, state, fruitless, targets, latest)
+            if chosen is None:
+                break
+            focus, prompt, latest = chosen
             assert state.run is not None
-            # Import-time errors in project code count as failures (refine.importtime).
-            failures = failures_with_import_errors(state.run)
-            project = ProjectIndex(scratch, dict(state.sources))
-            loc = localize(
-                project,
-                failures,
-                self.focus,
-                spectrum=initial,  # the traced run: what the tests executed ranks suspects
-            )
-            loc = _with_import_time_targets(loc, project, failures)
-            self.notes.extend(n for n in loc.notes if n not in self.notes)
-            if not loc.targets:
-                self.notes.append("could not find the code the failing tests exercise")
-                break
-            # The helpers the best suspect calls in other files get their turns too.
-            reach = tuple(
-                t
-                for t in path_functions(project, loc.targets[0], failures)
-                if t.path != loc.targets[0].path
-            )
-            pointed = _pointed_target(project, self.pointed)
-            focus = _focus(loc, fruitless, self.focus, self.unfit, pointed, reach)
-            if focus is None:
-                self.notes.append(
-                    "stopped: no suspect's prompt fits the model's context window, even narrowed"
-                )
-                break
-            # New targets: show the current code, not an attempt at other code.
-            fitted = self._fitted_prompt(
-                scratch, focus, state, latest if focus.targets == targets else None
-            )
-            if fitted is None:
-                unfit = focus.targets[0]
-                self.unfit.add((unfit.path, unfit.qualname))
-                self.notes.append(
-                    f"`{unfit.qualname}` ({unfit.path}) skipped: its prompt does not fit the "
-                    "model's context window, even narrowed"
-                )
-                index -= 1  # no round was spent on it
-                continue
-            focus, prompt, latest = fitted
             targets = focus.targets
             for t in focus.targets:
                 self._remember_original(scratch, t.path)
@@ -402,86 +359,8 @@ class _Session:
             )
             if plan.from_intent:
                 prompt = dataclasses.replace(prompt, from_scratch=True)
-            probe_started = time.monotonic()
-            # Where a copy hesitated, in order: the same prompt continues from there.
-            branches, forked = self._branches_off_copies(prompt, temperature, targets)
-            outcome = self._attempt(
-                index,
-                scratch,
-                prompt,
-                targets,
-                state,
-                passed_before,
-                temperature,
-                branch=branches.pop(0) if branches else "",
-                forked=forked,
-                started=probe_started,
-            )
-            attempts = [outcome.attempt]
-            # Resamples spent; a fork that comes back a copy (another spelling of the same
-            # code) costs only the end of an answer and no test run, so it is not counted.
-            spent = 0
-            # An answer that never reached the tests is resampled: a copy from where it was
-            # least sure when the backend tells, else hotter (a copy with a note).
-            while (
-                outcome.attempt.verdict in _RESAMPLED
-                and spent < self.config.resamples
-                and not self.deadline.event.is_set()
-            ):
-                copied = outcome.attempt.verdict in ("copy", "duplicate")
-                if copied and not branches and not outcome.attempt.forked:
-                    # A sampled copy: where it hesitated, least sure first.
-                    branches, forked = list(outcome.branches), True
-                if copied and branches:
-                    outcome = self._attempt(
-                        index,
-                        scratch,
-                        prompt,
-                        targets,
-                        state,
-                        passed_before,
-                        temperature,
-                        branch=branches.pop(0),
-                        forked=forked,
-                    )
-                    attempts.append(outcome.attempt)
-                    if outcome.attempt.verdict not in ("copy", "duplicate"):
-                        spent += 1
-                    continue
-                spent += 1
-                retry = dataclasses.replace(
-                    prompt,
-                    note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
-                    from_scratch=copied and len(attempts) >= 2,
-                )
-                outcome = self._resample(
-                    index,
-                    scratch,
-                    retry,
-                    targets,
-                    state,
-                    passed_before,
-                )
-                attempts.append(outcome.attempt)
-            if (
-                outcome.attempt.forked
-                and outcome.attempt.verdict in ("tests_failed", "regressed")
-                and spent < self.config.resamples
-                and not self.deadline.event.is_set()
-            ):
-                # The local edit did not pass: a new implementation from the intent is the
-                # other way out of a copy (most fixes of a 0.5B model); the better one stays.
-                rewrite = self._resample(
-                    index,
-                    scratch,
-                    dataclasses.replace(prompt, note=COPY_NOTE, from_scratch=True),
-                    targets,
-                    state,
-                    passed_before,
-                )
-                attempts.append(rewrite.attempt)
-                if _better(rewrite, outcome):
-                    outcome = rewrite
+            rnd = _Round(index, scratch, targets, state, passed_before)
+            outcome, attempts = self._round_attempts(rnd, prompt, temperature)
             self.rounds.append(
                 RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
             )
@@ -528,6 +407,124 @@ class _Session:
                 f"stopped: {STALE_EXTRA_ROUNDS} extra rounds in a row brought no new candidate"
             )
         return self._result(self._status_when_stopped(), initial, state.run, started)
+
+    def _next_focus(
+        self,
+        scratch: Path,
+        initial: TestRunResult,
+        state: _State,
+        fruitless: dict[tuple[str, str], int],
+        targets: tuple[Target, ...],
+        latest: _Outcome | None,
+    ) -> tuple[Localization, RefinePrompt, _Outcome | None] | None:
+        """The round's target, its prompt fitted to the model's window, and the latest attempt
+        it shows: the failures localized (import-time errors included), the suspect whose turn
+        it is chosen (refine.turns); a suspect whose prompt cannot fit is skipped for good. None,
+        with a note, when no suspect is left."""
+        while True:
+            assert state.run is not None
+            # Import-time errors in project code count as failures (refine.importtime).
+            failures = failures_with_import_errors(state.run)
+            project = ProjectIndex(scratch, dict(state.sources))
+            loc = localize(
+                project,
+                failures,
+                self.focus,
+                spectrum=initial,  # the traced run: what the tests executed ranks suspects
+            )
+            loc = with_import_time_targets(loc, project, failures)
+            self.notes.extend(n for n in loc.notes if n not in self.notes)
+            if not loc.targets:
+                self.notes.append("could not find the code the failing tests exercise")
+                return None
+            # The helpers the best suspect calls in other files get their turns too.
+            reach = tuple(
+                t
+                for t in path_functions(project, loc.targets[0], failures)
+                if t.path != loc.targets[0].path
+            )
+            pointed = pointed_target(project, self.pointed)
+            focus = choose_focus(loc, fruitless, self.focus, self.unfit, pointed, reach)
+            if focus is None:
+                self.notes.append(
+                    "stopped: no suspect's prompt fits the model's context window, even narrowed"
+                )
+                return None
+            # New targets: show the current code, not an attempt at other code.
+            fitted = self._fitted_prompt(
+                scratch, focus, state, latest if focus.targets == targets else None
+            )
+            if fitted is not None:
+                return fitted
+            unfit = focus.targets[0]
+            self.unfit.add((unfit.path, unfit.qualname))
+            self.notes.append(
+                f"`{unfit.qualname}` ({unfit.path}) skipped: its prompt does not fit the "
+                "model's context window, even narrowed"
+            )
+
+    def _round_attempts(
+        self, rnd: _Round, prompt: RefinePrompt, temperature: float
+    ) -> tuple[_Outcome, list[Attempt]]:
+        """A round's attempts under `prompt`, and the one that counts: the first answer, then
+        resamples of answers that never reached the tests (leaving a copy where the model
+        hesitated when the backend tells, else hotter), then a rewrite from the intent after a
+        fork that failed."""
+        probe_started = time.monotonic()
+        # Where a copy hesitated, in order: the same prompt continues from there.
+        branches, forked = self._branches_off_copies(prompt, temperature, rnd.targets)
+        outcome = self._attempt(
+            rnd,
+            prompt,
+            temperature,
+            branches.pop(0) if branches else "",
+            forked=forked,
+            started=probe_started,
+        )
+        attempts = [outcome.attempt]
+        # Resamples spent; a fork that comes back a copy (another spelling of the same
+        # code) costs only the end of an answer and no test run, so it is not counted.
+        spent = 0
+        # An answer that never reached the tests is resampled: a copy from where it was
+        # least sure when the backend tells, else hotter (a copy with a note).
+        while (
+            outcome.attempt.verdict in _RESAMPLED
+            and spent < self.config.resamples
+            and not self.deadline.event.is_set()
+        ):
+            copied = outcome.attempt.verdict in ("copy", "duplicate")
+            if copied and not branches and not outcome.attempt.forked:
+                # A sampled copy: where it hesitated, least sure first.
+                branches, forked = list(outcome.branches), True
+            if copied and branches:
+                outcome = self._attempt(rnd, prompt, temperature, branches.pop(0), forked=forked)
+                attempts.append(outcome.attempt)
+                if outcome.attempt.verdict not in ("copy", "duplicate"):
+                    spent += 1
+                continue
+            spent += 1
+            retry = dataclasses.replace(
+                prompt,
+                note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
+                from_scratch=copied and len(attempts) >= 2,
+            )
+            outcome = self._resample(rnd, retry)
+            attempts.append(outcome.attempt)
+        if (
+            outcome.attempt.forked
+            and outcome.attempt.verdict in ("tests_failed", "regressed")
+            and spent < self.config.resamples
+            and not self.deadline.event.is_set()
+        ):
+            # The local edit did not pass: a new implementation from the intent is the
+            # other way out of a copy (most fixes of a 0.5B model); the better one stays.
+            rewrite = self._resample(
+                rnd, dataclasses.replace(prompt, note=COPY_NOTE, from_scratch=True)
+            )
+            attempts.append(rewrite.attempt)
+            if _better(rewrite, outcome):
+                outcome = rewrite
+        return outcome, attempts
 
     @staticmethod
     def _count_fruitless(
@@ -649,101 +646,23 @@ class _Session:
     def _branches_off_copies(
         self, prompt: RefinePrompt, temperature: float, targets: tuple[Target, ...]
     ) -> tuple[list[str], bool]:
-        """Where an attempt under `prompt` should leave the faulty code it shows, or the code
-        under test (the same unless an attempt that was not kept is shown), when the model
-        would write one back (backends that see logits score the copies instead of sampling
-        them); and whether a copy was likely (LIKELY_COPY).
+        """Where an attempt under `prompt` should leave a copy the model would likely write
+        back, and whether one was likely (refine.copies)."""
+        return self.copies.branches_off_copies(prompt, temperature, targets, self.generations)
 
-        An edit of the code leaves a likely copy where the model was least sure of it. A
-        rewrite from the intent is there to be a new implementation, and a fork is a local
-        edit (on MBPP, forking it lost 3 fixes): once a copy is COPY_RISK likely, it is drawn
-        as sampling would draw it, given that it writes no copy back."""
-        risk = COPY_RISK if prompt.from_scratch else LIKELY_COPY
-        under_test = "\n".join(t.source.rstrip() for t in targets) + "\n"
-        copies = [prompt.faulty_code]
-        if normalized_code(under_test) != normalized_code(prompt.faulty_code):
-            copies.append(under_test)  # bringing it back changes nothing either: a copy too
-        # Each copy's scoring stops once it alone is unlikely; their chances add up.
-        share = risk / len(copies)
-        scored = [self._scored_copy(prompt, code, temperature, share) for code in copies]
-        chance = sum(c for c, _ in scored)
-        if chance < risk:
-            return [], False
-        if not prompt.from_scratch:
-            _, (copy, forks, code_start) = max(scored, key=lambda item: item[0])
-            branches = branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers)
-            return list(branches), bool(branches)
-        rng = random.Random(
-            None if self.config.seed is None else self.config.seed + self.generations
-        )
-        # The copy to leave, by its share of the chance; a branch back to the other is not drawn.
-        copy, forks, code_start = rng.choices([s for _, s in scored], [c for c, _ in scored])[0]
-        top_p = self.config.top_p
-        # A sampler that can only copy leaves it where the model was least sure instead.
-        branches = sampled_branches(
-            copy, forks, code_start, temperature, top_p, FORKS_PER_COPY, rng, self.answers
-        ) or branch_prefixes(copy, forks, code_start, FORKS_PER_COPY, self.answers)
-        return list(branches), chance >= LIKELY_COPY and bool(branches)
-
-    def _scored_copy(
-        self, prompt: RefinePrompt, code: str, temperature: float, unlikely: float
-    ) -> tuple[float, tuple[str, Sequence[Fork], int]]:
-        """The chance that sampling under `prompt` writes `code` back, with the answer that
-        copies it, its forks and where its code starts; scoring stops below `unlikely`."""
-        prefix = answer_prefix(code)
-        copy = prefix + copy_continuation(code)
-
-        def chance(forks: Sequence[Fork]) -> float:
-            return copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)
-
-        # The chance only falls as more of the copy is scored.
-        forks = self.backend.forks_along(
-            build_refine_messages(prompt),
-            prefix,
-            copy.removeprefix(prefix),
-            cancel=self.deadline.event,
-            enough=lambda so_far: chance(so_far) < unlikely,
-        )
-        if not forks:
-            return 0.0, (copy, (), len(prefix))
-        return chance(forks), (copy, forks, len(prefix))
-
-    def _resample(
-        self,
-        index: int,
-        scratch: Path,
-        prompt: RefinePrompt,
-        targets: tuple[Target, ...],
-        state: _State,
-        passed_before: set[str],
-    ) -> _Outcome:
+    def _resample(self, rnd: _Round, prompt: RefinePrompt) -> _Outcome:
         """A hotter attempt with a note, leaving a copy the model would write back
         (`_branches_off_copies`), else sampled."""
         started = time.monotonic()
         temperature = self.config.copy_temperature
-        branches, forked = self._branches_off_copies(prompt, temperature, targets)
+        branches, forked = self._branches_off_copies(prompt, temperature, rnd.targets)
         branch = branches[0] if branches else ""
-        return self._attempt(
-            index,
-            scratch,
-            prompt,
-            targets,
-            state,
-            passed_before,
-            temperature,
-            branch,
-            forked=forked,
-            started=started,
-        )
+        return self._attempt(rnd, prompt, temperature, branch, forked=forked, started=started)
 
     def _attempt(
         self,
-        index: int,
-        scratch: Path,
+        rnd: _Round,
         prompt: RefinePrompt,
-        targets: tuple[Target, ...],
-        state: _State,
-        passed_before: set[str],
         temperature: float,
         branch: str = "",
         *,
@@ -787,7 +706,7 @@ class _Session:
             passed = len(run.passed) if run else 0
             total = len(run.tests) if run else 0
             attempt = Attempt(
-                index,
+                rnd.index,
                 code,
                 verdict,
                 feedback,
@@ -819,7 +738,8 @@ class _Session:
                 "copy", code, "identical to the faulty code (whitespace and comments ignored)"
             )
         # The answer may rewrite any function the prompt showed in full, in any file.
-        editable = (*targets, *prompt.related)
+        scratch, state = rnd.scratch, rnd.state
+        editable = (*rnd.targets, *prompt.related)
         for t in editable:
             self._remember_original(scratch, t.path)
         base = {
@@ -850,7 +770,8 @@ class _Session:
                 )
         if self.deadline.event.is_set():
             return done("cancelled", code, "stopped before the tests ran")
-        run = self._run_candidate(scratch, files, base, state)
+        failing_first = [t.nodeid for t in state.run.failures] if state.run else []
+        run = self.verifier.run_candidate(scratch, files, base, failing_first)
         if run.cancelled:
             return done("cancelled", code, "stopped while the tests ran", run=run)
         failing = run.failures[0] if run.failures else None
@@ -873,7 +794,7 @@ class _Session:
                 failing=raised,
             )
         if run.all_passed:
-            regression = self._regressions(scratch, files, base, state)
+            regression = self.verifier.regressions(scratch, files, base)
             if regression:
                 return done(
                     "regressed", code, regression, feedback=regression, run=run, files=files
@@ -881,12 +802,12 @@ class _Session:
             return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=files)
         feedback = feedback_text(failing) if failing else first_line(run.output_tail)
         # Where this failure now points, when not at a function the answer rewrote.
-        rewritten = [t for t in editable if t.qualname in spliced.replaced]
-        pointed = self._points_at(scratch, state, files, failing, rewritten)
+        written = {*spliced.replaced, *spliced.added}
+        pointed = self._points_at(scratch, state, files, failing, written)
         if pointed is not None:
             feedback += f"\nThe failure now points at `{pointed.qualname}` ({pointed.path})."
         points_at = f"{pointed.path}::{pointed.qualname}" if pointed is not None else ""
-        broke = sorted(t.nodeid for t in run.failures if t.nodeid in passed_before)
+        broke = sorted(t.nodeid for t in run.failures if t.nodeid in rnd.passed_before)
         if broke:
             detail = f"breaks {len(broke)} test(s) that passed before: {', '.join(broke[:3])}"
             return done(
@@ -917,10 +838,11 @@ class _Session:
         state: _State,
         files: dict[str, str],
         failing: TestCaseResult | None,
-        rewritten: Sequence[Target],
+        written: Set[str],
     ) -> Target | None:
         """The function a candidate's failing test now points at first, with the candidate's
-        files in place, when it is none of the functions the answer rewrote."""
+        files in place, when it is none of the functions the answer wrote (`written`:
+        qualnames it replaced or added)."""
         if failing is None:
             return None
         project = ProjectIndex(scratch, {**state.sources, **files})
@@ -928,146 +850,7 @@ class _Session:
         if not found or found[0].qualname == MODULE_QUALNAME:
             return None
         top = found[0]
-        if any((t.path, t.qualname) == (top.path, top.qualname) for t in rewritten):
-            return None
-        return top
-
-    def _with_files(
-        self,
-        scratch: Path,
-        files: dict[str, str],
-        base: dict[str, str],
-        action: Callable[[], TestRunResult],
-    ) -> TestRunResult:
-        """Write the candidate into the scratch copy, run, and put the base text back."""
-        try:
-            for rel, text in files.items():
-                write_atomic(scratch / rel, text)
-            return action()
-        finally:
-            for rel in files:
-                write_atomic(scratch / rel, base[rel])
-
-    def _run_candidate(
-        self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State
-    ) -> TestRunResult:
-        failing_first = [t.nodeid for t in state.run.failures] if state.run else []
-        selection = order_failing_first(self.selection, failing_first)
-        return self._with_files(
-            scratch, files, base, lambda: self._run_tests(scratch, selection, (), scratch=True)
-        )
-
-    def _regressions(
-        self, scratch: Path, files: dict[str, str], base: dict[str, str], state: _State
-    ) -> str:
-        """With explicit --tests, also run the other tests of the changed modules: none may break."""
-        if not self.explicit_tests:
-            return ""
-        changed = [scratch / rel for rel in files]
-        related = select_tests(scratch, changed, ())
-        if not related or set(related) <= set(self.selection):
-            return ""
-        before = self._run_tests(scratch, related, (), scratch=True)
-        ok_before = {t.nodeid for t in before.passed}
-        after = self._with_files(
-            scratch, files, base, lambda: self._run_tests(scratch, related, (), scratch=True)
-        )
-        broke = [t for t in after.failures if t.nodeid in ok_before]
-        if not broke:
-            return ""
-        return f"breaks a test that passed before: {feedback_text(broke[0])}"
-
-    def _run_tests(
-        self, root: Path, selection: Sequence[str], _prev: Sequence[str], *, scratch: bool
-    ) -> TestRunResult:
-        self.emit(TestsStarted(root, tuple(selection), scratch))
-        limits = (
-            dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
-            if scratch
-            else self.limits
-        )
-        run = run_tests(
-            root,
-            selection,
-            limits=limits,
-            python=self.python.python,
-            cancel=self.deadline.event,
-            trace=not scratch,  # the initial run: its spectrum localizes
-            # Candidates run on the scratch copy: they may write nothing of the user's.
-            confinement=Confinement(self.root) if scratch else None,
-        )
-        self.emit(TestsFinished(run, scratch))
-        return run
-
-
-def _focus(
-    loc: Localization,
-    fruitless: dict[tuple[str, str], int],
-    named_file: str | None = None,
-    skip: Set[tuple[str, str]] = frozenset(),
-    pointed: Target | None = None,
-    reach: Sequence[Target] = (),
-) -> Localization | None:
-    """The one target to rewrite this round: the best suspect not yet tried FOCUS_ROUNDS times.
-
-    One function at a time keeps a small model's attention on it; several bugs are fixed one
-    after another through the progress the loop keeps. When the best suspect is in the file the
-    user named, turns stay in that file: the others are then mostly classes the test builds its
-    inputs with (a graph's `Node`), rarely the bug. Once the best suspect had its turns, the
-    function the latest failure pointed at (`pointed`) comes next, then the other suspects,
-    then the helpers the best one calls in other files (`reach`). Suspects in `skip` (their
-    prompt does not fit the model's window) are never chosen; None when that leaves none.
-    """
-    suspects: list[Target] = []
-    for t in (*loc.targets, *reach, *([pointed] if pointed is not None else [])):
-        key = (t.path, t.qualname)
-        if key not in skip and all((s.path, s.qualname) != key for s in suspects):
-            suspects.append(t)
-    if not suspects:
-        return None
-    if named_file is not None and suspects[0].path == named_file:
-        suspects = [t for t in suspects if t.path == named_file]
-    turns_left = [t for t in suspects if fruitless.get((t.path, t.qualname), 0) < FOCUS_ROUNDS]
-    if not turns_left:
-        # Every suspect had its turns: start over with the best, counts forgotten.
-        fruitless.clear()
-        target = suspects[0]
-    else:
-        target = turns_left[0]
-        if target is not suspects[0] and pointed is not None:
-            key = (pointed.path, pointed.qualname)
-            target = next((t for t in turns_left if (t.path, t.qualname) == key), target)
-    primary = loc.blamed.get((target.path, target.qualname), loc.primary)
-    return dataclasses.replace(loc, targets=(target,), primary=primary)
-
-
-def _pointed_target(project: ProjectIndex, pointed: str) -> Target | None:
-    """The function a "path::qualname" names, as the project now stands."""
-    path, _, qualname = pointed.partition("::")
-    return function_target(project, path, qualname) if qualname else None
-
-
-def _with_import_time_targets(
-    loc: Localization, project: ProjectIndex, failures: Sequence[TestCaseResult]
-) -> Localization:
-    """`loc` with where import-time errors raised first, each blamed on its error."""
-    raised = import_time_targets(project, failures)
-    if not raised:
-        return loc
-    keys = {(t.path, t.qualname) for t in raised}
-    targets = (*raised, *(t for t in loc.targets if (t.path, t.qualname) not in keys))
-    blamed = dict(loc.blamed)
-    for target in raised:
-        case = next(
-            c
-            for c in failures
-            if "::" not in c.nodeid
-            and c.project_frames
-            and c.project_frames[-1].path == target.path
-        )
-        blamed[(target.path, target.qualname)] = case
-    primary = blamed[(targets[0].path, targets[0].qualname)]
-    return dataclasses.replace(loc, targets=targets, primary=primary, blamed=blamed)
+        return None if top.qualname in written else top
 
 
 def _better(new: _Outcome, old: _Outcome) -> bool:

@@ -1,0 +1,141 @@
+"""Verification: the test runs of one fix, the user's and each candidate's in the scratch copy.
+
+A candidate is written into the scratch copy only for its run and the base text is put back
+after it; the previously failing tests run first. With explicit `--tests`, a candidate that
+passes them must not break the other tests of the modules it changed either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cyclefix.refine.apply import write_atomic
+from cyclefix.refine.types import RefineEvent, TestsFinished, TestsStarted
+from cyclefix.runner import (
+    Confinement,
+    ProjectPython,
+    SandboxLimits,
+    order_failing_first,
+    run_tests,
+    select_tests,
+)
+from cyclefix.runner.feedback import feedback_text
+from cyclefix.runner.results import TestRunResult
+
+# Candidates' tests may take this many times the slowest test of the user's own run (which ran
+# within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
+# must not turn a correct fix into a timeout.
+SLOW_TEST_FACTOR = 3.0
+SLOW_TEST_CAP = 60.0
+# A candidate's run stops after this many timed-out tests: each costs a full timeout, and a
+# candidate that hangs twice is rejected anyway.
+CANDIDATE_MAX_HANGS = 2
+
+
+class Verifier:
+    """Runs the tests of one fix: `selection` in the user's project, then in its scratch copy."""
+
+    def __init__(
+        self,
+        root: Path,
+        selection: Sequence[str],
+        explicit_tests: bool,
+        limits: SandboxLimits,
+        python: ProjectPython,
+        emit: Callable[[RefineEvent], None],
+        cancel: threading.Event,
+    ) -> None:
+        self.root = root
+        self.selection = tuple(selection)
+        self.explicit_tests = explicit_tests
+        self.limits = limits
+        self.python = python
+        self.emit = emit
+        self.cancel = cancel
+
+    def fit_timeout_to(self, initial: TestRunResult) -> str:
+        """Raise the candidates' per-test timeout for a project with slow tests; the note
+        saying so, or ""."""
+        slowest = max(
+            (t.duration for t in initial.tests if t.outcome in ("passed", "failed")), default=0.0
+        )
+        wanted = min(SLOW_TEST_CAP, SLOW_TEST_FACTOR * slowest)
+        if wanted <= self.limits.per_test_timeout:
+            return ""
+        self.limits = dataclasses.replace(self.limits, per_test_timeout=round(wanted, 1))
+        return (
+            f"per-test timeout for candidates raised to {self.limits.per_test_timeout:g} s "
+            f"(a test of this project took {slowest:.1f} s)"
+        )
+
+    def run_tests(self, root: Path, selection: Sequence[str], *, scratch: bool) -> TestRunResult:
+        """One run of `selection` in `root`: the user's project, or the scratch copy."""
+        self.emit(TestsStarted(root, tuple(selection), scratch))
+        limits = (
+            dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
+            if scratch
+            else self.limits
+        )
+        run = run_tests(
+            root,
+            selection,
+            limits=limits,
+            python=self.python.python,
+            cancel=self.cancel,
+            trace=not scratch,  # the initial run: its spectrum localizes
+            # Candidates run on the scratch copy: they may write nothing of the user's.
+            confinement=Confinement(self.root) if scratch else None,
+        )
+        self.emit(TestsFinished(run, scratch))
+        return run
+
+    def with_files(
+        self,
+        scratch: Path,
+        files: dict[str, str],
+        base: dict[str, str],
+        action: Callable[[], TestRunResult],
+    ) -> TestRunResult:
+        """Write the candidate into the scratch copy, run, and put the base text back."""
+        try:
+            for rel, text in files.items():
+                write_atomic(scratch / rel, text)
+            return action()
+        finally:
+            for rel in files:
+                write_atomic(scratch / rel, base[rel])
+
+    def run_candidate(
+        self,
+        scratch: Path,
+        files: dict[str, str],
+        base: dict[str, str],
+        failing_first: Sequence[str],
+    ) -> TestRunResult:
+        """The selection with the candidate's `files` in place, `failing_first` first."""
+        selection = order_failing_first(self.selection, list(failing_first))
+        return self.with_files(
+            scratch, files, base, lambda: self.run_tests(scratch, selection, scratch=True)
+        )
+
+    def regressions(self, scratch: Path, files: dict[str, str], base: dict[str, str]) -> str:
+        """With explicit --tests, also run the other tests of the changed modules: none may
+        break. What broke, or ""."""
+        if not self.explicit_tests:
+            return ""
+        changed = [scratch / rel for rel in files]
+        related = select_tests(scratch, changed, ())
+        if not related or set(related) <= set(self.selection):
+            return ""
+        before = self.run_tests(scratch, related, scratch=True)
+        ok_before = {t.nodeid for t in before.passed}
+        after = self.with_files(
+            scratch, files, base, lambda: self.run_tests(scratch, related, scratch=True)
+        )
+        broke = [t for t in after.failures if t.nodeid in ok_before]
+        if not broke:
+            return ""
+        return f"breaks a test that passed before: {feedback_text(broke[0])}"
