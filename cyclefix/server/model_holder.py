@@ -21,23 +21,28 @@ class ModelHolder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._spec: str | None = None
+        # (threads, GPU layers) the loaded backend was opened with (settings threads, gpuLayers).
+        self._hardware: tuple[int | None, int | None] = (None, None)
         self._backend: Backend | None = None
 
     @property
     def loaded_spec(self) -> str | None:
         return self._spec
 
-    def get(self, spec: str) -> Backend:
+    def get(
+        self, spec: str, n_threads: int | None = None, n_gpu_layers: int | None = None
+    ) -> Backend:
         """The backend for `spec`, loading it (and closing another) if needed.
 
         Call with `lock` held. Raises ModelError (a CyclefixError) when it cannot load.
         """
-        if self._backend is not None and self._spec == spec:
+        hardware = (n_threads, n_gpu_layers)
+        if self._backend is not None and self._spec == spec and self._hardware == hardware:
             return self._backend
         self.close()
         logger.info("loading model %s", spec)
-        backend = open_backend(spec)
-        self._spec, self._backend = spec, backend
+        backend = open_backend(spec, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        self._spec, self._hardware, self._backend = spec, hardware, backend
         logger.info("model %s loaded", backend.name)
         return backend
 

@@ -626,6 +626,7 @@ class CyclefixServer(LanguageServer):
             self._fix_with_model,
             settings.model,
             target,
+            hardware=(settings.threads, settings.gpu_layers),
             tests=tests,
             config=settings.refine_config(seed=job.seed),
             initial_run=run,
@@ -667,7 +668,13 @@ class CyclefixServer(LanguageServer):
         return result
 
     def _fix_with_model(
-        self, spec: str, target: Path, *, cancel: threading.Event, **kwargs: Any
+        self,
+        spec: str,
+        target: Path,
+        *,
+        cancel: threading.Event,
+        hardware: tuple[int | None, int | None] = (None, None),
+        **kwargs: Any,
     ) -> FixResult | str | None:
         """In a worker thread: load the model if needed and refine.
 
@@ -681,7 +688,7 @@ class CyclefixServer(LanguageServer):
             if cancel.is_set():
                 return None
             try:
-                backend = self.models.get(spec)
+                backend = self.models.get(spec, *hardware)  # (threads, gpuLayers)
             except CyclefixError as exc:
                 return install_hint(spec, str(exc))
             return fix(target, backend, cancel=cancel, **kwargs)
