@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 EXIT_OK = 0
@@ -44,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from cyclefix.config import load_settings, parse_overrides, trust_project
+    from cyclefix.config import load_settings, parse_overrides, tests_under_root, trust_project
     from cyclefix.errors import CyclefixError
     from cyclefix.models.registry import REGISTRY
-    from cyclefix.refine import find_project_root
+    from cyclefix.refine import find_project_root, open_backend
     from cyclefix.tui.app import CyclefixApp
     from cyclefix.tui.settings import TuiSettings
 
@@ -66,15 +67,22 @@ def run_tui(args: argparse.Namespace) -> int:
     resolved = load_settings(root, flags=flags)
     # A project's model or python not trusted yet: the app asks in a dialog, default meanwhile.
     shared = resolved.settings
+    # --tests are relative to the current folder; a settings file's to the project root.
+    from_flag = resolved.sources["tests"] == "command line"
+    tests = shared.tests if from_flag else tuple(tests_under_root(root, shared.tests))
     settings = TuiSettings(
         root=root,
         model=shared.model,
-        tests=shared.tests or None,
+        tests=tests or None,
         config=shared.refine_config(),
         model_names=tuple(REGISTRY),
         watch=not args.no_watch,
         untrusted=resolved.untrusted,
         git_on_apply=shared.git_on_apply,
     )
-    CyclefixApp(settings).run()
+    # The model loads with the threads and gpuLayers settings.
+    factory = functools.partial(
+        open_backend, n_threads=shared.threads, n_gpu_layers=shared.gpu_layers
+    )
+    CyclefixApp(settings, backend_factory=factory).run()
     return EXIT_OK
