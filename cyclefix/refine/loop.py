@@ -41,7 +41,13 @@ from cyclefix.refine.importtime import (
     failures_with_import_errors,
     import_failure,
 )
-from cyclefix.refine.localize import Localization, ProjectIndex, focus_file, localize
+from cyclefix.refine.localize import (
+    Localization,
+    ProjectIndex,
+    focus_file,
+    is_test_file,
+    localize,
+)
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
     COPY_NOTE,
@@ -840,17 +846,16 @@ class _Session:
         failing: TestCaseResult | None,
         written: Set[str],
     ) -> Target | None:
-        """The function a candidate's failing test now points at first, with the candidate's
-        files in place, when it is none of the functions the answer wrote (`written`:
-        qualnames it replaced or added)."""
-        if failing is None:
+        """The function a candidate's failing test raised in (its deepest frame in project
+        code, the candidate's files in place), when the answer wrote none of it (`written`:
+        qualnames it replaced or added). An assert that only got a wrong value points nowhere
+        new: the test names the same callers either way."""
+        frames = [f for f in failing.project_frames if not is_test_file(f.path)] if failing else []
+        if not frames:
             return None
         project = ProjectIndex(scratch, {**state.sources, **files})
-        found = localize(project, [failing], self.focus).targets
-        if not found or found[0].qualname == MODULE_QUALNAME:
-            return None
-        top = found[0]
-        return None if top.qualname in written else top
+        raised = project.target_at(frames[-1].path, frames[-1].line)
+        return None if raised is None or raised.qualname in written else raised
 
 
 def _better(new: _Outcome, old: _Outcome) -> bool:

@@ -78,8 +78,8 @@ class Attempt:
     tests_total: int = 0
     # Continued from a fork of an earlier copy (see refine.fork) instead of sampled anew.
     forked: bool = False
-    # The function this attempt's failure points at ("path::qualname") when it is not the one
-    # rewritten: where a later round may move.
+    # The function this attempt's failing test raised in ("path::qualname") when the answer
+    # did not write it: where a later round may move.
     points_at: str = ""
 
     @property
