@@ -119,3 +119,14 @@ def test_git_on_apply_setting_in_pyproject_commits(repo: Path, tmp_path: Path) -
 def test_commit_without_apply_is_a_usage_error(repo: Path, tmp_path: Path) -> None:
     proc = cyclefix(tmp_path, "fix", str(repo), "--commit")
     assert proc.returncode == 2 and "add --apply" in " ".join(proc.stderr.split())
+
+
+def test_a_dirty_file_given_as_path_is_refused_before_the_tests_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    target = repo / "calendar_utils.py"
+    target.write_text(target.read_text() + "\n# my own edit\n")
+    proc = cyclefix(tmp_path, "fix", str(target), "--apply", "--commit")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("cyclefix: error: uncommitted changes in calendar_utils.py")
+    assert "failing" not in proc.stderr  # no test ran, no model loaded

@@ -218,6 +218,11 @@ def _run_fix(args: argparse.Namespace) -> int:
     for warning in resolved.warnings:
         out.print(f"[yellow]warning:[/] {plain(warning)}")
     path: Path = args.path
+    if args.apply and settings.git_on_apply != "none" and path.is_file():
+        # Refused now rather than after the model's minutes: the commit must hold the fix alone.
+        from cyclefix.refine.git import check_clean
+
+        check_clean([path.resolve()])
     # --tests are relative to the current folder; a settings file's to the project root.
     from_flag = resolved.sources["tests"] == "command line"
     tests = (list(settings.tests) if from_flag else tests_under_root(root, settings.tests)) or None

@@ -59,6 +59,11 @@ def check_committable(result: FixResult) -> Path:
     paths = changed_paths(result)
     if not paths:
         raise GitError("the fix changes no file")
+    return check_clean(paths)
+
+
+def check_clean(paths: Sequence[Path]) -> Path:
+    """The repository of `paths`, once each is tracked and has no uncommitted change."""
     repo = repository_of(paths[0])
     names = [str(p) for p in paths]
     tracked = set(_git(repo, "ls-files", "--full-name", "--", *names).splitlines())
