@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from cyclefix.bench.harness import _GenerationLog
-from cyclefix.models.backend import ChatMessage
+from cyclefix.models.backend import ChatMessage, Fork
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine.cli import register
+from cyclefix.refine.copies import CopyPlanner
 from cyclefix.refine.fit import WindowedBackend, answer_room, fit_prompt
 from cyclefix.refine.importtime import (
     blocking_collection_error,
@@ -258,3 +260,28 @@ def test_the_bench_wrapper_passes_the_window_on_only_when_the_model_has_one() ->
     windowed = _GenerationLog(Words(100), None)  # type: ignore[arg-type]
     assert isinstance(windowed, WindowedBackend) and windowed.n_ctx == 100
     assert not isinstance(_GenerationLog(ScriptedBackend(["x"]), None), WindowedBackend)
+
+
+class SureOfTheCopy(ScriptedBackend):
+    """Scores any answer as near-certain, with one hesitation: `+` against `-`."""
+
+    def forks_along(self, messages, answer_prefix, continuation, *, cancel=None, enough=None):  # type: ignore[no-untyped-def]
+        at = continuation.index("+")
+        return tuple(
+            Fork(len(answer_prefix) + i, "-" if i == at else "#", 1.0 if i == at else 40.0)
+            for i in range(len(continuation))
+        )
+
+
+def test_the_planner_leaves_a_likely_copy_where_the_model_hesitated() -> None:
+    code = "def f(x):\n    return x + 1\n"
+    prompt = RefinePrompt(names=("f",), faulty_code=code, feedback="")
+    planner = CopyPlanner(SureOfTheCopy(["x"]), RefineConfig(), [], threading.Event())
+    branches, likely = planner.branches_off_copies(prompt, 0.2, (target("f", source=code),), 0)
+    assert likely and branches[0].endswith("return x -")
+
+
+def test_the_planner_plans_nothing_for_a_backend_without_logits() -> None:
+    prompt = RefinePrompt(names=("f",), faulty_code="def f(x):\n    return x + 1\n", feedback="")
+    planner = CopyPlanner(ScriptedBackend(["x"]), RefineConfig(), [], threading.Event())
+    assert planner.branches_off_copies(prompt, 0.2, (), generation=0) == ([], False)
