@@ -216,3 +216,28 @@ def test_verbose_progress_gives_speed_and_where_an_answer_came_from() -> None:
         "✗ candidate: is not valid Python (5 tokens in 2.0s, 2.5 tokens/s, temperature 0.2, "
         "continued from an earlier answer)"
     )
+
+
+def test_not_fixed_summary_is_plain_words(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from cyclefix.refine.console import NORMAL, Outputs, print_result
+    from cyclefix.refine.types import Attempt, FixResult, RoundRecord
+
+    tried = Attempt(1, "", "tests_failed", "", "1 of 2 tests still fail", 0.2, 10, 5, 1.0)
+    same = dataclasses.replace(tried, verdict="copy", detail="changes nothing")
+    result = FixResult(
+        "not_fixed", tmp_path, (), "", (RoundRecord(1, ("f",), (tried, same)),),
+        None, None, 12.0, "m", notes=("the budget ran out",),
+    )  # fmt: skip
+    out = Console(record=True, width=200)
+    pipe = io.StringIO()
+    print_result(Outputs(out, pipe, NORMAL), result, applied=False)
+    assert out.export_text().splitlines() == [
+        "No verified fix after 1 round(s) in 12.0s (2 candidates tried, 1 of them the original "
+        "code unchanged). Your files are unchanged.",
+        "  the budget ran out",
+    ]
+    assert pipe.getvalue() == ""  # nothing on stdout when there is no fix
