@@ -372,7 +372,8 @@ class EndlessWrong(ScriptedBackend):
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        self.replies = (_wrong(3 + 2 * len(self.calls)),)
+        # `year == n` for a new n each time: 2024 is never leap, so no answer passes.
+        self.replies = (fence(f"def is_leap_year(year):\n    return year == {len(self.calls)}\n"),)
         return super().generate(messages, options, on_text=on_text, cancel=cancel)
 
 
