@@ -238,3 +238,18 @@ def test_a_method_traced_without_its_class_name_is_found_by_its_line(project: Pa
     edited = {"shop/invoice.py": "\n" + INVOICE}  # lines moved: the line says nothing now
     loc = localize(ProjectIndex(project, edited), run.failures, spectrum=run)
     assert ("shop/invoice.py", "Invoice.tax") not in loc.scores
+
+
+def test_a_branch_only_failing_tests_take_lifts_its_function(project: Path) -> None:
+    run = traced(
+        project,
+        failing("test_summary", SUMMARY, TAX, percent(2, 4)),
+        passing("test_zero_rate", TAX, percent(2, 3)),
+        passing("test_zero_again", TAX, percent(2, 3)),
+    )
+    # Invoice.summary is reached by the failing test alone, percent_of by every test; but
+    # percent_of's line 4 runs only in the failing one, and it scores as that line.
+    assert ranking(project, run)[0] == "percent_of"
+    scores = score_functions(run.tests, ["tests/test_invoice.py::test_summary"])
+    assert scores[("shop/money.py", "percent_of")].ochiai == 1.0
+    assert math.isclose(scores[("shop/invoice.py", "Invoice.tax")].ochiai, 1 / math.sqrt(3))
