@@ -53,6 +53,9 @@ class Settings:
     threads: int | None = None
     # What applying a verified fix does in git besides writing the files.
     git_on_apply: GitOnApply = "none"
+    # Environment names passed to the tests besides the runner's allowlist (never CYCLEFIX_*).
+    # Honoured from the user's own settings only: a project cannot ask for the user's secrets.
+    pass_env: tuple[str, ...] = ()
 
     def refine_config(self, seed: int | None = 0) -> RefineConfig:
         return RefineConfig(
@@ -61,6 +64,7 @@ class Settings:
             per_test_timeout=self.per_test_timeout,
             seed=seed,
             python=self.python,
+            pass_env=self.pass_env,
         )
 
 
@@ -77,8 +81,14 @@ LSP_NAMES = {
     "gpu_layers": "gpuLayers",
     "threads": "threads",
     "git_on_apply": "gitOnApply",
+    "pass_env": "passEnv",
 }
 assert set(LSP_NAMES) == {f.name for f in fields(Settings)}
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Settings a project's own pyproject.toml may not set at all (only the user may).
+USER_ONLY_SETTINGS = ("pass_env",)
 
 
 def field_for_key(key: str) -> str | None:
@@ -130,6 +140,13 @@ def validate(name: str, value: object) -> tuple[Any, str | None]:
         if isinstance(value, str) and value.strip().lower() in GIT_ON_APPLY:
             return value.strip().lower(), None
         return None, f'{lsp} must be "commit", "stage" or "none"'
+    if name == "pass_env":
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list | tuple) and all(
+            isinstance(n, str) and ENV_NAME.fullmatch(n) for n in names
+        ):
+            return tuple(names), None
+        return None, f"{lsp} must be a list of environment variable names"
     if name == "python":
         if isinstance(value, str):
             return value.strip() or None, None  # "": the project's own environment
@@ -275,6 +292,12 @@ def load_settings(
     editor_values = {k: v for k, v in (editor or {}).items() if v is not None}
     user_values, user_warnings = read_user_config(user_config)
     project_values, project_warnings = read_pyproject(root)
+    for name in USER_ONLY_SETTINGS:
+        if project_values.pop(name, None) is not None:
+            project_warnings.append(
+                f"{root / 'pyproject.toml'} [tool.cyclefix]: {LSP_NAMES[name]} is taken only from "
+                "your own settings (flags, editor, user config); ignored"
+            )
     store = trust_store if trust_store is not None else TrustStore()
     higher = {**editor_values, **flag_values}
     waiting = store.untrusted(root, {k: v for k, v in project_values.items() if k not in higher})
@@ -343,6 +366,8 @@ def describe_value(name: str, value: object) -> str:
         return "true" if value else "false"
     if name == "gpu_layers" and value == ALL_LAYERS:
         return '"all"'
+    if name == "pass_env" and isinstance(value, tuple):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]" if value else "[] (chosen per file)"
     if isinstance(value, str):

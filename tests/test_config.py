@@ -194,3 +194,46 @@ def test_fix_takes_rounds_model_and_tests_from_pyproject_once_trusted(
     assert len(data["rounds"]) == 1
     assert data["tests"]["initial"]["total"] == 1
     assert data["tests"]["initial"]["failing"][0]["test"].endswith("::test_common_year")
+
+
+def test_pass_env_comes_from_the_user_never_from_the_project(
+    tmp_path: Path, config_home: Path
+) -> None:
+    write_user_config(config_home, 'passEnv = ["DATABASE_URL"]\n')
+    root = project(tmp_path, 'passEnv = ["AWS_SECRET_ACCESS_KEY"]\n')
+    resolved = load_settings(root)
+    assert resolved.settings.pass_env == ("DATABASE_URL",)
+    assert resolved.settings.refine_config().pass_env == ("DATABASE_URL",)
+    assert any("passEnv is taken only from your own settings" in w for w in resolved.warnings)
+    flagged = load_settings(root, flags={"pass_env": ("LANGUAGE",)})
+    assert flagged.settings.pass_env == ("LANGUAGE",)
+
+
+def test_pass_env_takes_only_environment_names() -> None:
+    values, warnings = parse_overrides({"passEnv": ["OK_NAME", "no good"]}, "test")
+    assert values == {}
+    assert "passEnv must be a list of environment variable names" in warnings[0]
+
+
+def test_a_passed_name_reaches_the_tests_and_others_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cyclefix.refine import RefineConfig, check
+
+    root = tmp_path / "envproj"
+    root.mkdir()
+    (root / "conftest.py").write_text("")
+    (root / "test_env.py").write_text(
+        "import os\n\n"
+        "def test_passed():\n    assert os.environ.get('WANTED_BY_TESTS') == 'yes'\n\n"
+        "def test_not_passed():\n    assert 'UNLISTED_SECRET' not in os.environ\n"
+    )
+    monkeypatch.setenv("WANTED_BY_TESTS", "yes")
+    monkeypatch.setenv("UNLISTED_SECRET", "hunter2")
+    without = check(root, config=RefineConfig())
+    assert [t.outcome for t in sorted(without.tests, key=lambda t: t.nodeid)] == [
+        "passed",
+        "failed",
+    ]
+    passed = check(root, config=RefineConfig(pass_env=("WANTED_BY_TESTS",)))
+    assert passed.all_passed, [t.nodeid for t in passed.failures]

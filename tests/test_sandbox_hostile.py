@@ -54,6 +54,9 @@ needs_network_namespace = pytest.mark.skipif(
 )
 
 
+CALC_OK = "def add(a, b):\n    return a + b\n"
+
+
 def make_project(root: Path, files: dict[str, str]) -> Path:
     root.mkdir(parents=True)
     (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
@@ -152,6 +155,28 @@ def test_a_candidate_writes_nothing_outside_its_scratch_copy(
     # Every write was refused (or the candidate would have failed), and nothing changed.
     assert result.status == "fixed", [a.detail for r in result.rounds for a in r.attempts]
     assert {p: tree_digest(p) for p in before} == before
+
+
+@needs_landlock
+def test_checking_a_copy_with_a_confinement_keeps_writes_in_that_copy(
+    calc: Path, tmp_path: Path
+) -> None:
+    # What the bench does to score a model's code on hidden tests: check() on a copy.
+    from cyclefix.refine import check
+
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    copy = tmp_path / "score"
+    make_project(
+        copy,
+        {"calc.py": f"open({str(canary / 'MARKER')!r}, 'w')\n" + CALC_OK, "test_calc.py": TESTS},
+    )
+    before = tree_digest(canary)
+    run = check(copy, config=CONFIG, confinement=Confinement(calc))
+    assert run.collection_errors, "the write at import should have been refused"
+    assert tree_digest(canary) == before
+    unconfined = check(copy, config=CONFIG)
+    assert unconfined.all_passed and (canary / "MARKER").exists()  # the probe itself works
 
 
 @needs_landlock

@@ -15,6 +15,7 @@ from cyclefix.bench.folder import HIDDEN_DIR, SKIPPED_DIRS
 from cyclefix.bench.tasks import SOLUTION_FILE, VISIBLE_TEST_FILE, BenchTask
 from cyclefix.errors import CyclefixError
 from cyclefix.refine import RefineConfig, TestRunResult, check
+from cyclefix.runner import Confinement
 
 # Marks the project root for pytest and for find_project_root, so an out dir inside another
 # project (this repository, say) never makes the tests run against that project.
@@ -86,7 +87,8 @@ class TaskWorkspace:
             per_test_timeout=self.task.hidden_timeout,
             run_timeout=max(120.0, 4 * self.task.hidden_timeout),
         )
-        return check(self.score_dir, tests, config=config)
+        # The model's code runs here too: confined to the copy, like a candidate.
+        return check(self.score_dir, tests, config=config, confinement=Confinement(self.project))
 
     def changed_files(self, fixed: Mapping[Path, str]) -> dict[str, str]:
         """A fix's files (absolute paths in the project) as project-relative paths."""

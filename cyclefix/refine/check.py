@@ -10,6 +10,7 @@ from pathlib import Path
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.types import RefineConfig, RefineEvent, Target, TestsFinished, TestsStarted
 from cyclefix.runner import (
+    Confinement,
     SandboxLimits,
     find_project_python,
     find_project_root,
@@ -49,6 +50,7 @@ def check(
     previously_failing: Sequence[str] = (),
     on_event: Callable[[RefineEvent], None] | None = None,
     cancel: threading.Event | None = None,
+    confinement: Confinement | None = None,
 ) -> TestRunResult:
     root = find_project_root(path, tests or ())
     selection = order_failing_first(selection_for(root, path, tests), previously_failing)
@@ -63,6 +65,8 @@ def check(
         python=python.python,
         cancel=cancel,
         trace=True,
+        pass_env=config.pass_env,
+        confinement=confinement,
     )
     if python.note:
         run = dataclasses.replace(run, notes=(*run.notes, python.note))

@@ -79,6 +79,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "$VIRTUAL_ENV, a .venv, venv or env folder in the project or a folder above it, "
         "else cyclefix's own)",
     )
+    p.add_argument(
+        "--pass-env",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="an environment variable the tests need, passed through (repeatable; only a "
+        "small allowlist passes by default, never CYCLEFIX_*)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument(
         "--gpu-layers",
@@ -166,6 +174,7 @@ def fix_settings(args: argparse.Namespace) -> tuple[Path, ResolvedSettings]:
         "gpuLayers": _gpu_layers(args.gpu_layers),
         "threads": args.threads,
         "gitOnApply": "commit" if args.commit else "stage" if args.stage else None,
+        "passEnv": args.pass_env,
     }
     flags, problems = parse_overrides(given, "command line")
     if problems:

@@ -230,6 +230,7 @@ class _Session:
             self.python,
             emit,
             deadline.event,
+            config.pass_env,
         )
         self.originals: dict[str, str] = {}  # the user's text of every file we touched
         self.tried: set[str] = set()

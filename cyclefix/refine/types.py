@@ -49,6 +49,8 @@ class RefineConfig:
     # from the intent, hotter samples) until a fix or the budget: `fix`, `serve` and `tui`.
     # Off for the bench's CYCLE protocol, whose figures count exactly `rounds`.
     extend_to_budget: bool = True
+    # Environment names passed to the tests besides the runner's allowlist (never CYCLEFIX_*).
+    pass_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class Verifier:
         python: ProjectPython,
         emit: Callable[[RefineEvent], None],
         cancel: threading.Event,
+        pass_env: Sequence[str] = (),
     ) -> None:
         self.root = root
         self.selection = tuple(selection)
@@ -55,6 +56,7 @@ class Verifier:
         self.python = python
         self.emit = emit
         self.cancel = cancel
+        self.pass_env = tuple(pass_env)
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -88,6 +90,7 @@ class Verifier:
             trace=not scratch,  # the initial run: its spectrum localizes
             # Candidates run on the scratch copy: they may write nothing of the user's.
             confinement=Confinement(self.root) if scratch else None,
+            pass_env=self.pass_env,
         )
         self.emit(TestsFinished(run, scratch))
         return run
