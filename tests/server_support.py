@@ -11,13 +11,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest_lsp
 from lsprotocol import types
 from pygls.uris import from_fs_path
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from cyclefix.server.edits import code_units
 
@@ -36,6 +37,27 @@ SERVER_COMMAND = [
 ]
 
 T = TypeVar("T")
+
+WORK_DONE_PROGRESS = (
+    types.WorkDoneProgressBegin,
+    types.WorkDoneProgressReport,
+    types.WorkDoneProgressEnd,
+)
+
+
+LspFixture = Callable[[LanguageClient], AsyncIterator[None]]
+
+
+def lsp_fixture(config: ClientServerConfig) -> Callable[[LspFixture], object]:
+    """`pytest_lsp.fixture`, typed: it turns the async generator into a pytest fixture."""
+    decorate: Callable[[LspFixture], object] = pytest_lsp.fixture(config=config)
+    return decorate
+
+
+def json_object(value: object) -> dict[str, Any]:
+    """An `LSPAny` (a command's result, a diagnostic's data) that is a JSON object."""
+    assert isinstance(value, dict), f"not a JSON object: {value!r}"
+    return value
 
 
 def uri(path: Path) -> str:
@@ -210,8 +232,8 @@ class Editor:
             assert doc_edit.text_document.version in (None, expected), "edit for another version"
             text_edits = [e for e in doc_edit.edits if isinstance(e, types.TextEdit)]
             self.change(doc_uri, text_edits)
-        for doc_uri, text_edits in (edit.changes or {}).items():
-            self.change(doc_uri, list(text_edits))
+        for doc_uri, edits in (edit.changes or {}).items():
+            self.change(doc_uri, list(edits))
 
     def _on_apply_edit(
         self, params: types.ApplyWorkspaceEditParams
@@ -258,8 +280,11 @@ class Editor:
     def progress_messages(self) -> list[tuple[str, str | None]]:
         out: list[tuple[str, str | None]] = []
         for reports in self.client.progress_reports.values():
-            for value in reports:
-                out.append((value.kind, getattr(value, "message", None)))
+            for report in reports:
+                # pytest-lsp declares ProgressParams but stores the structured `value`.
+                value: object = report
+                assert isinstance(value, WORK_DONE_PROGRESS), f"not a progress value: {value!r}"
+                out.append((value.kind, value.message))
         return out
 
 

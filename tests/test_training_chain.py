@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -116,19 +117,24 @@ def test_lintseq_collect_train_export_and_generate(
     assert resolved is not None and resolved.base == MODEL and resolved.adapter == adapter.resolve()
 
     import llama_cpp
+    from llama_cpp.llama_types import CreateChatCompletionResponse
 
     llm = llama_cpp.Llama(
         model_path=str(base_gguf), lora_path=str(adapter), n_ctx=512, verbose=False, seed=0
     )
-    reply = llm.create_chat_completion(
-        messages=[
-            {"role": "user", "content": "Write a Python function add(a, b) that returns a + b."}
-        ],
-        max_tokens=48,
-        temperature=0.0,
+    # Without stream=True the declared Union is one response, not an iterator of chunks.
+    reply = cast(
+        CreateChatCompletionResponse,
+        llm.create_chat_completion(
+            messages=[
+                {"role": "user", "content": "Write a Python function add(a, b) that returns a + b."}
+            ],
+            max_tokens=48,
+            temperature=0.0,
+        ),
     )
     text = reply["choices"][0]["message"]["content"]
-    assert "def add" in text
+    assert text is not None and "def add" in text
 
     # What every frontend calls (fix, serve, tui, bench): the adapter by name and as BASE+PATH.
     from cyclefix.models.backend import ChatMessage, GenerationOptions

@@ -11,7 +11,7 @@ from cyclefix.bench.prompt import ANSWER_PREFIX
 from cyclefix.cli import main
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.training.collect import collect, mbpp_test_module, nearest_solution
-from cyclefix.training.mbpp import load_problems
+from cyclefix.training.mbpp import MbppProblem, load_problems
 from cyclefix.training.samples import record_from_json
 
 pytest.importorskip("rank_bm25")
@@ -36,7 +36,7 @@ REPEATED_WRONG = (
 REVERSE_WRONG = "```python\ndef reverse_words(s):\n    return s[::-1]\n```"
 
 
-def _problems(*ids: int) -> list:
+def _problems(*ids: int) -> list[MbppProblem]:
     return [p for p in load_problems(FIXTURES / "mbpp_small.jsonl") if p.task_id in ids]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cyclefix.bench.mutate import KINDS, Mutant
 from cyclefix.cli import main
-from cyclefix.training.mbpp import load_problems
+from cyclefix.training.mbpp import MbppProblem, load_problems
 from cyclefix.training.samples import record_from_json
 from cyclefix.training.seeded import kinds_in_turn, seeded_records
 
@@ -22,7 +22,7 @@ def _no_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
-def _problems(*ids: int) -> list:
+def _problems(*ids: int) -> list[MbppProblem]:
     return [p for p in load_problems(FIXTURES / "mbpp_small.jsonl") if p.task_id in ids]
 
 

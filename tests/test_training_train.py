@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -84,7 +85,9 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     raw.train_from_iterator(texts * 3, trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    # transformers leaves the fast tokenizer's __init__ unannotated (*args, **kwargs).
+    new_tokenizer: Callable[..., PreTrainedTokenizerFast] = PreTrainedTokenizerFast
+    tokenizer = new_tokenizer(
         tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
     tokenizer.chat_template = CHATML
@@ -187,10 +190,24 @@ def test_masked_tokens_cannot_influence_the_loss(tiny_base: Path) -> None:
     assert loss_with(other) != pytest.approx(base, abs=1e-5)
 
 
+class CommonSettings(TypedDict):
+    """The TrainConfig fields the straight and the resumed run share."""
+
+    base: str
+    data: tuple[Path, ...]
+    lr: float
+    batch: int
+    save_every: int
+    mix: float
+    pgm: float
+    lora_r: int
+    device: str
+
+
 def test_train_checkpoints_and_resume_match_an_uninterrupted_run(
     tiny_base: Path, data_file: Path, tmp_path: Path
 ) -> None:
-    common = {
+    common: CommonSettings = {
         "base": str(tiny_base),
         "data": (data_file,),
         "lr": 5e-3,
