@@ -32,6 +32,7 @@ from cyclefix.refine.source import (
     target_for_span,
 )
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
+from cyclefix.refine.types import Target
 from cyclefix.runner.results import Callee, Frame, TestCaseResult, TestRunResult
 
 MODULE = textwrap.dedent(
@@ -55,7 +56,7 @@ MODULE = textwrap.dedent(
 )
 
 
-def targets_for(source: str, *names: str, path: str = "stats.py"):
+def targets_for(source: str, *names: str, path: str = "stats.py") -> list[Target]:
     spans = {s.qualname: s for s in function_spans(ast.parse(source))}
     return [target_for_span(path, source, spans[n]) for n in names]
 
