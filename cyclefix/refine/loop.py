@@ -817,19 +817,10 @@ class _Session:
         broke = sorted(t.nodeid for t in run.failures if t.nodeid in rnd.passed_before)
         if broke:
             detail = f"breaks {len(broke)} test(s) that passed before: {', '.join(broke[:3])}"
-            return done(
-                "regressed",
-                code,
-                detail,
-                feedback=feedback,
-                run=run,
-                files=files,
-                failing=failing,
-                points_at=points_at,
-            )
-        detail = f"{len(run.failures)} of {len(run.tests)} tests still fail"
+        else:
+            detail = f"{len(run.failures)} of {len(run.tests)} tests still fail"
         return done(
-            "tests_failed",
+            "regressed" if broke else "tests_failed",
             code,
             detail,
             feedback=feedback,
