@@ -362,3 +362,42 @@ def test_run_summary_tells_the_editor_about_tests_not_run() -> None:
     assert run_summary(stopped) == (
         "1/2 tests pass, 1 failing; stopped at the timeout limit: 7 test(s) not run"
     )
+
+
+HELPER_MODULE = """\
+def helper(x):
+    if x > 1:
+        return x - 1
+    return x
+
+
+def caller(x):
+    return helper(x)
+"""
+
+HELPER_TESTS = """\
+from m import caller
+
+
+def test_two():
+    assert caller(2) == 2
+
+
+def test_one():
+    assert caller(1) == 1
+"""
+
+
+def test_each_failure_is_localized_with_the_runs_passing_tests(tmp_path: Path) -> None:
+    # Alone, the failing test blames `caller` (its assert names it); with the passing test that
+    # ran all of `caller` but not the faulty line of `helper`, the run points at `helper`.
+    from cyclefix.refine import RefineConfig, check
+    from cyclefix.server.server import _localize
+
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "m.py").write_text(HELPER_MODULE)
+    (tmp_path / "test_m.py").write_text(HELPER_TESTS)
+    run = check(tmp_path, config=RefineConfig())
+    assert run.traced and [t.nodeid for t in run.failures] == ["test_m.py::test_two"]
+    suspects = _localize(run)["test_m.py::test_two"]
+    assert [t.qualname for t in suspects][:2] == ["helper", "caller"]

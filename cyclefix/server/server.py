@@ -903,9 +903,9 @@ def _localize(run: TestRunResult) -> dict[str, tuple[Target, ...]]:
 
     out: dict[str, tuple[Target, ...]] = {}
     for case in run.failures[:MAX_LOCALIZED_FAILURES]:
-        single = TestRunResult(root=run.root, tests=(case,), exit_code=run.exit_code, duration=0.0)
         try:
-            out[case.nodeid] = suspects(single)
+            # The run's passing tests still count: what they executed clears the code they share.
+            out[case.nodeid] = suspects(run, (case,))
         except (CyclefixError, OSError, SyntaxError, ValueError) as exc:
             logger.info("cannot localize %s: %s", case.nodeid, exc)
             out[case.nodeid] = ()

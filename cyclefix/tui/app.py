@@ -759,10 +759,12 @@ class CyclefixApp(App[None]):
             return ()
         return self._suspects_of(replace(self._last_run, tests=cases, collection_errors=()))
 
-    def _suspects_of(self, run: TestRunResult) -> tuple[Target, ...]:
+    def _suspects_of(
+        self, run: TestRunResult, failures: Sequence[TestCaseResult] | None = None
+    ) -> tuple[Target, ...]:
         # Suspects only guide the eye: a failure to localize must not take the app down.
         try:
-            return suspects(run)
+            return suspects(run, failures)
         except Exception:
             self.log.error(traceback.format_exc())
             return ()
@@ -847,7 +849,9 @@ class CyclefixApp(App[None]):
     def _case_suspects(self, case: TestCaseResult) -> tuple[Target, ...]:
         if self._last_run is None:
             return ()
-        return self._suspects_of(replace(self._last_run, tests=(case,), collection_errors=()))
+        # Every known test stays in the run: the passing ones count for the spectrum.
+        run = replace(self._last_run, tests=tuple(self._cases.values()), collection_errors=())
+        return self._suspects_of(run, (case,))
 
     def _show_source(
         self, rel: str, subtitle: str = "", targets: Sequence[Target] | None = None
