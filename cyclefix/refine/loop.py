@@ -777,8 +777,7 @@ class _Session:
                 )
         if self.deadline.event.is_set():
             return done("cancelled", code, "stopped before the tests ran")
-        failing_first = [t.nodeid for t in state.run.failures] if state.run else []
-        run = self.verifier.run_candidate(scratch, files, base, failing_first)
+        run = self.verifier.run_candidate(scratch, files, base, state.run)
         if run.cancelled:
             return done("cancelled", code, "stopped while the tests ran", run=run)
         failing = run.failures[0] if run.failures else None

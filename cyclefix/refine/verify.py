@@ -1,8 +1,12 @@
 """Verification: the test runs of one fix, the user's and each candidate's in the scratch copy.
 
 A candidate is written into the scratch copy only for its run and the base text is put back
-after it; the previously failing tests run first. With explicit `--tests`, a candidate that
-passes them must not break the other tests of the modules it changed either.
+after it; the previously failing tests run first. Where the selection's tests take a while (a
+real suite), they run first on their own: a candidate that fixes none of them costs only their
+time, one that fixes all is checked on the rest up to its first failure, and one that fixes some
+runs the whole selection (what else it changed decides whether it is progress). With explicit
+`--tests`, a candidate that passes them must not break the other tests of the modules it
+changed either.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ SLOW_TEST_CAP = 60.0
 # A candidate's run stops after this many timed-out tests: each costs a full timeout, and a
 # candidate that hangs twice is rejected anyway.
 CANDIDATE_MAX_HANGS = 2
+# Below this many seconds of tests in the user's run, a candidate runs the whole selection in
+# one process: a second pytest start would cost more than the tests it saves.
+STAGED_MIN_TEST_SECONDS = 1.0
 
 
 class Verifier:
@@ -73,7 +80,14 @@ class Verifier:
             f"(a test of this project took {slowest:.1f} s)"
         )
 
-    def run_tests(self, root: Path, selection: Sequence[str], *, scratch: bool) -> TestRunResult:
+    def run_tests(
+        self,
+        root: Path,
+        selection: Sequence[str],
+        *,
+        scratch: bool,
+        stop_on_first_failure: bool = False,
+    ) -> TestRunResult:
         """One run of `selection` in `root`: the user's project, or the scratch copy."""
         self.emit(TestsStarted(root, tuple(selection), scratch))
         limits = (
@@ -91,6 +105,7 @@ class Verifier:
             # Candidates run on the scratch copy: they may write nothing of the user's.
             confinement=Confinement(self.root) if scratch else None,
             pass_env=self.pass_env,
+            stop_on_first_failure=stop_on_first_failure,
         )
         self.emit(TestsFinished(run, scratch))
         return run
@@ -116,12 +131,46 @@ class Verifier:
         scratch: Path,
         files: dict[str, str],
         base: dict[str, str],
-        failing_first: Sequence[str],
+        base_run: TestRunResult | None,
     ) -> TestRunResult:
-        """The selection with the candidate's `files` in place, `failing_first` first."""
-        selection = order_failing_first(self.selection, list(failing_first))
-        return self.with_files(
-            scratch, files, base, lambda: self.run_tests(scratch, selection, scratch=True)
+        """The selection with the candidate's `files` in place, the tests failing in
+        `base_run` (the code it rewrites) first; staged where the tests take a while."""
+        failing = [t.nodeid for t in base_run.failures] if base_run is not None else []
+        selection = order_failing_first(self.selection, failing)
+
+        def whole(stop_on_first_failure: bool = False) -> TestRunResult:
+            return self.run_tests(
+                scratch, selection, scratch=True, stop_on_first_failure=stop_on_first_failure
+            )
+
+        if base_run is None or not self._stageable(scratch, base_run, failing):
+            return self.with_files(scratch, files, base, whole)
+
+        def staged() -> TestRunResult:
+            first = self.run_tests(scratch, failing, scratch=True)
+            if first.collection_errors or first.cancelled or first.timed_out:
+                return first
+            if first.all_passed:
+                return whole(stop_on_first_failure=True)  # the rest must still pass
+            if first.passed:
+                return whole()  # progress, if it broke nothing else: run it all to know
+            ran = {t.nodeid for t in first.tests}
+            rest = tuple(t for t in base_run.tests if t.nodeid not in ran)
+            note = f"the other {len(rest)} test(s) were not run: the failing tests still fail"
+            return dataclasses.replace(first, tests=first.tests + rest, notes=(*first.notes, note))
+
+        return self.with_files(scratch, files, base, staged)
+
+    @staticmethod
+    def _stageable(scratch: Path, base_run: TestRunResult, failing: Sequence[str]) -> bool:
+        """Whether running the failing tests on their own first can pay: real test ids of
+        files in the copy, not all of the selection, and tests that take a while."""
+        if not failing or len(failing) >= len(base_run.tests) or base_run.collection_errors:
+            return False
+        if sum(t.duration for t in base_run.tests) < STAGED_MIN_TEST_SECONDS:
+            return False
+        return all(
+            "::" in nodeid and (scratch / nodeid.partition("::")[0]).is_file() for nodeid in failing
         )
 
     def regressions(self, scratch: Path, files: dict[str, str], base: dict[str, str]) -> str:
