@@ -10,40 +10,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from git_support import GIT_ENV, commit_all, git
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LEAP_FIX = (
     "```python\ndef is_leap_year(year: int) -> bool:\n"
     "    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)\n```\n"
 )
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_ENV},
-    ).stdout
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     root = tmp_path / "leap_year"
     shutil.copytree(EXAMPLES / "leap_year", root)
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "start")
+    commit_all(root)
     return root
 
 

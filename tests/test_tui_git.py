@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from git_support import GIT_ENV, commit_all, git
 from tui_support import (
     BUGGY_MEAN,
     FIX_REPLY,
@@ -20,31 +19,14 @@ from tui_support import (
     wait_for,
 )
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout
-
 
 async def test_accept_with_git_on_apply_commit_commits_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    for key, value in GIT_ENV.items():
+    for key, value in GIT_ENV.items():  # the app commits in this process
         monkeypatch.setenv(key, value)
     project = copy_project(tmp_path)
-    git(project, "init", "-q")
-    git(project, "add", ".")
-    git(project, "commit", "-q", "-m", "start")
+    commit_all(project)
     app = make_app(project, factory=scripted_factory([FIX_REPLY]))
     app.settings = dataclasses.replace(app.settings, git_on_apply="commit")
     async with app.run_test(size=SIZE) as pilot:
