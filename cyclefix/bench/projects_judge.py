@@ -19,6 +19,7 @@ from cyclefix.bench.projects_manifest import InjectedBug, materialize
 from cyclefix.errors import CyclefixError
 from cyclefix.refine import RefineConfig, TestRunResult, check
 from cyclefix.refine.source import normalized_code
+from cyclefix.runner import Confinement
 
 # Regressions named per judgement (the count is always whole).
 REGRESSIONS_SHOWN = 5
@@ -107,7 +108,8 @@ def judge_fix(
                 raise CyclefixError(f"a fix changed {rel}, outside the library")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        run = check(tree, config=judge_config(spec))
+        # The fix is the model's code: judged confined to this copy, like a candidate.
+        run = check(tree, config=judge_config(spec), confinement=Confinement(pristine))
     now = passing_ids(run)
     missing = sorted(expected - now)
     return Judgement(
