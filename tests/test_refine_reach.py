@@ -186,17 +186,18 @@ def _described_module(functions: int) -> str:
 
 
 DOUBLE_FIX = fence("def double(x):\n    return x + x\n")
+DOUBLE_TEST = "from calc import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
+
+
+def double_project(root: Path, other_functions: int) -> Path:
+    """`calc.double` with a bug under a long module description, and its test."""
+    return write(
+        root, {"calc.py": _described_module(other_functions), "tests/test_calc.py": DOUBLE_TEST}
+    )
 
 
 def test_a_prompt_over_the_window_narrows_instead_of_failing(tmp_path: Path) -> None:
-    project = write(
-        tmp_path / "p",
-        {
-            "calc.py": _described_module(30),
-            "tests/test_calc.py": "from calc import double\n\n\ndef test_double():\n"
-            "    assert double(2) == 4\n",
-        },
-    )
+    project = double_project(tmp_path / "p", 30)
     wide = WindowedScripted([DOUBLE_FIX], n_ctx=100_000)
     assert fix(project, wide, config=CONFIG).status == "fixed"
     full = wide.count_tokens(wide.calls[0])
@@ -227,14 +228,7 @@ def test_a_whole_module_over_the_window_narrows_to_the_function_the_test_names(
 
 
 def test_no_prompt_that_fits_ends_not_fixed_with_a_note_not_an_error(tmp_path: Path) -> None:
-    project = write(
-        tmp_path / "p",
-        {
-            "calc.py": _described_module(3),
-            "tests/test_calc.py": "from calc import double\n\n\ndef test_double():\n"
-            "    assert double(2) == 4\n",
-        },
-    )
+    project = double_project(tmp_path / "p", 3)
     backend = WindowedScripted([DOUBLE_FIX], n_ctx=60)
     result = fix(project, backend, config=CONFIG)
     assert result.status == "not_fixed" and result.error is None
