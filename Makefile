@@ -38,7 +38,8 @@ test-fast: $(STAMPS)/test-deps $(STAMPS)/training-deps
 	$(PY) -m pytest -m "not model" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
 
-lint: $(STAMPS)/test-deps
+# mypy reads the training tests' imports (torch, tokenizers, safetensors): the training deps too.
+lint: $(STAMPS)/test-deps $(STAMPS)/training-deps
 	$(VENV)/bin/ruff check cyclefix tests
 	$(VENV)/bin/mypy cyclefix tests
 
