@@ -165,6 +165,11 @@ def _attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float
         tests_passed=attempt.tests_passed,
         tests_total=attempt.tests_total,
         forked=attempt.forked,
+        score_s=round(attempt.score_s, 3),
+        prompt_eval_s=round(attempt.prompt_eval_s, 3),
+        prompt_tokens_cached=attempt.prompt_tokens_cached,
+        generate_s=round(attempt.generate_s, 3),
+        tests_s=round(attempt.tests_s, 3),
     )
 
 

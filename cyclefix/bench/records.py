@@ -43,6 +43,12 @@ class AttemptStats:
     tests_passed: int = 0
     tests_total: int = 0
     forked: bool = False
+    # The attempt's phases (refine.types.Attempt); zero in lines written before they were kept.
+    score_s: float = 0.0
+    prompt_eval_s: float = 0.0
+    prompt_tokens_cached: int = 0
+    generate_s: float = 0.0
+    tests_s: float = 0.0
 
 
 @dataclass(frozen=True)

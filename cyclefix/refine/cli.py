@@ -217,6 +217,7 @@ def _run_fix(args: argparse.Namespace) -> int:
     from cyclefix.refine.importtime import blocking_collection_error, failures_with_import_errors
     from cyclefix.refine.report import fix_result_to_dict
 
+    command_started = time.monotonic()
     if (args.commit or args.stage) and not args.apply:
         raise CyclefixError("--commit and --stage keep an applied fix: add --apply")
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
@@ -242,10 +243,13 @@ def _run_fix(args: argparse.Namespace) -> int:
     progress = Progress(out, verbosity)
     _cancel_on_signals(cancel)
 
+    tests_started = time.monotonic()
     initial = _in_worker(
         lambda: refine.check(path, tests, config=config, on_event=progress, cancel=cancel),
         cancel,
     )
+    initial_tests_s = time.monotonic() - tests_started
+    model_load_s = 0.0
     result: FixResult
     # Import-time errors in project code are bugs for the model (refine.importtime); other
     # collection errors, no tests or nothing failing end without loading it.
@@ -258,10 +262,12 @@ def _run_fix(args: argparse.Namespace) -> int:
             path, _NoModel(), tests=tests, config=config, initial_run=initial, cancel=cancel
         )
     else:
+        loading = time.monotonic()
         with out.status(f"Loading model {plain(settings.model)}…"):
             backend = refine.open_backend(
                 settings.model, n_threads=settings.threads, n_gpu_layers=settings.gpu_layers
             )
+        model_load_s = time.monotonic() - loading
         device = getattr(backend, "device", None)
         if device is not None:
             progress.print(f"Model {plain(backend.name)} on {plain(device.describe())}")
@@ -291,6 +297,13 @@ def _run_fix(args: argparse.Namespace) -> int:
             result = dataclasses.replace(
                 result, status="error", error=f"the verified fix was not applied: {exc}"
             )
+    # The whole command's seconds, so that its phases add up to what the user waited.
+    result = dataclasses.replace(
+        result,
+        seconds=time.monotonic() - command_started,
+        model_load_s=model_load_s,
+        initial_tests_s=initial_tests_s,
+    )
     if args.json:
         print(json.dumps(fix_result_to_dict(result, applied=applied), indent=2))
     else:

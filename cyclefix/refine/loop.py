@@ -246,6 +246,9 @@ class _Session:
         self.left_out: list[str] = []
         self.rounds: list[RoundRecord] = []
         self.notes: list[str] = []
+        # Seconds of the user's run of the tests (when this fix ran it) and of localizing.
+        self.initial_tests_s = 0.0
+        self.localize_s = 0.0
         if self.python.note:
             self.notes.append(self.python.note)
 
@@ -288,6 +291,8 @@ class _Session:
             self.backend.name,
             error,
             tuple(notes),
+            initial_tests_s=self.initial_tests_s,
+            localize_s=self.localize_s,
         )
 
     def _status_when_stopped(self) -> FixStatus:
@@ -297,7 +302,9 @@ class _Session:
 
     def run(self, initial: TestRunResult | None, started: float) -> FixResult:
         if initial is None:
+            tests_started = time.monotonic()
             initial = self.verifier.run_tests(self.root, self.selection, scratch=False)
+            self.initial_tests_s = time.monotonic() - tests_started
         # What the user's run says of itself (tests not run after hangs, a rerun) is theirs to see.
         self.notes.extend(n for n in initial.notes if n not in self.notes)
         if initial.cancelled:
@@ -344,7 +351,9 @@ class _Session:
                     "stopped: time budget spent" if self.deadline.expired else "cancelled"
                 )
                 break
+            localizing = time.monotonic()
             chosen = self._next_focus(scratch, initial, state, fruitless, targets, latest)
+            self.localize_s += time.monotonic() - localizing
             if chosen is None:
                 break
             focus, prompt, latest = chosen
@@ -477,7 +486,7 @@ class _Session:
         resamples of answers that never reached the tests (leaving a copy where the model
         hesitated when the backend tells, else hotter), then a rewrite from the intent after a
         fork that failed."""
-        probe_started = time.monotonic()
+        scoring = time.monotonic()
         # Where a copy hesitated, in order: the same prompt continues from there.
         branches, forked = self._branches_off_copies(prompt, temperature, rnd.targets)
         outcome = self._attempt(
@@ -486,7 +495,7 @@ class _Session:
             temperature,
             branches.pop(0) if branches else "",
             forked=forked,
-            started=probe_started,
+            score_s=time.monotonic() - scoring,
         )
         attempts = [outcome.attempt]
         # Resamples spent; a fork that comes back a copy (another spelling of the same
@@ -660,11 +669,12 @@ class _Session:
     def _resample(self, rnd: _Round, prompt: RefinePrompt) -> _Outcome:
         """A hotter attempt with a note, leaving a copy the model would write back
         (`_branches_off_copies`), else sampled."""
-        started = time.monotonic()
+        scoring = time.monotonic()
         temperature = self.config.copy_temperature
         branches, forked = self._branches_off_copies(prompt, temperature, rnd.targets)
         branch = branches[0] if branches else ""
-        return self._attempt(rnd, prompt, temperature, branch, forked=forked, started=started)
+        score_s = time.monotonic() - scoring
+        return self._attempt(rnd, prompt, temperature, branch, forked=forked, score_s=score_s)
 
     def _attempt(
         self,
@@ -674,12 +684,13 @@ class _Session:
         branch: str = "",
         *,
         forked: bool = False,
-        started: float | None = None,
+        score_s: float = 0.0,
     ) -> _Outcome:
         """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
         check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
-        the model would likely have written. Its time counts from `started`."""
-        t0 = time.monotonic() if started is None else started
+        the model would likely have written. `score_s`: seconds just spent scoring copies
+        for it (refine.copies), counted in its time."""
+        t0 = time.monotonic() - score_s
         prefix = answer_prefix(prompt.faulty_code)
         options = GenerationOptions(
             temperature=temperature,
@@ -709,6 +720,7 @@ class _Session:
             files: dict[str, str] | None = None,
             failing: TestCaseResult | None = None,
             points_at: str = "",
+            tests_s: float = 0.0,
         ) -> _Outcome:
             passed = len(run.passed) if run else 0
             total = len(run.tests) if run else 0
@@ -726,6 +738,11 @@ class _Session:
                 total,
                 forked=forked,
                 points_at=points_at,
+                score_s=score_s,
+                prompt_eval_s=gen.prompt_seconds,
+                prompt_tokens_cached=gen.prompt_tokens_cached,
+                generate_s=gen.generate_seconds,
+                tests_s=tests_s,
             )
             self.emit(AttemptFinished(attempt))
             branches = (
@@ -777,9 +794,11 @@ class _Session:
                 )
         if self.deadline.event.is_set():
             return done("cancelled", code, "stopped before the tests ran")
+        testing = time.monotonic()
         run = self.verifier.run_candidate(scratch, files, base, state.run)
+        tests_s = time.monotonic() - testing
         if run.cancelled:
-            return done("cancelled", code, "stopped while the tests ran", run=run)
+            return done("cancelled", code, "stopped while the tests ran", run=run, tests_s=tests_s)
         failing = run.failures[0] if run.failures else None
         if run.collection_errors:
             err = run.collection_errors[0]
@@ -798,14 +817,24 @@ class _Session:
                 run=run,
                 files=files,
                 failing=raised,
+                tests_s=tests_s,
             )
         if run.all_passed:
+            testing = time.monotonic()
             regression = self.verifier.regressions(scratch, files, base)
+            tests_s += time.monotonic() - testing
             if regression:
                 return done(
-                    "regressed", code, regression, feedback=regression, run=run, files=files
+                    "regressed",
+                    code,
+                    regression,
+                    feedback=regression,
+                    run=run,
+                    files=files,
+                    tests_s=tests_s,
                 )
-            return done("passed", code, f"all {len(run.tests)} tests pass", run=run, files=files)
+            passed = f"all {len(run.tests)} tests pass"
+            return done("passed", code, passed, run=run, files=files, tests_s=tests_s)
         feedback = feedback_text(failing) if failing else first_line(run.output_tail)
         # Where this failure now points, when not at a function the answer rewrote.
         written = {*spliced.replaced, *spliced.added}
@@ -827,6 +856,7 @@ class _Session:
             files=files,
             failing=failing,
             points_at=points_at,
+            tests_s=tests_s,
         )
 
     def _points_at(

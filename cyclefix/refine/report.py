@@ -46,6 +46,27 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "tests_passed": a.tests_passed,
         "tests_total": a.tests_total,
         "points_at": a.points_at or None,
+        "score_s": round(a.score_s, 3),
+        "prompt_eval_s": round(a.prompt_eval_s, 3),
+        "prompt_tokens_cached": a.prompt_tokens_cached,
+        "generate_s": round(a.generate_s, 3),
+        "tests_s": round(a.tests_s, 3),
+    }
+
+
+def phases(result: FixResult) -> dict[str, float]:
+    """Where the command's seconds went, phase by phase (unrounded); they add up to
+    `result.seconds`."""
+    attempts = result.attempts
+    return {
+        "model_load_s": result.model_load_s,
+        "initial_tests_s": result.initial_tests_s,
+        "localize_s": result.localize_s,
+        "score_s": sum(a.score_s for a in attempts),
+        "prompt_eval_s": sum(a.prompt_eval_s for a in attempts),
+        "generate_s": sum(a.generate_s for a in attempts),
+        "tests_s": sum(a.tests_s for a in attempts),
+        "overhead_s": result.overhead_s,
     }
 
 
@@ -58,6 +79,7 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
         "root": str(result.root),
         "model": result.model,
         "seconds": round(result.seconds, 3),
+        "phases": {name: round(value, 3) for name, value in phases(result).items()},
         "applied": applied,
         "diff": result.diff,
         "files": [{"path": str(c.path), "diff": c.diff} for c in result.changes],

@@ -83,6 +83,19 @@ class Attempt:
     # The function this attempt's failing test raised in ("path::qualname") when the answer
     # did not write it: where a later round may move.
     points_at: str = ""
+    # Where `seconds` went (the rest is splicing and checks): scoring likely copies before
+    # generating (refine.copies), the model reading the prompt (`prompt_tokens_cached` of its
+    # tokens reused from the KV cache), writing the answer, and the candidate's test runs.
+    score_s: float = 0.0
+    prompt_eval_s: float = 0.0
+    prompt_tokens_cached: int = 0
+    generate_s: float = 0.0
+    tests_s: float = 0.0
+
+    @property
+    def phase_seconds(self) -> float:
+        """Seconds of this attempt in a named phase (model or tests)."""
+        return self.score_s + self.prompt_eval_s + self.generate_s + self.tests_s
 
     @property
     def is_copy(self) -> bool:
@@ -118,6 +131,18 @@ class FixResult:
     model: str
     error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Phases of `seconds` besides the attempts' own: loading the model, the user's run of the
+    # tests, localizing the failures and fitting each round's prompt (overhead_s: the rest).
+    model_load_s: float = 0.0
+    initial_tests_s: float = 0.0
+    localize_s: float = 0.0
+
+    @property
+    def overhead_s(self) -> float:
+        """Seconds in no named phase (scratch copies, splicing, bookkeeping): the phases add up
+        to `seconds`; negative only if two phases were counted over the same time."""
+        named = self.model_load_s + self.initial_tests_s + self.localize_s
+        return self.seconds - named - sum(a.phase_seconds for a in self.attempts)
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
