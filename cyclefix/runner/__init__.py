@@ -18,6 +18,7 @@ from cyclefix.runner.results import (
     CollectionError,
     Frame,
     Outcome,
+    RunPhases,
     TestCaseResult,
     TestRunResult,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Frame",
     "Outcome",
     "ProjectPython",
+    "RunPhases",
     "SandboxLimits",
     "TestCaseResult",
     "TestRunResult",

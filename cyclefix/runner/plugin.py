@@ -12,9 +12,10 @@ before pytest starts, so that pytest does not assertion-rewrite it (a fresh pars
 Records (each a signed JSON line, written whole under a lock; see protocol.py):
     {"event": "collect_start", "nodeid": ...}        a test module is being imported
     {"event": "collect_error", "nodeid", "path", "line", "message", "exc_type", "project_frames"}
-    {"event": "collected", "nodeids": [...]}          the final selection, in run order
+    {"event": "session_start", "t": ...}              pytest's session begins (monotonic time)
+    {"event": "collected", "nodeids": [...], "t"}     the final selection, in run order
     {"event": "start", "nodeid": ...}                 a test begins
-    {"event": "test", "nodeid", "outcome", ...}       a test ended (fields of TestCaseResult)
+    {"event": "test", "nodeid", "outcome", ..., "t"}  a test ended (fields of TestCaseResult)
     {"event": "watchdog", "nodeid", "seconds"}        the test ignored its timeout: exiting now
     {"event": "trace", "active": false, "reason": ...} a traced run was asked for but is impossible
     {"event": "session_finish", "exitstatus": n}
@@ -471,7 +472,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state
     if state is not None:
         state.session = session
-        state.writer.write({"event": "collected", "nodeids": [i.nodeid for i in session.items]})
+        nodeids = [i.nodeid for i in session.items]
+        state.writer.write({"event": "collected", "nodeids": nodeids, "t": time.monotonic()})
 
 
 # ---------------------------------------------------------------- running tests
@@ -598,18 +600,26 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
     _set_hard_deadline(state, None, "")
     record = _test_record(state, nodeid)
     if state.tracer is not None:
-        record["executed"] = state.tracer.take()
+        # Arguments and results of the first calls, only where a failing test needs them.
+        record["executed"] = state.tracer.take(calls=record["outcome"] not in ("passed", "skipped"))
         if state.tracer.incomplete:
             record["trace_incomplete"] = True  # the test replaced our tracer for a while
     state.current = None
     state.details.pop(nodeid, None)
     state.phases = {}
+    record["t"] = time.monotonic()
     state.writer.write(record)
     if record["outcome"] == "timeout":
         state.hangs += 1
         if state.max_hangs and state.hangs >= state.max_hangs and state.session is not None:
             # The rest would most likely hang too, a timeout each: not worth the wait.
             state.session.shouldstop = f"cyclefix: {state.hangs} test(s) timed out"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = _state
+    if state is not None:  # the end of start-up: interpreter, pytest, plugins, conftests
+        state.writer.write({"event": "session_start", "t": time.monotonic()})
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -79,6 +79,7 @@ class CaseRecord(_CaseRecordRequired, total=False):
     line_source: str | None
     project_frames: list[Frame]
     callees: dict[str, list[str]]
+    t: float  # time.monotonic() when the test's teardown ended
 
 
 class NodeRecord(TypedDict):
@@ -99,9 +100,15 @@ class CollectErrorRecord(_CollectErrorRequired, total=False):
     line: int | None
 
 
+class SessionStartRecord(TypedDict):
+    event: str  # "session_start": pytest's session begins (interpreter and imports done)
+    t: float  # the test process's time.monotonic()
+
+
 class CollectedRecord(TypedDict):
     event: str  # "collected": the final selection, in run order
     nodeids: list[str]
+    t: float  # time.monotonic() when collection finished
 
 
 class WatchdogRecord(TypedDict):

@@ -70,6 +70,16 @@ class Callee:
 
 
 @dataclass(frozen=True)
+class ProbedCall:
+    """One call a failing test made to a project function: its arguments and what came out,
+    each rendered (bounded, never by the project's own __repr__) in the test process."""
+
+    call: str  # e.g. "percent_of(125, 10)"
+    returned: str | None = None  # e.g. "12"; None when it raised or never returned
+    raised: str | None = None  # e.g. "ValueError('negative')"
+
+
+@dataclass(frozen=True)
 class ExecutedFunction:
     """A project (non-test) function a test executed, and which of its lines ran."""
 
@@ -77,6 +87,8 @@ class ExecutedFunction:
     qualname: str  # e.g. "Invoice.tax", "percent_of"
     line: int  # its def line
     lines: tuple[int, ...] = ()  # the lines that ran (empty when only calls were traced)
+    # Its first calls in a failing test (runner.trace's probe); empty in a passing test.
+    calls: tuple[ProbedCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,25 @@ class CollectionError:
     # (deepest last): a bug in project code found while importing a test module.
     exc_type: str | None = None
     project_frames: tuple[Frame, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunPhases:
+    """Where a run's wall time went, summed over its pytest processes (informational only).
+
+    The phases come from the test process's monotonic clock through its signed records; the
+    parent's own clock gives the start and end of each process, so they add up to at most
+    `total_s` (the rest is interpreter shutdown and record handling).
+    """
+
+    # Process start until the plugin's session starts: interpreter, pytest and plugin imports.
+    startup_s: float
+    # Collection: importing the test modules and building the selection.
+    collect_s: float
+    # Setup, call and teardown of the tests.
+    tests_s: float
+    # Wall time of the test processes, from spawn until they were reaped.
+    total_s: float
 
 
 @dataclass(frozen=True)
@@ -116,6 +147,8 @@ class TestRunResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Whether per-test execution was recorded (TestCaseResult.executed is meaningful).
     traced: bool = False
+    # Where the time went; None when no test process was started.
+    phases: RunPhases | None = None
 
     @property
     def failures(self) -> tuple[TestCaseResult, ...]:

@@ -38,6 +38,8 @@ from cyclefix.runner.results import (
     ExecutedFunction,
     Frame,
     Outcome,
+    ProbedCall,
+    RunPhases,
     TestCaseResult,
     TestRunResult,
 )
@@ -173,6 +175,36 @@ class _Attempt:
     untrusted: str = ""
     # We killed pytest after its session ended (a lingering thread): its exit status is ours.
     killed_after_session: bool = False
+    # Monotonic times: spawn and reap (this side), session start, collection end and the
+    # last test's end (the test process's records; the same clock on one machine).
+    spawned: float = 0.0
+    reaped: float = 0.0
+    session_started: float | None = None
+    collected_at: float | None = None
+    last_test_at: float | None = None
+
+    def phases(self) -> RunPhases:
+        """This process's share of the run's phases; a phase it never reached is 0."""
+        total = max(self.reaped - self.spawned, 0.0)
+
+        def span(start: float, end: float) -> float:
+            return min(max(end - start, 0.0), total)
+
+        if self.session_started is None:
+            return RunPhases(startup_s=total, collect_s=0.0, tests_s=0.0, total_s=total)
+        collect_end = self.reaped if self.collected_at is None else self.collected_at
+        if self.collected_at is None:
+            tests = 0.0
+        elif self.running is not None:  # died in a test: it ran until the process ended
+            tests = span(self.collected_at, self.reaped)
+        else:
+            tests = span(self.collected_at, self.last_test_at or self.collected_at)
+        return RunPhases(
+            startup_s=span(self.spawned, self.session_started),
+            collect_s=span(self.session_started, collect_end),
+            tests_s=tests,
+            total_s=total,
+        )
 
 
 @dataclass
@@ -198,6 +230,7 @@ class _Run:
     # incomplete because they replaced the tracer.
     untraced_reason: str = ""
     trace_incomplete: list[str] = field(default_factory=list)
+    phases: list[RunPhases] = field(default_factory=list)
 
     def execute(self) -> TestRunResult:
         started = time.monotonic()
@@ -218,6 +251,7 @@ class _Run:
                         break
                     limits = replace(limits, run_timeout=remaining)
                 attempt, ended = self._one_process(plan, workdir, limits, skip_tests, skip_modules)
+                self.phases.append(attempt.phases())
                 attempt.untrusted = attempt.untrusted or self._disagreement(attempt, ended)
                 session_exits.append(None if attempt.untrusted else attempt.session_exit)
                 network_isolated = network_isolated and ended.network_isolated
@@ -266,6 +300,7 @@ class _Run:
             output_tail=output[-limit:] if limit else output,
             notes=tuple(self.notes),
             traced=self.trace and not self.untraced_reason,
+            phases=_sum_phases(self.phases),
         )
 
     def _stopped_at_failure(self) -> bool:
@@ -351,6 +386,7 @@ class _Run:
             fds.close(key_write)
             os.set_blocking(results_read, False)
             env = self._environment(plan, workdir, results_write, key_read)
+            attempt.spawned = time.monotonic()
             process = SandboxedProcess(
                 argv,
                 cwd=self.root,
@@ -403,7 +439,9 @@ class _Run:
                 attempt.hung = "collect:" + attempt.collecting
                 process.kill(f"importing {attempt.collecting} did not stop")
         # A line cut short by the end of the process is dropped: it proves nothing either way.
-        return attempt, process.close()
+        ended = process.close()
+        attempt.reaped = time.monotonic()
+        return attempt, ended
 
     def _environment(
         self, plan: confine.ConfinePlan | None, workdir: Path, results_fd: int, key_fd: int
@@ -463,6 +501,7 @@ class _Run:
                 return False
             attempt.running = None
             attempt.finished[case.nodeid] = case
+            attempt.last_test_at = _float_or_none(record.get("t")) or attempt.last_test_at
             # A timeout raised inside the tracer unsets it: expected, not worth a note.
             if record.get("trace_incomplete") is True and case.outcome != "timeout":
                 self.trace_incomplete.append(case.nodeid)
@@ -481,8 +520,11 @@ class _Run:
                     project_frames=_frames_from_record(record.get("project_frames")),
                 )
             )
+        elif event == "session_start":
+            attempt.session_started = _float_or_none(record.get("t"))
         elif event == "collected":
             attempt.collecting = None
+            attempt.collected_at = _float_or_none(record.get("t"))
             nodeids = record.get("nodeids")
             attempt.collected = [str(n) for n in nodeids] if isinstance(nodeids, list) else []
             if self.collected_total is None:
@@ -694,6 +736,22 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _sum_phases(phases: Sequence[RunPhases]) -> RunPhases | None:
+    """The phases of a run's processes added up; None when none was started."""
+    if not phases:
+        return None
+    return RunPhases(
+        startup_s=sum(p.startup_s for p in phases),
+        collect_s=sum(p.collect_s for p in phases),
+        tests_s=sum(p.tests_s for p in phases),
+        total_s=sum(p.total_s for p in phases),
+    )
+
+
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -782,8 +840,23 @@ def _executed_from_record(items: object) -> tuple[ExecutedFunction, ...]:
             if isinstance(lines, list)
             else ()
         )
-        found.append(ExecutedFunction(path, qualname, first, numbers))
+        found.append(
+            ExecutedFunction(path, qualname, first, numbers, _probed_calls(item.get("calls")))
+        )
     return tuple(found)
+
+
+def _probed_calls(items: object) -> tuple[ProbedCall, ...]:
+    """The probe's calls of one traced function; malformed entries are dropped."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        ProbedCall(
+            item["call"], _str_or_none(item.get("returned")), _str_or_none(item.get("raised"))
+        )
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("call"), str)
+    )
 
 
 @functools.lru_cache(maxsize=1)
