@@ -17,7 +17,7 @@ from typing import Any
 
 from cyclefix.bench import mbpp_oracle
 from cyclefix.bench.examples import confirmed_asserts
-from cyclefix.bench.tasks import HIDDEN_TEST_FILE, BenchTask
+from cyclefix.bench.tasks import HIDDEN_TEST_FILE, BenchTask, TaskProtocol
 from cyclefix.errors import CyclefixError
 
 MBPP_FILE = "mbpp.jsonl"
@@ -210,48 +210,77 @@ def _plus_hidden_test(entry: str) -> str:
     return _PLUS_HIDDEN_TEST.format(entry=entry, inputs=INPUTS_FILE)
 
 
+def plus_task(
+    row: dict[str, Any],
+    visible: Sequence[str],
+    oracle_source: str,
+    *,
+    task_id: str,
+    prompt: str,
+    protocol: TaskProtocol = "cycle",
+) -> BenchTask:
+    """An MBPP+ row as a task: `visible` asserts give feedback; base and plus inputs score."""
+    number = int(str(row["task_id"]).split("/")[-1])
+    entry = row["entry_point"]
+    reference = row["canonical_solution"].strip() + "\n"
+    inputs = {
+        "task": number,
+        "entry": entry,
+        "atol": float(row.get("atol", 0) or 0),
+        "base": row["base_input"],
+        "plus": row["plus_input"],
+    }
+    return BenchTask(
+        task_id=task_id,
+        kind="generate",
+        prompt=prompt,
+        entry_point=entry,
+        description=_plus_description(row["prompt"])[0],
+        fallback_signature=signature_of(reference, entry),
+        visible_tests=visible_module("", visible) if visible else "",
+        hidden_files={
+            HIDDEN_TEST_FILE: _plus_hidden_test(entry),
+            ORACLE_FILE: oracle_source,
+            REFERENCE_FILE: reference,
+            INPUTS_FILE: json.dumps(inputs),
+        },
+        hidden_tests=(HIDDEN_TEST_FILE,),
+        hidden_timeout=60.0,
+        protocol=protocol,
+    )
+
+
+def confirmed_prompt_asserts(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each row's prompt asserts that its reference passes (a few fail and would mislead)."""
+    parsed = {row["task_id"]: _plus_description(row["prompt"])[1] for row in rows}
+    confirmed = confirmed_asserts(
+        {row["task_id"]: (row["canonical_solution"], parsed[row["task_id"]]) for row in rows}
+    )
+    return {tid: [parsed[tid][i] for i in confirmed[tid]] for tid in parsed}
+
+
+def oracle_source() -> str:
+    return Path(mbpp_oracle.__file__).read_text(encoding="utf-8")
+
+
 def load_mbpp_plus(data_dir: Path | None = None) -> list[BenchTask]:
     """MBPP+ problems of the MBPP test split: prompt's assert visible, EvalPlus inputs scored."""
     rows = read_jsonl(find_data_dir(data_dir) / MBPP_PLUS_FILE)
-    oracle_source = Path(mbpp_oracle.__file__).read_text(encoding="utf-8")
     rows = [row for row in rows if int(str(row["task_id"]).split("/")[-1]) in TEST_SPLIT]
-    parsed = {row["task_id"]: _plus_description(row["prompt"]) for row in rows}
-    # A prompt assert the reference fails (a few exist) would teach the model the wrong thing.
-    confirmed = confirmed_asserts(
-        {row["task_id"]: (row["canonical_solution"], parsed[row["task_id"]][1]) for row in rows}
-    )
+    visible = confirmed_prompt_asserts(rows)
+    source = oracle_source()
     tasks: list[BenchTask] = []
     for row in rows:
         number = int(str(row["task_id"]).split("/")[-1])
-        entry = row["entry_point"]
-        description, shown = parsed[row["task_id"]]
-        visible = [shown[i] for i in confirmed[row["task_id"]]]
-        reference = row["canonical_solution"].strip() + "\n"
-        inputs = {
-            "task": number,
-            "entry": entry,
-            "atol": float(row.get("atol", 0) or 0),
-            "base": row["base_input"],
-            "plus": row["plus_input"],
-        }
+        description, shown = _plus_description(row["prompt"])
         tasks.append(
-            BenchTask(
+            plus_task(
+                row,
+                visible[row["task_id"]],
+                source,
                 task_id=f"MBPP+/{number}",
-                kind="generate",
                 # The prompt keeps every assert MBPP+ shows; only confirmed ones give feedback.
-                prompt=mbpp_prompt(description, shown, entry),
-                entry_point=entry,
-                description=description,
-                fallback_signature=signature_of(reference, entry),
-                visible_tests=visible_module("", visible) if visible else "",
-                hidden_files={
-                    HIDDEN_TEST_FILE: _plus_hidden_test(entry),
-                    ORACLE_FILE: oracle_source,
-                    REFERENCE_FILE: reference,
-                    INPUTS_FILE: json.dumps(inputs),
-                },
-                hidden_tests=(HIDDEN_TEST_FILE,),
-                hidden_timeout=60.0,
+                prompt=mbpp_prompt(description, shown, row["entry_point"]),
             )
         )
     return tasks

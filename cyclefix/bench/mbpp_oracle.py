@@ -3,14 +3,19 @@
 This module is copied next to the hidden tests of each MBPP+ task and imported there, so it
 uses only the standard library. It follows EvalPlus (Liu et al. 2023): JSON inputs get their
 tuples, sets and complex numbers back per task; floats compare with a tolerance; a few tasks
-compare as sets or only check that a value came back.
+compare as sets or only check that a value came back. Each input has EvalPlus's time limit:
+four times the reference's time on it, at least one second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable, Sequence
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 # Tasks whose output order is not specified: compare as sets.
@@ -63,6 +68,39 @@ _ALL_TUPLES = {580, 615, 791}
 
 DEFAULT_FLOAT_ATOL = 1e-6
 RTOL = 1e-7
+# EvalPlus's DEFAULT_GT_TIME_LIMIT_FACTOR and DEFAULT_MIN_TIME_LIMIT (evalplus/config.py).
+TIME_LIMIT_FACTOR = 4.0
+MIN_TIME_LIMIT = 1.0
+
+
+class InputTimeout(AssertionError):
+    """The candidate ran past an input's time limit."""
+
+
+def time_limit_for(reference_seconds: float) -> float:
+    return max(MIN_TIME_LIMIT, TIME_LIMIT_FACTOR * reference_seconds)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after `seconds` (SIGALRM, as EvalPlus does); a no-op off the main
+    thread, where the test's own timeout still applies."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise InputTimeout(f"timed out after {seconds:.2f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _all_tuples(value: Any) -> Any:
@@ -174,6 +212,11 @@ def matches(entry: str, actual: Any, expected: Any, atol: float, args: Sequence[
     return type(actual) is type(expected) and _close(actual, expected, atol)
 
 
+def _shown(args: Sequence[Any]) -> str:
+    shown = ", ".join(repr(a) for a in args)
+    return shown[:300] + "..." if len(shown) > 300 else shown
+
+
 def check_inputs(
     task: int,
     entry: str,
@@ -184,16 +227,21 @@ def check_inputs(
 ) -> int:
     """Run both on every input; raise AssertionError at the first difference; return the count."""
     for args in deserialize(task, inputs):
-        expected = reference(*copy.deepcopy(args))
+        reference_args = copy.deepcopy(args)
+        started = time.perf_counter()
+        expected = reference(*reference_args)
+        limit = time_limit_for(time.perf_counter() - started)
         if entry in NOT_NONE_TASKS:
             expected = expected is not None
-        actual = candidate(*copy.deepcopy(args))
+        candidate_args = copy.deepcopy(args)
+        try:
+            with time_limit(limit):
+                actual = candidate(*candidate_args)
+        except InputTimeout as exc:
+            raise InputTimeout(f"Input: {_shown(args)}; {exc}") from None
         if not matches(entry, actual, expected, atol, args):
-            shown = ", ".join(repr(a) for a in args)
-            if len(shown) > 300:
-                shown = shown[:300] + "..."
             raise AssertionError(
-                f"Input: {shown}; Expected output: {expected!r:.300}; "
+                f"Input: {_shown(args)}; Expected output: {expected!r:.300}; "
                 f"Actual output: {actual!r:.300}"
             )
     return len(inputs)

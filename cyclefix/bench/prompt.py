@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+from cyclefix.bench.evalplus_sanitize import sanitize
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.models.backend import ChatMessage
 
@@ -145,6 +146,24 @@ def defines(code: str, entry: str) -> bool:
     )
 
 
+def binds(code: str, name: str) -> bool:
+    """Whether the module binds `name` at top level (def, class or `name = ...`): all EvalPlus
+    asks of the entry point."""
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+            continue
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return True
+    return False
+
+
 def fallback_solution(task: BenchTask) -> str:
     """What solution.py holds when the answer had no usable function: the signature, a stub.
 
@@ -156,8 +175,23 @@ def fallback_solution(task: BenchTask) -> str:
     return task.preamble + signature + "\n" + doc + stub
 
 
+def evalplus_solution(task: BenchTask, answer: str) -> tuple[str, str]:
+    """solution.py as EvalPlus would score the answer: its sanitizer's output, nothing added
+    but the description as docstring (refinement reads the intent there; scoring ignores it)."""
+    code = sanitize(answer.removeprefix(ANSWER_PREFIX), task.entry_point)
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return fallback_solution(task), "syntax_error"
+    if not binds(code, task.entry_point):
+        return fallback_solution(task), "no_code"
+    return with_docstring(code.rstrip() + "\n", task.entry_point, task.description), "ok"
+
+
 def assemble_solution(task: BenchTask, answer: str) -> tuple[str, str]:
     """solution.py for a round-0 answer, and what happened: "ok", "no_code" or "syntax_error"."""
+    if task.protocol == "evalplus":
+        return evalplus_solution(task, answer)
     code = answer_code(answer)
     if code is None:
         return fallback_solution(task), "no_code"

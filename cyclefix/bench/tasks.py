@@ -10,6 +10,10 @@ from typing import Literal
 # generate: round 0 writes solution.py from a description (HumanEval, MBPP);
 # folder: round 0 is the buggy project as given.
 TaskKind = Literal["generate", "folder"]
+# cycle: round 0 as CYCLE words it (the prompt's imports kept, demo code cut);
+# evalplus: round 0 as EvalPlus scores instruct models (its stop words and sanitizer, nothing
+# of the prompt added to the answer).
+TaskProtocol = Literal["cycle", "evalplus"]
 
 SOLUTION_FILE = "solution.py"
 VISIBLE_TEST_FILE = "test_visible.py"
@@ -44,6 +48,7 @@ class BenchTask:
     hidden_tests: tuple[str, ...] = ()
     # Seconds one hidden test may take before it counts as hung.
     hidden_timeout: float = 10.0
+    protocol: TaskProtocol = "cycle"
 
     @property
     def slug(self) -> str:
