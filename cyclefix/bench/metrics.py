@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Iterable, Sequence
 
@@ -77,3 +78,32 @@ def tokens_per_second(completion_tokens: int, decode_seconds: float) -> float | 
 
 def median(values: Sequence[float]) -> float | None:
     return float(statistics.median(values)) if values else None
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(
+    values: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of per-task values (e.g. pass@1 per task).
+
+    Tasks are resampled with replacement; seeded, so a report is reproducible. None when empty.
+    """
+    if not values:
+        return None
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(
+            f"bootstrap needs resamples >= 1 and 0 < level < 1 (got {resamples}, {level})"
+        )
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    tail = (1 - level) / 2
+    low = means[round(tail * (resamples - 1))]
+    high = means[round((1 - tail) * (resamples - 1))]
+    return low, high

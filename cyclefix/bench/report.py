@@ -18,6 +18,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _ci(interval: tuple[float, float] | None) -> str:
+    """A 95% interval as " [lo-hi]" in percent, beside the figure it qualifies."""
+    return "" if interval is None else f" [{100 * interval[0]:.1f}-{100 * interval[1]:.1f}]"
+
+
 def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -55,7 +60,7 @@ def round_table(summary: ModelSummary) -> str:
     for r in summary.rounds:
         cells = [
             str(r.round),
-            *(_pct(r.pass_at_k.get(k)) for k in ks),
+            *(_pct(r.pass_at_k.get(k)) + (_ci(r.pass_at_1_ci) if k == "1" else "") for k in ks),
             _pct(r.fix_rate),
             _pct(r.copy_rate),
             f"{r.copies}/{r.attempts}" if r.round else "-",
@@ -130,7 +135,8 @@ def render_report(
         "faulty code (whitespace and comments ignored), over every attempt; the loop rejects them "
         "and samples again, so none reaches the user. Ended on copy: refining runs whose round "
         "still ended on a copy after those resamples, so the round produced nothing new. "
-        "tok/s: completion tokens per second of decoding.",
+        "tok/s: completion tokens per second of decoding. [lo-hi] beside pass@1: its 95% "
+        "bootstrap interval over tasks (how far another draw of tasks could move it).",
         "",
     ]
     for s in summaries:

@@ -42,6 +42,8 @@ class RoundSummary:
     refined: int = 0
     ended_on_copy: int = 0
     ended_on_copy_rate: float | None = None
+    # 95% bootstrap interval of pass@1 over tasks (metrics.bootstrap_interval).
+    pass_at_1_ci: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         for i, line in enumerate(lines):
             cumulative[i] += line.seconds
         counts = [(len(runs), sum(run[k].passed for run in runs)) for runs in by_task.values()]
+        per_task = [c / n for n, c in counts]
         attempts = [a for line in lines for a in line.attempts]
         copies = sum(a.copy for a in attempts)
         refining = [line for line in lines if line.attempts]
@@ -132,6 +135,7 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
                 ended_on_copy_rate=(
                     metrics.copy_rate(ended_on_copy, len(refining)) if k > 0 else None
                 ),
+                pass_at_1_ci=metrics.bootstrap_interval(per_task),
             )
         )
     fixed_at = [k for run in complete for k, line in run.items() if line.status == "fixed"]
@@ -190,7 +194,10 @@ def summary_to_json(
 
 
 def _round_from_dict(data: dict[str, Any]) -> RoundSummary:
-    return RoundSummary(**data)
+    fields = dict(data)
+    ci = fields.get("pass_at_1_ci")
+    fields["pass_at_1_ci"] = (float(ci[0]), float(ci[1])) if ci else None
+    return RoundSummary(**fields)
 
 
 def model_from_dict(data: dict[str, Any]) -> ModelSummary:

@@ -7,15 +7,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from cyclefix.bench.folder import HIDDEN_DIR, SKIPPED_DIRS
+from cyclefix.bench.folder import HIDDEN_DIR
 from cyclefix.bench.tasks import SOLUTION_FILE, VISIBLE_TEST_FILE, BenchTask
 from cyclefix.errors import CyclefixError
 from cyclefix.refine import RefineConfig, TestRunResult, check
 from cyclefix.runner import Confinement
+from cyclefix.runner.testfiles import SKIP_DIRS
 
 # Marks the project root for pytest and for find_project_root, so an out dir inside another
 # project (this repository, say) never makes the tests run against that project.
@@ -23,8 +26,27 @@ ROOT_MARKER = "pytest.ini"
 _ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", "conftest.py")
 
 
+# Called after each scoring run with the workspace, the files changed (None: the project as
+# prepared, i.e. round 0) and the run; lets a suite read more than the harness's pass/fail.
+ScoreListener = Callable[["TaskWorkspace", Mapping[str, str] | None, TestRunResult], None]
+_listeners: list[ScoreListener] = []
+_listeners_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def score_listener(listener: ScoreListener) -> Iterator[None]:
+    """Call `listener` after every TaskWorkspace.score while the block runs."""
+    with _listeners_lock:
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _listeners_lock:
+            _listeners.remove(listener)
+
+
 def _ignore(directory: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in SKIPPED_DIRS}
+    return {n for n in names if n in SKIP_DIRS}
 
 
 class TaskWorkspace:
@@ -88,7 +110,12 @@ class TaskWorkspace:
             run_timeout=max(120.0, 4 * self.task.hidden_timeout),
         )
         # The model's code runs here too: confined to the copy, like a candidate.
-        return check(self.score_dir, tests, config=config, confinement=Confinement(self.project))
+        result = check(self.score_dir, tests, config=config, confinement=Confinement(self.project))
+        with _listeners_lock:
+            listeners = list(_listeners)
+        for listener in listeners:
+            listener(self, changed, result)
+        return result
 
     def changed_files(self, fixed: Mapping[Path, str]) -> dict[str, str]:
         """A fix's files (absolute paths in the project) as project-relative paths."""
