@@ -10,36 +10,17 @@ from pathlib import Path
 
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.errors import CyclefixError
+from cyclefix.runner.testfiles import SKIP_DIRS, is_test_file
 
 HIDDEN_DIR = "hidden_tests"
-# Folders never copied into a task's work copy.
-SKIPPED_DIRS = frozenset(
-    {
-        "__pycache__",
-        ".pytest_cache",
-        ".git",
-        ".venv",
-        "venv",
-        ".mypy_cache",
-        ".ruff_cache",
-        "node_modules",
-        ".tox",
-        "build",
-        "dist",
-    }
-)
-
-
-def _is_test_file(path: Path) -> bool:
-    return path.suffix == ".py" and (path.name.startswith("test_") or path.stem.endswith("_test"))
 
 
 def has_tests(folder: Path) -> bool:
     for path in folder.rglob("*.py"):
         rel = path.relative_to(folder).parts
-        if rel[0] == HIDDEN_DIR or any(p in SKIPPED_DIRS or p.startswith(".") for p in rel[:-1]):
+        if rel[0] == HIDDEN_DIR or any(p in SKIP_DIRS or p.startswith(".") for p in rel[:-1]):
             continue
-        if _is_test_file(path):
+        if is_test_file(path):
             return True
     return False
 
@@ -49,9 +30,7 @@ def _hidden_files(task_dir: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     if hidden.is_dir():
         for path in sorted(hidden.rglob("*")):
-            if path.is_file() and not any(
-                p in SKIPPED_DIRS for p in path.relative_to(hidden).parts
-            ):
+            if path.is_file() and not any(p in SKIP_DIRS for p in path.relative_to(hidden).parts):
                 try:
                     files[path.relative_to(task_dir).as_posix()] = path.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as exc:
@@ -67,7 +46,7 @@ def load_folder(folder: Path, per_test_timeout: float = 3.0) -> list[BenchTask]:
         d
         for d in sorted(folder.iterdir())
         if d.is_dir()
-        and d.name not in SKIPPED_DIRS
+        and d.name not in SKIP_DIRS
         and not d.name.startswith(".")
         and d.name != HIDDEN_DIR
         and has_tests(d)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cyclefix.refine.localize import ProjectIndex, is_test_file
+from cyclefix.refine.localize import ProjectIndex
 from cyclefix.refine.source import module_target
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import CollectionError, TestCaseResult, TestRunResult
+from cyclefix.runner.testfiles import is_test_code
 
 
 def is_project_import_error(error: CollectionError) -> bool:
     """The import raised in a project file that is not a test: a bug the loop can refine."""
     return error.exc_type is not None and any(
-        not is_test_file(frame.path) for frame in error.project_frames
+        not is_test_code(frame.path) for frame in error.project_frames
     )
 
 
@@ -29,12 +30,12 @@ def import_failure(error: CollectionError) -> TestCaseResult | None:
     that could not be imported, its frames the project frames of the exception."""
     if not is_project_import_error(error):
         return None
-    frames = tuple(f for f in error.project_frames if not is_test_file(f.path))
+    frames = tuple(f for f in error.project_frames if not is_test_code(f.path))
     module = (error.nodeid or error.path).split("::", 1)[0]
     return TestCaseResult(
         nodeid=module,
         outcome="error",
-        path=module if is_test_file(module) else None,
+        path=module if is_test_code(module) else None,
         exc_type=error.exc_type,
         exc_message=exception_message(error),
         project_frames=frames,

@@ -34,20 +34,10 @@ from cyclefix.refine.source import (
 from cyclefix.refine.spectrum import FunctionKey, FunctionScore, function_key, score_functions
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import ExecutedFunction, TestCaseResult, TestRunResult
+from cyclefix.runner.testfiles import SKIP_DIRS, is_test_code
 
 # At most this many suspects are ranked; the loop rewrites one at a time, best first.
 MAX_TARGETS = 5
-_SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "venv",
-    "env",
-    "node_modules",
-    "__pycache__",
-    "build",
-    "dist",
-    ".tox",
-}
 
 
 @dataclass(frozen=True)
@@ -74,18 +64,7 @@ def focus_file(root: Path, path: Path) -> str | None:
         rel = resolved.relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return None
-    return None if is_test_file(rel) else rel
-
-
-def is_test_file(rel_path: str) -> bool:
-    parts = Path(rel_path).parts
-    name = parts[-1] if parts else rel_path
-    return (
-        name.startswith("test_")
-        or name.endswith("_test.py")
-        or name == "conftest.py"
-        or any(p in ("tests", "test") for p in parts[:-1])
-    )
+    return None if is_test_code(rel) else rel
 
 
 class ProjectIndex:
@@ -103,9 +82,9 @@ class ProjectIndex:
             found: list[str] = []
             for path in sorted(self.root.rglob("*.py")):
                 rel = path.relative_to(self.root)
-                if any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts[:-1]):
+                if any(p in SKIP_DIRS or p.startswith(".") for p in rel.parts[:-1]):
                     continue
-                if not is_test_file(rel.as_posix()):
+                if not is_test_code(rel.as_posix()):
                     found.append(rel.as_posix())
             self._files = found
         return self._files
@@ -260,7 +239,7 @@ def suspects_for_test(
 
     # The deepest project frame is where it went wrong; callers come after it.
     for frame in reversed(case.project_frames):
-        if is_test_file(frame.path):
+        if is_test_code(frame.path):
             continue
         target = index.target_at(frame.path, frame.line)
         if target:
@@ -482,7 +461,7 @@ def _rank_by_spectrum(
     crashed: set[FunctionKey] = set()
     for case, _ in per_test:
         for frame in reversed(case.project_frames):
-            if is_test_file(frame.path):
+            if is_test_code(frame.path):
                 continue
             target = index.target_at(frame.path, frame.line)
             if target is not None:

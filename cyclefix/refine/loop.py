@@ -45,7 +45,6 @@ from cyclefix.refine.localize import (
     Localization,
     ProjectIndex,
     focus_file,
-    is_test_file,
     localize,
 )
 from cyclefix.refine.parse import extract_code
@@ -98,6 +97,7 @@ from cyclefix.runner import (
 )
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import TestCaseResult, TestRunResult
+from cyclefix.runner.testfiles import is_test_code
 
 # Answers end at the closing fence, or where a small model starts writing tests or a demo at
 # the top level after the function; the chat template's end of turn also stops them.
@@ -871,7 +871,7 @@ class _Session:
         code, the candidate's files in place), when the answer wrote none of it (`written`:
         qualnames it replaced or added). An assert that only got a wrong value points nowhere
         new: the test names the same callers either way."""
-        frames = [f for f in failing.project_frames if not is_test_file(f.path)] if failing else []
+        frames = [f for f in failing.project_frames if not is_test_code(f.path)] if failing else []
         if not frames:
             return None
         project = ProjectIndex(scratch, {**state.sources, **files})

@@ -23,7 +23,8 @@ from cyclefix.runner.results import (
     TestRunResult,
 )
 from cyclefix.runner.run import Confinement, run_tests
-from cyclefix.runner.sandbox import SandboxLimits, scratch_copy
+from cyclefix.runner.sandbox import SandboxLimits
+from cyclefix.runner.scratch import scratch_copy
 from cyclefix.runner.select import order_failing_first, select_tests
 
 __all__ = [

@@ -15,21 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
-
-# Folders that hold no project tests or sources.
-SKIPPED_DIRS = frozenset(
-    {
-        ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "site-packages",
-        "dist-packages", "__pycache__", "build", "dist", ".eggs", ".mypy_cache", ".pytest_cache",
-        ".ruff_cache", ".hypothesis",
-    }
-)  # fmt: skip
-
-
-def is_test_file(path: Path) -> bool:
-    """pytest's default test-file pattern: test_*.py or *_test.py."""
-    name = path.name
-    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+from cyclefix.runner.testfiles import is_skipped_dir, is_test_file
 
 
 def select_tests(
@@ -138,8 +124,7 @@ def iter_python_files(root: Path) -> Iterator[Path]:
         dirs[:] = sorted(
             d
             for d in dirs
-            if d not in SKIPPED_DIRS
-            and not d.endswith(".egg-info")
+            if not is_skipped_dir(d)
             and not (Path(folder) / d / "pyvenv.cfg").exists()
         )
         for name in sorted(files):
