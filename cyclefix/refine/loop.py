@@ -48,6 +48,7 @@ from cyclefix.refine.localize import (
     localize,
 )
 from cyclefix.refine.parse import extract_code
+from cyclefix.refine.probe import with_probe
 from cyclefix.refine.prompt import (
     COPY_NOTE,
     RefinePrompt,
@@ -599,6 +600,9 @@ class _Session:
                     description = module_description(tree)
             except SyntaxError:
                 context = ""
+        # What the shown functions did in the failing test (the traced run's probe; an
+        # attempt's own feedback has none: its run is not traced, and the code has changed).
+        feedback = with_probe(feedback, None if latest else primary, (*targets, *related))
         failing_ids = [t.nodeid for t in state.run.failures] if state.run else []
         return RefinePrompt(
             names=tuple(t.qualname for t in targets if t.qualname != "<module>") or (first.path,),
