@@ -5,10 +5,17 @@ A prompt over the window used to end the whole fix in an error (a whole-module f
 first: the other functions on the failing path, the names of other failing tests, long
 feedback, the module's description and outline, the test's source; the caller narrows a
 whole-module target to one function. What was left out is reported for the result's notes.
+
+A prompt that fits the window may still be long on a real library (900-1,800 tokens, mostly the
+module's outline: imports, constants and signatures of a 1,000-line file), which a small model
+reads slowly and follows worse. Past PROMPT_TOKENS the outline keeps only what the code shown
+(the suspect, the failing path, the test) names; then the test's source and the module's
+description are shortened. The suspect, the failing path and the feedback are never cut for it.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
@@ -30,6 +37,8 @@ FEEDBACK_SHORT = 400
 FEEDBACK_SHORTEST = 150
 # The test's source is cut to this many characters before it is left out.
 TEST_SOURCE_SHORT = 1200
+# A prompt this long (tokens, the answer's room aside) is trimmed though it fits the window.
+PROMPT_TOKENS = 900
 
 
 @runtime_checkable
@@ -47,6 +56,8 @@ class FittedPrompt:
     prompt: RefinePrompt
     # What was left out or shortened to fit, e.g. "the rest of the module"; empty if nothing.
     left_out: tuple[str, ...] = ()
+    # What was trimmed to keep a prompt that fits near PROMPT_TOKENS (nothing the fix needs).
+    trimmed: tuple[str, ...] = ()
 
 
 def answer_room(prompt: RefinePrompt, max_tokens: int) -> int:
@@ -132,11 +143,14 @@ def fit_prompt(prompt: RefinePrompt, backend: object, max_tokens: int) -> Fitted
         return FittedPrompt(prompt)
     limit = backend.n_ctx - answer_room(prompt, max_tokens)
 
+    def tokens(candidate: RefinePrompt) -> int:
+        return backend.count_tokens(build_refine_messages(candidate))
+
     def fits(candidate: RefinePrompt) -> bool:
-        return backend.count_tokens(build_refine_messages(candidate)) <= limit
+        return tokens(candidate) <= limit
 
     if fits(prompt):
-        return FittedPrompt(prompt)
+        return trimmed(prompt, tokens)
     left_out: list[str] = []
     current = prompt
     for narrow in NARROWINGS:
@@ -146,6 +160,102 @@ def fit_prompt(prompt: RefinePrompt, backend: object, max_tokens: int) -> Fitted
             if fits(current):
                 return FittedPrompt(current, tuple(left_out))
     return None
+
+
+# Trimming steps for a prompt that fits but is long, in turn; each keeps what the fix needs.
+def _outline_of_names(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
+    context = named_outline(prompt.context, _shown_code(prompt))
+    if context is None or context == prompt.context:
+        return None
+    return dataclasses.replace(prompt, context=context), "the module's unreferenced outline"
+
+
+TRIMMINGS: tuple[_Narrowing, ...] = (_outline_of_names, _shorten_test_source, _drop_description)
+
+
+def trimmed(prompt: RefinePrompt, tokens: Callable[[RefinePrompt], int]) -> FittedPrompt:
+    """`prompt` (which fits) trimmed step by step while over PROMPT_TOKENS."""
+    current, done = prompt, []
+    for trim in TRIMMINGS:
+        if tokens(current) <= PROMPT_TOKENS:
+            break
+        step = trim(current)
+        if step is not None:
+            current, what = step
+            done.append(what)
+    return FittedPrompt(current, trimmed=tuple(done))
+
+
+def _shown_code(prompt: RefinePrompt) -> str:
+    return "\n".join((prompt.faulty_code, prompt.test_source, *(t.source for t in prompt.related)))
+
+
+def _is_outline(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A signature the outline shows in place of a function: its body `...`, or a docstring
+    and `...` (a function shown in full is on the failing path: it stays)."""
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and body[0].value.value is Ellipsis
+    )
+
+
+def _defined_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def named_outline(context: str, shown: str) -> str | None:
+    """`context` keeping its functions shown in full and only the outline (imports, constants,
+    signatures, class headers) that they or the code `shown` name; None when it does not parse."""
+    try:
+        tree = ast.parse(context)
+    except SyntaxError:
+        return None
+    lines = context.splitlines()
+    full: list[ast.stmt] = []
+    outline: list[ast.stmt] = []
+    for node in tree.body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        for item in members:
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and not _is_outline(item):
+                full.append(item)
+            else:
+                outline.append(item)
+    named = set(re.findall(r"[A-Za-z_]\w*", shown))
+    for item in full:
+        named.update(re.findall(r"[A-Za-z_]\w*", ast.get_source_segment(context, item) or ""))
+    kept: set[int] = set()
+
+    def keep(node: ast.stmt) -> None:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        kept.update(range(first, (node.end_lineno or node.lineno) + 1))
+
+    for item in full:
+        keep(item)
+    for item in outline:
+        if _defined_names(item) & named:
+            keep(item)
+    dropped = sum(1 for item in outline if item.lineno not in kept)
+    for node in tree.body:  # a class header stays where one of its members does
+        if isinstance(node, ast.ClassDef):
+            body_start = node.body[0].lineno if node.body else node.lineno + 1
+            if node.name in named or any(
+                n in kept for n in range(body_start, node.end_lineno or 0)
+            ):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                kept.update(range(first, body_start))
+    out = [line for number, line in enumerate(lines, 1) if number in kept]
+    if dropped:
+        out.append(f"# ... ({dropped} other definitions of the module left out)")
+    return "\n".join(out)
 
 
 def function_instead_of_module(
