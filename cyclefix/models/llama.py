@@ -32,6 +32,14 @@ from cyclefix.models.backend import (
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import read_gguf_info
 from cyclefix.models.hardware import check_safe_build, choose_device
+from cyclefix.models.kv_state import (
+    PrefixStates,
+    SavedState,
+    common_prefix,
+    restore,
+    snapshot,
+    state_key,
+)
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -41,6 +49,8 @@ DEFAULT_N_CTX = 8192
 # among them, even when sampled hot.
 FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
+# A shared prompt opening shorter than this is not worth a saved state.
+MIN_SAVED_PREFIX = 8
 # Tokens of an answer scored between two asks whether the forks so far are enough.
 SCORE_CHUNK = 64
 LLAMA_CPP_INSTALL_HINT = (
@@ -142,7 +152,10 @@ class LlamaCppBackend:
         context_length: int | None = None,
         lora_path: Path | None = None,
         lora_scale: float = 1.0,
+        state_dir: Path | None = None,
     ) -> None:
+        """state_dir: where the KV states of prompt openings are saved for later processes;
+        None keeps them in memory only."""
         info = read_gguf_info(model_path)
         llama_cpp_module = import_llama_cpp()
         from llama_cpp import llama_chat_format
@@ -172,6 +185,7 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
         llama = self._llama
+        self._states = PrefixStates(state_key(llama, model_path, lora_path, lora_scale), state_dir)
         eos_id = llama.token_eos()
         bos_id = llama.token_bos()
         self._eos_text = self._token_text(eos_id)
@@ -193,6 +207,11 @@ class LlamaCppBackend:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def state_notes(self) -> list[str]:
+        """One line per saved KV state that was ignored (unreadable, refused) or not saved."""
+        return self._states.notes
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered prompt of `messages` takes."""
@@ -248,14 +267,7 @@ class LlamaCppBackend:
                 f"the prompt has {len(prompt_tokens)} tokens, more than the model's context "
                 f"window of {self.n_ctx}"
             )
-        # What create_completion will reuse: the longest common prefix with the cached tokens
-        # (it always evaluates at least the last prompt token again, for its logits).
-        cached = 0
-        for old, new in zip(llama.input_ids[: llama.n_tokens], prompt_tokens, strict=False):
-            if old != new:
-                break
-            cached += 1
-        cached = min(cached, len(prompt_tokens) - 1)
+        cached = self._reuse_prefix(llama, messages, prompt_tokens)
         sampled = 0
         first_token_at: float | None = None
         # Per sampled token: the best candidates' ids and logits, for forks.
@@ -358,12 +370,8 @@ class LlamaCppBackend:
             return ()  # nothing to score, or no room: generation reports its own overflow
         # As generate does: keep the cached start, and read the last prompt token again for
         # the logits that choose the answer's first token.
-        cached = 0
-        for old, new in zip(llama.input_ids[: llama.n_tokens], prompt, strict=False):
-            if old != new:
-                break
-            cached += 1
-        cached = min(cached, len(prompt) - 1)
+        self._reuse_prefix(llama, messages, prompt)
+        cached = min(common_prefix(llama.input_ids[: llama.n_tokens], prompt), len(prompt) - 1)
         if not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
             cached = 0
@@ -393,6 +401,48 @@ class LlamaCppBackend:
         except RuntimeError as exc:
             raise ModelError(f"llama.cpp failed while reading an answer: {exc}") from exc
         return tuple(forks)
+
+    def _reuse_prefix(
+        self, llama: llama_cpp.Llama, messages: Sequence[ChatMessage], prompt: Sequence[int]
+    ) -> int:
+        """Prompt tokens the cache holds for this call without evaluating them: the common
+        prefix with the last call, or a saved state of the prompt's fixed opening (restored in
+        place of an unrelated last call). The opening is evaluated and saved when neither has it.
+        At least the last prompt token is always evaluated again, for its logits."""
+        limit = len(prompt) - 1
+        live = common_prefix(llama.input_ids[: llama.n_tokens], prompt)
+        fixed = min(self._fixed_prefix(messages, prompt), limit)
+        if live >= fixed:
+            return min(live, limit)
+        saved = self._states.longest(prompt, fixed + 1)
+        if saved is not None and len(saved.tokens) > live:
+            if restore(llama, saved):
+                live = len(saved.tokens)
+            else:
+                self._states.unusable(saved)
+                live = 0
+        cached = min(live, limit)
+        if live < fixed:
+            # Evaluated alone, so the state holds exactly the opening and can be saved.
+            if not llama._ctx.kv_cache_seq_rm(-1, live, -1):
+                llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+                live = 0
+            llama.n_tokens = live
+            self._decode(llama, prompt[live:fixed], None, None)
+            self._states.save(SavedState(tuple(prompt[:fixed]), snapshot(llama)))
+        return cached
+
+    def _fixed_prefix(self, messages: Sequence[ChatMessage], prompt: Sequence[int]) -> int:
+        """Tokens of `prompt` that do not depend on the task: the leading system messages and
+        the header of the turn after them (0 when shorter than MIN_SAVED_PREFIX)."""
+        lead = 0
+        while lead < len(messages) and messages[lead].role == "system":
+            lead += 1
+        if lead == len(messages):
+            return 0
+        probe = [*messages[:lead], ChatMessage(messages[lead].role, "")]
+        fixed = common_prefix(self._prompt_tokens(probe), prompt)
+        return fixed if fixed >= MIN_SAVED_PREFIX else 0
 
     @staticmethod
     def _text_offsets(llama: llama_cpp.Llama, tokens: Sequence[int], start: int) -> list[int]:

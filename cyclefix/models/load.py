@@ -9,6 +9,7 @@ from cyclefix.models.backend import Backend
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import check_gguf_file
 from cyclefix.models.install import model_path
+from cyclefix.models.kv_state import default_state_dir
 from cyclefix.models.registry import REGISTRY
 from cyclefix.models.remote import SPEC_PREFIX as OPENAI_PREFIX
 from cyclefix.models.remote import OpenAICompatibleBackend
@@ -33,6 +34,8 @@ def open_backend(
     """Load the model `spec` names; one-line ModelError when it is unknown, missing or bad.
 
     n_gpu_layers: None offloads every layer when llama.cpp has a GPU backend (models.hardware).
+    A llama.cpp model saves the KV state of its prompts' fixed opening in the user cache
+    ($CYCLEFIX_KV_STATE_DIR, "off" for none), so the next process skips evaluating it.
     """
     spec = spec.strip()
     if spec.startswith(OPENAI_PREFIX):
@@ -56,6 +59,7 @@ def open_backend(
             n_gpu_layers=n_gpu_layers,
             lora_path=resolved.adapter,
             lora_scale=resolved.scale,
+            state_dir=default_state_dir(),
         )
     if spec in REGISTRY:
         entry = REGISTRY[spec]
@@ -68,11 +72,18 @@ def open_backend(
             n_threads=n_threads,
             n_gpu_layers=n_gpu_layers,
             context_length=entry.context_length,
+            state_dir=default_state_dir(),
         )
     path = Path(spec).expanduser()
     if spec.lower().endswith(".gguf") or path.is_file():
         check_gguf_file(path)
-        return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        return LlamaCppBackend(
+            path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            state_dir=default_state_dir(),
+        )
     raise ModelError(f"unknown model {spec!r}; use {describe_specs()}")
 
 
