@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from cyclefix.bench.tasks import BenchTask
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-SUITES = ("humaneval", "mbpp", "mbpp+", "folder", "projects")
+SUITES = ("humaneval", "mbpp", "mbpp+", "evalplus-humaneval", "evalplus-mbpp", "folder", "projects")
 
 
 def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None:
@@ -123,6 +123,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help="folder holding mbpp.jsonl (default ../shared/data/mbpp)",
             )
         p.set_defaults(func=run_bench)
+    for name, text in (
+        (
+            "evalplus-humaneval",
+            "HumanEval's 164 problems as EvalPlus runs instruct models (prompt, stop words, "
+            "sanitizer), then refinement on the docstring examples; base tests score",
+        ),
+        (
+            "evalplus-mbpp",
+            "MBPP+ v0.2.0's 378 problems as EvalPlus runs instruct models, then refinement on "
+            "the prompt's assert; MBPP (base inputs) and MBPP+ (base and extra inputs) score",
+        ),
+    ):
+        p = suites.add_parser(name, help=text, description=text)
+        _add_run_options(p)
+        if name == "evalplus-mbpp":
+            p.add_argument(
+                "--data",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="folder holding MbppPlus-v0.1.0.jsonl (default ../shared/data/mbpp)",
+            )
+        p.set_defaults(func=run_bench)
     p = suites.add_parser(
         "folder", help="a folder of task projects (buggy module + tests, optional hidden_tests/)"
     )
@@ -229,6 +252,10 @@ def _load_tasks(args: argparse.Namespace) -> list[BenchTask]:
         from cyclefix.bench.mbpp import load_mbpp_plus
 
         return load_mbpp_plus(args.data)
+    if args.suite.startswith("evalplus-"):
+        from cyclefix.bench.evalplus import load_evalplus
+
+        return load_evalplus(args.suite, getattr(args, "data", None))
     from cyclefix.bench.folder import load_folder
 
     return load_folder(args.path, per_test_timeout=args.per_test_timeout)
@@ -297,20 +324,29 @@ def run_bench(args: argparse.Namespace) -> int:
             backend = _open(spec, args.threads)
         try:
             serialize = not spec.startswith("openai:")
-            run = (
-                BenchRun(tasks, backend, settings, out_dir, serialize_generation=serialize)
-                if projects is None
-                else ProjectsRun(
+            if args.suite.startswith("evalplus-"):
+                from cyclefix.bench.evalplus import EvalPlusBackend
+
+                backend = EvalPlusBackend(backend)  # round 0 stops where EvalPlus's does
+            run: BenchRun
+            if projects is None:
+                run = BenchRun(tasks, backend, settings, out_dir, serialize_generation=serialize)
+            else:
+                run = ProjectsRun(
                     projects, tasks, backend, settings, out_dir, serialize_generation=serialize
                 )
-            )
-            interrupted = _run_with_progress(console, run, args.workers, cancel)
+            with _scores_recorded(args.suite, out_dir, run.model, settings.samples):
+                interrupted = _run_with_progress(console, run, args.workers, cancel)
             meta["errors"] += run.errors
         finally:
             backend.close()
         if interrupted:
             break
     write_outputs(out_dir, settings, meta)
+    if args.suite.startswith("evalplus-"):
+        from cyclefix.bench.evalplus_scores import write_evalplus_outputs
+
+        write_evalplus_outputs(out_dir, settings.suite, settings.rounds)
     if projects is not None:
         write_projects_outputs(out_dir, projects, settings.rounds)
     console.print(
@@ -324,6 +360,18 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 HISTORY_FILE = "commands.jsonl"
+
+
+def _scores_recorded(suite: str, out_dir: Path, model: str, samples: int) -> Any:
+    """While an EvalPlus suite runs, its base and plus verdicts are recorded as scored."""
+    import contextlib
+
+    if not suite.startswith("evalplus-"):
+        return contextlib.nullcontext()
+    from cyclefix.bench.evalplus_scores import ScoreRecorder
+    from cyclefix.bench.workspace import score_listener
+
+    return score_listener(ScoreRecorder(out_dir, model, samples))
 
 
 def _log_command(out_dir: Path, meta: dict[str, Any], models: list[str]) -> None:
