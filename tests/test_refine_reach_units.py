@@ -104,9 +104,15 @@ PROMPT = RefinePrompt(
 )
 
 
-def test_a_prompt_that_fits_is_left_whole() -> None:
+def test_a_prompt_that_fits_leaves_nothing_the_fix_needs_out() -> None:
     fitted = fit_prompt(PROMPT, Words(100_000), 300)
-    assert fitted is not None and fitted.prompt == PROMPT and fitted.left_out == ()
+    assert fitted is not None and fitted.left_out == ()
+    shown = fitted.prompt  # a long one is trimmed (refine.fit.PROMPT_TOKENS), never these
+    assert (shown.faulty_code, shown.feedback, shown.related) == (
+        PROMPT.faulty_code,
+        PROMPT.feedback,
+        PROMPT.related,
+    )
 
 
 def test_a_backend_without_a_window_gets_the_prompt_as_it_is() -> None:

@@ -195,7 +195,7 @@ def _is_outline(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     and `...` (a function shown in full is on the failing path: it stays)."""
     body = node.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
+        body = body[1:] if isinstance(body[0].value.value, str) else body
     return (
         len(body) == 1
         and isinstance(body[0], ast.Expr)
