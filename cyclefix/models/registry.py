@@ -6,12 +6,72 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 
 from cyclefix.models.errors import ModelError
 
 MODELS_DIR_ENV = "CYCLEFIX_MODELS_DIR"
+
+
+# default: what `--model` means when not given; recommended: named in the docs and the model
+# list as a good choice; available: installable by name, nothing more.
+Role = Literal["default", "recommended", "available"]
+# The training gate's protocol (benchmarks/RESULTS.md, "Protocol"): each figure after the
+# bench's refinement rounds, both models run with the same command.
+GATE_PROTOCOL = "evalplus/1"
+# What a tuned model must beat its base model on: HumanEval (base tests) and MBPP+ under the
+# EvalPlus protocol after refinement, and the fix rate on the real-project suite.
+GATE_FIGURES = (
+    ("evalplus-humaneval", "base"),
+    ("evalplus-mbpp", "plus"),
+    ("projects", "fix_rate"),
+)
+
+
+@dataclass(frozen=True)
+class GateFigure:
+    """One figure of the gate, in percent, for the base model and the tuned one."""
+
+    suite: str
+    figure: str
+    base_model: float
+    tuned: float
+    rounds: int = 4
+
+    @property
+    def beats(self) -> bool:
+        return self.tuned > self.base_model
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A recorded training-gate run: where its evidence lives and the figures it gave."""
+
+    protocol: str
+    against: str  # the base model's registry name
+    figures: tuple[GateFigure, ...]
+    evidence: str  # the bench folders (or RESULTS.md section) the figures come from
+
+    def failures(self) -> list[str]:
+        """Why this result does not pass the gate; empty when it does."""
+        why: list[str] = []
+        if self.protocol != GATE_PROTOCOL:
+            why.append(f"protocol {self.protocol!r} is not {GATE_PROTOCOL!r}")
+        have = {(f.suite, f.figure): f for f in self.figures}
+        for key in GATE_FIGURES:
+            figure = have.get(key)
+            if figure is None:
+                why.append(f"no {key[0]} {key[1]} figure")
+            elif not figure.beats:
+                why.append(
+                    f"{key[0]} {key[1]}: {figure.tuned:.1f} does not beat the base model's "
+                    f"{figure.base_model:.1f}"
+                )
+        if not self.evidence.strip():
+            why.append("no evidence recorded")
+        return why
 
 
 @dataclass(frozen=True)
@@ -31,6 +91,12 @@ class ModelEntry:
     chat_format: str
     context_length: int
     filename: str
+    role: Role = "available"
+    # A fine-tuned model or merged adapter: the registry name of the model it was trained from.
+    tuned_from: str | None = None
+    # The training gate's recorded result; a tuned entry needs a passing one to be
+    # "default" or "recommended" (check_entry).
+    gate: GateResult | None = None
 
     def package_name(self, part: int) -> str:
         return f"{self.package_prefix}{part}"
@@ -56,9 +122,37 @@ class ModelEntry:
         )
 
 
-REGISTRY: dict[str, ModelEntry] = {
-    entry.name: entry
-    for entry in (
+def check_entry(entry: ModelEntry) -> None:
+    """Refuse a tuned entry promoted to default or recommended without a passing gate result."""
+    if entry.tuned_from is None or entry.role == "available":
+        return
+    if entry.gate is None:
+        raise ModelError(
+            f"{entry.name} is tuned from {entry.tuned_from} and cannot be {entry.role} without "
+            "a recorded training-gate result"
+        )
+    why = entry.gate.failures()
+    if entry.gate.against != entry.tuned_from:
+        why.append(f"gated against {entry.gate.against}, not {entry.tuned_from}")
+    if why:
+        raise ModelError(f"{entry.name} cannot be {entry.role}: " + "; ".join(why))
+
+
+def checked_registry(entries: tuple[ModelEntry, ...], default: str) -> dict[str, ModelEntry]:
+    """The registry by name, each entry checked, `default` the one entry whose role says so."""
+    for entry in entries:
+        check_entry(entry)
+    defaults = [e.name for e in entries if e.role == "default"]
+    if defaults != [default]:
+        raise ModelError(f"the default model must be {default} alone (entries say {defaults})")
+    return {entry.name: entry for entry in entries}
+
+
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+FAST_MODEL = "qwen2.5-coder-0.5b"
+
+REGISTRY: dict[str, ModelEntry] = checked_registry(
+    (
         ModelEntry(
             name="qwen2.5-coder-1.5b",
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default)",
@@ -71,6 +165,7 @@ REGISTRY: dict[str, ModelEntry] = {
             chat_format="chatml",
             context_length=32_768,
             filename="qwen2.5-coder-1.5b.gguf",
+            role="default",
         ),
         ModelEntry(
             name="qwen2.5-coder-0.5b",
@@ -84,12 +179,11 @@ REGISTRY: dict[str, ModelEntry] = {
             chat_format="chatml",
             context_length=32_768,
             filename="qwen2.5-coder-0.5b.gguf",
+            role="recommended",
         ),
-    )
-}
-
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
-FAST_MODEL = "qwen2.5-coder-0.5b"
+    ),
+    DEFAULT_MODEL,
+)
 
 
 def registry_entry(name: str) -> ModelEntry:
