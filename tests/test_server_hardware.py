@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cyclefix.models.scripted import ScriptedBackend
-from cyclefix.server import model_holder
+from cyclefix.session import models as model_holder
 
 
 def test_model_holder_opens_with_threads_and_gpu_layers_and_reloads_on_change(

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from server_support import apply_text_edits as apply_edits
 
+from cyclefix import config as S
 from cyclefix.errors import CyclefixError
 from cyclefix.refine.types import Target
 from cyclefix.runner import results as R
 from cyclefix.server import cli as server_cli
-from cyclefix.server import settings as S
 from cyclefix.server.diagnostics import (
     CODE_COLLECTION,
     CODE_FIX,
@@ -30,9 +30,9 @@ from cyclefix.server.diagnostics import (
     syntax_problem,
 )
 from cyclefix.server.edits import LineIndex, dominant_newline, minimal_edits
-from cyclefix.server.model_holder import install_hint
 from cyclefix.server.server import run_summary
 from cyclefix.server.state import ProjectState
+from cyclefix.session.models import install_hint
 
 # ---------------------------------------------------------------- settings
 
@@ -307,26 +307,26 @@ def test_state_merges_partial_runs() -> None:
     state = ProjectState(root=ROOT)
     a_fail = _case("tests/test_a.py::test_1")
     b_fail = _case("tests/test_b.py::test_2")
-    state.record_run(_run((a_fail,), ("tests/test_a.py",)), lambda r: (MEDIAN,))
-    state.record_run(_run((b_fail,), ("tests/test_b.py",)), lambda r: ())
+    state.ledger.record(_run((a_fail,), ("tests/test_a.py",)), {a_fail.nodeid: (MEDIAN,)})
+    state.ledger.record(_run((b_fail,), ("tests/test_b.py",)), {})
     assert set(state.failures) == {"tests/test_a.py::test_1", "tests/test_b.py::test_2"}
     assert state.failures["tests/test_a.py::test_1"].suspects == (MEDIAN,)
     # Re-running test_a (now passing) clears only its failure.
     passed = R.TestCaseResult(nodeid="tests/test_a.py::test_1", outcome="passed")
-    state.record_run(_run((passed,), ("tests/test_a.py",)), lambda r: ())
+    state.ledger.record(_run((passed,), ("tests/test_a.py",)))
     assert set(state.failures) == {"tests/test_b.py::test_2"}
     # A test that vanished from a re-run file (renamed) is cleared too.
-    state.record_run(_run((), ("/project/tests/test_b.py",)), lambda r: ())
+    state.ledger.record(_run((), ("/project/tests/test_b.py",)))
     assert state.failures == {}
 
 
 def test_state_full_run_replaces_everything_and_cancelled_runs_are_ignored() -> None:
     state = ProjectState(root=ROOT)
-    state.record_run(_run((_case("tests/test_a.py::t"),), ("tests/test_a.py",)), lambda r: ())
+    state.ledger.record(_run((_case("tests/test_a.py::t"),), ("tests/test_a.py",)))
     cancelled = R.TestRunResult(root=ROOT, tests=(), exit_code=2, duration=0, cancelled=True)
-    state.record_run(cancelled, lambda r: ())
+    state.ledger.record(cancelled)
     assert set(state.failures) == {"tests/test_a.py::t"}
-    state.record_run(_run((), ()), lambda r: ())
+    state.ledger.record(_run((), ()))
     assert state.failures == {}
 
 
@@ -392,12 +392,12 @@ def test_each_failure_is_localized_with_the_runs_passing_tests(tmp_path: Path) -
     # Alone, the failing test blames `caller` (its assert names it); with the passing test that
     # ran all of `caller` but not the faulty line of `helper`, the run points at `helper`.
     from cyclefix.refine import RefineConfig, check
-    from cyclefix.server.server import _localize
+    from cyclefix.session.ledger import localize
 
     (tmp_path / "conftest.py").write_text("")
     (tmp_path / "m.py").write_text(HELPER_MODULE)
     (tmp_path / "test_m.py").write_text(HELPER_TESTS)
     run = check(tmp_path, config=RefineConfig())
     assert run.traced and [t.nodeid for t in run.failures] == ["test_m.py::test_two"]
-    suspects = _localize(run)["test_m.py::test_two"]
+    suspects = localize(run)["test_m.py::test_two"]
     assert [t.qualname for t in suspects][:2] == ["helper", "caller"]

@@ -11,9 +11,9 @@ from rich.console import Console
 from cyclefix.cli import build_parser, main
 from cyclefix.refine import Attempt, FileChange
 from cyclefix.refine import TestCaseResult as CaseResult
+from cyclefix.session.models import install_hint
 from cyclefix.tui.diff_render import side_by_side
 from cyclefix.tui.formatting import (
-    model_error_text,
     nodeid_file,
     nodeid_test,
     short_feedback,
@@ -141,12 +141,12 @@ def test_verdicts_say_why_an_attempt_was_rejected() -> None:
 
 
 def test_model_errors_name_the_install_command_for_registry_models() -> None:
-    text = model_error_text("qwen2.5-coder-0.5b", "model qwen2.5-coder-0.5b is not installed")
+    text = install_hint("qwen2.5-coder-0.5b", "model qwen2.5-coder-0.5b is not installed")
     assert text.endswith("cyclefix models install qwen2.5-coder-0.5b)")
     already = "not installed; run: cyclefix models install qwen2.5-coder-0.5b"
-    assert model_error_text("qwen2.5-coder-0.5b", already) == already
-    assert model_error_text("/models/x.gguf", "no such file") == "no such file"
-    assert model_error_text("openai:http://h#m", "refused") == "refused"
+    assert install_hint("qwen2.5-coder-0.5b", already) == already
+    assert install_hint("/models/x.gguf", "no such file") == "no such file"
+    assert install_hint("openai:http://h#m", "refused") == "refused"
 
 
 def test_side_by_side_shows_old_left_and_new_right() -> None:

@@ -22,7 +22,7 @@ from cyclefix.server.server import (
     CMD_SHOW_DIFF,
     BadUri,
     CyclefixServer,
-    Job,
+    LspJob,
     RequestFailed,
     path_of,
 )
@@ -83,7 +83,7 @@ def _root_for_command(ls: CyclefixServer, path: Path | None) -> Path:
     return root
 
 
-async def _await_job(ls: CyclefixServer, job: Job, future: asyncio.Future[Any] | None) -> Any:
+async def _await_job(ls: CyclefixServer, job: LspJob, future: asyncio.Future[Any] | None) -> Any:
     """Wait for a job's result; a cancelled request ($/cancelRequest) cancels the job."""
     if future is None:
         return None
@@ -238,18 +238,10 @@ def create_server() -> CyclefixServer:
 
     @server.command(CMD_APPLY_FIX)
     async def apply_fix(ls: CyclefixServer, *args: Any) -> dict[str, Any]:
+        # The user's files change through the editor, so undo and dirty state work; with
+        # gitOnApply the server also writes, then commits or stages them (fix_actions.py).
         fix_id, path = _command_target(args)
-        verified = ls.fresh_fix(fix_id, path)
-        edit = await ls.workspace_edit(verified)
-        # The user's files change only through the editor, so undo and dirty state work.
-        result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label="cyclefix: apply verified fix")
-        )
-        return {
-            "applied": bool(result.applied),
-            "fixId": verified.fix_id,
-            "failureReason": result.failure_reason,
-        }
+        return await ls.apply_fix(fix_id, path)
 
     @server.command(CMD_SHOW_DIFF)
     async def show_diff(ls: CyclefixServer, *args: Any) -> dict[str, Any]:

@@ -1,116 +1,47 @@
-"""What the server knows about one project: failing tests, errors, and a verified fix.
-
-A test run covers only part of the suite (the tests of the saved module), so results are
-merged: a run replaces what it re-ran and leaves the rest as the last run saw it.
-"""
+"""What the server knows about one project: the session's run ledger and verified fix, plus
+the syntax problems of saved files and what was last published."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cyclefix.refine.types import FixResult, Target
 from cyclefix.runner.results import CollectionError, TestRunResult
 from cyclefix.server.diagnostics import Failure, SyntaxProblem
-
-_fix_ids = itertools.count(1)
-MAX_LOCALIZED_FAILURES = 25
-
-
-@dataclass(frozen=True)
-class VerifiedFix:
-    """A fix that passed the tests, for the file contents it was computed from."""
-
-    fix_id: str
-    result: FixResult
-    # Document version of each changed file that was open in the editor when the run began.
-    versions: dict[Path, int]
-    # (absolute path, 1-based def line) of each function the fix rewrites.
-    locations: tuple[tuple[Path, int], ...]
-
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return tuple(change.path.resolve() for change in self.result.changes)
-
-    @property
-    def passed(self) -> int:
-        run = self.result.final_run
-        return len(run.passed) if run is not None else 0
-
-
-def new_fix_id() -> str:
-    return f"fix-{next(_fix_ids)}"
-
-
-def _file_part(test: str) -> str:
-    return test.split("::", 1)[0]
-
-
-def _covers(selected: tuple[str, ...], nodeid: str) -> bool:
-    """Whether a run of `selected` (files, folders or node ids) re-ran test `nodeid`."""
-    if not selected:
-        return True  # no explicit selection: the whole suite ran
-    for item in selected:
-        item = item.rstrip("/")
-        if nodeid == item or nodeid.startswith(item + "::") or nodeid.startswith(item + "["):
-            return True
-        if "::" not in item and _file_part(nodeid).startswith(item + "/"):
-            return True
-    return False
+from cyclefix.session.fixes import VerifiedFix
+from cyclefix.session.ledger import RunLedger
 
 
 @dataclass
 class ProjectState:
     root: Path
-    failures: dict[str, Failure] = field(default_factory=dict)
-    collection_errors: dict[str, CollectionError] = field(default_factory=dict)
+    ledger: RunLedger = field(init=False)
     syntax_problems: dict[Path, SyntaxProblem] = field(default_factory=dict)
     fix: VerifiedFix | None = None
-    last_run: TestRunResult | None = None
     # Files that carried diagnostics at the last publish, to clear the ones now clean.
     published: set[Path] = field(default_factory=set)
     # How many refinements were asked for: the seed of the next one, so "again" differs.
     refinements: int = 0
 
-    def record_run(
-        self, run: TestRunResult, find_suspects: Callable[[TestRunResult], tuple[Target, ...]]
-    ) -> None:
-        """Merge a finished run: what it re-ran is replaced, the rest is kept."""
-        if run.cancelled:
-            return
-        self.last_run = run
-        selected = tuple(self._relative(s) for s in run.selected)
-        for nodeid in [n for n in self.failures if _covers(selected, n)]:
-            del self.failures[nodeid]
-        for path in [p for p in self.collection_errors if _covers(selected, p)]:
-            del self.collection_errors[path]
-        localized = 0
-        for case in run.tests:
-            self.failures.pop(case.nodeid, None)
-            if case.ok:
-                continue
-            # Localizing parses the project; past a few dozen failures the tests say enough.
-            suspects: tuple[Target, ...] = ()
-            if localized < MAX_LOCALIZED_FAILURES:
-                localized += 1
-                single = TestRunResult(
-                    root=run.root, tests=(case,), exit_code=run.exit_code, duration=0.0
-                )
-                suspects = find_suspects(single)
-            self.failures[case.nodeid] = Failure(case=case, suspects=suspects)
-        for error in run.collection_errors:
-            self.collection_errors[error.path] = error
+    def __post_init__(self) -> None:
+        self.ledger = RunLedger(self.root)
 
-    def _relative(self, selected: str) -> str:
-        path, sep, rest = selected.partition("::")
-        candidate = Path(path)
-        if candidate.is_absolute():
-            with contextlib.suppress(ValueError):
-                path = candidate.relative_to(self.root).as_posix()
-        return path + sep + rest
+    @property
+    def failures(self) -> dict[str, Failure]:
+        """Each failing test with its suspects (none when it was not localized)."""
+        suspects = self.ledger.suspects
+        return {
+            case.nodeid: Failure(case=case, suspects=suspects.get(case.nodeid, ()))
+            for case in self.ledger.failures
+        }
+
+    @property
+    def collection_errors(self) -> dict[str, CollectionError]:
+        return self.ledger.collection_errors
+
+    @property
+    def last_run(self) -> TestRunResult | None:
+        return self.ledger.last_run
 
     def failing_nodeids(self) -> tuple[str, ...]:
-        return tuple(self.failures)
+        return self.ledger.failing_nodeids()

@@ -57,10 +57,11 @@ class WorkspaceTrust:
         kept = dict(values)
         for request in self.store.untrusted(root, relevant):
             del kept[request.setting]
-            self._ask(request)
+            self.ask(request)
         return kept
 
-    def _ask(self, request: TrustRequest) -> None:
+    def ask(self, request: TrustRequest) -> None:
+        """Warn once that `request` waits for trust, and ask the user in a dialog."""
         if request in self._asked:
             return
         self._asked.add(request)

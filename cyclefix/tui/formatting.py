@@ -82,15 +82,3 @@ def attempt_tests_text(attempt: Attempt) -> str:
 def format_elapsed(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}"
-
-
-def looks_like_registry_name(spec: str) -> bool:
-    """A bare name such as "qwen2.5-coder-0.5b", not a path, URL or scripted spec."""
-    return bool(spec) and not any(c in spec for c in "/\\:") and not spec.endswith(".gguf")
-
-
-def model_error_text(spec: str, message: str) -> str:
-    """The model error, plus the command that installs a registry model when it lacks one."""
-    if looks_like_registry_name(spec) and "cyclefix models install" not in message:
-        return f"{message} (install it with: cyclefix models install {spec})"
-    return message

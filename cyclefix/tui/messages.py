@@ -1,7 +1,8 @@
 """Typed Textual messages that carry the workers' progress to the app's event loop.
 
 Workers run in threads; they post these with `App.post_message` (thread-safe). Each carries
-the id of the job that produced it, so the app can drop news from a job it has replaced.
+the id of the job that produced it, so the app can drop news from a job it has replaced. The
+refinement loop's own events travel as they are, in `RefineNews`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from cyclefix.refine import (
-    Attempt,
-    AttemptFinished,
-    FixResult,
-    RefineEvent,
-    RoundStarted,
-    TestRunResult,
-    TestsFinished,
-    TestsStarted,
-    TextGenerated,
-)
+from cyclefix.refine import FixFinished, FixResult, RefineEvent, TestRunResult
 
 
 class JobMessage(Message):
@@ -29,22 +20,12 @@ class JobMessage(Message):
         self.job = job
 
 
-class TestsRunning(JobMessage):
-    """pytest started, on the user's files or (scratch) on a candidate in a scratch copy."""
+class RefineNews(JobMessage):
+    """One event of `check` or `fix` (tests started or finished, a round, text, an attempt)."""
 
-    def __init__(self, job: int, tests: tuple[str, ...], scratch: bool) -> None:
+    def __init__(self, job: int, event: RefineEvent) -> None:
         super().__init__(job)
-        self.tests = tests
-        self.scratch = scratch
-
-
-class TestsRan(JobMessage):
-    """A pytest run inside a refinement finished."""
-
-    def __init__(self, job: int, run: TestRunResult, scratch: bool) -> None:
-        super().__init__(job)
-        self.run = run
-        self.scratch = scratch
+        self.event = event
 
 
 class CheckDone(JobMessage):
@@ -54,31 +35,6 @@ class CheckDone(JobMessage):
         super().__init__(job)
         self.run = run
         self.full = full
-
-
-class RoundBegan(JobMessage):
-    def __init__(
-        self, job: int, index: int, total: int, targets: tuple[str, ...], temperature: float
-    ) -> None:
-        super().__init__(job)
-        self.index = index
-        self.total = total
-        self.targets = targets
-        self.temperature = temperature
-
-
-class TextStreamed(JobMessage):
-    """A piece of the model's answer, as it is generated."""
-
-    def __init__(self, job: int, text: str) -> None:
-        super().__init__(job)
-        self.text = text
-
-
-class AttemptDone(JobMessage):
-    def __init__(self, job: int, attempt: Attempt) -> None:
-        super().__init__(job)
-        self.attempt = attempt
 
 
 class FixDone(JobMessage):
@@ -118,16 +74,6 @@ class FilesChanged(Message):
         self.paths = paths
 
 
-def message_for_event(job: int, event: RefineEvent) -> JobMessage | None:
-    """The message for one refine progress event (FixFinished: the job posts FixDone itself)."""
-    if isinstance(event, TestsStarted):
-        return TestsRunning(job, event.tests, event.scratch)
-    if isinstance(event, TestsFinished):
-        return TestsRan(job, event.run, event.scratch)
-    if isinstance(event, RoundStarted):
-        return RoundBegan(job, event.index, event.total, event.targets, event.temperature)
-    if isinstance(event, TextGenerated):
-        return TextStreamed(job, event.text)
-    if isinstance(event, AttemptFinished):
-        return AttemptDone(job, event.attempt)
-    return None
+def news_for_event(job: int, event: RefineEvent) -> RefineNews | None:
+    """The message for one refine event (FixFinished: the job posts FixDone itself)."""
+    return None if isinstance(event, FixFinished) else RefineNews(job, event)
