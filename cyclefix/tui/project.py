@@ -7,19 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Folders that never hold the user's own code (virtual envs, caches, builds, scratch copies).
-IGNORED_DIRS = frozenset(
-    {
-        "__pycache__",
-        "node_modules",
-        "build",
-        "dist",
-        "site-packages",
-        "venv",
-        "env",
-        "snapshot_report",
-    }
-)
+from cyclefix.runner.testfiles import SKIP_DIRS, is_test_file
+
+# Folders that never hold the user's own code: the runner's list, and snapshot test reports.
+IGNORED_DIRS = SKIP_DIRS | frozenset({"snapshot_report"})
 MAX_FILES = 2000
 # The refinement loop verifies candidates in temporary folders named like this.
 SCRATCH_PREFIX = "cyclefix-scratch-"
@@ -33,11 +24,6 @@ def is_ignored_part(part: str) -> bool:
         or part.endswith(".egg-info")
         or part.startswith(SCRATCH_PREFIX)
     )
-
-
-def is_test_file(path: Path | str) -> bool:
-    name = Path(path).name
-    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
 def is_project_python_file(root: Path, path: Path) -> bool:
@@ -134,7 +120,3 @@ class OwnWrites:
             return True
         del self._digests[key]
         return False
-
-    def forget(self, paths: Iterable[Path]) -> None:
-        for path in paths:
-            self._digests.pop(path.resolve(), None)

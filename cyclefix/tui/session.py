@@ -32,6 +32,7 @@ from cyclefix.refine import (
     open_backend,
     suspects,
 )
+from cyclefix.runner.testfiles import is_test_file
 from cyclefix.session.fixes import VerifiedFix
 from cyclefix.session.jobs import Job, JobBoard
 from cyclefix.session.ledger import RunLedger
@@ -45,7 +46,7 @@ from cyclefix.tui.messages import (
     ModelReady,
     news_for_event,
 )
-from cyclefix.tui.project import OwnWrites, RunSelection, is_test_file, python_files
+from cyclefix.tui.project import OwnWrites, RunSelection, python_files
 from cyclefix.tui.settings import TuiSettings
 from cyclefix.tui.widgets.project_tree import FileStatus
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from cyclefix.tui.project import is_test_file
+from cyclefix.runner.testfiles import is_test_file
 
 FileStatus = Literal["passed", "failed", "running", "unknown"]
 
