@@ -67,6 +67,23 @@ async def _fix_offered(editor: Editor, source: Path) -> types.Diagnostic:
     return found[0]
 
 
+async def _no_fix_offered(editor: Editor, doc: str, source: Path) -> None:
+    """No fix, checked after a round trip: the server has handled all that came before."""
+    titles = [a.title for a in await editor.code_actions(doc)]
+    assert "Apply verified fix" not in titles, titles
+    assert not editor.diagnostics(source, CODE_FIX)
+
+
+async def _ended_without_refining(editor: Editor) -> None:
+    """The job's progress ends on its test summary: it finished, and refined nothing."""
+    ends = await wait_for(
+        lambda: [m for k, m in editor.progress_messages() if k == "end"], "the progress end"
+    )
+    assert (ends[-1] or "").startswith("3/5 tests pass, 2 failing"), ends
+    reports = [m or "" for k, m in editor.progress_messages() if k == "report"]
+    assert not any(m.startswith(("Refining", "loading model")) for m in reports), reports
+
+
 @pytest.mark.parametrize("client_name", ["visual-studio-code", "neovim", "emacs"])
 async def test_save_runs_tests_refines_and_applies_a_verified_fix(
     client: LanguageClient, tmp_path: Path, client_name: str
@@ -269,8 +286,8 @@ async def test_cancel_command_stops_refinement(client: LanguageClient, tmp_path:
     assert (next(m for k, m in editor.progress_messages() if k == "end") or "").startswith(
         "cancelled"
     )
-    await asyncio.sleep(3)  # the slow reply would have finished by now
-    assert not editor.diagnostics(source, CODE_FIX)
+    # Cancelling ended the job's task with its progress: nothing of it can be published.
+    await _no_fix_offered(editor, doc, source)
     # The test failures stay.
     assert editor.diagnostics(project / "tests" / "test_stats.py", CODE_TEST_FAILED)
 
@@ -290,8 +307,7 @@ async def test_progress_cancel_by_user(client: LanguageClient, tmp_path: Path) -
     await wait_for(
         lambda: any(kind == "end" for kind, _ in editor.progress_messages()), "progress end"
     )
-    await asyncio.sleep(3)
-    assert not editor.diagnostics(project / "stats.py", CODE_FIX)
+    await _no_fix_offered(editor, doc, project / "stats.py")
 
 
 async def test_cancel_request_is_honoured(client: LanguageClient, tmp_path: Path) -> None:
@@ -316,15 +332,15 @@ async def test_cancel_request_is_honoured(client: LanguageClient, tmp_path: Path
     await wait_for(
         lambda: any(kind == "end" for kind, _ in editor.progress_messages()), "progress end"
     )
-    await asyncio.sleep(3)
-    assert not editor.diagnostics(project / "stats.py", CODE_FIX)
+    await _no_fix_offered(editor, doc, project / "stats.py")
 
 
 async def test_newer_save_wins(client: LanguageClient, tmp_path: Path) -> None:
     project = copy_project(tmp_path)
     source = project / "stats.py"
     editor = Editor(client)
-    await editor.initialize(project, _options("median_slow.json"))
+    # 5 s a reply: in flight when the second save comes, and the second reply is awaited.
+    await editor.initialize(project, _options("median_delayed.json"))
     doc = editor.open(source)
     editor.save(doc)
     await wait_for(
@@ -360,7 +376,7 @@ async def test_run_tests_command_and_auto_refine_off(
         "tests/test_stats.py::test_median_even",
         "tests/test_stats.py::test_median_unsorted",
     ]
-    await asyncio.sleep(1.5)
+    await _ended_without_refining(editor)
     assert not editor.diagnostics(project / "stats.py", CODE_FIX), "autoRefine is off"
     titles = [a.title for a in await editor.code_actions(doc)]
     assert titles == ["Refine with cyclefix"]
@@ -432,7 +448,10 @@ async def test_syntax_error_is_a_diagnostic_and_nothing_is_refined(
     editor.save(doc)
     (problem,) = await wait_for(lambda: editor.diagnostics(source, CODE_SYNTAX), "syntax error")
     assert problem.range.start.line == 3
-    await asyncio.sleep(1.5)
+    # The job's last act: it says it skipped the run.
+    await wait_for(
+        lambda: [m for m in client.log_messages if "tests not run" in m.message], "the skip"
+    )
     assert not editor.diagnostics(source, CODE_FIX)
     assert not client.progress_reports, "no test run, no refinement"
     # Fixing the syntax clears it, and the tests run.
@@ -528,7 +547,10 @@ async def test_diagnostics_survive_saves_of_other_files(
         "collectionErrors": 0,
         "failing": [],
     }
-    await asyncio.sleep(0.5)
+    # The run's progress ends after it published its diagnostics.
+    await wait_for(
+        lambda: ("end", "1/1 tests pass") in editor.progress_messages(), "the run's progress end"
+    )
     assert editor.diagnostics(project / "tests" / "test_stats.py") == before
     assert editor.diagnostics(project / "stats.py", CODE_SUSPECT)
 
@@ -564,15 +586,24 @@ async def test_real_model_offers_a_verified_fix(client: LanguageClient, tmp_path
 
 
 async def test_configuration_pull_when_the_client_sends_no_settings(
-    client: LanguageClient, tmp_path: Path
+    client: LanguageClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = copy_project(tmp_path)
     editor = Editor(client)
     await editor.initialize(project, _options())
     # A pull-style client (VS Code) answers workspace/configuration for section "cyclefix".
     client.set_configuration({"autoRefine": False}, section="cyclefix")
+    pulled: list[str | None] = []
+    answer = client.get_configuration
+
+    def recorded(*, section: str | None = None, scope_uri: str | None = None) -> Any:
+        pulled.append(section)
+        return answer(section=section, scope_uri=scope_uri)
+
+    monkeypatch.setattr(client, "get_configuration", recorded)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-    await asyncio.sleep(0.5)
+    # Answered before the next request goes out: the server reads the two in that order.
+    await wait_for(lambda: "cyclefix" in pulled, "the server to pull its settings")
     doc = editor.open(project / "stats.py")
     summary = json_object(
         await client.workspace_execute_command_async(
@@ -580,7 +611,7 @@ async def test_configuration_pull_when_the_client_sends_no_settings(
         )
     )
     assert summary["failed"] == 2
-    await asyncio.sleep(1.5)
+    await _ended_without_refining(editor)
     assert not editor.diagnostics(project / "stats.py", CODE_FIX), "autoRefine came from the pull"
 
 
@@ -590,10 +621,16 @@ async def stop(plain: BaseLanguageClient) -> None:
     await stop_client()
 
 
-async def _start_plain_client(*args: str) -> BaseLanguageClient:
+async def _start_plain_client(*args: str, logs: list[str] | None = None) -> BaseLanguageClient:
+    """A bare client; `logs` collects the server's log messages."""
     plain = BaseLanguageClient("plain", "1")
+
+    def on_log(params: types.LogMessageParams) -> None:
+        if logs is not None:
+            logs.append(params.message)
+
+    plain.feature(types.WINDOW_LOG_MESSAGE)(on_log)
     for method in (
-        types.WINDOW_LOG_MESSAGE,
         types.WINDOW_SHOW_MESSAGE,
         types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
         types.PROGRESS,
@@ -607,7 +644,8 @@ async def _start_plain_client(*args: str) -> BaseLanguageClient:
 
 async def test_client_disconnecting_mid_run_stops_the_server(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
-    plain = await _start_plain_client(*SERVER_COMMAND)
+    logs: list[str] = []
+    plain = await _start_plain_client(*SERVER_COMMAND, logs=logs)
     await plain.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -627,7 +665,8 @@ async def test_client_disconnecting_mid_run_stops_the_server(tmp_path: Path) -> 
     plain.text_document_did_save(
         types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri(source)))
     )
-    await asyncio.sleep(4)  # the tests are running or the slow model is generating
+    # The tests ran; the slow model is about to generate.
+    await wait_for(lambda: [m for m in logs if m.startswith("stats: ")], "the test summary")
     process = plain._server
     assert process is not None and process.returncode is None
     assert process.stdin is not None
