@@ -232,6 +232,12 @@ def test_bootstrap_interval_holds_the_mean_and_is_reproducible() -> None:
     assert bootstrap_interval([]) is None
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cyclefix")
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
 def fence(code: str) -> str:
     return f"```python\n{code.strip()}\n```\n"
 
@@ -247,9 +253,7 @@ def test_cli_scores_mbpp_and_mbpp_plus_apart_for_every_round(tmp_path: Path) -> 
     script = tmp_path / "replies.json"
     script.write_text(json.dumps(replies))
     out = tmp_path / "out"
-    parser = argparse.ArgumentParser(prog="cyclefix")
-    bench_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
+    args = _parse(
         [
             "bench",
             "evalplus-mbpp",
@@ -272,3 +276,37 @@ def test_cli_scores_mbpp_and_mbpp_plus_apart_for_every_round(tmp_path: Path) -> 
     assert [(r["base"], r["plus"]) for r in model["rounds"]] == [(0.5, 0.0), (1.0, 0.0)]
     report = (out / "report.md").read_text()
     assert "| Round | MBPP | MBPP+ |" in report and "| 0 | 50.0 [" in report
+
+
+def test_cli_round_zero_alone_scores_humaneval_answers_as_given(tmp_path: Path) -> None:
+    replies = [
+        # Right, but uses `List` without importing it: EvalPlus adds nothing, so it fails.
+        fence(
+            "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+            "    return any(abs(a - b) < threshold for i, a in enumerate(numbers)\n"
+            "               for b in numbers[i + 1:])\n"
+        ),
+        fence("def truncate_number(number: float) -> float:\n    return number % 1.0\n"),
+    ]
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(replies))
+    out = tmp_path / "out"
+    args = _parse(
+        [
+            "bench",
+            "evalplus-humaneval",
+            "--model",
+            f"scripted:{script}",
+            "--tasks",
+            "HumanEval/0",
+            "HumanEval/2",
+            "--rounds",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
+    assert args.func(args) == 0
+    (model,) = json.loads((out / "evalplus.json").read_text())["models"].values()
+    assert [(r["base"], r["plus"]) for r in model["rounds"]] == [(0.5, None)]
+    assert "| Round | HumanEval | HumanEval+ |" in (out / "report.md").read_text()

@@ -25,7 +25,10 @@ def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None
         "(default: qwen2.5-coder-1.5b)",
     )
     p.add_argument(
-        "--rounds", type=int, default=4, help="refinement rounds after round 0 (default 4)"
+        "--rounds",
+        type=int,
+        default=4,
+        help="refinement rounds after round 0 (default 4; 0: the one-shot round alone)",
     )
     p.add_argument("--limit", type=int, default=None, metavar="K", help="only the first K tasks")
     p.add_argument(
@@ -276,9 +279,11 @@ def run_bench(args: argparse.Namespace) -> int:
     from cyclefix.errors import CyclefixError
     from cyclefix.models.registry import DEFAULT_MODEL
 
-    for name in ("rounds", "samples", "workers", "max_tokens"):
+    for name in ("samples", "workers", "max_tokens"):
         if getattr(args, name) < 1:
             raise CyclefixError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.rounds < 0:
+        raise CyclefixError("--rounds must be 0 (round 0 alone) or more")
     if args.budget <= 0 or args.per_test_timeout <= 0:
         raise CyclefixError("--budget and --per-test-timeout must be positive")
     if not args.pytest_plugins:
