@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cyclefix.runner import RunPhases, SandboxLimits, run_tests
-from cyclefix.runner.run import _Attempt
+from cyclefix.runner.records import ProcessReport
 
 
 def _project(root: Path, files: dict[str, str]) -> Path:
@@ -45,17 +45,17 @@ def test_phases_add_up_to_at_most_the_total(tmp_path: Path) -> None:
 
 
 def test_a_process_that_never_started_its_session_was_all_start_up() -> None:
-    attempt = _Attempt(spawned=10.0, reaped=12.0)
+    attempt = ProcessReport(spawned=10.0, reaped=12.0)
     assert attempt.phases() == RunPhases(startup_s=2.0, collect_s=0.0, tests_s=0.0, total_s=2.0)
 
 
 def test_a_process_that_died_while_collecting_was_collecting_until_it_ended() -> None:
-    attempt = _Attempt(spawned=10.0, reaped=14.0, session_started=11.0)
+    attempt = ProcessReport(spawned=10.0, reaped=14.0, session_started=11.0)
     assert attempt.phases() == RunPhases(startup_s=1.0, collect_s=3.0, tests_s=0.0, total_s=4.0)
 
 
 def test_a_test_that_killed_its_process_ran_until_the_process_ended() -> None:
-    attempt = _Attempt(
+    attempt = ProcessReport(
         spawned=10.0, reaped=20.0, session_started=11.0, collected_at=12.0, last_test_at=13.0
     )
     attempt.running = "test_x.py::test_hang"
@@ -63,7 +63,7 @@ def test_a_test_that_killed_its_process_ran_until_the_process_ended() -> None:
 
 
 def test_the_tests_phase_ends_with_the_last_test() -> None:
-    attempt = _Attempt(
+    attempt = ProcessReport(
         spawned=10.0, reaped=20.0, session_started=11.0, collected_at=12.0, last_test_at=15.0
     )
     assert attempt.phases() == RunPhases(startup_s=1.0, collect_s=1.0, tests_s=3.0, total_s=10.0)
@@ -71,7 +71,7 @@ def test_the_tests_phase_ends_with_the_last_test() -> None:
 
 def test_child_times_outside_the_process_s_life_are_clamped() -> None:
     # The stamps come from the test process: a nonsense clock must not make negative phases.
-    attempt = _Attempt(spawned=10.0, reaped=12.0, session_started=5.0, collected_at=50.0)
+    attempt = ProcessReport(spawned=10.0, reaped=12.0, session_started=5.0, collected_at=50.0)
     phases = attempt.phases()
     assert min(phases.startup_s, phases.collect_s, phases.tests_s) >= 0.0
     assert max(phases.startup_s, phases.collect_s, phases.tests_s) <= phases.total_s

@@ -24,7 +24,7 @@ from cyclefix.runner import (
     run_tests,
     scratch_copy,
 )
-from cyclefix.runner import confine as confine_module
+from cyclefix.runner import launch as launch_module
 from cyclefix.runner import plugin as plugin_module
 from cyclefix.runner import run as run_module
 from cyclefix.runner.sandbox import detect_isolation, run_sandboxed
@@ -551,7 +551,7 @@ def test_non_utf8_source_file(tmp_path: Path) -> None:
 def test_module_level_hang_is_a_collection_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_module, "MIN_COLLECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(launch_module, "MIN_COLLECT_TIMEOUT", 1.0)
     root = make_project(
         tmp_path / "p",
         {
@@ -697,15 +697,23 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
 def test_plugin_and_runner_agree_on_the_protocol() -> None:
     for name in ("FIRST_OPTION", "WATCHDOG_EXIT_CODE", "TEARDOWN_ALLOWANCE"):
         assert getattr(plugin_module, name) == getattr(protocol, name) == getattr(run_module, name)
-    assert plugin_module.ENV_TRACE == run_module.ENV_TRACE
-    folder = run_module.plugin_directory()
-    for private, source in (
-        (protocol.PLUGIN_MODULE, plugin_module.__file__),
-        (protocol.PROTOCOL_MODULE, protocol.__file__),
-        (protocol.CONFINE_MODULE, confine_module.__file__),
-    ):
-        assert folder.joinpath(f"{private}.py").read_text() == Path(source).read_text()
-    assert sys.modules.get(run_module.PLUGIN_MODULE) is None
+    assert plugin_module.ENV_TRACE == protocol.ENV_TRACE
+    folder = launch_module.plugin_directory()
+    runner_folder = Path(protocol.__file__).parent
+    for source, private in protocol.PRIVATE_COPIES:
+        copy = folder.joinpath(f"{private}.py").read_text()
+        assert copy == runner_folder.joinpath(source).read_text()
+    assert sys.modules.get(protocol.PLUGIN_MODULE) is None
+
+
+def test_the_plugin_s_private_files_import_only_each_other() -> None:
+    # The test process cannot import cyclefix: each shipped file falls back to a sibling copy.
+    runner_folder = Path(protocol.__file__).parent
+    for source, _ in protocol.PRIVATE_COPIES:
+        text = runner_folder.joinpath(source).read_text()
+        for line in text.splitlines():
+            if line.startswith(("import cyclefix", "from cyclefix")):
+                raise AssertionError(f"{source} imports cyclefix at module level: {line}")
 
 
 def test_parametrized_inputs_are_shown_as_values(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ feedback_text(case)                  the CYCLE feedback for one failing test
 
 from cyclefix.runner.feedback import bound_text, feedback_text, run_summary
 from cyclefix.runner.interpreter import ProjectPython, find_project_python
+from cyclefix.runner.launch import Confinement
 from cyclefix.runner.project import find_project_root
 from cyclefix.runner.results import (
     Callee,
@@ -22,7 +23,7 @@ from cyclefix.runner.results import (
     TestCaseResult,
     TestRunResult,
 )
-from cyclefix.runner.run import Confinement, run_tests
+from cyclefix.runner.run import run_tests
 from cyclefix.runner.sandbox import SandboxLimits
 from cyclefix.runner.scratch import scratch_copy
 from cyclefix.runner.select import order_failing_first, select_tests

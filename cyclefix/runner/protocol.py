@@ -19,12 +19,24 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
 
 # The module names of the private copies in the test process's folder.
 PLUGIN_MODULE = "_cyclefix_pytest_plugin"
 PROTOCOL_MODULE = "_cyclefix_protocol"
 CONFINE_MODULE = "_cyclefix_confine"
+TRACE_MODULE = "_cyclefix_trace"
+# Every runner file the test process runs, and its private module name there.
+PRIVATE_COPIES = (
+    ("plugin.py", PLUGIN_MODULE),
+    ("protocol.py", PROTOCOL_MODULE),
+    ("confine.py", CONFINE_MODULE),
+    ("trace.py", TRACE_MODULE),
+    ("failures.py", "_cyclefix_failures"),
+    ("assertions.py", "_cyclefix_assertions"),
+    ("testfiles.py", "_cyclefix_testfiles"),
+)
 
 # Environment of the test process (names only: every value is public to the code under test).
 ENV_RESULTS_FD = "CYCLEFIX_RESULTS_FD"
@@ -35,6 +47,8 @@ ENV_GRACE = "CYCLEFIX_TEST_GRACE"
 ENV_COLLECT_TIMEOUT = "CYCLEFIX_COLLECT_TIMEOUT"
 ENV_MAX_HANGS = "CYCLEFIX_MAX_HANGS"
 ENV_CONFINE = "CYCLEFIX_CONFINE"
+# "1": record which project lines each test executed (setup and call), in its record.
+ENV_TRACE = "CYCLEFIX_TRACE"
 # "1" in a candidate's run: a skip raised by the code under test is an error there.
 ENV_CANDIDATE = "CYCLEFIX_CANDIDATE"
 FIRST_OPTION = "--cyclefix-first"
@@ -47,24 +61,20 @@ KEY_BYTES = 32
 _MAC_HEX = 2 * hashlib.sha256().digest_size
 
 
+# Records, one per event, as the plugin writes them (JSON objects; see plugin.py for when).
+
+
 class Frame(TypedDict):
+    """A traceback frame in a project non-test file."""
+
     path: str
     line: int
     function: str
     source: str
 
 
-class _CaseRecordRequired(TypedDict):
-    event: str  # "test"
-    nodeid: str
-    outcome: str  # passed, failed, error, skipped, timeout
-    duration: float
-    stdout: str
-    stderr: str
-
-
-class CaseRecord(_CaseRecordRequired, total=False):
-    """One test ended (the fields of TestCaseResult)."""
+class Details(TypedDict, total=False):
+    """Why a test failed (the optional fields of TestCaseResult), as the plugin found them."""
 
     path: str | None
     line: int | None
@@ -78,47 +88,105 @@ class CaseRecord(_CaseRecordRequired, total=False):
     test_source: str | None
     line_source: str | None
     project_frames: list[Frame]
+    # The name a failing test calls -> [project file, the function's own name].
     callees: dict[str, list[str]]
-    t: float  # time.monotonic() when the test's teardown ended
+    # The plugin's own analysis failed (repr of its exception); the rest is what it had.
+    plugin_error: str
 
 
-class NodeRecord(TypedDict):
-    """collect_start (a test module is being imported) or start (a test begins)."""
+class _ProbedCallRequired(TypedDict):
+    call: str  # e.g. "percent_of(125, 10)"
 
-    event: str
+
+class ProbedCallRecord(_ProbedCallRequired, total=False):
+    """One call a failing test made to a project function (trace.py's probe), rendered."""
+
+    returned: str | None
+    raised: str | None
+
+
+class _ExecutedRequired(TypedDict):
+    path: str
+    qualname: str
+    line: int
+    lines: list[int]
+
+
+class ExecutedRecord(_ExecutedRequired, total=False):
+    """A project function a test executed (traced runs), with its first calls when it failed."""
+
+    calls: list[ProbedCallRecord]
+
+
+class _CaseRecordRequired(TypedDict):
+    event: Literal["test"]
+    nodeid: str
+    outcome: Literal["passed", "failed", "error", "skipped", "timeout"]
+    duration: float
+    stdout: str
+    stderr: str
+
+
+class CaseRecord(_CaseRecordRequired, Details, total=False):
+    """A test ended."""
+
+    # time.monotonic() when the test's teardown ended.
+    t: float
+    executed: list[ExecutedRecord]
+    # The test replaced the tracer for a while: `executed` is incomplete.
+    trace_incomplete: bool
+
+
+class CollectStartRecord(TypedDict):
+    event: Literal["collect_start"]  # a test module is being imported
+    nodeid: str
+
+
+class StartRecord(TypedDict):
+    event: Literal["start"]  # a test begins
     nodeid: str
 
 
 class _CollectErrorRequired(TypedDict):
-    event: str  # "collect_error"
+    event: Literal["collect_error"]
     nodeid: str
     message: str
 
 
 class CollectErrorRecord(_CollectErrorRequired, total=False):
+    """A collector failed (a module that does not import); where, and project frames."""
+
     path: str | None
     line: int | None
+    exc_type: str | None
+    project_frames: list[Frame]
 
 
 class SessionStartRecord(TypedDict):
-    event: str  # "session_start": pytest's session begins (interpreter and imports done)
+    event: Literal["session_start"]  # pytest's session begins (interpreter and imports done)
     t: float  # the test process's time.monotonic()
 
 
 class CollectedRecord(TypedDict):
-    event: str  # "collected": the final selection, in run order
+    event: Literal["collected"]  # the final selection, in run order
     nodeids: list[str]
     t: float  # time.monotonic() when collection finished
 
 
 class WatchdogRecord(TypedDict):
-    event: str  # "watchdog": the test ignored its timeout; the process exits now
+    event: Literal["watchdog"]  # the test ignored its timeout; the process exits now
     nodeid: str
     seconds: float
 
 
+class TraceRecord(TypedDict):
+    event: Literal["trace"]  # a traced run was asked for but is impossible here
+    active: bool
+    reason: str
+
+
 class SessionFinishRecord(TypedDict):
-    event: str  # "session_finish"
+    event: Literal["session_finish"]
     exitstatus: int
 
 
@@ -136,7 +204,7 @@ class RecordSigner:
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._sequence = 0
 
-    def line(self, record: dict[str, Any]) -> bytes:
+    def line(self, record: Mapping[str, Any]) -> bytes:
         payload = json.dumps(record, ensure_ascii=True).encode("ascii")
         signed = _mac(self._mac, self._sequence, payload).encode("ascii") + b" " + payload + b"\n"
         self._sequence += 1

@@ -7,38 +7,50 @@ and runs the rest again with ``--deselect`` of everything already seen, a bounde
 times. A line the plugin did not sign, or a session whose exit status and collected tests
 disagree with its records, makes the run fail ("UntrustedResults"): code under test cannot
 report a pass. Runs on a scratch copy (``confinement``) are confined by confine.py.
+
+This module drives the processes and assembles the result; launch.py prepares each process
+(command, environment, private plugin folder, confinement plan) and records.py turns what it
+said (signed records, pytest's own output) into typed records and results.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
-import importlib.util
 import os
-import py_compile
-import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner import confine, protocol
-from cyclefix.runner.environment import child_environment
+from cyclefix.runner.launch import (
+    GRACE,
+    Confinement,
+    OwnFds,
+    ProcessSettings,
+    collect_timeout,
+    confine_plan,
+    process_environment,
+    pytest_argv,
+    read_available,
+)
+from cyclefix.runner.records import (
+    NO_PYTEST,
+    ProcessReport,
+    case_result,
+    collection_error,
+    conftest_failure,
+    death,
+    first_error_line,
+    parse_record,
+    sum_phases,
+)
 from cyclefix.runner.results import (
-    Callee,
     CollectionError,
-    ExecutedFunction,
-    Frame,
-    Outcome,
-    ProbedCall,
     RunPhases,
     TestCaseResult,
     TestRunResult,
@@ -47,18 +59,11 @@ from cyclefix.runner.sandbox import (
     SandboxedProcess,
     SandboxLimits,
     SandboxResult,
-    detect_isolation,
 )
 
-PLUGIN_MODULE = protocol.PLUGIN_MODULE
-ENV_TRACE = "CYCLEFIX_TRACE"
-TRACE_MODULE = "_cyclefix_trace"
 FIRST_OPTION = protocol.FIRST_OPTION
 WATCHDOG_EXIT_CODE = protocol.WATCHDOG_EXIT_CODE
 TEARDOWN_ALLOWANCE = protocol.TEARDOWN_ALLOWANCE
-
-# Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
-GRACE = 1.0
 # Seconds more this side waits before killing a test that even the watchdog did not stop.
 PARENT_MARGIN = 0.5
 # Seconds pytest may take to exit once its session has ended (a stray non-daemon thread
@@ -69,27 +74,9 @@ SHUTDOWN_GRACE = 5.0
 POLL_SECONDS = 0.02
 # Runs after the first, each resuming after a test that killed its process.
 MAX_RERUNS = 5
-# Importing one test module may take this long (imports can be slow; an import-time loop not).
-MIN_COLLECT_TIMEOUT = 10.0
-
-# `python -m pytest`, confined first (confine.py), then with our plugin imported from its
-# bytecode (see plugin.py) before pytest: it takes the signing key before any project code runs.
-LAUNCHER = (
-    f"import sys, {protocol.CONFINE_MODULE}; {protocol.CONFINE_MODULE}.apply_from_environment(); "
-    f"import {PLUGIN_MODULE}, pytest; sys.exit(getattr(pytest, 'console_main', pytest.main)())"
-)
 # The test that stands for a process whose results cannot be trusted.
 UNTRUSTED_NODEID = "<cyclefix>::results"
-PYTEST_OPTIONS = (
-    "-p",
-    "no:cacheprovider",
-    "-q",
-    "--tb=short",
-    "--color=no",
-    "--continue-on-collection-errors",
-)
 DEFAULT_LIMITS = SandboxLimits()
-OUTCOMES: frozenset[str] = frozenset({"passed", "failed", "error", "skipped", "timeout"})
 
 
 def run_tests(
@@ -133,94 +120,35 @@ def run_tests(
     interpreter = python or sys.executable
     if shutil.which(interpreter) is None:
         raise CyclefixError(f"no such Python interpreter: {interpreter}")
-    run = _Run(
+    settings = ProcessSettings(
         root=project,
-        args=tuple(tests),
-        limits=limits,
         python=interpreter,
-        on_test=on_test,
-        on_collected=on_collected,
-        cancel=cancel,
+        limits=limits,
+        confinement=confinement,
         autoload_plugins=autoload_plugins,
         trace=trace,
         stop_on_first_failure=stop_on_first_failure,
-        confinement=confinement,
         pass_env=tuple(pass_env),
+    )
+    run = _Run(
+        settings=settings,
+        args=tuple(tests),
+        on_test=on_test,
+        on_collected=on_collected,
+        cancel=cancel,
     )
     return run.execute()
 
 
-@dataclass(frozen=True)
-class Confinement:
-    """A run on a scratch copy of `original`, the user's real project."""
-
-    original: Path
-    # Folders the run may write to besides the copy and its private temp folder.
-    writable: tuple[Path, ...] = ()
-
-
-@dataclass
-class _Attempt:
-    """What one pytest process reported."""
-
-    collected: list[str] | None = None
-    finished: dict[str, TestCaseResult] = field(default_factory=dict)
-    running: str | None = None
-    collecting: str | None = None
-    watchdog: str | None = None
-    session_exit: int | None = None
-    hung: str | None = None
-    verifier: protocol.RecordVerifier | None = None
-    # Why this process's records are not believed ("" while they are).
-    untrusted: str = ""
-    # We killed pytest after its session ended (a lingering thread): its exit status is ours.
-    killed_after_session: bool = False
-    # Monotonic times: spawn and reap (this side), session start, collection end and the
-    # last test's end (the test process's records; the same clock on one machine).
-    spawned: float = 0.0
-    reaped: float = 0.0
-    session_started: float | None = None
-    collected_at: float | None = None
-    last_test_at: float | None = None
-
-    def phases(self) -> RunPhases:
-        """This process's share of the run's phases; a phase it never reached is 0."""
-        total = max(self.reaped - self.spawned, 0.0)
-
-        def span(start: float, end: float) -> float:
-            return min(max(end - start, 0.0), total)
-
-        if self.session_started is None:
-            return RunPhases(startup_s=total, collect_s=0.0, tests_s=0.0, total_s=total)
-        collect_end = self.reaped if self.collected_at is None else self.collected_at
-        if self.collected_at is None:
-            tests = 0.0
-        elif self.running is not None:  # died in a test: it ran until the process ended
-            tests = span(self.collected_at, self.reaped)
-        else:
-            tests = span(self.collected_at, self.last_test_at or self.collected_at)
-        return RunPhases(
-            startup_s=span(self.spawned, self.session_started),
-            collect_s=span(self.session_started, collect_end),
-            tests_s=tests,
-            total_s=total,
-        )
-
-
 @dataclass
 class _Run:
-    root: Path
+    """One run_tests call: its pytest processes, one after another, and what they reported."""
+
+    settings: ProcessSettings
     args: tuple[str, ...]
-    limits: SandboxLimits
-    python: str
     on_test: Callable[[TestCaseResult], None] | None
     on_collected: Callable[[int], None] | None
     cancel: threading.Event | None
-    autoload_plugins: bool
-    trace: bool = False
-    stop_on_first_failure: bool = False
-    confinement: Confinement | None = None
-    pass_env: tuple[str, ...] = ()
     tests: list[TestCaseResult] = field(default_factory=list)
     collection_errors: list[CollectionError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -240,10 +168,10 @@ class _Run:
         session_exits: list[int | None] = []
         timed_out = cancelled = False
         network_isolated = True
-        plan = self._confine_plan(workdir)
+        plan = confine_plan(self.settings, workdir, self.notes)
         try:
             for _ in range(MAX_RERUNS + 1):
-                limits = self.limits
+                limits = self.settings.limits
                 if limits.run_timeout:
                     remaining = limits.run_timeout - (time.monotonic() - started)
                     if remaining <= 0:
@@ -286,9 +214,9 @@ class _Run:
                 f"is incomplete (e.g. {self.trace_incomplete[0]})"
             )
         output = "\n".join(o for o in self.outputs if o)
-        limit = self.limits.output_limit
+        limit = self.settings.limits.output_limit
         return TestRunResult(
-            root=self.root,
+            root=self.settings.root,
             tests=tuple(self.tests),
             exit_code=exit_code,
             duration=time.monotonic() - started,
@@ -299,16 +227,16 @@ class _Run:
             network_isolated=network_isolated,
             output_tail=output[-limit:] if limit else output,
             notes=tuple(self.notes),
-            traced=self.trace and not self.untraced_reason,
-            phases=_sum_phases(self.phases),
+            traced=self.settings.trace and not self.untraced_reason,
+            phases=sum_phases(self.phases),
         )
 
     def _stopped_at_failure(self) -> bool:
-        return self.stop_on_first_failure and any(not t.ok for t in self.tests)
+        return self.settings.stop_on_first_failure and any(not t.ok for t in self.tests)
 
     def _hang_limit_reached(self) -> bool:
         hangs = sum(1 for t in self.tests if t.outcome == "timeout")
-        return bool(self.limits.max_hangs) and hangs >= self.limits.max_hangs
+        return bool(self.settings.limits.max_hangs) and hangs >= self.settings.limits.max_hangs
 
     def _summary_exit_code(self, interrupted: bool) -> int:
         """pytest's exit code for what was seen across processes."""
@@ -319,38 +247,6 @@ class _Run:
         return 0 if self.tests else 5
 
     # ---- one pytest process
-    def _confine_plan(self, workdir: Path) -> confine.ConfinePlan | None:
-        """What the launcher enforces, with a note for each layer this machine cannot give."""
-        if not sys.platform.startswith("linux"):
-            if self.confinement is not None:
-                self.notes.append(
-                    f"not confined on {sys.platform}: candidate code can write wherever you can "
-                    "and use the network (only Linux has Landlock)"
-                )
-            return None
-        isolated = detect_isolation().network_isolated
-        if self.confinement is None:
-            return confine.ConfinePlan(loopback_up=isolated)
-        abi = confine.landlock_abi()
-        writable: tuple[str, ...] = ()
-        if abi >= 1:
-            writable = (str(self.root), str(workdir), *(str(p) for p in self.confinement.writable))
-        else:
-            self.notes.append(
-                "writes not confined to the scratch copy: this kernel has no Landlock "
-                "(Linux 5.13+); candidate code can write wherever you can"
-            )
-        if abi < 4 and not isolated:
-            self.notes.append(
-                "network not cut for candidates: no network namespace, and Landlock "
-                f"ABI {abi} cannot refuse TCP (needs 4, Linux 6.7+)"
-            )
-        return confine.ConfinePlan(
-            writable=writable,
-            deny_tcp=abi >= 4,
-            loopback_up=isolated,
-            remap=(str(self.confinement.original.resolve()), str(self.root)),
-        )
 
     def _one_process(
         self,
@@ -359,37 +255,25 @@ class _Run:
         limits: SandboxLimits,
         deselected: Sequence[str],
         ignored: Sequence[str],
-    ) -> tuple[_Attempt, SandboxResult]:
-        argv = [
-            self.python,
-            "-c",
-            LAUNCHER,
-            "-p",
-            PLUGIN_MODULE,
-            *PYTEST_OPTIONS,
-            *(("--exitfirst",) if self.stop_on_first_failure else ()),
-            f"--rootdir={self.root}",
-            *(f"--deselect={nodeid}" for nodeid in deselected),
-            *(f"--ignore={path}" for path in ignored),
-            *self.args,
-        ]
+    ) -> tuple[ProcessReport, SandboxResult]:
+        argv = pytest_argv(self.settings, self.args, deselected, ignored)
         key = protocol.new_key()
-        attempt = _Attempt(verifier=protocol.RecordVerifier(key))
-        per_test = self.limits.per_test_timeout
+        attempt = ProcessReport(verifier=protocol.RecordVerifier(key))
+        per_test = self.settings.limits.per_test_timeout
         teardown = min(per_test, TEARDOWN_ALLOWANCE)
         hang_after = per_test + teardown + GRACE + PARENT_MARGIN if per_test else 0.0
-        collect_after = _collect_timeout(self.limits) + GRACE + PARENT_MARGIN
-        with _OwnFds() as fds:
+        collect_after = collect_timeout(self.settings.limits) + GRACE + PARENT_MARGIN
+        with OwnFds() as fds:
             results_read, results_write = fds.pipe()
             key_read, key_write = fds.pipe()
             os.write(key_write, key)  # 32 bytes: fits the pipe's buffer, never blocks
             fds.close(key_write)
             os.set_blocking(results_read, False)
-            env = self._environment(plan, workdir, results_write, key_read)
+            env = process_environment(self.settings, plan, workdir, results_write, key_read)
             attempt.spawned = time.monotonic()
             process = SandboxedProcess(
                 argv,
-                cwd=self.root,
+                cwd=self.settings.root,
                 env=env,
                 limits=limits,
                 cancel=self.cancel,
@@ -406,17 +290,17 @@ class _Run:
     def _follow(
         self,
         process: SandboxedProcess,
-        attempt: _Attempt,
+        attempt: ProcessReport,
         results: int,
         hang_after: float,
         collect_after: float,
-    ) -> tuple[_Attempt, SandboxResult]:
+    ) -> tuple[ProcessReport, SandboxResult]:
         """Read records until the process ends, killing it when it hangs or forges a record."""
         pending = b""
         since = time.monotonic()
         while True:
             exited = process.wait(POLL_SECONDS)
-            data = _read_available(results)
+            data = read_available(results)
             if data:
                 lines = (pending + data).split(b"\n")
                 pending = lines.pop()
@@ -443,104 +327,54 @@ class _Run:
         attempt.reaped = time.monotonic()
         return attempt, ended
 
-    def _environment(
-        self, plan: confine.ConfinePlan | None, workdir: Path, results_fd: int, key_fd: int
-    ) -> dict[str, str]:
-        confined = self.confinement
-        env = child_environment(
-            os.environ,
-            pass_env=self.pass_env,
-            private_home=workdir / "home" if confined is not None else None,
-            remap=(confined.original, self.root) if confined is not None else None,
-        )
-        existing = env.get("PYTHONPATH")
-        plugin_dir = plugin_directory()
-        if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
-            plugin_directory.cache_clear()
-            plugin_dir = plugin_directory()
-        env["PYTHONPATH"] = str(plugin_dir) + (os.pathsep + existing if existing else "")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["PYTHONHASHSEED"] = "0"
-        env["PYTHONNOUSERSITE"] = "1"
-        env[protocol.ENV_RESULTS_FD] = str(results_fd)
-        env[protocol.ENV_KEY_FD] = str(key_fd)
-        env[protocol.ENV_ROOT] = str(self.root)
-        env[protocol.ENV_TIMEOUT] = f"{self.limits.per_test_timeout:g}"
-        env[protocol.ENV_GRACE] = f"{GRACE:g}"
-        env[protocol.ENV_MAX_HANGS] = str(self.limits.max_hangs)
-        env[protocol.ENV_COLLECT_TIMEOUT] = f"{_collect_timeout(self.limits):g}"
-        if plan is not None:
-            env[protocol.ENV_CONFINE] = plan.to_json()
-        if confined is not None:
-            env[protocol.ENV_CANDIDATE] = "1"
-        if not self.autoload_plugins:
-            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        if self.trace:
-            env[ENV_TRACE] = "1"
-        return env
-
-    def _handle(self, attempt: _Attempt, line: bytes) -> bool:
+    def _handle(self, attempt: ProcessReport, line: bytes) -> bool:
         """Apply one signed line; True when it shows progress (a test or module started/ended).
 
         From the first line the plugin did not sign, nothing more of the process is believed."""
         if attempt.untrusted or attempt.verifier is None:
             return False
         try:
-            record = attempt.verifier.record(line)
+            record = parse_record(attempt.verifier.record(line))
         except protocol.ForgedRecord as exc:
             attempt.untrusted = f"the test process forged its results ({exc})"
             return False
-        event = record.get("event")
-        nodeid = str(record.get("nodeid", ""))
-        if event == "start":
-            attempt.running = nodeid
+        if record is None:
+            return False
+        if record["event"] == "start":
+            attempt.running = record["nodeid"]
             attempt.collecting = None
-        elif event == "test":
-            case = _case_from_record(record)
-            if case is None:
-                return False
+        elif record["event"] == "test":
+            case = case_result(record)
             attempt.running = None
             attempt.finished[case.nodeid] = case
-            attempt.last_test_at = _float_or_none(record.get("t")) or attempt.last_test_at
+            attempt.last_test_at = record.get("t") or attempt.last_test_at
             # A timeout raised inside the tracer unsets it: expected, not worth a note.
-            if record.get("trace_incomplete") is True and case.outcome != "timeout":
+            if record.get("trace_incomplete") and case.outcome != "timeout":
                 self.trace_incomplete.append(case.nodeid)
             self._add(case)
-        elif event == "collect_start":
-            attempt.collecting = nodeid
-        elif event == "collect_error":
+        elif record["event"] == "collect_start":
+            attempt.collecting = record["nodeid"]
+        elif record["event"] == "collect_error":
             attempt.collecting = None
-            self._add_collection_error(
-                CollectionError(
-                    path=str(record.get("path") or nodeid),
-                    message=str(record.get("message", "")),
-                    line=_int_or_none(record.get("line")),
-                    nodeid=nodeid,
-                    exc_type=_str_or_none(record.get("exc_type")),
-                    project_frames=_frames_from_record(record.get("project_frames")),
-                )
-            )
-        elif event == "session_start":
-            attempt.session_started = _float_or_none(record.get("t"))
-        elif event == "collected":
+            self._add_collection_error(collection_error(record))
+        elif record["event"] == "session_start":
+            attempt.session_started = record["t"] or None
+        elif record["event"] == "collected":
             attempt.collecting = None
-            attempt.collected_at = _float_or_none(record.get("t"))
-            nodeids = record.get("nodeids")
-            attempt.collected = [str(n) for n in nodeids] if isinstance(nodeids, list) else []
+            attempt.collected_at = record["t"] or None
+            attempt.collected = record["nodeids"]
             if self.collected_total is None:
                 self.collected_total = len(attempt.collected)
                 if self.on_collected is not None:
                     self.on_collected(self.collected_total)
-        elif event == "watchdog":
-            attempt.watchdog = nodeid
-        elif event == "trace":
-            self.untraced_reason = str(record.get("reason") or "tracing is unavailable")
-        elif event == "session_finish":
-            attempt.session_exit = _int_or_none(record.get("exitstatus"))
+        elif record["event"] == "watchdog":
+            attempt.watchdog = record["nodeid"]
+        elif record["event"] == "trace":
+            self.untraced_reason = record["reason"]
+        else:
+            attempt.session_exit = record["exitstatus"]
             attempt.running = None
             attempt.collecting = None
-        else:
-            return False
         return True
 
     def _add(self, case: TestCaseResult) -> None:
@@ -553,7 +387,7 @@ class _Run:
             self.collection_errors.append(error)
 
     def _settle(
-        self, attempt: _Attempt, ended: SandboxResult
+        self, attempt: ProcessReport, ended: SandboxResult
     ) -> tuple[list[str], list[str]] | None:
         """Record what the end of a process means: None, or (node ids, modules) to skip in a
         new process that runs the rest."""
@@ -587,7 +421,7 @@ class _Run:
         self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
         return sorted(done), []
 
-    def _disagreement(self, attempt: _Attempt, ended: SandboxResult) -> str:
+    def _disagreement(self, attempt: ProcessReport, ended: SandboxResult) -> str:
         """Why a session that ended normally is not believed: its exit status or its collected
         tests disagree with its records ("" when they agree)."""
         status = attempt.session_exit
@@ -612,7 +446,7 @@ class _Run:
         return ""
 
     def _settle_collection(
-        self, attempt: _Attempt, ended: SandboxResult
+        self, attempt: ProcessReport, ended: SandboxResult
     ) -> tuple[list[str], list[str]] | None:
         """The process ended before any test ran."""
         output = ended.output
@@ -624,31 +458,31 @@ class _Run:
             reason = (
                 "TimeoutError: importing this module did not finish"
                 if hung
-                else f"the test process {_death(ended.returncode)} while importing this module"
+                else f"the test process {death(ended.returncode)} while importing this module"
             )
             self._add_collection_error(CollectionError(path=module, message=reason, nodeid=module))
             return [], [module]
         if ended.timed_out:
             return None
-        if _NO_PYTEST.search(output):
+        if NO_PYTEST.search(output):
             raise CyclefixError(
-                f"{self.python} cannot run pytest: install pytest in that environment"
+                f"{self.settings.python} cannot run pytest: install pytest in that environment"
             )
-        conftest = _conftest_failure(output, self.root)
+        conftest = conftest_failure(output, self.settings.root)
         if conftest is not None:
             self._add_collection_error(conftest)
         elif ended.returncode == protocol.CONFINE_EXIT_CODE:
-            raise CyclefixError(f"cannot confine the test process: {_first_error_line(output)}")
+            raise CyclefixError(f"cannot confine the test process: {first_error_line(output)}")
         elif ended.returncode == 4:
-            raise CyclefixError(f"pytest refused the arguments: {_first_error_line(output)}")
+            raise CyclefixError(f"pytest refused the arguments: {first_error_line(output)}")
         elif ended.returncode not in (0, 5):
-            self.notes.append(f"pytest ended before collecting tests: {_first_error_line(output)}")
+            self.notes.append(f"pytest ended before collecting tests: {first_error_line(output)}")
         return None
 
     def _interrupted_case(
-        self, attempt: _Attempt, nodeid: str, ended: SandboxResult
+        self, attempt: ProcessReport, nodeid: str, ended: SandboxResult
     ) -> TestCaseResult:
-        timeout = self.limits.per_test_timeout
+        timeout = self.settings.limits.per_test_timeout
         path = nodeid.split("::", 1)[0]
         if attempt.hung == nodeid or attempt.watchdog == nodeid:
             return TestCaseResult(
@@ -672,254 +506,5 @@ class _Run:
             outcome="error",
             path=path,
             exc_type="ProcessExit",
-            exc_message=f"the test process {_death(ended.returncode)} while this test was running",
+            exc_message=f"the test process {death(ended.returncode)} while this test was running",
         )
-
-
-def _collect_timeout(limits: SandboxLimits) -> float:
-    return max(MIN_COLLECT_TIMEOUT, 3 * limits.per_test_timeout)
-
-
-def _death(returncode: int | None) -> str:
-    if returncode is None:
-        return "ended"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        hint = {"SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
-        return f"was killed by {name}{hint}"
-    return f"exited with code {returncode}"
-
-
-def _first_error_line(output: str) -> str:
-    for line in output.splitlines():
-        if line.startswith(("ERROR:", "E ")) or "Error" in line:
-            return line.strip()[:300]
-    lines = [line for line in output.splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else "(no output)"
-
-
-_NO_PYTEST = re.compile(r"No module named '?pytest'?(?:\s|$)")
-_CONFTEST = re.compile(r"ImportError while loading conftest '([^']+)'")
-_FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
-_ERROR_LINE = re.compile(r"^E\s+(\w+(?:Error|Exception|Exit)\b.*)$", re.MULTILINE)
-
-
-def _conftest_failure(output: str, root: Path) -> CollectionError | None:
-    """A conftest.py that failed to import stops pytest before our plugin starts."""
-    match = _CONFTEST.search(output)
-    if match is None:
-        return None
-    conftest = Path(match.group(1))
-    path = _relative(conftest, root) or str(conftest)
-    line: int | None = None
-    for file_match in _FILE_LINE.finditer(output, match.end()):
-        candidate = _relative(Path(file_match.group(1)), root)
-        if candidate is not None:
-            path, line = candidate, int(file_match.group(2))
-    errors = _ERROR_LINE.findall(output, match.end())
-    message = errors[-1].strip() if errors else "ImportError while loading conftest"
-    nodeid = _relative(conftest, root) or str(conftest)
-    return CollectionError(path=path, message=message, line=line, nodeid=nodeid)
-
-
-def _relative(path: Path, root: Path) -> str | None:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except (ValueError, OSError):
-        return None
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float_or_none(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _sum_phases(phases: Sequence[RunPhases]) -> RunPhases | None:
-    """The phases of a run's processes added up; None when none was started."""
-    if not phases:
-        return None
-    return RunPhases(
-        startup_s=sum(p.startup_s for p in phases),
-        collect_s=sum(p.collect_s for p in phases),
-        tests_s=sum(p.tests_s for p in phases),
-        total_s=sum(p.total_s for p in phases),
-    )
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _case_from_record(record: Mapping[str, Any]) -> TestCaseResult | None:
-    nodeid = record.get("nodeid")
-    outcome = record.get("outcome")
-    if not isinstance(nodeid, str) or outcome not in OUTCOMES:
-        return None
-    frames: list[Frame] = []
-    for item in record.get("project_frames") or ():
-        if isinstance(item, dict) and isinstance(item.get("path"), str):
-            frames.append(
-                Frame(
-                    path=item["path"],
-                    line=_int_or_none(item.get("line")) or 0,
-                    function=str(item.get("function", "")),
-                    source=str(item.get("source", "")),
-                )
-            )
-    callees = record.get("callees")
-    duration = record.get("duration")
-    executed = _executed_from_record(record.get("executed"))
-    checked: Outcome = outcome
-    return TestCaseResult(
-        nodeid=nodeid,
-        outcome=checked,
-        duration=float(duration) if isinstance(duration, (int, float)) else 0.0,
-        path=_str_or_none(record.get("path")),
-        line=_int_or_none(record.get("line")),
-        exc_type=_str_or_none(record.get("exc_type")),
-        exc_message=_str_or_none(record.get("exc_message")),
-        assert_source=_str_or_none(record.get("assert_source")),
-        assert_explanation=_str_or_none(record.get("assert_explanation")),
-        input=_str_or_none(record.get("input")),
-        expected=_str_or_none(record.get("expected")),
-        actual=_str_or_none(record.get("actual")),
-        test_source=_str_or_none(record.get("test_source")),
-        project_frames=tuple(frames),
-        stdout=_str_or_none(record.get("stdout")) or "",
-        stderr=_str_or_none(record.get("stderr")) or "",
-        line_source=_str_or_none(record.get("line_source")),
-        callees=tuple(
-            Callee(name, where[0], where[1])
-            for name, where in (callees.items() if isinstance(callees, dict) else ())
-            if isinstance(name, str)
-            and isinstance(where, list)
-            and len(where) == 2
-            and all(isinstance(part, str) for part in where)
-        ),
-        executed=executed,
-    )
-
-
-def _frames_from_record(items: object) -> tuple[Frame, ...]:
-    """Project frames of a collection-error record; malformed entries are dropped."""
-    if not isinstance(items, list):
-        return ()
-    return tuple(
-        Frame(
-            path=item["path"],
-            line=_int_or_none(item.get("line")) or 0,
-            function=str(item.get("function", "")),
-            source=str(item.get("source", "")),
-        )
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("path"), str)
-    )
-
-
-def _executed_from_record(items: object) -> tuple[ExecutedFunction, ...]:
-    """The traced functions of a test record; malformed entries are dropped."""
-    if not isinstance(items, list):
-        return ()
-    found: list[ExecutedFunction] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        path, qualname, line = item.get("path"), item.get("qualname"), item.get("line")
-        lines = item.get("lines")
-        first = _int_or_none(line)
-        if not (isinstance(path, str) and isinstance(qualname, str) and first is not None):
-            continue
-        numbers = (
-            tuple(n for n in lines if _int_or_none(n) is not None)
-            if isinstance(lines, list)
-            else ()
-        )
-        found.append(
-            ExecutedFunction(path, qualname, first, numbers, _probed_calls(item.get("calls")))
-        )
-    return tuple(found)
-
-
-def _probed_calls(items: object) -> tuple[ProbedCall, ...]:
-    """The probe's calls of one traced function; malformed entries are dropped."""
-    if not isinstance(items, list):
-        return ()
-    return tuple(
-        ProbedCall(
-            item["call"], _str_or_none(item.get("returned")), _str_or_none(item.get("raised"))
-        )
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("call"), str)
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def plugin_directory() -> Path:
-    """A private folder holding only the plugin (and its bytecode), made once per process.
-
-    Only this folder goes on the user's PYTHONPATH: the user's tests cannot import cyclefix,
-    and none of our module names (select, run...) can shadow theirs.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="cyclefix-plugin-"))
-    atexit.register(shutil.rmtree, folder, True)
-    target = folder / f"{PLUGIN_MODULE}.py"
-    shutil.copyfile(Path(__file__).with_name("plugin.py"), target)
-    tracer = folder / f"{TRACE_MODULE}.py"
-    shutil.copyfile(Path(__file__).with_name("trace.py"), tracer)
-    shared = folder / f"{protocol.PROTOCOL_MODULE}.py"
-    shutil.copyfile(Path(__file__).with_name("protocol.py"), shared)
-    confiner = folder / f"{protocol.CONFINE_MODULE}.py"
-    shutil.copyfile(Path(__file__).with_name("confine.py"), confiner)
-    for module in (target, tracer, shared, confiner):
-        cached = importlib.util.cache_from_source(str(module))
-        with contextlib.suppress(py_compile.PyCompileError, OSError):
-            py_compile.compile(str(module), cfile=cached, doraise=True)
-    return folder
-
-
-class _OwnFds:
-    """Pipe ends this side opened; each closed exactly once (a second close could hit a
-    number another thread has been given since)."""
-
-    def __init__(self) -> None:
-        self._open: set[int] = set()
-
-    def pipe(self) -> tuple[int, int]:
-        read, write = os.pipe()
-        self._open.update((read, write))
-        return read, write
-
-    def close(self, fd: int) -> None:
-        if fd in self._open:
-            self._open.discard(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __enter__(self) -> _OwnFds:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for fd in list(self._open):
-            self.close(fd)
-
-
-def _read_available(fd: int) -> bytes:
-    """What the pipe holds now, without waiting."""
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            break
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)

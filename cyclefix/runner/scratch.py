@@ -1,4 +1,4 @@
-"""The throwaway copy of a project that a candidate's tests run in (see run.Confinement)."""
+"""The throwaway copy of a project that a candidate's tests run in (see launch.Confinement)."""
 
 from __future__ import annotations
 

@@ -124,8 +124,7 @@ def iter_python_files(root: Path) -> Iterator[Path]:
         dirs[:] = sorted(
             d
             for d in dirs
-            if not is_skipped_dir(d)
-            and not (Path(folder) / d / "pyvenv.cfg").exists()
+            if not is_skipped_dir(d) and not (Path(folder) / d / "pyvenv.cfg").exists()
         )
         for name in sorted(files):
             if name.endswith(".py"):

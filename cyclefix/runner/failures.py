@@ -1,0 +1,235 @@
+"""What a failing test or test module says: where it failed, the project frames on the way,
+the functions the test called, its source; the failing statement itself is assertions.py's.
+
+Like the plugin it runs in the user's interpreter from the runner's private folder (as
+``_cyclefix_failures``), so it imports only the standard library, pytest and its sibling
+copies, and runs on Python 3.9.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from cyclefix.runner import assertions, protocol, testfiles
+else:
+    try:  # the runner's private copies, in the test process
+        import _cyclefix_assertions as assertions
+        import _cyclefix_testfiles as testfiles
+    except ImportError:
+        from cyclefix.runner import assertions, testfiles
+
+
+class ProjectPaths:
+    """Which files are the project's: relative to its root, outside installed-code folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, str | None] = {}
+
+    def relative(self, path: Path | str) -> str | None:
+        """Path relative to the project root, or None when it is outside or not a project file."""
+        key = str(path)
+        if key in self._cache:
+            return self._cache[key]
+        result = None
+        if os.path.isabs(key):
+            try:
+                rel = Path(key).resolve().relative_to(self.root)
+            except (ValueError, OSError, RuntimeError):
+                rel = None
+            if rel is not None and not any(part in testfiles.FOREIGN_DIRS for part in rel.parts):
+                result = rel.as_posix()
+        self._cache[key] = result
+        return result
+
+
+def collect_error(
+    paths: ProjectPaths,
+    nodeid: str,
+    excinfo: pytest.ExceptionInfo[BaseException],
+    collect_timeout: float,
+) -> protocol.CollectErrorRecord:
+    """Where a test module failed to import, and the project frames of a bug found doing so
+    (`collect_timeout`: the import's time limit, for the message when it ran out)."""
+    exc = excinfo.value
+    cause: BaseException = exc
+    # pytest wraps the real error (CollectError from ..., ConftestImportFailure.cause).
+    inner = getattr(exc, "cause", None) or exc.__cause__
+    if isinstance(inner, BaseException):
+        cause = inner
+    record: protocol.CollectErrorRecord = {
+        "event": "collect_error",
+        "nodeid": nodeid,
+        "message": "",
+    }
+    if isinstance(cause, assertions.CyclefixTestTimeout):
+        took = f"{collect_timeout:g} s"
+        record["message"] = f"TimeoutError: importing the module took over {took}"
+        return record
+    record["exc_type"] = type(cause).__name__
+    if isinstance(cause, SyntaxError):
+        text = f"{type(cause).__name__}: {cause.msg}"
+        if cause.text:
+            text += f": {cause.text.strip()}"
+        path = paths.relative(cause.filename) if cause.filename else None
+        record["path"], record["line"] = path, cause.lineno
+        record["message"] = assertions.clean(assertions.bound(text, assertions.MESSAGE_LIMIT))
+        if path is not None and cause.lineno and not testfiles.is_pytest_file(path):
+            # A project module that does not parse: a bug at that line, not a broken test.
+            source = assertions.clean((cause.text or "").strip())
+            frame: protocol.Frame = {
+                "path": path, "line": cause.lineno, "function": "<module>", "source": source,
+            }  # fmt: skip
+            record["project_frames"] = [frame]
+        return record
+    record["path"], record["line"] = None, None
+    # Frames in project non-test files, deepest last: where project code failed at import.
+    frames: list[protocol.Frame] = []
+    tb = cause.__traceback__
+    while tb is not None:  # deepest frame that is a project file (source or test)
+        filename = tb.tb_frame.f_code.co_filename
+        rel = paths.relative(filename)
+        if rel is not None:
+            record["path"], record["line"] = rel, tb.tb_lineno
+            if not testfiles.is_pytest_file(rel):
+                source = assertions.clean(linecache.getline(filename, tb.tb_lineno).strip())
+                function = tb.tb_frame.f_code.co_name
+                frames.append(
+                    {"path": rel, "line": tb.tb_lineno, "function": function, "source": source}
+                )
+        tb = tb.tb_next
+    text = f"{type(cause).__name__}: {assertions.message_of(cause)}"
+    record["message"] = assertions.clean(assertions.bound(text, assertions.MESSAGE_LIMIT))
+    record["project_frames"] = frames[-20:]
+    return record
+
+
+def failure_details(
+    paths: ProjectPaths,
+    item: pytest.Item,
+    excinfo: pytest.ExceptionInfo[BaseException],
+    compared: assertions.Compared | None,
+) -> protocol.Details:
+    """Why `item` failed with `excinfo`: where, the statement, and for an assert its values
+    (`compared`: what pytest showed of the failing comparison, when it rewrote the assert)."""
+    exc = excinfo.value
+    test_path = Path(str(getattr(item, "path", None) or item.fspath))
+    test_rel = paths.relative(test_path)
+    details: protocol.Details = {
+        "exc_type": type(exc).__name__,
+        "exc_message": assertions.clean(
+            assertions.bound(assertions.message_of(exc), assertions.MESSAGE_LIMIT)
+        ),
+        "path": test_rel or item.nodeid.split("::")[0],
+    }
+    frames: list[protocol.Frame] = []
+    test_entry: Any = None
+    after_test: list[Any] = []  # frames called from the test's failing line
+    raised_in_project = False
+    for entry in excinfo.traceback:
+        filename = entry.frame.code.raw.co_filename
+        rel = paths.relative(filename)
+        if rel is not None and rel == test_rel:
+            test_entry = entry
+            after_test = []
+            raised_in_project = False
+            continue
+        after_test.append(entry)
+        if rel is None or testfiles.is_pytest_file(rel):
+            continue
+        raised_in_project = True
+        source = linecache.getline(filename, entry.lineno + 1).strip()
+        frames.append(
+            {"path": rel, "line": entry.lineno + 1, "function": entry.name, "source": source}
+        )
+    details["project_frames"] = frames[-20:]
+    if test_entry is not None:
+        function = assertions.FunctionSource(test_entry)
+        details["callees"] = _callees(paths, function)
+        details["line"] = test_entry.lineno + 1
+        parsed = assertions.parsed_file(test_entry.frame.code.raw.co_filename)
+        statement = (
+            parsed.statement_at(test_entry.lineno + 1) if parsed is not None else None
+        ) or (linecache.getline(str(test_path), test_entry.lineno + 1).strip())
+        details["line_source"] = assertions.clean(
+            assertions.bound(statement, assertions.SOURCE_LIMIT)
+        )
+        if isinstance(exc, AssertionError) and not raised_in_project:
+            assertions.assert_details(compared, details, statement, exc, function, after_test)
+        else:
+            assertions.crash_details(details, statement, function)
+    else:
+        location_line = item.location[1]
+        if location_line is not None:
+            details["line"] = location_line + 1
+    details["test_source"] = _test_source(item)
+    helper = _helper_source(test_entry, item)
+    if helper and details["test_source"]:
+        details["test_source"] = assertions.clean(
+            assertions.bound(f"{helper}\n\n\n{details['test_source']}", assertions.SOURCE_LIMIT)
+        )
+    return details
+
+
+def _callees(paths: ProjectPaths, function: assertions.FunctionSource) -> dict[str, list[str]]:
+    """For each name the failing test function calls: the project file and the name of what it
+    was bound to in the test's frame when it failed.
+
+    Names alone mislead: QuixBugs-style tests import a buggy and a correct copy of one name
+    behind a flag, and `check(candidate)` helpers call the function under another name.
+    """
+    found: dict[str, list[str]] = {}
+    for call in ast.walk(function.tree) if function.tree is not None else ():
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            continue
+        name = call.func.id
+        bound = next((scope[name] for scope in function.scopes if name in scope), None)
+        if name in found or bound is None:
+            continue
+        try:
+            target = inspect.unwrap(bound)
+            filename = inspect.getsourcefile(target)
+            real_name = str(target.__name__)
+        except Exception:  # builtins, C functions, objects without a source
+            continue
+        rel = paths.relative(filename) if filename else None
+        if rel is not None and not testfiles.is_pytest_file(rel):
+            found[name] = [rel, real_name]
+    return found
+
+
+def _helper_source(test_entry: Any, item: pytest.Item) -> str | None:
+    """The test file's helper the failing line is in (`check(candidate)` holding the asserts),
+    when that is not the test function itself."""
+    if test_entry is None:
+        return None
+    try:
+        code = test_entry.frame.code.raw
+        function: Any = getattr(item, "function", None) or getattr(item, "obj", None)
+        if code is getattr(inspect.unwrap(function), "__code__", None):
+            return None
+        parsed = assertions.parsed_file(code.co_filename)
+        node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
+    except Exception:
+        return None
+    return parsed.block(node) if parsed is not None and node is not None else None
+
+
+def _test_source(item: pytest.Item) -> str | None:
+    function = getattr(item, "function", None) or getattr(item, "obj", None)
+    code = getattr(inspect.unwrap(function), "__code__", None) if function is not None else None
+    if code is None:
+        return None
+    parsed = assertions.parsed_file(code.co_filename)
+    node = parsed.function_at(code.co_firstlineno) if parsed is not None else None
+    if parsed is None or node is None:
+        return None
+    return assertions.clean(assertions.bound(parsed.block(node), assertions.SOURCE_LIMIT))

@@ -1,0 +1,237 @@
+"""How one pytest process is started: the private folder of the plugin's files, the launcher
+command, its environment, what the confinement layer enforces, and the pipe ends it inherits.
+
+run.py drives the processes and reads their records; this module only prepares them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import importlib.util
+import os
+import py_compile
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cyclefix.runner import confine, protocol
+from cyclefix.runner.environment import child_environment
+from cyclefix.runner.sandbox import SandboxLimits, detect_isolation
+
+PLUGIN_MODULE = protocol.PLUGIN_MODULE
+# Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
+GRACE = 1.0
+# Importing one test module may take this long (imports can be slow; an import-time loop not).
+MIN_COLLECT_TIMEOUT = 10.0
+
+# `python -m pytest`, confined first (confine.py), then with our plugin imported from its
+# bytecode (see plugin.py) before pytest: it takes the signing key before any project code runs.
+LAUNCHER = (
+    f"import sys, {protocol.CONFINE_MODULE}; {protocol.CONFINE_MODULE}.apply_from_environment(); "
+    f"import {PLUGIN_MODULE}, pytest; sys.exit(getattr(pytest, 'console_main', pytest.main)())"
+)
+PYTEST_OPTIONS = (
+    "-p",
+    "no:cacheprovider",
+    "-q",
+    "--tb=short",
+    "--color=no",
+    "--continue-on-collection-errors",
+)
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """A run on a scratch copy of `original`, the user's real project."""
+
+    original: Path
+    # Folders the run may write to besides the copy and its private temp folder.
+    writable: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What every pytest process of one run gets."""
+
+    root: Path
+    python: str
+    limits: SandboxLimits
+    confinement: Confinement | None = None
+    autoload_plugins: bool = True
+    trace: bool = False
+    stop_on_first_failure: bool = False
+    pass_env: tuple[str, ...] = ()
+
+
+def collect_timeout(limits: SandboxLimits) -> float:
+    return max(MIN_COLLECT_TIMEOUT, 3 * limits.per_test_timeout)
+
+
+def pytest_argv(
+    settings: ProcessSettings,
+    args: Sequence[str],
+    deselected: Sequence[str],
+    ignored: Sequence[str],
+) -> list[str]:
+    """The command line of one pytest process, skipping node ids and modules already seen."""
+    return [
+        settings.python,
+        "-c",
+        LAUNCHER,
+        "-p",
+        PLUGIN_MODULE,
+        *PYTEST_OPTIONS,
+        *(("--exitfirst",) if settings.stop_on_first_failure else ()),
+        f"--rootdir={settings.root}",
+        *(f"--deselect={nodeid}" for nodeid in deselected),
+        *(f"--ignore={path}" for path in ignored),
+        *args,
+    ]
+
+
+def confine_plan(
+    settings: ProcessSettings, workdir: Path, notes: list[str]
+) -> confine.ConfinePlan | None:
+    """What the launcher enforces, with a note for each layer this machine cannot give."""
+    confinement = settings.confinement
+    if not sys.platform.startswith("linux"):
+        if confinement is not None:
+            notes.append(
+                f"not confined on {sys.platform}: candidate code can write wherever you can "
+                "and use the network (only Linux has Landlock)"
+            )
+        return None
+    isolated = detect_isolation().network_isolated
+    if confinement is None:
+        return confine.ConfinePlan(loopback_up=isolated)
+    abi = confine.landlock_abi()
+    writable: tuple[str, ...] = ()
+    if abi >= 1:
+        writable = (str(settings.root), str(workdir), *(str(p) for p in confinement.writable))
+    else:
+        notes.append(
+            "writes not confined to the scratch copy: this kernel has no Landlock "
+            "(Linux 5.13+); candidate code can write wherever you can"
+        )
+    if abi < 4 and not isolated:
+        notes.append(
+            "network not cut for candidates: no network namespace, and Landlock "
+            f"ABI {abi} cannot refuse TCP (needs 4, Linux 6.7+)"
+        )
+    return confine.ConfinePlan(
+        writable=writable,
+        deny_tcp=abi >= 4,
+        loopback_up=isolated,
+        remap=(str(confinement.original.resolve()), str(settings.root)),
+    )
+
+
+def process_environment(
+    settings: ProcessSettings,
+    plan: confine.ConfinePlan | None,
+    workdir: Path,
+    results_fd: int,
+    key_fd: int,
+    parent: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """The test process's environment: the allowlist (environment.py), our private folder
+    first on PYTHONPATH, the pipe numbers and the settings the plugin and launcher read."""
+    confined = settings.confinement
+    env = child_environment(
+        parent,
+        pass_env=settings.pass_env,
+        private_home=workdir / "home" if confined is not None else None,
+        remap=(confined.original, settings.root) if confined is not None else None,
+    )
+    existing = env.get("PYTHONPATH")
+    plugin_dir = plugin_directory()
+    if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
+        plugin_directory.cache_clear()
+        plugin_dir = plugin_directory()
+    limits = settings.limits
+    env["PYTHONPATH"] = str(plugin_dir) + (os.pathsep + existing if existing else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONNOUSERSITE"] = "1"
+    env[protocol.ENV_RESULTS_FD] = str(results_fd)
+    env[protocol.ENV_KEY_FD] = str(key_fd)
+    env[protocol.ENV_ROOT] = str(settings.root)
+    env[protocol.ENV_TIMEOUT] = f"{limits.per_test_timeout:g}"
+    env[protocol.ENV_GRACE] = f"{GRACE:g}"
+    env[protocol.ENV_MAX_HANGS] = str(limits.max_hangs)
+    env[protocol.ENV_COLLECT_TIMEOUT] = f"{collect_timeout(limits):g}"
+    if plan is not None:
+        env[protocol.ENV_CONFINE] = plan.to_json()
+    if confined is not None:
+        env[protocol.ENV_CANDIDATE] = "1"
+    if not settings.autoload_plugins:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    if settings.trace:
+        env[protocol.ENV_TRACE] = "1"
+    return env
+
+
+@functools.lru_cache(maxsize=1)
+def plugin_directory() -> Path:
+    """A private folder holding only the plugin and its sibling files (and their bytecode),
+    made once per process (protocol.PRIVATE_COPIES).
+
+    Only this folder goes on the user's PYTHONPATH: the user's tests cannot import cyclefix,
+    and none of our module names (select, run...) can shadow theirs.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="cyclefix-plugin-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for source, module in protocol.PRIVATE_COPIES:
+        target = folder / f"{module}.py"
+        shutil.copyfile(Path(__file__).with_name(source), target)
+        cached = importlib.util.cache_from_source(str(target))
+        with contextlib.suppress(py_compile.PyCompileError, OSError):
+            py_compile.compile(str(target), cfile=cached, doraise=True)
+    return folder
+
+
+class OwnFds:
+    """Pipe ends this side opened; each closed exactly once (a second close could hit a
+    number another thread has been given since)."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def pipe(self) -> tuple[int, int]:
+        read, write = os.pipe()
+        self._open.update((read, write))
+        return read, write
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> OwnFds:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
+def read_available(fd: int) -> bytes:
+    """What the pipe holds now, without waiting."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
