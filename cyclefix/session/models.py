@@ -91,6 +91,13 @@ class ModelHolder:
         return True
 
 
+def model_names() -> tuple[str, ...]:
+    """The registry's model names, to offer in a chooser."""
+    from cyclefix.models.registry import REGISTRY
+
+    return tuple(REGISTRY)
+
+
 def looks_like_registry_name(spec: str) -> bool:
     """A bare name such as "qwen2.5-coder-0.5b", not a path, URL or scripted spec."""
     return (

@@ -45,10 +45,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from cyclefix.config import load_settings, parse_overrides, tests_under_root, trust_project
+    from cyclefix.config import parse_overrides, trust_project
     from cyclefix.errors import CyclefixError
-    from cyclefix.models.registry import REGISTRY
     from cyclefix.refine import find_project_root, open_backend
+    from cyclefix.session.models import model_names
+    from cyclefix.session.settings import selected_tests, session_settings
     from cyclefix.tui.app import CyclefixApp
     from cyclefix.tui.settings import TuiSettings
 
@@ -64,18 +65,17 @@ def run_tui(args: argparse.Namespace) -> int:
         raise CyclefixError("; ".join(p.removesuffix("; using the default") for p in problems))
     if args.trust_project:
         trust_project(root)
-    resolved = load_settings(root, flags=flags)
+    resolved = session_settings(root, flags=flags)
     # A project's model or python not trusted yet: the app asks in a dialog, default meanwhile.
     shared = resolved.settings
     # --tests are relative to the current folder; a settings file's to the project root.
-    from_flag = resolved.sources["tests"] == "command line"
-    tests = shared.tests if from_flag else tuple(tests_under_root(root, shared.tests))
+    tests = selected_tests(root, resolved, from_cwd=True)
     settings = TuiSettings(
         root=root,
         model=shared.model,
-        tests=tests or None,
+        tests=tests,
         config=shared.refine_config(),
-        model_names=tuple(REGISTRY),
+        model_names=model_names(),
         watch=not args.no_watch,
         untrusted=resolved.untrusted,
         git_on_apply=shared.git_on_apply,
