@@ -153,9 +153,11 @@ class LlamaCppBackend:
         lora_path: Path | None = None,
         lora_scale: float = 1.0,
         state_dir: Path | None = None,
+        prompt_lookup: int = 0,
     ) -> None:
         """state_dir: where the KV states of prompt openings are saved for later processes;
-        None keeps them in memory only."""
+        None keeps them in memory only. prompt_lookup: draft up to this many tokens per step
+        from the prompt (speculative decoding; 0: off, see PROMPT_LOOKUP_NOTE)."""
         info = read_gguf_info(model_path)
         llama_cpp_module = import_llama_cpp()
         from llama_cpp import llama_chat_format
@@ -170,6 +172,11 @@ class LlamaCppBackend:
         self.model_path = model_path
         self._name = name or model_path.stem
         self._lock = threading.Lock()
+        draft = None
+        if prompt_lookup > 0:
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+            draft = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
         try:
             self._llama: llama_cpp.Llama | None = llama_cpp_module.Llama(
                 model_path=str(model_path),
@@ -181,6 +188,7 @@ class LlamaCppBackend:
                 verbose=False,
                 lora_path=str(lora_path) if lora_path else None,
                 lora_scale=lora_scale,
+                draft_model=draft,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
