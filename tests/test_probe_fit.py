@@ -100,3 +100,10 @@ def test_a_long_prompt_trims_the_outline_first_and_keeps_the_code_and_feedback()
         long.feedback,
         long.related,
     )
+
+
+def test_an_outline_cut_mid_statement_is_read_up_to_the_cut() -> None:
+    cut = "import os\nLIMIT = 10\n__all__ = [\n    'a',\n    'b',\n# ..."
+    assert named_outline(cut, "LIMIT") == (
+        "LIMIT = 10\n# ... (2 other definitions of the module left out)"
+    )

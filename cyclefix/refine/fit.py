@@ -37,8 +37,12 @@ FEEDBACK_SHORT = 400
 FEEDBACK_SHORTEST = 150
 # The test's source is cut to this many characters before it is left out.
 TEST_SOURCE_SHORT = 1200
+# ... and to this when a prompt that fits is trimmed (its end, with the failing assert, stays).
+TEST_SOURCE_TRIMMED = 600
 # A prompt this long (tokens, the answer's room aside) is trimmed though it fits the window.
 PROMPT_TOKENS = 900
+# Places an outline is cut at, from its end, looking for a start of it that parses.
+PARSE_TRIES = 60
 
 
 @runtime_checkable
@@ -109,11 +113,17 @@ def _drop_context(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
     return dataclasses.replace(prompt, context=""), "the rest of the module"
 
 
-def _shorten_test_source(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
-    if len(prompt.test_source) <= TEST_SOURCE_SHORT:
-        return None
-    short = bound_text(prompt.test_source, TEST_SOURCE_SHORT)
-    return dataclasses.replace(prompt, test_source=short), "part of the failing test's source"
+def _shorten_test_source_to(limit: int) -> _Narrowing:
+    def narrow(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
+        if len(prompt.test_source) <= limit:
+            return None
+        short = bound_text(prompt.test_source, limit)
+        return dataclasses.replace(prompt, test_source=short), "part of the failing test's source"
+
+    return narrow
+
+
+_shorten_test_source = _shorten_test_source_to(TEST_SOURCE_SHORT)
 
 
 def _drop_test_source(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
@@ -170,7 +180,11 @@ def _outline_of_names(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
     return dataclasses.replace(prompt, context=context), "the module's unreferenced outline"
 
 
-TRIMMINGS: tuple[_Narrowing, ...] = (_outline_of_names, _shorten_test_source, _drop_description)
+TRIMMINGS: tuple[_Narrowing, ...] = (
+    _outline_of_names,
+    _drop_description,
+    _shorten_test_source_to(TEST_SOURCE_TRIMMED),
+)
 
 
 def trimmed(prompt: RefinePrompt, tokens: Callable[[RefinePrompt], int]) -> FittedPrompt:
@@ -205,20 +219,45 @@ def _is_outline(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 
 def _defined_names(node: ast.stmt) -> set[str]:
-    if isinstance(node, ast.Import | ast.ImportFrom):
-        return {(a.asname or a.name).split(".")[0] for a in node.names}
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return {node.name}
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    """The names a statement of the outline binds (not those it only reads); dunders never
+    count, as every class has them."""
+    names: set[str] = set()
+    for item in ast.walk(node):
+        if isinstance(item, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in item.names)
+        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(item.name)
+        elif isinstance(item, ast.Name) and isinstance(item.ctx, ast.Store):
+            names.add(item.id)
+    return {n for n in names if not (n.startswith("__") and n.endswith("__"))}
+
+
+def _parsed_prefix(context: str) -> tuple[ast.Module, str, bool] | None:
+    """The longest start of `context` that parses (an outline cut at its line limit ends
+    mid-statement), whether anything was cut off; None when no start of it parses."""
+    lines = context.splitlines()
+    # Where a top-level statement may start: the whole, then before each such line from the end.
+    ends = [len(lines)] + [
+        number
+        for number in range(len(lines) - 1, 0, -1)
+        if lines[number].strip() and lines[number][0] not in " \t)]}#"
+    ]
+    for end in ends[:PARSE_TRIES]:
+        text = "\n".join(lines[:end])
+        try:
+            return ast.parse(text), text, end < len(lines)
+        except SyntaxError:
+            continue
+    return None
 
 
 def named_outline(context: str, shown: str) -> str | None:
     """`context` keeping its functions shown in full and only the outline (imports, constants,
     signatures, class headers) that they or the code `shown` name; None when it does not parse."""
-    try:
-        tree = ast.parse(context)
-    except SyntaxError:
+    parsed = _parsed_prefix(context)
+    if parsed is None:
         return None
+    tree, context, cut = parsed
     lines = context.splitlines()
     full: list[ast.stmt] = []
     outline: list[ast.stmt] = []
@@ -243,7 +282,7 @@ def named_outline(context: str, shown: str) -> str | None:
     for item in outline:
         if _defined_names(item) & named:
             keep(item)
-    dropped = sum(1 for item in outline if item.lineno not in kept)
+    dropped = sum(1 for item in outline if item.lineno not in kept) + (1 if cut else 0)
     for node in tree.body:  # a class header stays where one of its members does
         if isinstance(node, ast.ClassDef):
             body_start = node.body[0].lineno if node.body else node.lineno + 1
