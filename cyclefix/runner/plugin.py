@@ -37,6 +37,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -76,7 +77,7 @@ class _Writer:
         self._signer = signer
         self._lock = threading.Lock()
 
-    def write(self, record: Any) -> None:
+    def write(self, record: Mapping[str, object]) -> None:
         with self._lock:
             view = memoryview(self._signer.line(record))
             while view:

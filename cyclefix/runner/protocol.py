@@ -204,7 +204,7 @@ class RecordSigner:
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._sequence = 0
 
-    def line(self, record: Mapping[str, Any]) -> bytes:
+    def line(self, record: Mapping[str, object]) -> bytes:
         payload = json.dumps(record, ensure_ascii=True).encode("ascii")
         signed = _mac(self._mac, self._sequence, payload).encode("ascii") + b" " + payload + b"\n"
         self._sequence += 1
