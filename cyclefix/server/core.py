@@ -46,12 +46,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CMD_RUN_TESTS = "cyclefix.runTests"
-CMD_REFINE = "cyclefix.refine"
-CMD_CANCEL = "cyclefix.cancel"
-CMD_APPLY_FIX = "cyclefix.applyFix"
-CMD_SHOW_DIFF = "cyclefix.showDiff"
-
 # LSP's RequestFailed: the request was valid but could not be carried out.
 REQUEST_FAILED = -32803
 

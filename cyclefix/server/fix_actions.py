@@ -17,10 +17,8 @@ from pygls.capabilities import get_capability
 
 from cyclefix.errors import CyclefixError
 from cyclefix.refine import FixResult, apply_and_keep
+from cyclefix.server.commands import CMD_APPLY_FIX, CMD_REFINE, CMD_SHOW_DIFF
 from cyclefix.server.core import (
-    CMD_APPLY_FIX,
-    CMD_REFINE,
-    CMD_SHOW_DIFF,
     RequestFailed,
     ServerCore,
     private_diff_dir,

@@ -7,12 +7,14 @@ diagnostics, jobs), fix_actions.py (code actions, edits, diffs, applying), refin
 
 from __future__ import annotations
 
-from cyclefix.server.core import (
+from cyclefix.server.commands import (
     CMD_APPLY_FIX,
     CMD_CANCEL,
     CMD_REFINE,
     CMD_RUN_TESTS,
     CMD_SHOW_DIFF,
+)
+from cyclefix.server.core import (
     BadUri,
     LspJob,
     RequestFailed,

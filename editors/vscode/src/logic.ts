@@ -268,7 +268,7 @@ export class CrashPolicy {
 
 // ----------------------------------------------------------------------------- commands
 
-/** The commands the server answers (cyclefix/server/server.py, `CMD_*`). */
+/** The commands the server answers (cyclefix/server/commands.py, `CMD_*`). */
 export const SERVER_COMMANDS = [
   "cyclefix.runTests",
   "cyclefix.refine",

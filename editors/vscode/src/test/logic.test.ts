@@ -115,7 +115,7 @@ describe("settings", () => {
   });
 
   test("the commands match the server's CMD_* names", () => {
-    const source = fs.readFileSync(path.join(REPO_ROOT, "cyclefix/server/server.py"), "utf8");
+    const source = fs.readFileSync(path.join(REPO_ROOT, "cyclefix/server/commands.py"), "utf8");
     const names = [...source.matchAll(/^CMD_\w+ = "([\w.]+)"/gm)].map((m) => m[1]);
     assert.deepEqual([...names].sort(), [...SERVER_COMMANDS].sort());
   });
