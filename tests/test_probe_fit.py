@@ -6,7 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from cyclefix.models.backend import ChatMessage
-from cyclefix.refine.fit import PROMPT_TOKENS, fit_prompt, named_outline
+from cyclefix.refine.fit import PROMPT_TOKENS, fit_prompt
+from cyclefix.refine.outline import named_outline
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.types import Target
 
@@ -61,11 +62,17 @@ def test_the_outline_keeps_what_the_shown_code_names() -> None:
     outline = named_outline(CONTEXT, PROMPT.faulty_code + PROMPT.test_source)
     assert outline is not None
     kept = outline.splitlines()
-    assert "from decimal import ROUND_HALF_UP, Decimal" in kept  # Decimal is named
+    assert "from decimal import Decimal" in kept  # of an import, only the names used
     assert "LIMIT = 10" in kept  # named by helper, shown in full
     assert "class Cart:" in kept and "    def total(self):" in kept
     assert not {"import os", "import re", "OTHER = 3", "def unrelated(a, b):"} & set(kept)
     assert "    def add(self, item):" not in kept
+
+
+def test_names_in_comments_and_strings_are_not_uses() -> None:
+    outline = named_outline(CONTEXT, "def f():\n    # os and re\n    return 'OTHER'\n")
+    assert outline is not None
+    assert not {"import os", "import re", "OTHER = 3"} & set(outline.splitlines())
 
 
 def test_a_function_shown_in_full_stays_whole() -> None:

@@ -15,7 +15,6 @@ description are shortened. The suspect, the failing path and the feedback are ne
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 from cyclefix.models.backend import ChatMessage
 from cyclefix.refine.localize import ProjectIndex
+from cyclefix.refine.outline import named_outline
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.source import function_spans, target_for_span
 from cyclefix.refine.types import Target
@@ -41,8 +41,6 @@ TEST_SOURCE_SHORT = 1200
 TEST_SOURCE_TRIMMED = 600
 # A prompt this long (tokens, the answer's room aside) is trimmed though it fits the window.
 PROMPT_TOKENS = 900
-# Places an outline is cut at, from its end, looking for a start of it that parses.
-PARSE_TRIES = 60
 
 
 @runtime_checkable
@@ -202,99 +200,6 @@ def trimmed(prompt: RefinePrompt, tokens: Callable[[RefinePrompt], int]) -> Fitt
 
 def _shown_code(prompt: RefinePrompt) -> str:
     return "\n".join((prompt.faulty_code, prompt.test_source, *(t.source for t in prompt.related)))
-
-
-def _is_outline(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """A signature the outline shows in place of a function: its body `...`, or a docstring
-    and `...` (a function shown in full is on the failing path: it stays)."""
-    body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:] if isinstance(body[0].value.value, str) else body
-    return (
-        len(body) == 1
-        and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and body[0].value.value is Ellipsis
-    )
-
-
-def _defined_names(node: ast.stmt) -> set[str]:
-    """The names a statement of the outline binds (not those it only reads); dunders never
-    count, as every class has them."""
-    names: set[str] = set()
-    for item in ast.walk(node):
-        if isinstance(item, ast.Import | ast.ImportFrom):
-            names.update((a.asname or a.name).split(".")[0] for a in item.names)
-        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(item.name)
-        elif isinstance(item, ast.Name) and isinstance(item.ctx, ast.Store):
-            names.add(item.id)
-    return {n for n in names if not (n.startswith("__") and n.endswith("__"))}
-
-
-def _parsed_prefix(context: str) -> tuple[ast.Module, str, bool] | None:
-    """The longest start of `context` that parses (an outline cut at its line limit ends
-    mid-statement), whether anything was cut off; None when no start of it parses."""
-    lines = context.splitlines()
-    # Where a top-level statement may start: the whole, then before each such line from the end.
-    ends = [len(lines)] + [
-        number
-        for number in range(len(lines) - 1, 0, -1)
-        if lines[number].strip() and lines[number][0] not in " \t)]}#"
-    ]
-    for end in ends[:PARSE_TRIES]:
-        text = "\n".join(lines[:end])
-        try:
-            return ast.parse(text), text, end < len(lines)
-        except SyntaxError:
-            continue
-    return None
-
-
-def named_outline(context: str, shown: str) -> str | None:
-    """`context` keeping its functions shown in full and only the outline (imports, constants,
-    signatures, class headers) that they or the code `shown` name; None when it does not parse."""
-    parsed = _parsed_prefix(context)
-    if parsed is None:
-        return None
-    tree, context, cut = parsed
-    lines = context.splitlines()
-    full: list[ast.stmt] = []
-    outline: list[ast.stmt] = []
-    for node in tree.body:
-        members = node.body if isinstance(node, ast.ClassDef) else [node]
-        for item in members:
-            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and not _is_outline(item):
-                full.append(item)
-            else:
-                outline.append(item)
-    named = set(re.findall(r"[A-Za-z_]\w*", shown))
-    for item in full:
-        named.update(re.findall(r"[A-Za-z_]\w*", ast.get_source_segment(context, item) or ""))
-    kept: set[int] = set()
-
-    def keep(node: ast.stmt) -> None:
-        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-        kept.update(range(first, (node.end_lineno or node.lineno) + 1))
-
-    for item in full:
-        keep(item)
-    for item in outline:
-        if _defined_names(item) & named:
-            keep(item)
-    dropped = sum(1 for item in outline if item.lineno not in kept) + (1 if cut else 0)
-    for node in tree.body:  # a class header stays where one of its members does
-        if isinstance(node, ast.ClassDef):
-            body_start = node.body[0].lineno if node.body else node.lineno + 1
-            if node.name in named or any(
-                n in kept for n in range(body_start, node.end_lineno or 0)
-            ):
-                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                kept.update(range(first, body_start))
-    out = [line for number, line in enumerate(lines, 1) if number in kept]
-    if dropped:
-        out.append(f"# ... ({dropped} other definitions of the module left out)")
-    return "\n".join(out)
 
 
 def function_instead_of_module(
