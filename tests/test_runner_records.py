@@ -1,0 +1,95 @@
+"""records.py: the plugin's verified records checked into typed records, then into results."""
+
+from __future__ import annotations
+
+from cyclefix.runner.records import case_result, collection_error, parse_record
+from cyclefix.runner.results import Callee, ExecutedFunction, Frame, ProbedCall
+
+
+def test_a_test_record_becomes_a_test_case_result() -> None:
+    record = parse_record(
+        {
+            "event": "test",
+            "nodeid": "tests/test_calc.py::test_add",
+            "outcome": "failed",
+            "duration": 0.25,
+            "stdout": "out",
+            "stderr": "",
+            "t": 12.5,
+            "line": 7,
+            "expected": "3",
+            "actual": "4",
+            "project_frames": [{"path": "calc.py", "line": 3, "function": "add", "source": "x"}],
+            "callees": {"add": ["calc.py", "add"]},
+            "executed": [
+                {
+                    "path": "calc.py",
+                    "qualname": "add",
+                    "line": 1,
+                    "lines": [2, 3],
+                    "calls": [{"call": "add(1, 2)", "returned": "4"}],
+                }
+            ],
+        }
+    )
+    assert record is not None and record["event"] == "test"
+    case = case_result(record)
+    assert (case.outcome, case.duration, case.line) == ("failed", 0.25, 7)
+    assert (case.expected, case.actual, case.stdout) == ("3", "4", "out")
+    assert case.project_frames == (Frame("calc.py", 3, "add", "x"),)
+    assert case.callees == (Callee("add", "calc.py", "add"),)
+    probe = (ProbedCall("add(1, 2)", "4", None),)
+    assert case.executed == (ExecutedFunction("calc.py", "add", 1, (2, 3), probe),)
+
+
+def test_fields_of_the_wrong_type_are_dropped() -> None:
+    record = parse_record(
+        {
+            "event": "test",
+            "nodeid": "t.py::x",
+            "outcome": "error",
+            "duration": "slow",
+            "line": "7",
+            "exc_type": 3,
+            "project_frames": [{"line": 3}, "frame"],
+            "callees": {"f": ["only-one"]},
+            "executed": [{"path": "a.py", "qualname": "f"}],
+        }
+    )
+    assert record is not None and record["event"] == "test"
+    case = case_result(record)
+    assert (case.duration, case.line, case.exc_type) == (0.0, None, None)
+    assert (case.project_frames, case.callees, case.executed) == ((), (), ())
+
+
+def test_a_test_record_without_node_id_or_known_outcome_is_refused() -> None:
+    assert parse_record({"event": "test", "nodeid": "t.py::x", "outcome": "won"}) is None
+    assert parse_record({"event": "test", "outcome": "passed"}) is None
+
+
+def test_unknown_events_are_refused() -> None:
+    assert parse_record({"event": "celebrate"}) is None
+
+
+def test_a_session_finish_needs_an_integer_status() -> None:
+    assert parse_record({"event": "session_finish", "exitstatus": "0"}) is None
+    finish = parse_record({"event": "session_finish", "exitstatus": 1})
+    assert finish == {"event": "session_finish", "exitstatus": 1}
+
+
+def test_a_collection_error_without_a_path_is_placed_at_its_node() -> None:
+    record = parse_record(
+        {"event": "collect_error", "nodeid": "tests/test_x.py", "message": "SyntaxError"}
+    )
+    assert record is not None and record["event"] == "collect_error"
+    error = collection_error(record)
+    assert (error.path, error.nodeid, error.message) == (
+        "tests/test_x.py",
+        "tests/test_x.py",
+        "SyntaxError",
+    )
+
+
+def test_the_collected_selection_keeps_its_order_and_time() -> None:
+    record = parse_record({"event": "collected", "nodeids": ["b", "a"], "t": 3.0})
+    assert record == {"event": "collected", "nodeids": ["b", "a"], "t": 3.0}
