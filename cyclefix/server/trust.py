@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from lsprotocol import types
@@ -28,7 +27,7 @@ AskClient = Callable[
 
 
 class WorkspaceTrust:
-    """Filters a project's `[tool.cyclefix]` values to those the user trusts; asks for the rest."""
+    """Asks the user (once a session) to trust a project's guarded settings, and remembers a yes."""
 
     def __init__(
         self,
@@ -44,21 +43,6 @@ class WorkspaceTrust:
         # Asked this session (answer pending, or declined): never asked twice.
         self._asked: set[TrustRequest] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def filter(
-        self, root: Path, values: Mapping[str, Any], overridden: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """`values` less the guarded ones not trusted yet (asking for those).
-
-        A setting the user's own settings (`overridden`) replace is not asked about: the
-        project's value would not be used anyway.
-        """
-        relevant = {k: v for k, v in values.items() if k not in overridden}
-        kept = dict(values)
-        for request in self.store.untrusted(root, relevant):
-            del kept[request.setting]
-            self.ask(request)
-        return kept
 
     def ask(self, request: TrustRequest) -> None:
         """Warn once that `request` waits for trust, and ask the user in a dialog."""
