@@ -33,7 +33,10 @@ GREEDY = GenerationOptions(temperature=0.0, max_tokens=48, seed=1)
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LlamaCppBackend]:
-    loaded = open_backend(FAST_MODEL, n_ctx=4096, n_threads=2)
+    # No saved KV states from earlier runs: the cache tests expect a cold start.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CYCLEFIX_KV_STATE_DIR", "off")
+        loaded = open_backend(FAST_MODEL, n_ctx=4096, n_threads=2)
     assert isinstance(loaded, LlamaCppBackend)
     yield loaded
     loaded.close()
