@@ -5,7 +5,8 @@ examples/ projects and the MBPP bugs of benchmarks/fix_rate.py (cyclefix.bench.b
 prints per set the median seconds of each phase the JSON reports (model load, the user's run
 of the tests, localizing, scoring copies, prompt evaluation, generation, the candidates' test
 runs, overhead) plus the process start the JSON cannot see (wall time less its `seconds`), and
-the model's own prompt and generation throughput. A stacked bar chart (PNG) shows the mean of
+the model's own prompt and generation throughput; the candidates' test runs are split into
+process start, collection and the tests themselves. A stacked bar chart (PNG) shows the mean of
 each phase, which, unlike medians, adds up to the mean command. One JSON line per run goes to
 --out; a rerun skips the runs already there.
 
@@ -45,6 +46,12 @@ PHASES = (
     ("tests_s", "tests"),
     ("overhead_s", "overhead"),
 )
+# The candidates' test runs split where the runner can tell (an attempt's "tests_phases").
+TEST_PHASES = (
+    ("startup_s", "tests: start"),
+    ("collect_s", "tests: collect"),
+    ("tests_s", "tests: run"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class SpeedRun:
     wall_s: float  # the whole process, start-up included
     # Phase name (PHASES) -> seconds; "start" is wall_s less the JSON's seconds.
     phases: dict[str, float] = field(default_factory=dict)
+    # TEST_PHASES name -> seconds over the attempts' test runs.
+    test_phases: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0  # evaluated, i.e. less those reused from the KV cache
     completion_tokens: int = 0
     attempts: int = 0
@@ -75,6 +84,12 @@ def speed_run_from_json(
         status=str(data.get("status", "unknown")),
         wall_s=round(wall, 3),
         phases={name: round(phases.get(name, 0.0), 3) for name, _ in PHASES},
+        test_phases={
+            name: round(
+                sum(float((a.get("tests_phases") or {}).get(name, 0.0)) for a in attempts), 3
+            )
+            for name, _ in TEST_PHASES
+        },
         prompt_tokens=sum(
             int(a.get("prompt_tokens", 0)) - int(a.get("prompt_tokens_cached", 0)) for a in attempts
         ),
@@ -130,6 +145,9 @@ def _groups(runs: list[SpeedRun]) -> dict[tuple[str, str], list[SpeedRun]]:
         if r.phases:
             groups.setdefault((r.model, r.bug_set), []).append(r)
             groups.setdefault((r.model, "all"), []).append(r)
+    if len({bug_set for _, bug_set in groups}) == 2:
+        # One set: its "all" rows say the same again.
+        groups = {key: sel for key, sel in groups.items() if key[1] != "all"}
     return groups
 
 
@@ -141,6 +159,7 @@ def table(runs: list[SpeedRun]) -> str:
     """Median seconds per phase and of the whole command, per model and set, with the model's
     prompt and generation tokens per second over all its calls."""
     head = ["model", "set", "runs", "fixed", *(title for _, title in PHASES), "total"]
+    head += [title for _, title in TEST_PHASES]
     head += ["prompt tok/s", "gen tok/s"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (model, bug_set), sel in _groups(runs).items():
@@ -151,6 +170,10 @@ def table(runs: list[SpeedRun]) -> str:
         cells = [model, bug_set, str(len(sel)), str(fixed)]
         cells += [f"{m:.2f}" for m in medians]
         cells.append(f"{statistics.median(r.wall_s for r in sel):.2f}")
+        cells += [
+            f"{statistics.median(r.test_phases.get(name, 0.0) for r in sel):.2f}"
+            for name, _ in TEST_PHASES
+        ]
         cells.append(_throughput(sum(r.prompt_tokens for r in sel), prompt_s))
         cells.append(_throughput(sum(r.completion_tokens for r in sel), generate_s))
         rows.append("| " + " | ".join(cells) + " |")
