@@ -52,6 +52,17 @@ def test_each_attempt_splits_its_seconds_into_non_negative_phases(leap: Path) ->
     assert all(a.tests_s > 0 and a.generate_s > 0 for a in result.attempts)
 
 
+def test_an_attempts_test_time_splits_into_process_start_collection_and_tests(leap: Path) -> None:
+    result = fix(leap, ScriptedBackend([LEAP_WRONG, LEAP_FIX]), config=CONFIG)
+    for attempt in result.attempts:
+        split = attempt.tests_phases
+        assert split is not None
+        assert min(split.startup_s, split.collect_s, split.tests_s) >= 0
+        # The processes ran within the attempt's test time, their phases within the processes.
+        assert split.startup_s + split.collect_s + split.tests_s <= split.total_s
+        assert split.total_s <= attempt.tests_s
+
+
 def test_the_phases_of_a_fix_add_up_to_its_seconds(leap: Path) -> None:
     result = fix(leap, ScriptedBackend([LEAP_WRONG, LEAP_FIX]), config=CONFIG)
     split = phases(result)

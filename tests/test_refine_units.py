@@ -13,7 +13,6 @@ from cyclefix.models.backend import Choice, Fork, sampling_chances
 from cyclefix.refine.fork import branch_prefixes, copy_probability, rejoins, sampled_branches
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.localize import ProjectIndex, localize
-from cyclefix.refine.loop import assert_reach
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.prompt import (
     RefinePrompt,
@@ -22,6 +21,7 @@ from cyclefix.refine.prompt import (
     build_refine_messages,
     copy_continuation,
 )
+from cyclefix.refine.round import assert_reach
 from cyclefix.refine.source import (
     called_functions,
     function_spans,

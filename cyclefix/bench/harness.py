@@ -53,6 +53,7 @@ from cyclefix.refine import (
     TestRunResult,
     fix,
 )
+from cyclefix.refine.report import run_phases
 
 RUN_FILE = "run.json"
 
@@ -170,6 +171,7 @@ def _attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float
         prompt_tokens_cached=attempt.prompt_tokens_cached,
         generate_s=round(attempt.generate_s, 3),
         tests_s=round(attempt.tests_s, 3),
+        tests_phases=run_phases(attempt.tests_phases),
     )
 
 

@@ -1,6 +1,7 @@
 """The refinement loop's public API: the only part of cyclefix the frontends call.
 
-check(path, tests)            run the selected tests on the user's files
+select(path, tests)           the project root, tests and Python for a path (a Selection)
+check(path, tests)            run the selected tests on the user's files (path or Selection)
 fix(path, backend, ...)       localize, prompt, guard, verify in a scratch copy, iterate
 apply_fix(result)             write a verified fix atomically, refusing stale files
 apply_and_keep(result, mode)  apply_fix, then git commit or stage it (the gitOnApply setting)
@@ -10,7 +11,7 @@ open_backend(spec)            load a model: registry name, GGUF path, openai:URL
 from cyclefix.models.backend import Backend, GenerationResult
 from cyclefix.models.load import ModelError, open_backend
 from cyclefix.refine.apply import StaleFixError, apply_fix
-from cyclefix.refine.check import check, find_project_root, suspects
+from cyclefix.refine.check import Selection, check, find_project_root, select, suspects
 from cyclefix.refine.git import GitError, KeptFix, apply_and_keep
 from cyclefix.refine.loop import fix
 from cyclefix.refine.types import (
@@ -51,6 +52,7 @@ __all__ = [
     "RefineEvent",
     "RoundRecord",
     "RoundStarted",
+    "Selection",
     "StaleFixError",
     "Target",
     "TestCaseResult",
@@ -66,5 +68,6 @@ __all__ = [
     "find_project_root",
     "fix",
     "open_backend",
+    "select",
     "suspects",
 ]

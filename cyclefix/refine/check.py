@@ -1,16 +1,22 @@
-"""Run the tests that matter for a file or project, on the user's own files."""
+"""Run the tests that matter for a file or project, on the user's own files.
+
+`select` works out once what a check and the fix after it share (the project root, the tests,
+the interpreter); both take its `Selection` in place of a path and reuse it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.refine.localize import ProjectIndex, localize
 from cyclefix.refine.types import RefineConfig, RefineEvent, Target, TestsFinished, TestsStarted
 from cyclefix.runner import (
     Confinement,
+    ProjectPython,
     SandboxLimits,
     find_project_python,
     find_project_root,
@@ -20,7 +26,15 @@ from cyclefix.runner import (
 )
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
-__all__ = ["check", "find_project_root", "limits_for", "selection_for", "suspects"]
+__all__ = [
+    "Selection",
+    "check",
+    "find_project_root",
+    "limits_for",
+    "select",
+    "selection_for",
+    "suspects",
+]
 
 
 # The user's own run stops after this many timed-out tests: a bug that makes a loop endless
@@ -42,8 +56,38 @@ def selection_for(root: Path, path: Path, tests: Sequence[str] | None) -> tuple[
     return select_tests(root, changed, tests or ())
 
 
-def check(
+@dataclass(frozen=True)
+class Selection:
+    """What to run for a path, worked out once for its check and its fix."""
+
+    path: Path  # the file or folder the user named
+    root: Path  # its project root
+    tests: tuple[str, ...]  # the pytest arguments that select its tests
+    explicit: bool  # the tests were named (--tests), not found from the path
+    python: ProjectPython  # the interpreter that runs them
+
+
+def select(
     path: Path,
+    tests: Sequence[str] | None = None,
+    *,
+    config: RefineConfig = RefineConfig(),
+    root: Path | None = None,
+) -> Selection:
+    """The project root of `path` (unless known: `root`), the tests that matter for it
+    (`selection_for`) and the Python that runs them."""
+    root = root or find_project_root(path, tests or ())
+    return Selection(
+        path,
+        root,
+        selection_for(root, path, tests),
+        bool(tests),
+        find_project_python(root, config.python),
+    )
+
+
+def check(
+    path: Path | Selection,
     tests: Sequence[str] | None = None,
     *,
     config: RefineConfig = RefineConfig(),
@@ -52,11 +96,13 @@ def check(
     cancel: threading.Event | None = None,
     confinement: Confinement | None = None,
 ) -> TestRunResult:
-    root = find_project_root(path, tests or ())
-    selection = order_failing_first(selection_for(root, path, tests), previously_failing)
+    """One traced run of the tests that matter for `path` (a `Selection` is reused as is;
+    `tests` then do not apply), the previously failing first."""
+    chosen = path if isinstance(path, Selection) else select(path, tests, config=config)
+    root, python = chosen.root, chosen.python
+    selection = order_failing_first(chosen.tests, previously_failing)
     if on_event:
         on_event(TestsStarted(root, selection, scratch=False))
-    python = find_project_python(root, config.python)
     # Traced: what each test executed localizes the bug (refine.spectrum).
     run = run_tests(
         root,

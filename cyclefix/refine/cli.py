@@ -214,8 +214,8 @@ def _run_fix(args: argparse.Namespace) -> int:
         plain,
         print_result,
     )
-    from cyclefix.refine.importtime import blocking_collection_error, failures_with_import_errors
     from cyclefix.refine.report import fix_result_to_dict
+    from cyclefix.refine.types import FixResult
 
     command_started = time.monotonic()
     if (args.commit or args.stage) and not args.apply:
@@ -243,24 +243,21 @@ def _run_fix(args: argparse.Namespace) -> int:
     progress = Progress(out, verbosity)
     _cancel_on_signals(cancel)
 
+    # Worked out once: the check and the fix run the same tests with the same Python.
+    selection = refine.select(path, tests, config=config)
     tests_started = time.monotonic()
     initial = _in_worker(
-        lambda: refine.check(path, tests, config=config, on_event=progress, cancel=cancel),
+        lambda: refine.check(selection, config=config, on_event=progress, cancel=cancel),
         cancel,
     )
     initial_tests_s = time.monotonic() - tests_started
     model_load_s = 0.0
-    result: FixResult
     # Import-time errors in project code are bugs for the model (refine.importtime); other
     # collection errors, no tests or nothing failing end without loading it.
-    if (
-        initial.cancelled
-        or not failures_with_import_errors(initial)
-        or blocking_collection_error(initial) is not None
-    ):
-        result = refine.fix(
-            path, _NoModel(), tests=tests, config=config, initial_run=initial, cancel=cancel
-        )
+    settled = FixResult.without_model(initial, time.monotonic() - tests_started)
+    result: FixResult
+    if settled is not None:
+        result = settled
     else:
         loading = time.monotonic()
         with out.status(f"Loading model {plain(settings.model)}…"):
@@ -274,9 +271,8 @@ def _run_fix(args: argparse.Namespace) -> int:
         try:
             result = _in_worker(
                 lambda: refine.fix(
-                    path,
+                    selection,
                     backend,
-                    tests=tests,
                     config=config,
                     initial_run=initial,
                     on_event=progress,
@@ -343,18 +339,3 @@ def _cancel_on_signals(cancel: threading.Event) -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
-
-
-class _NoModel:
-    """Stands in where no generation will happen (tests pass, or cannot run), so no model loads."""
-
-    name = "none"
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("no model is loaded")
-
-    def forks_along(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("no model is loaded")
-
-    def close(self) -> None:
-        pass

@@ -4,24 +4,33 @@ CYCLE's failure mode is the copy: the model writes the faulty code back unchange
 that sees the logits reads the copy as if it were the answer and scores it (refine.fork); when
 sampling would likely write it, the round starts from a fork where the model was least sure
 instead of generating the copy. Backends without logits report no forks, and nothing is planned.
+
+`plan_round` runs a round's attempts: the first answer, resamples of answers that never reached
+the tests, and a rewrite from the intent after a fork that failed. It takes the attempt and the
+copy scoring as functions, so the plan is tested without a model or a test run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from cyclefix.models.backend import Backend, Fork
 from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
 from cyclefix.refine.prompt import (
+    COPY_NOTE,
     RefinePrompt,
     answer_prefix,
     build_refine_messages,
     copy_continuation,
 )
+from cyclefix.refine.round import RESAMPLED, Outcome, better
 from cyclefix.refine.source import normalized_code
-from cyclefix.refine.types import RefineConfig, Target
+from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
@@ -118,3 +127,97 @@ class CopyPlanner:
         if not forks:
             return 0.0, (copy, (), len(prefix))
         return chance(forks), (copy, forks, len(prefix))
+
+
+class AttemptFn(Protocol):
+    """One attempt of the round under `prompt` (refine.candidate.Candidates.attempt)."""
+
+    def __call__(
+        self,
+        prompt: RefinePrompt,
+        temperature: float,
+        branch: str = "",
+        *,
+        forked: bool = False,
+        score_s: float = 0.0,
+    ) -> Outcome: ...
+
+
+# Where an attempt under a prompt, at a temperature, should leave a likely copy, and whether
+# one was likely (CopyPlanner.branches_off_copies for the round's targets).
+BranchesFn = Callable[[RefinePrompt, float], tuple[list[str], bool]]
+
+
+def plan_round(
+    prompt: RefinePrompt,
+    temperature: float,
+    *,
+    attempt: AttemptFn,
+    branches_for: BranchesFn,
+    config: RefineConfig,
+    stop: threading.Event,
+) -> tuple[Outcome, list[Attempt]]:
+    """A round's attempts under `prompt`, and the one that counts: the first answer, then
+    resamples of answers that never reached the tests (leaving a copy where the model
+    hesitated when the backend tells, else hotter), then a rewrite from the intent after a
+    fork that failed."""
+
+    def scored(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool, float]:
+        started = time.monotonic()
+        branches, forked = branches_for(prompt, temperature)
+        return branches, forked, time.monotonic() - started
+
+    def resample(prompt: RefinePrompt) -> Outcome:
+        """A hotter attempt with a note, leaving a copy the model would write back, else sampled."""
+        hot = config.copy_temperature
+        branches, forked, score_s = scored(prompt, hot)
+        return attempt(prompt, hot, branches[0] if branches else "", forked=forked, score_s=score_s)
+
+    # Where a copy hesitated, in order: the same prompt continues from there.
+    branches, forked, score_s = scored(prompt, temperature)
+    first = branches.pop(0) if branches else ""
+    outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
+    attempts = [outcome.attempt]
+    # Resamples spent; a fork that comes back a copy (another spelling of the same code)
+    # costs only the end of an answer and no test run, so it is not counted.
+    spent = 0
+    while outcome.attempt.verdict in RESAMPLED and spent < config.resamples and not stop.is_set():
+        copied = outcome.attempt.verdict in ("copy", "duplicate")
+        if copied and not branches and not outcome.attempt.forked:
+            # A sampled copy: where it hesitated, least sure first.
+            branches, forked = list(outcome.branches), True
+        if copied and branches:
+            outcome = attempt(prompt, temperature, branches.pop(0), forked=forked)
+            attempts.append(outcome.attempt)
+            if outcome.attempt.verdict not in ("copy", "duplicate"):
+                spent += 1
+            continue
+        spent += 1
+        retry = dataclasses.replace(
+            prompt,
+            note=COPY_NOTE if copied else retry_note(outcome.attempt, prompt.names),
+            from_scratch=copied and len(attempts) >= 2,
+        )
+        outcome = resample(retry)
+        attempts.append(outcome.attempt)
+    if (
+        outcome.attempt.forked
+        and outcome.attempt.verdict in ("tests_failed", "regressed")
+        and spent < config.resamples
+        and not stop.is_set()
+    ):
+        # The local edit did not pass: a new implementation from the intent is the other way
+        # out of a copy (most fixes of a 0.5B model); the better one stays.
+        rewrite = resample(dataclasses.replace(prompt, note=COPY_NOTE, from_scratch=True))
+        attempts.append(rewrite.attempt)
+        if better(rewrite, outcome):
+            outcome = rewrite
+    return outcome, attempts
+
+
+def retry_note(attempt: Attempt, names: Sequence[str]) -> str:
+    """What was wrong with an answer that never reached the tests, for the next sample."""
+    wanted = ", ".join(f"`{n}`" for n in names)
+    if attempt.verdict == "syntax_error":
+        return f"Your previous answer was not valid Python ({attempt.detail}). Reply with complete, valid code."
+    return f"Your previous answer did not define {wanted}. Reply with the complete function(s) {wanted}."

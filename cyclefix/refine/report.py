@@ -6,7 +6,7 @@ from typing import Any
 
 from cyclefix.refine.types import Attempt, FixResult
 from cyclefix.runner.feedback import feedback_text
-from cyclefix.runner.results import TestRunResult
+from cyclefix.runner.results import RunPhases, TestRunResult
 
 SCHEMA = "cyclefix.fix/1"
 
@@ -51,6 +51,19 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "prompt_tokens_cached": a.prompt_tokens_cached,
         "generate_s": round(a.generate_s, 3),
         "tests_s": round(a.tests_s, 3),
+        "tests_phases": run_phases(a.tests_phases),
+    }
+
+
+def run_phases(phases: RunPhases | None) -> dict[str, float] | None:
+    """How test runs' time split: process start, collection, the tests, and their wall time."""
+    if phases is None:
+        return None
+    return {
+        "startup_s": round(phases.startup_s, 3),
+        "collect_s": round(phases.collect_s, 3),
+        "tests_s": round(phases.tests_s, 3),
+        "total_s": round(phases.total_s, 3),
     }
 
 
@@ -82,7 +95,14 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
         "phases": {name: round(value, 3) for name, value in phases(result).items()},
         "applied": applied,
         "diff": result.diff,
-        "files": [{"path": str(c.path), "diff": c.diff} for c in result.changes],
+        "files": [
+            {
+                "path": str(c.path),
+                "diff": c.diff,
+                "functions": [{"name": t.qualname, "line": t.start_line} for t in c.targets],
+            }
+            for c in result.changes
+        ],
         "tests": {
             "selected": list(result.initial_run.selected) if result.initial_run else [],
             "initial": _run_summary(result.initial_run),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cyclefix.runner.results import TestRunResult
+from cyclefix.runner.results import RunPhases, TestRunResult
 
 FixStatus = Literal["fixed", "not_fixed", "already_passing", "error", "cancelled"]
 
@@ -91,6 +91,8 @@ class Attempt:
     prompt_tokens_cached: int = 0
     generate_s: float = 0.0
     tests_s: float = 0.0
+    # How its test runs' time split (process start, collection, the tests); None when none ran.
+    tests_phases: RunPhases | None = None
 
     @property
     def phase_seconds(self) -> float:
@@ -115,6 +117,8 @@ class FileChange:
     original: str
     fixed: str
     diff: str
+    # The functions the fix rewrites in this file, with their lines in `original`.
+    targets: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,48 @@ class FixResult:
     model_load_s: float = 0.0
     initial_tests_s: float = 0.0
     localize_s: float = 0.0
+
+    @classmethod
+    def without_model(
+        cls,
+        run: TestRunResult,
+        seconds: float,
+        *,
+        model: str = "none",
+        stopped: FixStatus = "cancelled",
+        notes: tuple[str, ...] = (),
+    ) -> FixResult | None:
+        """The result of a fix decided by the user's run alone, so no model needs to load:
+        it was stopped (`stopped`), its tests cannot be collected or there are none, they
+        all pass, or nothing failed that a model could fix. None when a model has failures
+        to work on (import-time errors in project code among them, refine.importtime)."""
+        # refine.importtime builds on these types: imported here, where it is needed.
+        from cyclefix.refine.importtime import (
+            blocking_collection_error,
+            failures_with_import_errors,
+        )
+
+        notes = (*notes, *(n for n in run.notes if n not in notes))
+
+        def ended(status: FixStatus, error: str | None = None) -> FixResult:
+            final = run if status == "already_passing" else None
+            return cls(status, run.root, (), "", (), run, final, seconds, model, error, notes)
+
+        if run.cancelled:
+            return ended(stopped)
+        err = blocking_collection_error(run)
+        if err is not None:
+            where = f"{err.path}:{err.line}" if err.line else err.path
+            message = next((ln.strip() for ln in err.message.splitlines() if ln.strip()), "")
+            return ended("error", f"tests cannot be collected: {where}: {message}")
+        if not run.tests and not run.collection_errors:
+            return ended("error", f"no tests found in {run.root}")
+        if run.all_passed:
+            return ended("already_passing")
+        if not failures_with_import_errors(run):
+            notes = (*notes, "could not find the code the failing tests exercise")
+            return cls("not_fixed", run.root, (), "", (), run, run, seconds, model, None, notes)
+        return None
 
     @property
     def overhead_s(self) -> float:

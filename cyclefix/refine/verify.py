@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.refine.apply import write_atomic
@@ -27,7 +29,7 @@ from cyclefix.runner import (
     select_tests,
 )
 from cyclefix.runner.feedback import feedback_text
-from cyclefix.runner.results import TestRunResult
+from cyclefix.runner.results import RunPhases, TestRunResult
 
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
 # within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
@@ -40,6 +42,29 @@ CANDIDATE_MAX_HANGS = 2
 # Below this many seconds of tests in the user's run, a candidate runs the whole selection in
 # one process: a second pytest start would cost more than the tests it saves.
 STAGED_MIN_TEST_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A candidate's verification: its run, what it broke elsewhere, and what that cost."""
+
+    run: TestRunResult
+    # With explicit --tests: a test of the changed modules it broke, in words; else "".
+    regression: str
+    seconds: float  # wall time of its test runs
+    phases: RunPhases | None  # those runs' phases added up; None when none started
+
+
+def added_phases(phases: Sequence[RunPhases]) -> RunPhases | None:
+    """Several runs' phases as one; None when there were none."""
+    if not phases:
+        return None
+    return RunPhases(
+        startup_s=sum(p.startup_s for p in phases),
+        collect_s=sum(p.collect_s for p in phases),
+        tests_s=sum(p.tests_s for p in phases),
+        total_s=sum(p.total_s for p in phases),
+    )
 
 
 class Verifier:
@@ -64,6 +89,8 @@ class Verifier:
         self.emit = emit
         self.cancel = cancel
         self.pass_env = tuple(pass_env)
+        # The phases of every run so far, in order: a candidate's are those of its runs.
+        self.phases: list[RunPhases] = []
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -107,6 +134,8 @@ class Verifier:
             pass_env=self.pass_env,
             stop_on_first_failure=stop_on_first_failure,
         )
+        if run.phases is not None:
+            self.phases.append(run.phases)
         self.emit(TestsFinished(run, scratch))
         return run
 
@@ -125,6 +154,23 @@ class Verifier:
         finally:
             for rel in files:
                 write_atomic(scratch / rel, base[rel])
+
+    def verify(
+        self,
+        scratch: Path,
+        files: dict[str, str],
+        base: dict[str, str],
+        base_run: TestRunResult | None,
+    ) -> Verified:
+        """The candidate's run (`run_candidate`) and, when it passes, what it broke among the
+        other tests of the modules it changed (`regressions`), with their time and phases."""
+        started, first = time.monotonic(), len(self.phases)
+        run = self.run_candidate(scratch, files, base, base_run)
+        regression = ""
+        if run.all_passed and not run.cancelled:
+            regression = self.regressions(scratch, files, base)
+        spent = time.monotonic() - started
+        return Verified(run, regression, spent, added_phases(self.phases[first:]))
 
     def run_candidate(
         self,

@@ -1,0 +1,174 @@
+"""A round's attempts as refine.copies.plan_round lays them out: no model, no test run."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cyclefix.refine.copies import BranchesFn, plan_round
+from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
+from cyclefix.refine.round import Outcome
+from cyclefix.refine.types import Attempt, RefineConfig, Verdict
+from cyclefix.runner.results import TestCaseResult, TestRunResult
+
+CONFIG = RefineConfig(resamples=2, copy_temperature=0.9)
+PROMPT = RefinePrompt(names=("f",), faulty_code="def f():\n    return 1\n", feedback="failed")
+
+
+@dataclass(frozen=True)
+class Call:
+    prompt: RefinePrompt
+    temperature: float
+    branch: str
+    forked: bool
+
+
+def _run(passed: int, failed: int) -> TestRunResult:
+    cases = tuple(
+        TestCaseResult(f"t.py::test_{i}", "passed" if i < passed else "failed")
+        for i in range(passed + failed)
+    )
+    return TestRunResult(Path("."), cases, 1 if failed else 0, 0.1)
+
+
+def outcome(
+    verdict: Verdict,
+    *,
+    forked: bool = False,
+    branches: tuple[str, ...] = (),
+    run: TestRunResult | None = None,
+) -> Outcome:
+    attempt = Attempt(1, "code", verdict, "", "", 0.2, 10, 5, 0.1, forked=forked)
+    return Outcome(attempt, {}, run, None, branches)
+
+
+class Script:
+    """Answers each attempt with the next outcome, recording how it was asked for."""
+
+    def __init__(self, *outcomes: Outcome) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[Call] = []
+
+    def __call__(
+        self,
+        prompt: RefinePrompt,
+        temperature: float,
+        branch: str = "",
+        *,
+        forked: bool = False,
+        score_s: float = 0.0,
+    ) -> Outcome:
+        assert score_s >= 0
+        self.calls.append(Call(prompt, temperature, branch, forked))
+        made = self.outcomes.pop(0)
+        return Outcome(
+            Attempt(1, "code", made.attempt.verdict, "", "", temperature, 1, 1, 0.1, forked=forked),
+            made.files,
+            made.run,
+            made.failing,
+            made.branches,
+        )
+
+
+def no_forks(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+    return [], False
+
+
+def plan(
+    script: Script,
+    branches_for: BranchesFn = no_forks,
+    stop: threading.Event | None = None,
+) -> tuple[Outcome, list[Attempt]]:
+    return plan_round(
+        PROMPT,
+        0.2,
+        attempt=script,
+        branches_for=branches_for,
+        config=CONFIG,
+        stop=stop or threading.Event(),
+    )
+
+
+def test_an_answer_the_tests_judged_is_the_rounds_only_attempt() -> None:
+    script = Script(outcome("tests_failed"))
+    counted, attempts = plan(script)
+    assert counted.attempt.verdict == "tests_failed" and len(attempts) == 1
+    assert script.calls == [Call(PROMPT, 0.2, "", False)]
+
+
+def test_an_answer_without_the_function_is_sampled_again_hotter_saying_what_was_missing() -> None:
+    script = Script(outcome("wrong_target"), outcome("passed"))
+    _, attempts = plan(script)
+    assert [a.verdict for a in attempts] == ["wrong_target", "passed"]
+    retry = script.calls[1]
+    assert retry.temperature == CONFIG.copy_temperature
+    assert "did not define `f`" in retry.prompt.note and not retry.prompt.from_scratch
+
+
+def test_answers_that_never_reach_the_tests_are_resampled_at_most_resamples_times() -> None:
+    script = Script(*(outcome("syntax_error") for _ in range(5)))
+    counted, attempts = plan(script)
+    assert len(attempts) == 1 + CONFIG.resamples
+    assert counted.attempt.verdict == "syntax_error"
+
+
+def test_a_second_sampled_copy_is_rewritten_from_the_intent() -> None:
+    script = Script(outcome("copy"), outcome("copy"), outcome("tests_failed"))
+    plan(script)
+    first_retry, second_retry = script.calls[1].prompt, script.calls[2].prompt
+    assert first_retry.note == COPY_NOTE and not first_retry.from_scratch
+    assert second_retry.note == COPY_NOTE and second_retry.from_scratch
+
+
+def test_a_sampled_copy_continues_from_where_it_hesitated_without_spending_a_resample() -> None:
+    script = Script(
+        outcome("copy", branches=("b1", "b2")),
+        outcome("copy"),  # the first fork spells the same code: free
+        outcome("syntax_error"),  # the second is a new answer: a resample spent
+        outcome("passed"),
+    )
+    counted, attempts = plan(script)
+    assert [(c.branch, c.forked, c.temperature) for c in script.calls[1:3]] == [
+        ("b1", True, 0.2),
+        ("b2", True, 0.2),
+    ]
+    assert counted.attempt.verdict == "passed" and len(attempts) == 4
+
+
+def test_a_likely_copy_starts_the_round_from_its_first_fork() -> None:
+    def likely(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+        return ["b1", "b2"], True
+
+    script = Script(outcome("passed"))
+    plan(script, likely)
+    assert script.calls == [Call(PROMPT, 0.2, "b1", True)]
+
+
+def test_a_fork_that_fails_its_tests_is_followed_by_a_rewrite_from_the_intent() -> None:
+    def likely(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+        return (["b1"], True) if not prompt.from_scratch else ([], False)
+
+    script = Script(outcome("tests_failed", run=_run(1, 2)), outcome("passed"))
+    counted, attempts = plan(script, likely)
+    rewrite = script.calls[1]
+    assert rewrite.prompt.from_scratch and rewrite.prompt.note == COPY_NOTE and not rewrite.forked
+    assert counted.attempt.verdict == "passed" and len(attempts) == 2
+
+
+def test_a_rewrite_that_gets_no_further_leaves_the_fork_counting() -> None:
+    def likely(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+        return (["b1"], True) if not prompt.from_scratch else ([], False)
+
+    script = Script(
+        outcome("tests_failed", run=_run(2, 1)), outcome("tests_failed", run=_run(1, 2))
+    )
+    counted, attempts = plan(script, likely)
+    assert counted.attempt.forked and len(attempts) == 2
+
+
+def test_nothing_is_resampled_once_the_fix_is_stopped() -> None:
+    stop = threading.Event()
+    stop.set()
+    counted, attempts = plan(Script(outcome("copy")), stop=stop)
+    assert counted.attempt.verdict == "copy" and len(attempts) == 1
