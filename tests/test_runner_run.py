@@ -27,7 +27,8 @@ from cyclefix.runner import (
 from cyclefix.runner import launch as launch_module
 from cyclefix.runner import plugin as plugin_module
 from cyclefix.runner import run as run_module
-from cyclefix.runner.sandbox import detect_isolation, run_sandboxed
+from cyclefix.runner.isolation import detect_isolation
+from cyclefix.runner.sandbox import run_sandboxed
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runner" / "calc_project"
 

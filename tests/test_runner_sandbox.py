@@ -15,9 +15,9 @@ import pytest
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner import SandboxLimits, cgroup, sandbox, scratch_copy
+from cyclefix.runner.isolation import Isolation, detect_isolation
 from cyclefix.runner.sandbox import (
     HeadTailBuffer,
-    Isolation,
     SandboxedProcess,
     run_sandboxed,
 )
@@ -311,7 +311,7 @@ def test_background_child_that_leaves_the_group_is_killed() -> None:
     result = python(code)
     assert result.returncode == 0
     assert time.monotonic() - started < 5
-    if not sandbox.detect_isolation().pid_namespace:
+    if not detect_isolation().pid_namespace:
         for pid in processes_with(marker):
             os.kill(pid, 9)
         pytest.skip("no pid namespace here: a setsid() child escapes")

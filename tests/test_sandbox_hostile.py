@@ -29,8 +29,8 @@ from cyclefix.runner import (
     scratch_copy,
 )
 from cyclefix.runner import confine as confine_module
+from cyclefix.runner.isolation import detect_isolation
 from cyclefix.runner.run import UNTRUSTED_NODEID
-from cyclefix.runner.sandbox import detect_isolation
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 LIMITS = SandboxLimits(per_test_timeout=2.0, run_timeout=60.0)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from cyclefix.runner import confine, protocol
 from cyclefix.runner.environment import child_environment
-from cyclefix.runner.sandbox import SandboxLimits, detect_isolation
+from cyclefix.runner.isolation import detect_isolation
+from cyclefix.runner.sandbox import SandboxLimits
 
 PLUGIN_MODULE = protocol.PLUGIN_MODULE
 # Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
