@@ -19,6 +19,7 @@ from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.importtime import import_failure
 from cyclefix.refine.localize import ProjectIndex
 from cyclefix.refine.parse import extract_code
+from cyclefix.refine.probe import with_probe
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, build_refine_messages
 from cyclefix.refine.round import Outcome, Round, State
 from cyclefix.refine.source import normalized_code, read_source
@@ -227,6 +228,7 @@ class Candidates:
             passed = f"all {len(run.tests)} tests pass"
             return done("passed", code, passed, files=files, verified=verified)
         feedback = feedback_text(failing) if failing else first_line(run.output_tail)
+        feedback = with_probe(feedback, failing, editable)  # what the rewritten code did
         # Where this failure now points, when not at a function the answer rewrote.
         written = {*spliced.replaced, *spliced.added}
         pointed = points_at(scratch, state, files, failing, written)

@@ -114,8 +114,10 @@ class Verifier:
         *,
         scratch: bool,
         stop_on_first_failure: bool = False,
+        trace: bool = False,
     ) -> TestRunResult:
-        """One run of `selection` in `root`: the user's project, or the scratch copy."""
+        """One run of `selection` in `root`: the user's project, or the scratch copy;
+        `trace`: a candidate's run records what its failing tests' calls did (refine.probe)."""
         self.emit(TestsStarted(root, tuple(selection), scratch))
         limits = (
             dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
@@ -128,7 +130,7 @@ class Verifier:
             limits=limits,
             python=self.python.python,
             cancel=self.cancel,
-            trace=not scratch,  # the initial run: its spectrum localizes
+            trace=trace or not scratch,  # the initial run: its spectrum localizes
             # Candidates run on the scratch copy: they may write nothing of the user's.
             confinement=Confinement(self.root) if scratch else None,
             pass_env=self.pass_env,
@@ -184,16 +186,21 @@ class Verifier:
         failing = [t.nodeid for t in base_run.failures] if base_run is not None else []
         selection = order_failing_first(self.selection, failing)
 
-        def whole(stop_on_first_failure: bool = False) -> TestRunResult:
+        def whole(stop_on_first_failure: bool = False, trace: bool = False) -> TestRunResult:
             return self.run_tests(
-                scratch, selection, scratch=True, stop_on_first_failure=stop_on_first_failure
+                scratch,
+                selection,
+                scratch=True,
+                stop_on_first_failure=stop_on_first_failure,
+                trace=trace,
             )
 
+        # Traced only where cheap (a quick suite, or the failing tests alone): the probe.
         if base_run is None or not self._stageable(scratch, base_run, failing):
-            return self.with_files(scratch, files, base, whole)
+            return self.with_files(scratch, files, base, lambda: whole(trace=True))
 
         def staged() -> TestRunResult:
-            first = self.run_tests(scratch, failing, scratch=True)
+            first = self.run_tests(scratch, failing, scratch=True, trace=True)
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
