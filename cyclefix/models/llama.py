@@ -2,15 +2,13 @@
 
 KV reuse: llama-cpp-python's `Llama.generate` keeps the evaluated tokens of the last call and
 only evaluates the part of a new prompt after the longest common token prefix, so refinement
-rounds that share their opening messages skip most of the prompt work.
+rounds that share their opening messages skip most of the prompt work. The prompt's fixed
+opening (system message, next turn's header) is also kept as a saved state (models.kv_state),
+so a prompt after an unrelated one, or the first one of a fresh process, skips it too.
 """
 
 from __future__ import annotations
 
-import collections
-import ctypes
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +39,15 @@ from cyclefix.models.kv_state import (
     state_key,
 )
 
+# Re-exported: callers and tests use them from here.
+from cyclefix.models.llama_runtime import (  # noqa: F401
+    _LOG,
+    LLAMA_CPP_INSTALL_HINT,
+    count_physical_cores,
+    default_thread_count,
+    import_llama_cpp,
+)
+
 if TYPE_CHECKING:
     import llama_cpp
 
@@ -53,88 +60,12 @@ DEFAULT_N_BATCH = 512
 MIN_SAVED_PREFIX = 8
 # Tokens of an answer scored between two asks whether the forks so far are enough.
 SCORE_CHUNK = 64
-LLAMA_CPP_INSTALL_HINT = (
-    "llama-cpp-python is not installed; install it with `pip install llama-cpp-python` "
-    "(see the README for the build flags)"
-)
-# ChatML, the prompt format of the Qwen family; used only for a GGUF without its own template.
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-def count_physical_cores(cpuinfo: str) -> int | None:
-    """Unique (physical id, core id) pairs in /proc/cpuinfo text; None if it names no cores."""
-    cores: set[tuple[str, str]] = set()
-    physical_id = core_id = ""
-    for line in [*cpuinfo.splitlines(), ""]:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            physical_id = value.strip()
-        elif key == "core id":
-            core_id = value.strip()
-        elif not line.strip():
-            # A blank line ends one logical processor's block.
-            if core_id:
-                cores.add((physical_id, core_id))
-            physical_id = core_id = ""
-    return len(cores) or None
-
-
-def default_thread_count() -> int:
-    """Physical cores (hyperthreads slow llama.cpp down), at most the CPUs this process may use."""
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    try:
-        physical = count_physical_cores(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        physical = None
-    counts = [n for n in (physical, allowed) if n]
-    return min(counts) if counts else os.cpu_count() or 1
-
-
-def import_llama_cpp() -> Any:
-    """The llama_cpp module, or a one-line ModelError saying how to install it."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ModelError(LLAMA_CPP_INSTALL_HINT) from exc
-    return llama_cpp
-
-
-class _LlamaLog:
-    """Receives llama.cpp's log lines instead of stderr; keeps the recent ones for messages."""
-
-    def __init__(self) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=64)
-        self.callback: Any = None
-
-    def install(self, llama_cpp_module: Any) -> None:
-        if self.callback is not None:
-            return
-
-        def receive(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            line = text.decode("utf-8", errors="replace").strip()
-            if line:
-                self.lines.append(line)
-
-        # Kept on self: ctypes must not garbage-collect a callback llama.cpp still holds.
-        self.callback = llama_cpp_module.llama_log_callback(receive)
-        llama_cpp_module.llama_log_set(self.callback, ctypes.c_void_p(0))
-
-    def last_error(self) -> str:
-        """The latest line that reports an error, without its 'function_name: ' prefix."""
-        # Level numbers differ between ggml versions; the text says "error" in all of them.
-        for line in reversed(self.lines):
-            if "error" in line.lower():
-                return re.sub(r"^\w+: ", "", line)
-        return "no details from llama.cpp"
-
-
-_LOG = _LlamaLog()
 
 
 class LlamaCppBackend:
@@ -173,6 +104,7 @@ class LlamaCppBackend:
         self._name = name or model_path.stem
         self._lock = threading.Lock()
         draft = None
+        self._prompt_lookup = prompt_lookup
         if prompt_lookup > 0:
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
@@ -189,6 +121,8 @@ class LlamaCppBackend:
                 lora_path=str(lora_path) if lora_path else None,
                 lora_scale=lora_scale,
                 draft_model=draft,
+                # Its logits rows must span the context: it keeps one per token evaluated.
+                logits_all=draft is not None,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
@@ -276,6 +210,11 @@ class LlamaCppBackend:
                 f"window of {self.n_ctx}"
             )
         cached = self._reuse_prefix(llama, messages, prompt_tokens)
+        if self._prompt_lookup:
+            # Read here without logits: with a draft model llama-cpp-python keeps the logits
+            # of every token it evaluates, which would slow the prompt by a sixth or more.
+            live = common_prefix(llama.input_ids[: llama.n_tokens], prompt_tokens)
+            self._extend_cache(llama, prompt_tokens[:-1], min(live, len(prompt_tokens) - 1))
         sampled = 0
         first_token_at: float | None = None
         # Per sampled token: the best candidates' ids and logits, for forks.
@@ -432,13 +371,17 @@ class LlamaCppBackend:
         cached = min(live, limit)
         if live < fixed:
             # Evaluated alone, so the state holds exactly the opening and can be saved.
-            if not llama._ctx.kv_cache_seq_rm(-1, live, -1):
-                llama._ctx.kv_cache_seq_rm(-1, 0, -1)
-                live = 0
-            llama.n_tokens = live
-            self._decode(llama, prompt[live:fixed], None, None)
+            self._extend_cache(llama, prompt[:fixed], live)
             self._states.save(SavedState(tuple(prompt[:fixed]), snapshot(llama)))
         return cached
+
+    def _extend_cache(self, llama: llama_cpp.Llama, tokens: Sequence[int], live: int) -> None:
+        """Make the cache hold exactly `tokens`, of which the first `live` are there already."""
+        if not llama._ctx.kv_cache_seq_rm(-1, live, -1):
+            llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
+            live = 0
+        llama.n_tokens = live
+        self._decode(llama, tokens[live:], None, None)
 
     def _fixed_prefix(self, messages: Sequence[ChatMessage], prompt: Sequence[int]) -> int:
         """Tokens of `prompt` that do not depend on the task: the leading system messages and
