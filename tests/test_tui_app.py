@@ -329,41 +329,54 @@ def notifications(app) -> list[str]:  # type: ignore[no-untyped-def]
     return [notification.message for notification in app._notifications]
 
 
-def slow_first_run_project(tmp_path: Path) -> Path:
-    """The calc project with a passing test that keeps the first run busy for 2 s."""
+def slow_first_run_project(tmp_path: Path) -> tuple[Path, Path]:
+    """The calc project with a passing test that keeps the first run busy until the test
+    creates the returned gate file (at most 60 s; give the app `GATED_TIMEOUT`)."""
     project = copy_project(tmp_path)
+    gate = tmp_path / "gate"
     (project / "tests" / "test_wait.py").write_text(
-        "import time\n\n\ndef test_wait():\n    time.sleep(2.0)\n"
+        "import pathlib\nimport time\n\n\ndef test_wait():\n"
+        "    deadline = time.monotonic() + 60\n"
+        f"    while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.02)\n"
     )
-    return project
+    return project, gate
+
+
+# The gated test's own timeout: it waits for the test, not for the clock.
+GATED_TIMEOUT = 90.0
 
 
 async def test_invite_to_refine_waits_for_a_failing_test(tmp_path: Path) -> None:
-    app = make_app(slow_first_run_project(tmp_path))
+    project, gate = slow_first_run_project(tmp_path)
+    app = make_app(project, per_test_timeout=GATED_TIMEOUT)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.busy, "the first test run to start")
         assert not app.test_results
         assert "Press f to refine" not in app.model_output.text
+        gate.touch()
         await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
         assert "Press f to refine the selected failing test." in app.model_output.text
 
 
 async def test_refine_pressed_during_the_first_run_starts_when_it_ends(tmp_path: Path) -> None:
-    project = slow_first_run_project(tmp_path)
-    app = make_app(project, factory=scripted_factory([FIX_REPLY]))
+    project, gate = slow_first_run_project(tmp_path)
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]), per_test_timeout=GATED_TIMEOUT)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.busy, "the first test run to start")
         assert not app.test_results
         await pilot.press("f")
         await pilot.pause()
         assert "refining when the tests finish" in status_plain(app)
+        gate.touch()
         await wait_for(pilot, lambda: app.pending_fix is not None, "the queued refinement's fix")
         result = app.pending_fix
         assert result is not None and "len(values)" in result.diff
 
 
 async def test_refine_queued_during_a_run_that_is_cancelled_is_dropped(tmp_path: Path) -> None:
-    app = make_app(slow_first_run_project(tmp_path), factory=scripted_factory([FIX_REPLY]))
+    project, _ = slow_first_run_project(tmp_path)  # never opened: the run is cancelled
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]), per_test_timeout=GATED_TIMEOUT)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.busy, "the first test run to start")
         await pilot.press("f", "c")
@@ -405,13 +418,15 @@ async def test_accept_reject_cancel_with_nothing_to_act_on_say_why(tmp_path: Pat
 
 
 async def test_accept_and_reject_during_the_first_run_say_why(tmp_path: Path) -> None:
-    app = make_app(slow_first_run_project(tmp_path))
+    project, gate = slow_first_run_project(tmp_path)
+    app = make_app(project, per_test_timeout=GATED_TIMEOUT)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.busy, "the first test run to start")
         await pilot.press("a", "x")
         await pilot.pause()
         assert app.busy and not app.test_results
         assert notifications(app) == ["No verified fix to accept.", "No fix to reject."]
+        gate.touch()
 
 
 async def test_refine_while_a_refinement_runs_says_so(tmp_path: Path) -> None:
