@@ -310,3 +310,11 @@ def test_cli_round_zero_alone_scores_humaneval_answers_as_given(tmp_path: Path) 
     (model,) = json.loads((out / "evalplus.json").read_text())["models"].values()
     assert [(r["base"], r["plus"]) for r in model["rounds"]] == [(0.5, None)]
     assert "| Round | HumanEval | HumanEval+ |" in (out / "report.md").read_text()
+
+
+def test_without_plus_tests_the_report_says_plus_is_not_measured() -> None:
+    records = [_line("a", 0, "generated", True, True)]
+    scores = {("m", "a", 0, "round0"): ScoreLine("m", "a", 0, "round0", True, None)}
+    summaries = summarize_evalplus(records, scores, "evalplus-humaneval", 0)
+    assert [(r.base, r.plus) for r in summaries[0].rounds] == [(1.0, None)]
+    assert "HumanEval+ is not measured" in render_evalplus(summaries)

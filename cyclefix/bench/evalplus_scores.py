@@ -198,6 +198,11 @@ def render_evalplus(summaries: Sequence[EvalPlusSummary]) -> str:
         "[lo-hi]: 95% bootstrap interval over tasks.",
         "",
     ]
+    if all(r.plus is None for s in summaries for r in s.rounds):
+        parts += [
+            f"{plus_name} is not measured: its extra inputs ship in no installable package.",
+            "",
+        ]
     for s in summaries:
         published = PUBLISHED.get(s.model, {}).get(s.suite)
         parts += [
