@@ -685,11 +685,15 @@ async def test_tcp_transport(tmp_path: Path) -> None:
     )
     try:
         plain = await _start_plain_client()
-        for _ in range(100):
+        # The server listens once it has imported everything: seconds on a busy machine.
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
             try:
                 await plain.start_tcp("127.0.0.1", port)
                 break
             except OSError:
+                assert server.returncode is None, "the server exited before listening"
+                assert asyncio.get_running_loop().time() < deadline, "the server never listened"
                 await asyncio.sleep(0.1)
         result = await plain.initialize_async(
             types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=None)
