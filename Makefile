@@ -10,6 +10,10 @@ CYCLEFIX := $(VENV)/bin/cyclefix
 DEMO_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 PYTEST_ARGS ?=
+# pytest-xdist workers: the suite waits on child processes and the model, so two overlap well
+# on two cores (`make test PYTEST_WORKERS=0` runs it in this one process).
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast install model test-model lint clean-venv
 
@@ -30,12 +34,12 @@ test-model: install
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a green run.
 test: $(STAMPS)/test-deps $(STAMPS)/training-deps test-model
-	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(PYTEST) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
 
 # The edit-test cycle: everything but the real-model tests.
 test-fast: $(STAMPS)/test-deps $(STAMPS)/training-deps
-	$(PY) -m pytest -m "not model" $(PYTEST_ARGS); status=$$?; \
+	$(PYTEST) -m "not model" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
 
 # mypy reads the training tests' imports (torch, tokenizers, safetensors): the training deps too.

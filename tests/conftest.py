@@ -31,3 +31,10 @@ def _children_with_plugins(request: pytest.FixtureRequest) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(AUTOLOAD, raising=False)
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with real-model tests first: the longest start early, so xdist's workers end
+    together instead of one waiting on the other's last model test."""
+    with_model = {item.path for item in items if item.get_closest_marker("model") is not None}
+    items.sort(key=lambda item: item.path not in with_model)
