@@ -36,6 +36,9 @@ class RawCall:
     prompt_seconds: float
     generated_tokens: int
     generate_seconds: float
+    # CPU seconds of this process for the prompt: on a busy machine a steadier measure of the
+    # work than wall time (with one thread; more threads add their spin-waits).
+    prompt_cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,9 @@ def raw_llama_speed(
             tokens = llama.tokenize(prompt.text.encode("utf-8"), add_bos=False, special=True)
             llama.n_tokens = 0
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # an empty cache: every token is read
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             llama.eval(tokens)
-            read = time.perf_counter()
+            read, cpu_read = time.perf_counter(), time.process_time()
             generated = 0
             for _ in range(prompt.max_tokens or max_tokens):
                 logits = llama._ctx.get_logits_ith(-1)
@@ -141,7 +144,9 @@ def raw_llama_speed(
                     break
                 llama.eval([token])
             done = time.perf_counter()
-            calls.append(RawCall(len(tokens), read - started, generated, done - read))
+            calls.append(
+                RawCall(len(tokens), read - started, generated, done - read, cpu_read - cpu_started)
+            )
     finally:
         llama.close()
     return RawSpeed(model=str(model), n_threads=n_threads, calls=tuple(calls))
