@@ -3,6 +3,7 @@ results decided without a model, and the functions each file change rewrites."""
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import textwrap
 from pathlib import Path
@@ -11,7 +12,6 @@ import pytest
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import FixResult, RefineConfig, check, fix, select
-from cyclefix.refine import check as check_module
 from cyclefix.refine.changes import rewritten_functions
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
@@ -43,8 +43,13 @@ def test_a_check_and_a_fix_reuse_the_selection_without_working_it_out_again(
     def again(*args: object, **kwargs: object) -> None:
         raise AssertionError("worked out again")
 
+    # `cyclefix.refine.check` names the function; the modules are looked up by name.
+    check_module = importlib.import_module("cyclefix.refine.check")
+    loop_module = importlib.import_module("cyclefix.refine.loop")
     for name in ("find_project_root", "find_project_python", "select_tests"):
         monkeypatch.setattr(check_module, name, again)
+    for name in ("find_project_root", "select"):
+        monkeypatch.setattr(loop_module, name, again)
     initial = check(selection, config=CONFIG)
     assert len(initial.failures) == 5
     result = fix(selection, ScriptedBackend([LEAP_FIX]), config=CONFIG, initial_run=initial)
