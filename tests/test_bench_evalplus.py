@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,6 +175,23 @@ def test_a_candidate_that_never_returns_fails_on_its_time_limit() -> None:
 
     with pytest.raises(mbpp_oracle.InputTimeout), mbpp_oracle.time_limit(0.05):
         forever(0)
+
+
+def test_the_runners_own_alarm_survives_an_input_time_limit() -> None:
+    def runner_alarm(signum: int, frame: object) -> None:
+        raise AssertionError("the test's own timeout")
+
+    previous = signal.signal(signal.SIGALRM, runner_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        with mbpp_oracle.time_limit(5.0):
+            pass
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 90.0 < remaining <= 100.0
+        assert signal.getsignal(signal.SIGALRM) is runner_alarm
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _run(tests: dict[str, Outcome]) -> TestRunResult:

@@ -83,24 +83,33 @@ def time_limit_for(reference_seconds: float) -> float:
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after `seconds` (SIGALRM, as EvalPlus does); a no-op off the main
-    thread, where the test's own timeout still applies."""
+    """Interrupt the block after `seconds` (SIGALRM, as EvalPlus does). The test runner's own
+    alarm (its per-test timeout) is kept: when it comes first it is left alone, else it is
+    armed again for its remaining time afterwards. A no-op off the main thread."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(
         signal, "setitimer"
     ):
+        yield
+        return
+    outer, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer and outer <= seconds:
         yield
         return
 
     def expire(signum: int, frame: object) -> None:
         raise InputTimeout(f"timed out after {seconds:.2f} s")
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if outer:
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), outer_interval)
 
 
 def _all_tuples(value: Any) -> Any:
