@@ -248,23 +248,14 @@ class FixActions(ServerCore):
         return action
 
 
-def fix_locations(state: ProjectState, result: FixResult) -> tuple[tuple[Path, int], ...]:
+def fix_locations(result: FixResult) -> tuple[tuple[Path, int], ...]:
     """The def line of each function the fix rewrites; the first changed line as fallback."""
-    changed = {change.path.resolve() for change in result.changes}
-    seen: set[tuple[Path, int]] = set()
     locations: list[tuple[Path, int]] = []
-    for failure in state.failures.values():
-        for target in failure.suspects:
-            path = (state.root / target.path).resolve()
-            if path in changed and (path, def_line(target)) not in seen:
-                seen.add((path, def_line(target)))
-                locations.append((path, def_line(target)))
-    covered = {path for path, _ in locations}
     for change in result.changes:
         path = change.path.resolve()
-        if path in covered:
-            continue
-        edits = minimal_edits(change.original, change.fixed)
-        line = edits[0].range.start.line + 1 if edits else 1
-        locations.append((path, line))
+        lines = sorted({def_line(target) for target in change.targets})
+        if not lines:
+            edits = minimal_edits(change.original, change.fixed)
+            lines = [edits[0].range.start.line + 1 if edits else 1]
+        locations.extend((path, line) for line in lines)
     return tuple(locations)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cyclefix.config import tests_under_root
 from cyclefix.errors import CyclefixError
-from cyclefix.refine import check
+from cyclefix.refine import check, select
 from cyclefix.server.core import LspJob, RefineMode
 from cyclefix.server.diagnostics import syntax_problem
 from cyclefix.server.progress import JobProgress, run_summary
@@ -98,11 +98,13 @@ class TestsOnSave(Refinement):
         job.progress = JobProgress(self)
         await job.progress.begin("cyclefix", f"running tests of {target.name or root}")
         on_event = self.threadsafe(functools.partial(self._on_event, job))
+        config = settings.refine_config()
+        # Worked out once (root, tests, interpreter): the refinement reuses it.
+        chosen = await self.in_thread(select, target, tests, config=config)
         run = await self.in_thread(
             check,
-            target,
-            tests,
-            config=settings.refine_config(),
+            chosen,
+            config=config,
             previously_failing=state.failing_nodeids(),
             on_event=on_event,
             cancel=job.cancel,
@@ -125,7 +127,7 @@ class TestsOnSave(Refinement):
         if not refine or not run.failures or run.collection_errors:
             job.progress.end(summary)
             return
-        result = await self._refine(job, state, settings, target, tests, run, versions)
+        result = await self._refine(job, state, settings, chosen, run, versions)
         if job.finished is not None and not job.finished.done():
             job.finished.set_result(result)
 

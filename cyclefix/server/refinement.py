@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from cyclefix.errors import CyclefixError
-from cyclefix.refine import AttemptFinished, FixResult, RefineEvent, TestRunResult, fix
+from cyclefix.refine import (
+    AttemptFinished,
+    FixResult,
+    RefineEvent,
+    Selection,
+    TestRunResult,
+    fix,
+)
 from cyclefix.server.core import LspJob
 from cyclefix.server.fix_actions import FixActions, fix_locations
 from cyclefix.server.progress import event_text, run_summary
@@ -29,8 +36,7 @@ class Refinement(FixActions):
         job: LspJob,
         state: ProjectState,
         settings: Settings,
-        target: Path,
-        tests: list[str] | None,
+        chosen: Selection,
         run: TestRunResult,
         versions: dict[Path, int],
     ) -> FixResult | None:
@@ -44,9 +50,8 @@ class Refinement(FixActions):
         outcome = await self.in_thread(
             self._fix_with_model,
             settings.model,
-            target,
+            chosen,
             hardware=(settings.threads, settings.gpu_layers),
-            tests=tests,
             config=settings.refine_config(seed=job.seed),
             initial_run=run,
             on_event=on_event,
@@ -65,7 +70,7 @@ class Refinement(FixActions):
             return result
         if result.status != "fixed":
             detail = result.error or f"no candidate passed in {len(result.rounds)} round(s)"
-            self.log(f"no verified fix for {target.name}: {detail}")
+            self.log(f"no verified fix for {chosen.path.name}: {detail}")
             job.progress.end(f"no verified fix: {detail}")
             return result
         verified = VerifiedFix(
@@ -73,7 +78,7 @@ class Refinement(FixActions):
             versions={
                 p: v for p, v in versions.items() if p in {c.path.resolve() for c in result.changes}
             },
-            locations=await asyncio.to_thread(fix_locations, state, result),
+            locations=await asyncio.to_thread(fix_locations, result),
         )
         if self.is_stale(verified):
             self.log("verified fix discarded: the file changed while refining")
@@ -88,7 +93,7 @@ class Refinement(FixActions):
     def _fix_with_model(
         self,
         spec: str,
-        target: Path,
+        chosen: Selection,
         *,
         cancel: threading.Event,
         hardware: tuple[int | None, int | None] = (None, None),
@@ -106,7 +111,8 @@ class Refinement(FixActions):
                 backend = self.models.get(spec, *hardware)  # (threads, gpuLayers)
             except CyclefixError as exc:
                 return install_hint(spec, str(exc))
-            return fix(target, backend, cancel=cancel, **kwargs)
+            # The check's selection (root, tests, interpreter) is the refinement's too.
+            return fix(chosen, backend, cancel=cancel, **kwargs)
 
     def _on_event(self, job: LspJob, event: RefineEvent) -> None:
         if isinstance(event, AttemptFinished):
