@@ -200,9 +200,12 @@ def render_evalplus(summaries: Sequence[EvalPlusSummary]) -> str:
     ]
     if all(r.plus is None for s in summaries for r in s.rounds):
         parts += [
-            f"{plus_name} is not measured: its extra inputs ship in no installable package.",
+            f"{plus_name} is not measured: its extra inputs ship in no installable package. "
+            f"The pass@1 table above is {base_name}.",
             "",
         ]
+    else:
+        parts += [f"The pass@1 table above, every hidden test, is {plus_name}.", ""]
     for s in summaries:
         published = PUBLISHED.get(s.model, {}).get(s.suite)
         parts += [
