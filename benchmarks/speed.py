@@ -10,8 +10,14 @@ process start, collection and the tests themselves. A stacked bar chart (PNG) sh
 each phase, which, unlike medians, adds up to the mean command. One JSON line per run goes to
 --out; a rerun skips the runs already there.
 
+With --raw, each run also records the prompts its model calls read (OUT.prompts/), and plain
+llama.cpp (benchmarks/llama_raw.py: same model, same threads, same machine, one run) reads
+them from an empty cache and decodes greedily: its prompt and generation tokens per second are
+printed beside cyclefix's own.
+
     .venv/bin/python benchmarks/speed.py --limit 20
     .venv/bin/python benchmarks/speed.py --no-bugs --only leap_year --models qwen2.5-coder-0.5b
+    .venv/bin/python benchmarks/speed.py --limit 20 --threads 2 --raw
 
 Test runs skip installed pytest plugins (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1), as fix_rate.py's.
 """
@@ -99,9 +105,21 @@ def speed_run_from_json(
     )
 
 
+def prompts_file(out: Path, model: str, bug_set: str, bug: str) -> Path:
+    return out.with_suffix(".prompts") / model / bug_set / f"{bug}.jsonl"
+
+
 def run_fix(model: str, bug_set: str, project: Path, args: argparse.Namespace) -> SpeedRun:
-    cmd = [*cyclefix_command(), "fix", str(project), "--json", "--model", model]
-    cmd += ["--rounds", str(args.rounds), "--budget", str(args.budget), "--seed", str(args.seed)]
+    fix_args = ["fix", str(project), "--json", "--model", model]
+    fix_args += ["--rounds", str(args.rounds), "--budget", str(args.budget)]
+    fix_args += ["--seed", str(args.seed)]
+    cmd = [*cyclefix_command(), *fix_args]
+    if args.raw:
+        # This script runs the command in its own process, recording each call's prompt.
+        record = prompts_file(args.out, model, bug_set, project.name)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.unlink(missing_ok=True)
+        cmd = [sys.executable, __file__, RECORD_FLAG, str(record), "--", *fix_args]
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     started = time.monotonic()
     try:
@@ -136,6 +154,102 @@ def read_done(path: Path) -> list[SpeedRun]:
         except (json.JSONDecodeError, TypeError):
             continue  # a torn last line: that bug is run again
     return runs
+
+
+RECORD_FLAG = "--record-prompts"
+
+
+def record_prompts_and_fix(record: Path, cli_args: list[str]) -> int:
+    """`cyclefix CLI_ARGS` in this process, appending each generation's messages, answer
+    opening and token budget to `record` (one JSON line per call)."""
+    from cyclefix.cli import main as cyclefix_main
+    from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult
+    from cyclefix.models.llama import LlamaCppBackend
+
+    generate = LlamaCppBackend.generate
+
+    def recorded(
+        self: LlamaCppBackend,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        **kwargs: Any,
+    ) -> GenerationResult:
+        line = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "answer_prefix": options.answer_prefix,
+            "max_tokens": options.max_tokens,
+        }
+        with record.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+        return generate(self, messages, options, **kwargs)
+
+    LlamaCppBackend.generate = recorded  # type: ignore[method-assign,assignment]
+    return cyclefix_main(cli_args)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    model: str
+    threads: int
+    prompt_tps: float
+    generate_tps: float
+    prompts: int
+
+
+def raw_rows(runs: list[SpeedRun], args: argparse.Namespace) -> list[RawRow]:
+    """Plain llama.cpp on the prompts each model's runs recorded (benchmarks/llama_raw.py)."""
+    from llama_raw import RawPrompt, raw_llama_speed, render_messages
+
+    from cyclefix.models.llama_runtime import default_thread_count
+    from cyclefix.models.load import open_path_or_name
+
+    if args.threads is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
+    threads = default_thread_count()  # as cyclefix's own calls choose them
+    rows: list[RawRow] = []
+    for model in dict.fromkeys(r.model for r in runs):
+        path = open_path_or_name(model)
+        prompts: list[RawPrompt] = []
+        for r in runs:
+            record = prompts_file(args.out, r.model, r.bug_set, r.bug)
+            if r.model != model or not record.exists():
+                continue
+            for line in record.read_text(encoding="utf-8").splitlines():
+                data = json.loads(line)
+                text = render_messages(path, data["messages"]) + data["answer_prefix"]
+                prompts.append(RawPrompt(text, data["max_tokens"]))
+        if prompts:
+            speed = raw_llama_speed(path, prompts, n_threads=threads)
+            rows.append(
+                RawRow(
+                    model,
+                    threads,
+                    speed.prompt_tokens_per_second,
+                    speed.generate_tokens_per_second,
+                    len(prompts),
+                )
+            )
+    return rows
+
+
+def raw_table(runs: list[SpeedRun], rows: list[RawRow]) -> str:
+    """cyclefix's own calls beside plain llama.cpp on the same prompts, tokens per second."""
+    head = ["model", "threads", "prompts", "raw prompt tok/s", "raw gen tok/s"]
+    head += ["cyclefix prompt tok/s", "cyclefix gen tok/s", "gen ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        sel = [r for r in runs if r.model == row.model and r.phases]
+        prompt_s = sum(r.phases["prompt_eval_s"] for r in sel)
+        generate_s = sum(r.phases["generate_s"] for r in sel)
+        tokens = sum(r.completion_tokens for r in sel)
+        own_gen = tokens / generate_s if generate_s > 0 else 0.0
+        cells = [row.model, str(row.threads), str(row.prompts)]
+        cells += [f"{row.prompt_tps:.1f}", f"{row.generate_tps:.1f}"]
+        cells.append(_throughput(sum(r.prompt_tokens for r in sel), prompt_s))
+        cells.append(f"{own_gen:.1f}" if own_gen else "-")
+        cells.append(f"{own_gen / row.generate_tps:.2f}" if own_gen and row.generate_tps else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _groups(runs: list[SpeedRun]) -> dict[tuple[str, str], list[SpeedRun]]:
@@ -238,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="pin each `cyclefix fix` to this many CPUs"
     )
+    parser.add_argument(
+        "--raw", action="store_true", help="plain llama.cpp on the same prompts beside"
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [RECORD_FLAG]:
+        return record_prompts_and_fix(Path(argv[1]), argv[3:])
     args = parser.parse_args(argv)
 
     sets = bug_sets(args)
@@ -276,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         if r.model in args.models and r.bug_set in sets and r.bug in names[r.bug_set]
     ]
     print(table(selected))
+    if args.raw:
+        print()
+        print(raw_table(selected, raw_rows(selected, args)))
     png = args.png or args.out.with_suffix(".png")
     bar_chart(selected, png)
     print(f"chart: {png}", file=sys.stderr)
