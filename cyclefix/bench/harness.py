@@ -13,7 +13,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -544,7 +544,3 @@ class BenchRun:
 
 def load_all(out_dir: Path) -> list[RoundResult]:
     return read_results(out_dir / RESULTS_FILE)
-
-
-def models_in(records: Iterable[RoundResult]) -> list[str]:
-    return list(dict.fromkeys(r.model for r in records))

@@ -13,11 +13,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from cyclefix.cli import EXIT_NOT_FIXED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from cyclefix.config import ResolvedSettings
     from cyclefix.refine.types import FixResult
 
-EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE = 0, 1, 2
 # The default model, named in --help (cyclefix.config.DEFAULT_MODEL; a plain constant so
 # building the parser imports nothing heavy).
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
