@@ -126,29 +126,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help="folder holding mbpp.jsonl (default ../shared/data/mbpp)",
             )
         p.set_defaults(func=run_bench)
-    for name, text in (
-        (
-            "evalplus-humaneval",
-            "HumanEval's 164 problems as EvalPlus runs instruct models (prompt, stop words, "
-            "sanitizer), then refinement on the docstring examples; base tests score",
-        ),
-        (
-            "evalplus-mbpp",
-            "MBPP+ v0.2.0's 378 problems as EvalPlus runs instruct models, then refinement on "
-            "the prompt's assert; MBPP (base inputs) and MBPP+ (base and extra inputs) score",
-        ),
-    ):
-        p = suites.add_parser(name, help=text, description=text)
-        _add_run_options(p)
-        if name == "evalplus-mbpp":
-            p.add_argument(
-                "--data",
-                type=Path,
-                default=None,
-                metavar="DIR",
-                help="folder holding MbppPlus-v0.1.0.jsonl (default ../shared/data/mbpp)",
-            )
-        p.set_defaults(func=run_bench)
+    from cyclefix.bench.evalplus import add_evalplus_parsers
+
+    add_evalplus_parsers(suites, _add_run_options, run_bench)
     p = suites.add_parser(
         "folder", help="a folder of task projects (buggy module + tests, optional hidden_tests/)"
     )
@@ -274,6 +254,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from cyclefix.bench.evalplus_scores import scores_recorded
     from cyclefix.bench.harness import BenchRun, BenchSettings, select_tasks
     from cyclefix.bench.projects_run import ProjectsRun
     from cyclefix.errors import CyclefixError
@@ -340,7 +321,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 run = ProjectsRun(
                     projects, tasks, backend, settings, out_dir, serialize_generation=serialize
                 )
-            with _scores_recorded(args.suite, out_dir, run.model, settings.samples):
+            with scores_recorded(args.suite, out_dir, run.model, settings.samples):
                 interrupted = _run_with_progress(console, run, args.workers, cancel)
             meta["errors"] += run.errors
         finally:
@@ -365,18 +346,6 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 HISTORY_FILE = "commands.jsonl"
-
-
-def _scores_recorded(suite: str, out_dir: Path, model: str, samples: int) -> Any:
-    """While an EvalPlus suite runs, its base and plus verdicts are recorded as scored."""
-    import contextlib
-
-    if not suite.startswith("evalplus-"):
-        return contextlib.nullcontext()
-    from cyclefix.bench.evalplus_scores import ScoreRecorder
-    from cyclefix.bench.workspace import score_listener
-
-    return score_listener(ScoreRecorder(out_dir, model, samples))
 
 
 def _log_command(out_dir: Path, meta: dict[str, Any], models: list[str]) -> None:

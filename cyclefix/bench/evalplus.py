@@ -12,12 +12,13 @@ the assert in MBPP+'s prompt), scored on the same hidden tests.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cyclefix.bench.humaneval import load_humaneval
 from cyclefix.bench.mbpp import (
@@ -38,9 +39,9 @@ from cyclefix.models.backend import (
     GenerationResult,
     TextCallback,
 )
-from cyclefix.refine import Backend
 
-SUITES = ("evalplus-humaneval", "evalplus-mbpp")
+if TYPE_CHECKING:
+    from cyclefix.refine import Backend
 
 # evalplus/provider/utility.py EOS plus the chat fence hf.py adds; the special tokens among
 # them end generation in llama.cpp anyway.
@@ -93,6 +94,37 @@ def load_evalplus(suite: str, data_dir: Path | None = None) -> list[BenchTask]:
     if suite == "evalplus-humaneval":
         return load_evalplus_humaneval()
     return load_evalplus_mbpp(data_dir)
+
+
+def add_evalplus_parsers(
+    suites: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_run_options: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """`cyclefix bench evalplus-humaneval` and `evalplus-mbpp`."""
+    for name, text in (
+        (
+            "evalplus-humaneval",
+            "HumanEval's 164 problems as EvalPlus runs instruct models (prompt, stop words, "
+            "sanitizer), then refinement on the docstring examples; base tests score",
+        ),
+        (
+            "evalplus-mbpp",
+            "MBPP+ v0.2.0's 378 problems as EvalPlus runs instruct models, then refinement on "
+            "the prompt's assert; MBPP (base inputs) and MBPP+ (base and extra inputs) score",
+        ),
+    ):
+        p = suites.add_parser(name, help=text, description=text)
+        add_run_options(p)
+        if name == "evalplus-mbpp":
+            p.add_argument(
+                "--data",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="folder holding MbppPlus-v0.1.0.jsonl (default ../shared/data/mbpp)",
+            )
+        p.set_defaults(func=run)
 
 
 class EvalPlusBackend:

@@ -9,6 +9,7 @@ round-0 code, so those two lines give every round.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -87,6 +88,15 @@ class ScoreRecorder:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def scores_recorded(suite: str, out_dir: Path, model: str, samples: int) -> Any:
+    """While an EvalPlus suite runs, its base and plus verdicts are recorded as scored."""
+    if not suite.startswith("evalplus-"):
+        return contextlib.nullcontext()
+    from cyclefix.bench.workspace import score_listener
+
+    return score_listener(ScoreRecorder(out_dir, model, samples))
 
 
 def read_scores(out_dir: Path) -> dict[tuple[str, str, int, str], ScoreLine]:
