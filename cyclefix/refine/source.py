@@ -103,26 +103,25 @@ def module_context(
     the bug may really be) are shown in full.
     """
     lines = source.splitlines()
-    out: list[str] = []
-    extra = 0
+    # (line, essential): the functions in `whole` are always shown; `limit` bounds the outline.
+    out: list[tuple[str, bool]] = []
+
+    def outline(shown: list[str]) -> None:
+        out.extend((line, False) for line in shown)
 
     def function(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, indent: str) -> None:
-        nonlocal extra
         if qualname in exclude:
             return
         if qualname in whole:
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            shown = lines[first - 1 : node.end_lineno or node.lineno]
-            out.extend(shown)
-            extra += len(shown)
+            out.extend((line, True) for line in lines[first - 1 : node.end_lineno or node.lineno])
             return
         header_end = node.body[0].lineno - 1 if node.body else node.lineno
-        header = [ln for ln in lines[node.lineno - 1 : max(header_end, node.lineno)]]
-        out.extend(header)
+        outline(lines[node.lineno - 1 : max(header_end, node.lineno)])
         doc = ast.get_docstring(node)
         if doc:
-            out.append(f'{indent}    """{doc.strip().splitlines()[0]}"""')
-        out.append(f"{indent}    ...")
+            outline([f'{indent}    """{doc.strip().splitlines()[0]}"""'])
+        outline([f"{indent}    ..."])
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -130,21 +129,35 @@ def module_context(
         elif isinstance(node, ast.ClassDef):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             body_start = node.body[0].lineno if node.body else node.lineno + 1
-            out.extend(lines[first - 1 : body_start - 1])
+            outline(lines[first - 1 : body_start - 1])
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     function(item, f"{node.name}.{item.name}", " " * item.col_offset)
                 else:
-                    end = item.end_lineno or item.lineno
-                    out.extend(lines[item.lineno - 1 : end])
+                    outline(lines[item.lineno - 1 : item.end_lineno or item.lineno])
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # the module docstring adds little and costs tokens
         else:
-            end = node.end_lineno or node.lineno
-            out.extend(lines[node.lineno - 1 : end])
-    if len(out) > limit + extra:
-        out = [*out[: limit + extra], "# ..."]
-    return "\n".join(out)
+            outline(lines[node.lineno - 1 : node.end_lineno or node.lineno])
+    return "\n".join(_bounded(out, limit))
+
+
+def _bounded(out: list[tuple[str, bool]], limit: int) -> list[str]:
+    """The first `limit` outline lines and every essential one; each cut run becomes "# ..."."""
+    kept: list[str] = []
+    outline_lines = 0
+    cutting = False
+    for line, essential in out:
+        if not essential:
+            outline_lines += 1
+            if outline_lines > limit:
+                if not cutting:
+                    kept.append("# ...")
+                cutting = True
+                continue
+        kept.append(line)
+        cutting = False
+    return kept
 
 
 def module_description(tree: ast.Module, limit: int = 1500) -> str:
