@@ -38,15 +38,12 @@ from cyclefix.models.kv_state import (
     snapshot,
     state_key,
 )
+from cyclefix.models.llama_runtime import _LOG, import_llama_cpp
 
 # Re-exported: callers and tests use them from here.
-from cyclefix.models.llama_runtime import (  # noqa: F401
-    _LOG,
-    LLAMA_CPP_INSTALL_HINT,
-    count_physical_cores,
-    default_thread_count,
-    import_llama_cpp,
-)
+from cyclefix.models.llama_runtime import LLAMA_CPP_INSTALL_HINT as LLAMA_CPP_INSTALL_HINT
+from cyclefix.models.llama_runtime import count_physical_cores as count_physical_cores
+from cyclefix.models.llama_runtime import default_thread_count as default_thread_count
 
 if TYPE_CHECKING:
     import llama_cpp
