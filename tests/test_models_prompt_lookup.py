@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cyclefix.models.backend import ChatMessage, GenerationOptions
+from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult
 from cyclefix.models.install import model_path
 from cyclefix.models.llama import LlamaCppBackend
 from cyclefix.models.registry import FAST_MODEL
@@ -19,15 +19,17 @@ COPY = [
 GREEDY = GenerationOptions(temperature=0.0, max_tokens=40, answer_prefix="```python\n")
 
 
-def greedy_text(prompt_lookup: int) -> str:
+def greedy(prompt_lookup: int) -> GenerationResult:
     backend = LlamaCppBackend(
         model_path(FAST_MODEL), n_ctx=1024, n_threads=2, prompt_lookup=prompt_lookup
     )
     try:
-        return backend.generate(COPY, GREEDY).text
+        return backend.generate(COPY, GREEDY)
     finally:
         backend.close()
 
 
-def test_drafting_from_the_prompt_keeps_the_greedy_answer() -> None:
-    assert greedy_text(prompt_lookup=8) == greedy_text(prompt_lookup=0)
+def test_drafting_from_the_prompt_keeps_the_greedy_answer_and_its_count() -> None:
+    drafted, plain = greedy(prompt_lookup=8), greedy(prompt_lookup=0)
+    assert drafted.text == plain.text
+    assert drafted.completion_tokens == plain.completion_tokens

@@ -212,16 +212,17 @@ class LlamaCppBackend:
             # of every token it evaluates, which would slow the prompt by a sixth or more.
             live = common_prefix(llama.input_ids[: llama.n_tokens], prompt_tokens)
             self._extend_cache(llama, prompt_tokens[:-1], min(live, len(prompt_tokens) - 1))
-        sampled = 0
+        sampled = calls = 0
         first_token_at: float | None = None
         # Per sampled token: the best candidates' ids and logits, for forks.
         candidates: dict[int, tuple[Any, Any]] = {}
 
         def count_and_check_cancel(input_ids: Any, logits: Any) -> bool:
-            # Called once per sampled token with the ids before it (and once more at the end
-            # with the same ids as the last call), so the length tells how many were sampled.
-            nonlocal sampled, first_token_at
-            sampled = max(sampled, len(input_ids) - len(prompt_tokens) + 1)
+            # Called once per sampled token with the ids before it, and once more when the
+            # stream ends: with the same ids, or with drafted tokens not yet checked too.
+            nonlocal sampled, calls, first_token_at
+            calls += 1
+            sampled = max(sampled, min(len(input_ids) - len(prompt_tokens) + 1, sampled + 1))
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             if options.record_forks and sampled - 1 not in candidates:
@@ -261,6 +262,8 @@ class LlamaCppBackend:
                     finish_reason = "length"
                 if cancel is not None and cancel.is_set():
                     break
+            else:
+                calls -= 1  # the stream ran to its end: its last call sampled nothing
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
         finally:
@@ -279,7 +282,7 @@ class LlamaCppBackend:
             text=text,
             prompt_tokens=len(prompt_tokens),
             # Every sampled token, the end-of-turn token included.
-            completion_tokens=sampled,
+            completion_tokens=max(calls, 0),
             seconds=finished - started,
             prompt_seconds=(first_token_at or finished) - started,
             finish_reason=finish_reason,
