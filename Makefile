@@ -11,9 +11,10 @@ DEMO_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 PYTEST_ARGS ?=
 # pytest-xdist workers: the suite waits on child processes and the model, so two overlap well
-# on two cores (`make test PYTEST_WORKERS=0` runs it in this one process).
+# on two cores (`make test PYTEST_WORKERS=0` runs it in this one process). Files start in
+# collection order (tests/conftest.py puts the real-model ones first), not largest first.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast install model test-model lint clean-venv
 
