@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from cyclefix import __version__
 from cyclefix.errors import CyclefixError
 
-# Exit codes shared by every subcommand.
+# Exit codes shared by every subcommand (`fix` exits EXIT_FAILED when it found no verified fix).
 EXIT_OK = 0
-EXIT_NOT_FIXED = 1
+EXIT_FAILED = 1
+EXIT_NOT_FIXED = EXIT_FAILED
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 # Top-level module -> the optional extra (pyproject.toml) that installs it.
 EXTRA_OF_MODULE = {

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cyclefix.errors import CyclefixError
+from cyclefix.models.registry import DEFAULT_MODEL
 from cyclefix.refine.types import RefineConfig
 from cyclefix.trust import TrustRequest, TrustStore
-
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 # llama.cpp's n_gpu_layers for "every layer".
 ALL_LAYERS = -1

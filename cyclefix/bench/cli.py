@@ -7,11 +7,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cyclefix.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
 if TYPE_CHECKING:
     from cyclefix.bench.projects_run import ProjectSuite
     from cyclefix.bench.tasks import BenchTask
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SUITES = ("humaneval", "mbpp", "mbpp+", "evalplus-humaneval", "evalplus-mbpp", "folder", "projects")
 
 

@@ -18,12 +18,12 @@ from cyclefix.bench.tasks import SOLUTION_FILE, VISIBLE_TEST_FILE, BenchTask
 from cyclefix.errors import CyclefixError
 from cyclefix.refine import RefineConfig, TestRunResult, check
 from cyclefix.runner import Confinement
+from cyclefix.runner.project import CONFIG_FILES
 from cyclefix.runner.testfiles import SKIP_DIRS
 
 # Marks the project root for pytest and for find_project_root, so an out dir inside another
 # project (this repository, say) never makes the tests run against that project.
 ROOT_MARKER = "pytest.ini"
-_ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", "conftest.py")
 
 
 # Called after each scoring run with the workspace, the files changed (None: the project as
@@ -84,7 +84,7 @@ class TaskWorkspace:
                 (self.project / VISIBLE_TEST_FILE).write_text(
                     self.task.visible_tests, encoding="utf-8"
                 )
-        if not any((self.project / m).exists() for m in _ROOT_MARKERS):
+        if not any((self.project / m).exists() for m in (*CONFIG_FILES, "conftest.py")):
             (self.project / ROOT_MARKER).write_text("[pytest]\n", encoding="utf-8")
         return self.project
 

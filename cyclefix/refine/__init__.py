@@ -32,9 +32,11 @@ from cyclefix.refine.types import (
     Verdict,
 )
 from cyclefix.runner.feedback import feedback_text
+from cyclefix.runner.project import CONFIG_FILES
 from cyclefix.runner.results import CollectionError, Frame, TestCaseResult, TestRunResult
 
 __all__ = [
+    "CONFIG_FILES",
     "Attempt",
     "AttemptFinished",
     "Backend",

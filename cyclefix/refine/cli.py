@@ -14,14 +14,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from cyclefix.cli import EXIT_NOT_FIXED, EXIT_OK, EXIT_USAGE
+from cyclefix.models.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from cyclefix.config import ResolvedSettings
     from cyclefix.refine.types import FixResult
 
-# The default model, named in --help (cyclefix.config.DEFAULT_MODEL; a plain constant so
-# building the parser imports nothing heavy).
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 # The flag that replaces each project setting that needs trust (named in the refusal).
 TRUST_FLAGS = {"model": "--model", "python": "--python"}
 
@@ -144,7 +142,6 @@ def run_fix(args: argparse.Namespace) -> int:
 
 
 def _print_json_error(args: argparse.Namespace, message: str, seconds: float) -> None:
-    from cyclefix.models.registry import DEFAULT_MODEL
     from cyclefix.refine.report import fix_result_to_dict
     from cyclefix.refine.types import FixResult
 

@@ -32,7 +32,13 @@ from pygls.workspace import TextDocument
 from cyclefix import __version__
 from cyclefix.config import Settings, parse_overrides
 from cyclefix.errors import CyclefixError
-from cyclefix.refine import FixResult, TestRunResult, feedback_text, find_project_root
+from cyclefix.refine import (
+    CONFIG_FILES,
+    FixResult,
+    TestRunResult,
+    feedback_text,
+    find_project_root,
+)
 from cyclefix.server.diagnostics import FixNotice, build_diagnostics
 from cyclefix.server.progress import JobProgress
 from cyclefix.server.state import ProjectState
@@ -51,7 +57,6 @@ REQUEST_FAILED = -32803
 
 RefineMode = Literal["auto", "always"]
 # Files that make a folder a project, as pytest's rootdir search sees them.
-PROJECT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
 
 
 class RequestFailed(JsonRpcException):
@@ -253,7 +258,7 @@ class ServerCore(LanguageServer):
         except (CyclefixError, OSError) as exc:
             logger.info("cannot find the project of %s: %s", path, exc)
             return None
-        markers = (*PROJECT_MARKERS, "conftest.py")
+        markers = (*CONFIG_FILES, "conftest.py")
         if any((root / name).is_file() for name in markers):
             return root
         if any(root == folder or folder in root.parents for folder in self.workspace_folders()):

@@ -501,13 +501,11 @@ def verify_samples(
     return kept
 
 
-_SKIPPED_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", ".tox"}
-
-
 def load_sources(
     path: Path, splits: Sequence[str], max_lines: int = 300
 ) -> tuple[list[SourceProgram], list[Dropped]]:
     """Programs from an MBPP-style JSON-lines file (`text` + `code`), a .py file, or a folder."""
+    from cyclefix.runner.testfiles import SKIP_DIRS
     from cyclefix.training.mbpp import load_problems, normalize_code, read_jsonl
 
     sources: list[SourceProgram] = []
@@ -515,7 +513,7 @@ def load_sources(
         files = sorted(
             p
             for p in path.rglob("*.py")
-            if not any(part in _SKIPPED_DIRS for part in p.relative_to(path).parts)
+            if not any(part in SKIP_DIRS for part in p.relative_to(path).parts)
         )
         for file in files:
             try:

@@ -6,7 +6,7 @@ import argparse
 import functools
 from pathlib import Path
 
-EXIT_OK = 0
+from cyclefix.cli import EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
