@@ -30,7 +30,7 @@ from cyclefix.server.diagnostics import (
     syntax_problem,
 )
 from cyclefix.server.edits import LineIndex, dominant_newline, minimal_edits
-from cyclefix.server.server import run_summary
+from cyclefix.server.server import run_status_line
 from cyclefix.server.state import ProjectState
 from cyclefix.session.models import install_hint
 
@@ -357,9 +357,9 @@ def test_install_hint_only_for_registry_names() -> None:
 def test_run_summary_tells_the_editor_about_tests_not_run() -> None:
     failing = _case("tests/test_a.py::test_1")
     run = _run((failing, R.TestCaseResult(nodeid="tests/test_a.py::test_2", outcome="passed")), ())
-    assert run_summary(run) == "1/2 tests pass, 1 failing"
+    assert run_status_line(run) == "1/2 tests pass, 1 failing"
     stopped = dataclasses.replace(run, notes=("stopped at the timeout limit: 7 test(s) not run",))
-    assert run_summary(stopped) == (
+    assert run_status_line(stopped) == (
         "1/2 tests pass, 1 failing; stopped at the timeout limit: 7 test(s) not run"
     )
 

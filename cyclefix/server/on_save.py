@@ -15,7 +15,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.refine import check, select
 from cyclefix.server.core import LspJob, RefineMode
 from cyclefix.server.diagnostics import syntax_problem
-from cyclefix.server.progress import JobProgress, run_summary
+from cyclefix.server.progress import JobProgress, run_status_line
 from cyclefix.server.refinement import Refinement
 from cyclefix.session.fixes import read_disk
 from cyclefix.session.ledger import localize
@@ -119,7 +119,7 @@ class TestsOnSave(Refinement):
         if state.fix is not None and run.all_passed and not run.collection_errors:
             state.fix = None  # the tests pass now: nothing left to fix
         self.publish(state)
-        summary = run_summary(run)
+        summary = run_status_line(run)
         self.log(f"{root.name}: {summary}")
         if job.tests_done is not None and not job.tests_done.done():
             job.tests_done.set_result(run)

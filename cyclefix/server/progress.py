@@ -97,7 +97,7 @@ def event_text(event: RefineEvent) -> tuple[str, int | None] | None:
     return None
 
 
-def run_summary(run: TestRunResult) -> str:
+def run_status_line(run: TestRunResult) -> str:
     """One line for the log and the progress end; the run's notes (tests not run after hangs,
     the interpreter used) are part of it, or the editor would not know tests were skipped."""
     counts = _counts(run)

@@ -21,7 +21,7 @@ from cyclefix.refine import (
 )
 from cyclefix.server.core import LspJob
 from cyclefix.server.fix_actions import FixActions, fix_locations
-from cyclefix.server.progress import event_text, run_summary
+from cyclefix.server.progress import event_text, run_status_line
 from cyclefix.server.state import ProjectState
 from cyclefix.session.fixes import VerifiedFix
 from cyclefix.session.models import install_hint
@@ -44,7 +44,7 @@ class Refinement(FixActions):
         if self._refining is not None and self._refining is not job:
             self._refining.cancel.set()  # one generation at a time: the latest save wins
         self._refining = job
-        job.progress.report(f"{run_summary(run)}; loading model {settings.model}")
+        job.progress.report(f"{run_status_line(run)}; loading model {settings.model}")
         on_event = self.threadsafe(functools.partial(self._on_event, job))
         state.refinements += 1
         outcome = await self.in_thread(
@@ -63,7 +63,7 @@ class Refinement(FixActions):
             if settings.model not in self._model_warned:
                 self._model_warned.add(settings.model)
                 self.warn(outcome, once=False)
-            job.progress.end(f"{run_summary(run)}; no model: {outcome}")
+            job.progress.end(f"{run_status_line(run)}; no model: {outcome}")
             return None
         result = outcome
         if job.cancel.is_set() or result.status == "cancelled":

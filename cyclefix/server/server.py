@@ -22,7 +22,7 @@ from cyclefix.server.core import (
 )
 from cyclefix.server.fix_actions import TITLE_APPLY, TITLE_DIFF, TITLE_REFINE, TITLE_REFINE_AGAIN
 from cyclefix.server.on_save import TestsOnSave
-from cyclefix.server.progress import run_summary
+from cyclefix.server.progress import run_status_line
 from cyclefix.session.ledger import localize
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "RequestFailed",
     "localize",
     "path_of",
-    "run_summary",
+    "run_status_line",
 ]
 
 
