@@ -14,7 +14,14 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cyclefix.bench.mbpp import MBPP_FILE, TEST_SPLIT, entry_point, find_data_dir, read_jsonl
+from cyclefix.bench.mbpp import (
+    MBPP_FILE,
+    TEST_SPLIT,
+    entry_point,
+    find_data_dir,
+    read_jsonl,
+    tests_source,
+)
 from cyclefix.bench.mutate import KINDS, Mutant, mutants
 from cyclefix.bench.prompt import with_docstring
 from cyclefix.errors import CyclefixError
@@ -39,21 +46,6 @@ class BuiltBug:
     description: str  # what the mutation did: never shown to the model
     failing: int  # asserts the mutant fails
     total: int
-
-
-def _test_module(setup: str, asserts: list[str]) -> str:
-    parts = [
-        '"""The task\'s tests: correct, they must pass."""',
-        "",
-        "import math  # noqa: F401",
-        "",
-        "from solution import *  # noqa: F403",
-    ]
-    if setup.strip():
-        parts += ["", setup.strip()]
-    for i, line in enumerate(asserts, 1):
-        parts += ["", "", f"def test_case_{i}():", f"    {line.strip()}"]
-    return "\n".join(parts) + "\n"
 
 
 def write_bug_project(folder: Path, source: str, tests: str) -> None:
@@ -116,7 +108,12 @@ def build_mbpp_bugs(
         except CyclefixError:
             continue
         preferred = KINDS[len(built) % len(KINDS)]
-        tests = _test_module(row.get("test_setup_code", "") or "", asserts)
+        tests = tests_source(
+            "The task's tests: correct, they must pass.",
+            row.get("test_setup_code", "") or "",
+            asserts,
+            "case",
+        )
         for mutant in _ordered(mutants(code), preferred, rng)[:tries_per_task]:
             name = f"mbpp_{number}_{mutant.kind}"
             folder = out / name

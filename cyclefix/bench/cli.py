@@ -13,9 +13,6 @@ if TYPE_CHECKING:
     from cyclefix.bench.projects_run import ProjectSuite
     from cyclefix.bench.tasks import BenchTask
 
-SUITES = ("humaneval", "mbpp", "mbpp+", "evalplus-humaneval", "evalplus-mbpp", "folder", "projects")
-
-
 def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None:
     p.add_argument(
         "--model",

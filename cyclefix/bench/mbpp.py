@@ -105,7 +105,8 @@ def mbpp_prompt(description: str, visible: Sequence[str], entry: str) -> str:
     return f'"""\n{body}\n"""\n'
 
 
-def _test_module(title: str, setup: str, asserts: Sequence[str], prefix: str) -> str:
+def tests_source(title: str, setup: str, asserts: Sequence[str], prefix: str) -> str:
+    """A pytest module: `setup`, then one `test_<prefix>_<n>` function per assert."""
     parts = [
         f'"""{title}"""',
         "",
@@ -121,7 +122,7 @@ def _test_module(title: str, setup: str, asserts: Sequence[str], prefix: str) ->
 
 
 def visible_module(setup: str, asserts: Sequence[str]) -> str:
-    return _test_module(
+    return tests_source(
         "The test shown with the task: the only one the model may learn from.",
         setup,
         asserts,
@@ -151,7 +152,7 @@ def load_mbpp(data_dir: Path | None = None) -> list[BenchTask]:
                 fallback_signature=signature_of(code, entry),
                 visible_tests=visible_module(setup, asserts[:1]),
                 hidden_files={
-                    HIDDEN_TEST_FILE: _test_module(
+                    HIDDEN_TEST_FILE: tests_source(
                         "MBPP's asserts for this task: scored, never shown to the model.",
                         setup,
                         asserts,
