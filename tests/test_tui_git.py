@@ -32,7 +32,10 @@ async def test_accept_with_git_on_apply_commit_commits_the_fix(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
         await pilot.press("f")
-        await wait_for(pilot, lambda: app.pending_fix is not None, "a verified fix")
+        # The refinement's own end (late on a busy machine) would overwrite the notice too.
+        await wait_for(
+            pilot, lambda: app.pending_fix is not None and not app.busy, "a verified fix"
+        )
         # The re-run that accepting starts never reports back: its end would clear the notice.
         monkeypatch.setattr(app.session, "check_work", lambda *args: None)
         await pilot.press("a")
