@@ -10,10 +10,10 @@ CYCLEFIX := $(VENV)/bin/cyclefix
 DEMO_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 PYTEST_ARGS ?=
-# pytest-xdist workers: the suite waits on child processes and the model, so two overlap well
-# on two cores (`make test PYTEST_WORKERS=0` runs it in this one process). Files start in
+# pytest-xdist workers; 0 runs the suite in this one process. Not yet shown to win on 2 cores:
+# two workers run two llama.cpp models at once, each with a thread per core. Files start in
 # collection order (tests/conftest.py puts the real-model ones first), not largest first.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 0
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast install model test-model lint clean-venv
