@@ -26,9 +26,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
@@ -131,13 +132,17 @@ def bug_run_from_json(
     )
 
 
-def read_done(path: Path) -> list[BugRun]:
+R = TypeVar("R")
+
+
+def read_records(path: Path, record: Callable[..., R]) -> list[R]:
+    """The finished runs of a resumed benchmark: one JSON object per line, built by `record`."""
     if not path.exists():
         return []
-    runs: list[BugRun] = []
+    runs: list[R] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            runs.append(BugRun(**json.loads(line)))
+            runs.append(record(**json.loads(line)))
         except (json.JSONDecodeError, TypeError):
             continue  # a torn last line: that bug is run again
     return runs
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     sets["mbpp"] = [bugs_dir / b.name for b in built]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = read_done(args.out)
+    done = read_records(args.out, BugRun)
     have = {(r.model, r.bug_set, r.bug) for r in done}
     runs = list(done)
     total = sum(len(v) for v in sets.values()) * len(args.models)

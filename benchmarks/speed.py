@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fix_rate import _pinned, bug_projects, cyclefix_command
+from fix_rate import _pinned, bug_projects, cyclefix_command, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("qwen2.5-coder-1.5b",)
@@ -142,18 +142,6 @@ def run_fix(model: str, bug_set: str, project: Path, args: argparse.Namespace) -
         error = f"exit {proc.returncode}: {tail[0][:200]}"
         return SpeedRun(model, bug_set, project.name, "crashed", wall, error=error)
     return speed_run_from_json(model, bug_set, project.name, data, wall)
-
-
-def read_done(path: Path) -> list[SpeedRun]:
-    if not path.exists():
-        return []
-    runs: list[SpeedRun] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            runs.append(SpeedRun(**json.loads(line)))
-        except (json.JSONDecodeError, TypeError):
-            continue  # a torn last line: that bug is run again
-    return runs
 
 
 RECORD_FLAG = "--record-prompts"
@@ -362,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sets = bug_sets(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = read_done(args.out)
+    done = read_records(args.out, SpeedRun)
     have = {(r.model, r.bug_set, r.bug) for r in done}
     runs = list(done)
     todo = [
