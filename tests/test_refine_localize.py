@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cyclefix.refine.check import suspects
-from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.localize import localize
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.spectrum import ochiai, score_functions
 from cyclefix.runner import SandboxLimits, run_tests
 from cyclefix.runner.results import ExecutedFunction, Frame, TestCaseResult, TestRunResult

@@ -20,7 +20,8 @@ from cyclefix.refine.importtime import (
     exception_message,
     import_failure,
 )
-from cyclefix.refine.localize import Localization, ProjectIndex
+from cyclefix.refine.localize import Localization
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.related import callees, path_functions
 from cyclefix.refine.report import fix_result_to_dict

@@ -12,8 +12,9 @@ import pytest
 from cyclefix.models.backend import Choice, Fork, sampling_chances
 from cyclefix.refine.fork import branch_prefixes, copy_probability, rejoins, sampled_branches
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
-from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.localize import localize
 from cyclefix.refine.parse import extract_code
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import (
     RefinePrompt,
     answer_prefix,

@@ -17,9 +17,9 @@ from cyclefix.refine.copies import FORKS_PER_COPY
 from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.importtime import import_failure
-from cyclefix.refine.localize import ProjectIndex
 from cyclefix.refine.parse import extract_code
 from cyclefix.refine.probe import with_probe
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, build_refine_messages
 from cyclefix.refine.round import Outcome, Round, State
 from cyclefix.refine.source import normalized_code, read_source

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.refine.localize import ProjectIndex, localize
+from cyclefix.refine.localize import localize
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.types import RefineConfig, RefineEvent, Target, TestsFinished, TestsStarted
 from cyclefix.runner import (
     Confinement,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cyclefix.models.backend import ChatMessage
-from cyclefix.refine.localize import ProjectIndex
 from cyclefix.refine.outline import named_outline
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.source import function_spans, target_for_span
 from cyclefix.refine.types import Target

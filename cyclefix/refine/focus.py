@@ -15,8 +15,9 @@ from cyclefix.models.backend import Backend
 from cyclefix.refine.candidate import answer_budget
 from cyclefix.refine.fit import FittedPrompt, fit_prompt, function_instead_of_module
 from cyclefix.refine.importtime import failures_with_import_errors
-from cyclefix.refine.localize import Localization, ProjectIndex, localize
+from cyclefix.refine.localize import Localization, localize
 from cyclefix.refine.probe import with_probe
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, other_failure_names
 from cyclefix.refine.related import executed_neighbours, path_functions
 from cyclefix.refine.round import Outcome, State

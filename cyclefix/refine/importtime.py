@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cyclefix.refine.localize import ProjectIndex
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import module_target
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import CollectionError, TestCaseResult, TestRunResult

@@ -31,7 +31,7 @@ from cyclefix.refine.check import Selection, find_project_root, limits_for, sele
 from cyclefix.refine.copies import CopyPlanner, plan_round
 from cyclefix.refine.fit import WindowedBackend
 from cyclefix.refine.focus import Focus
-from cyclefix.refine.localize import focus_file
+from cyclefix.refine.project_index import focus_file
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, copy_continuation
 from cyclefix.refine.round import (
     RESAMPLED,

@@ -14,7 +14,7 @@ import ast
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
-from cyclefix.refine.localize import ProjectIndex
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import MODULE_QUALNAME, function_spans, target_for_span
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import TestCaseResult

@@ -12,7 +12,8 @@ import dataclasses
 from collections.abc import Sequence, Set
 
 from cyclefix.refine.importtime import import_time_targets
-from cyclefix.refine.localize import Localization, ProjectIndex
+from cyclefix.refine.localize import Localization
+from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.related import function_target
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import TestCaseResult
