@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from cyclefix.bench import cli as bench_cli
-from cyclefix.bench.harness import BenchSettings, load_all
 from cyclefix.bench.projects_edit import smallest_edit
 from cyclefix.bench.projects_judge import baseline_passing, judge_fix
 from cyclefix.bench.projects_libraries import LibrarySpec, file_sha256, pytest_ini
@@ -36,6 +35,7 @@ from cyclefix.bench.projects_report import (
 from cyclefix.bench.projects_run import ProjectsRun, load_project_suite
 from cyclefix.bench.projects_seed import candidates_in, is_kept, own_test_file, seed_library
 from cyclefix.bench.records import RoundResult
+from cyclefix.bench.run_settings import BenchSettings, load_all
 from cyclefix.errors import CyclefixError
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, check

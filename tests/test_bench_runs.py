@@ -12,11 +12,12 @@ import pytest
 
 from cyclefix.bench import cli as bench_cli
 from cyclefix.bench.folder import load_folder
-from cyclefix.bench.harness import BenchRun, BenchSettings, load_all, select_tasks
+from cyclefix.bench.harness import BenchRun, select_tasks
 from cyclefix.bench.humaneval import load_humaneval
 from cyclefix.bench.mbpp import load_mbpp, load_mbpp_plus
 from cyclefix.bench.records import RESULTS_FILE, AttemptStats, RoundResult
 from cyclefix.bench.report import compare_table, model_section
+from cyclefix.bench.run_settings import BenchSettings, load_all
 from cyclefix.bench.summary import ModelSummary, load_summary, summarize, summary_to_json
 from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
 from cyclefix.models.scripted import ScriptedBackend

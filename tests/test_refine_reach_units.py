@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from cyclefix.bench.harness import _GenerationLog
+from cyclefix.bench.generation_log import GenerationLog
 from cyclefix.models.backend import ChatMessage, Fork
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine.cli import register
@@ -264,9 +264,9 @@ def test_the_json_attempt_says_where_its_failure_points() -> None:
 
 
 def test_the_bench_wrapper_passes_the_window_on_only_when_the_model_has_one() -> None:
-    windowed = _GenerationLog(Words(100), None)  # type: ignore[arg-type]
+    windowed = GenerationLog(Words(100), None)  # type: ignore[arg-type]
     assert isinstance(windowed, WindowedBackend) and windowed.n_ctx == 100
-    assert not isinstance(_GenerationLog(ScriptedBackend(["x"]), None), WindowedBackend)
+    assert not isinstance(GenerationLog(ScriptedBackend(["x"]), None), WindowedBackend)
 
 
 class SureOfTheCopy(ScriptedBackend):

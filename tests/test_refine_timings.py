@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cyclefix.bench.harness import BenchRun, BenchSettings, select_tasks
+from cyclefix.bench.harness import BenchRun, select_tasks
 from cyclefix.bench.humaneval import load_humaneval
+from cyclefix.bench.run_settings import BenchSettings
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.report import phases

@@ -254,8 +254,8 @@ def evalplus_to_json(summaries: Sequence[EvalPlusSummary]) -> dict[str, Any]:
 
 def write_evalplus_outputs(out_dir: Path, suite: str, rounds: int) -> None:
     """evalplus.json, and the base/plus section appended to report.md."""
-    from cyclefix.bench.harness import load_all
     from cyclefix.bench.report import REPORT_FILE
+    from cyclefix.bench.run_settings import load_all
 
     summaries = summarize_evalplus(load_all(out_dir), read_scores(out_dir), suite, rounds)
     if not summaries:

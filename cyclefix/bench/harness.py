@@ -4,21 +4,22 @@ Each run (task, sample) is one thread's job. Test runs are subprocesses, so `wor
 tests in parallel; generation on a local model is serialized by a lock (llama.cpp runs one
 request at a time and already uses every core). Lines are written when a run's rounds are
 complete, so an interrupted bench resumes where it stopped.
+
+The settings and what a rerun resumes from: bench.run_settings; the model's wrapper:
+bench.generation_log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclefix.bench.generation_log import GenerationLog, attempt_stats, decode_seconds
 from cyclefix.bench.prompt import (
     ANSWER_PREFIX,
     STOP_SEQUENCES,
@@ -27,152 +28,17 @@ from cyclefix.bench.prompt import (
 )
 from cyclefix.bench.records import (
     RESULTS_FILE,
-    AttemptStats,
     ResultsWriter,
     RoundResult,
     RoundStatus,
     read_results,
 )
+from cyclefix.bench.run_settings import BenchSettings, check_run_settings
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.bench.workspace import TaskWorkspace
 from cyclefix.errors import CyclefixError
-from cyclefix.models.backend import (
-    ChatMessage,
-    Fork,
-    ForksCheck,
-    GenerationOptions,
-    GenerationResult,
-    TextCallback,
-)
-from cyclefix.refine import (
-    Attempt,
-    Backend,
-    FixResult,
-    ModelError,
-    RefineConfig,
-    TestRunResult,
-    fix,
-)
-from cyclefix.refine.report import run_phases
-
-RUN_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    suite: str
-    rounds: int = 4
-    samples: int = 1
-    seed: int = 0
-    # Round 0's temperature; None: greedy for one sample, 0.2 (CYCLE) for several.
-    temperature: float | None = None
-    max_tokens: int = 768
-    # Time budget of one task's refinement, seconds (the loop's own budget).
-    budget_seconds: float = 1800.0
-    per_test_timeout: float = 3.0
-    keep_work: bool = False
-
-    @property
-    def first_temperature(self) -> float:
-        if self.temperature is not None:
-            return self.temperature
-        return 0.0 if self.samples == 1 else 0.2
-
-    def identity(self) -> dict[str, object]:
-        """The settings a resumed run must share with the lines already written."""
-        data = asdict(self)
-        data.pop("keep_work")
-        data["temperature"] = self.first_temperature
-        return data
-
-
-class _GenerationLog:
-    """A Backend wrapper: serializes generation when asked and keeps every call's result."""
-
-    def __init__(self, inner: Backend, lock: threading.Lock | None) -> None:
-        self.inner = inner
-        self.lock = lock
-        self.calls: list[GenerationResult] = []
-        # Seconds each call waited for another worker's generation: not this task's time.
-        self.waits: list[float] = []
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def clear(self) -> None:
-        self.calls.clear()
-        self.waits.clear()
-
-    def generate(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions,
-        *,
-        on_text: TextCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> GenerationResult:
-        queued = time.monotonic()
-        if self.lock is None:
-            waited = 0.0
-            result = self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
-        else:
-            with self.lock:
-                waited = time.monotonic() - queued
-                result = self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
-        self.calls.append(result)
-        self.waits.append(waited)
-        return result
-
-    def forks_along(
-        self,
-        messages: Sequence[ChatMessage],
-        answer_prefix: str,
-        continuation: str,
-        *,
-        cancel: threading.Event | None = None,
-        enough: ForksCheck | None = None,
-    ) -> tuple[Fork, ...] | None:
-        with self.lock or contextlib.nullcontext():
-            return self.inner.forks_along(
-                messages, answer_prefix, continuation, cancel=cancel, enough=enough
-            )
-
-    def close(self) -> None:
-        """The shared backend is closed by whoever opened it."""
-
-    def __getattr__(self, name: str) -> Any:
-        # The inner backend's window and token count, when it has them: prompts are fitted
-        # to the window (refine.fit) in the bench as in `cyclefix fix`.
-        if name in ("n_ctx", "count_tokens"):
-            return getattr(self.inner, name)
-        raise AttributeError(name)
-
-
-def _decode_seconds(gen: GenerationResult) -> float:
-    return max(0.0, gen.seconds - gen.prompt_seconds)
-
-
-def _attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float) -> AttemptStats:
-    return AttemptStats(
-        verdict=attempt.verdict,
-        copy=attempt.is_copy,
-        temperature=attempt.temperature,
-        prompt_tokens=attempt.prompt_tokens,
-        completion_tokens=attempt.completion_tokens,
-        seconds=round(max(0.0, attempt.seconds - waited), 3),
-        generation_seconds=round(gen.seconds if gen else attempt.seconds, 3),
-        decode_seconds=round(_decode_seconds(gen) if gen else attempt.seconds, 3),
-        tests_passed=attempt.tests_passed,
-        tests_total=attempt.tests_total,
-        forked=attempt.forked,
-        score_s=round(attempt.score_s, 3),
-        prompt_eval_s=round(attempt.prompt_eval_s, 3),
-        prompt_tokens_cached=attempt.prompt_tokens_cached,
-        generate_s=round(attempt.generate_s, 3),
-        tests_s=round(attempt.tests_s, 3),
-        tests_phases=run_phases(attempt.tests_phases),
-    )
+from cyclefix.models.backend import GenerationOptions, GenerationResult
+from cyclefix.refine import Backend, FixResult, ModelError, RefineConfig, TestRunResult, fix
 
 
 def select_tasks(
@@ -197,26 +63,6 @@ def select_tasks(
             raise CyclefixError("--limit must be at least 1")
         chosen = chosen[:limit]
     return chosen
-
-
-def check_run_settings(out_dir: Path, settings: BenchSettings) -> None:
-    """Refuse to mix lines made with other settings into one results file."""
-    path = out_dir / RUN_FILE
-    wanted = settings.identity()
-    if path.exists():
-        try:
-            have = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CyclefixError(f"cannot read {path}: {exc}") from exc
-        diff = sorted(k for k in wanted if have.get(k) != wanted[k])
-        if diff:
-            shown = ", ".join(f"{k}={have.get(k)!r} (now {wanted[k]!r})" for k in diff)
-            raise CyclefixError(
-                f"{out_dir} holds a run with other settings: {shown}; use another --out"
-            )
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
 
 
 class BenchRun:
@@ -349,7 +195,7 @@ class BenchRun:
             return []
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.model)
         ws = TaskWorkspace(task, self.out_dir / "work" / slug / f"{task.slug}-s{sample}")
-        log = _GenerationLog(self.backend, self.lock)
+        log = GenerationLog(self.backend, self.lock)
         have = self.existing.get((task.task_id, sample), {})
         try:
             lines: list[RoundResult] = []
@@ -382,7 +228,7 @@ class BenchRun:
         task: BenchTask,
         sample: int,
         ws: TaskWorkspace,
-        log: _GenerationLog,
+        log: GenerationLog,
         cancel: threading.Event,
     ) -> tuple[RoundResult | None, TestRunResult | None]:
         started = time.monotonic()
@@ -423,7 +269,7 @@ class BenchRun:
             prompt_tokens=gen.prompt_tokens if gen else 0,
             completion_tokens=gen.completion_tokens if gen else 0,
             generation_seconds=round(gen.seconds, 3) if gen else 0.0,
-            decode_seconds=round(_decode_seconds(gen), 3) if gen else 0.0,
+            decode_seconds=round(decode_seconds(gen), 3) if gen else 0.0,
             seconds=round(seconds, 3),
             code=solution,
             note=note if note != "ok" else "",
@@ -436,7 +282,7 @@ class BenchRun:
         task: BenchTask,
         sample: int,
         ws: TaskWorkspace,
-        log: _GenerationLog,
+        log: GenerationLog,
         first: RoundResult,
         visible_run: TestRunResult | None,
         cancel: threading.Event,
@@ -478,7 +324,7 @@ class BenchRun:
         task: BenchTask,
         sample: int,
         ws: TaskWorkspace,
-        log: _GenerationLog,
+        log: GenerationLog,
         first: RoundResult,
         result: FixResult,
     ) -> list[RoundResult]:
@@ -518,7 +364,7 @@ class BenchRun:
                     )
                 )
                 continue
-            stats = tuple(_attempt_stats(a, *by_attempt[id(a)]) for a in record.attempts)
+            stats = tuple(attempt_stats(a, *by_attempt[id(a)]) for a in record.attempts)
             seconds = sum(a.seconds for a in stats) + (overhead if k == 1 else 0.0)
             lines.append(
                 self._line(
@@ -540,7 +386,3 @@ class BenchRun:
                 )
             )
         return lines
-
-
-def load_all(out_dir: Path) -> list[RoundResult]:
-    return read_results(out_dir / RESULTS_FILE)

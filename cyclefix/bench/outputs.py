@@ -41,7 +41,6 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
 def write_outputs(out_dir: Path, settings: Any, meta: dict[str, Any]) -> None:
     import json
 
-    from cyclefix.bench.harness import load_all
     from cyclefix.bench.report import (
         PLOT_FILE,
         REPORT_FILE,
@@ -49,6 +48,7 @@ def write_outputs(out_dir: Path, settings: Any, meta: dict[str, Any]) -> None:
         render_report,
         write_plot,
     )
+    from cyclefix.bench.run_settings import load_all
     from cyclefix.bench.summary import SUMMARY_FILE, summarize, summary_to_json
 
     records = load_all(out_dir)
@@ -68,7 +68,6 @@ def write_projects_outputs(out_dir: Path, suite: ProjectSuite, rounds: int) -> N
     """The real-project section appended to report.md, and projects.json."""
     import json
 
-    from cyclefix.bench.harness import load_all
     from cyclefix.bench.projects_report import (
         PROJECTS_FILE,
         bug_outcomes,
@@ -76,6 +75,7 @@ def write_projects_outputs(out_dir: Path, suite: ProjectSuite, rounds: int) -> N
         render_projects_section,
     )
     from cyclefix.bench.report import REPORT_FILE
+    from cyclefix.bench.run_settings import load_all
 
     outcomes = bug_outcomes(load_all(out_dir), suite.manifest, rounds)
     if not outcomes:

@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.bench.harness import BenchRun, BenchSettings, _GenerationLog
+from cyclefix.bench.generation_log import GenerationLog
+from cyclefix.bench.harness import BenchRun
 from cyclefix.bench.projects_judge import baseline_passing, judge_config, judge_fix
 from cyclefix.bench.projects_libraries import LibrarySpec, cache_root, pristine_tree
 from cyclefix.bench.projects_manifest import InjectedBug, Manifest, materialize
 from cyclefix.bench.records import RoundResult
+from cyclefix.bench.run_settings import BenchSettings
 from cyclefix.bench.tasks import BenchTask
 from cyclefix.bench.workspace import TaskWorkspace
 from cyclefix.errors import CyclefixError
@@ -128,7 +130,7 @@ class ProjectsRun(BenchRun):
         task: BenchTask,
         sample: int,
         ws: TaskWorkspace,
-        log: _GenerationLog,
+        log: GenerationLog,
         cancel: threading.Event,
     ) -> tuple[RoundResult | None, TestRunResult | None]:
         line, visible = super()._round_zero(task, sample, ws, log, cancel)
@@ -142,7 +144,7 @@ class ProjectsRun(BenchRun):
         task: BenchTask,
         sample: int,
         ws: TaskWorkspace,
-        log: _GenerationLog,
+        log: GenerationLog,
         first: RoundResult,
         result: FixResult,
     ) -> list[RoundResult]:

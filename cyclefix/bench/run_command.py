@@ -67,8 +67,9 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from cyclefix.bench.evalplus_scores import scores_recorded
-    from cyclefix.bench.harness import BenchRun, BenchSettings, select_tasks
+    from cyclefix.bench.harness import BenchRun, select_tasks
     from cyclefix.bench.projects_run import ProjectsRun
+    from cyclefix.bench.run_settings import BenchSettings
     from cyclefix.errors import CyclefixError
     from cyclefix.models.registry import DEFAULT_MODEL
 
