@@ -7,7 +7,6 @@ marked `model` uses the real 0.5B GGUF.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from server_support import (
     pytest_passes,
     scripted,
     send_raw,
+    server_env,
     uri,
     wait_for,
 )
@@ -48,7 +48,7 @@ async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     ClientServerConfig(
         server_command=SERVER_COMMAND,
         # No models installed here: a registry model is missing.
-        server_env={**os.environ, "CYCLEFIX_MODELS_DIR": str(LOG_DIR / "no-models")},
+        server_env=server_env(CYCLEFIX_MODELS_DIR=str(LOG_DIR / "no-models")),
     )
 )
 async def client_without_models(lsp_client: LanguageClient) -> AsyncIterator[None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from server_support import (
     lsp_fixture,
     pytest_passes,
     scripted,
+    server_env,
     wait_for,
 )
 
@@ -27,9 +27,7 @@ from cyclefix.server.diagnostics import CODE_FIX
 FIXED_LINE = "ordered = sorted(values)"
 
 
-@lsp_fixture(
-    ClientServerConfig(server_command=SERVER_COMMAND, server_env={**os.environ, **GIT_ENV})
-)
+@lsp_fixture(ClientServerConfig(server_command=SERVER_COMMAND, server_env=server_env(**GIT_ENV)))
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     yield
     await lsp_client.shutdown_session()

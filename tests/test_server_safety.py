@@ -20,6 +20,7 @@ from server_support import (
     json_object,
     lsp_fixture,
     scripted,
+    server_env,
     wait_for,
 )
 
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.timeout(180)
 @lsp_fixture(
     ClientServerConfig(
         server_command=SERVER_COMMAND,
-        server_env={**os.environ, "XDG_RUNTIME_DIR": str(RUNTIME_DIR)},
+        server_env=server_env(XDG_RUNTIME_DIR=str(RUNTIME_DIR)),
     )
 )
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:

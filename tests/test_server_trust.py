@@ -7,7 +7,6 @@ is installed, so the default the server falls back to is missing and offers no f
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from server_support import (
     copy_project,
     lsp_fixture,
     scripted,
+    server_env,
     wait_for,
 )
 
@@ -35,11 +35,9 @@ pytestmark = pytest.mark.timeout(180)
 @lsp_fixture(
     ClientServerConfig(
         server_command=SERVER_COMMAND,
-        server_env={
-            **os.environ,
-            "XDG_CONFIG_HOME": str(CONFIG_HOME),
-            "CYCLEFIX_MODELS_DIR": str(LOG_DIR / "no-models"),
-        },
+        server_env=server_env(
+            XDG_CONFIG_HOME=str(CONFIG_HOME), CYCLEFIX_MODELS_DIR=str(LOG_DIR / "no-models")
+        ),
     )
 )
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
