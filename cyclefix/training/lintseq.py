@@ -15,36 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
-from cyclefix.training.backward_sampling import backward_sample, block_of
+from cyclefix.training.backward_sampling import backward_sample
 from cyclefix.training.insertion_edits import (
     DIFF_SEPARATOR,
-    apply_edit,
     apply_edit_sequence,
     forward_edits,
     intermediate_programs,
     join_edits,
 )
 from cyclefix.training.pylint_linter import PylintLinter, indent_unit
-
-# Importable from here as before (tests and callers use `lintseq` as the feature's entry point).
-__all__ = [
-    "DIFF_SEPARATOR",
-    "Dropped",
-    "LintSeqReport",
-    "LintSeqSample",
-    "PylintLinter",
-    "SourceProgram",
-    "apply_edit",
-    "apply_edit_sequence",
-    "block_of",
-    "build_lintseq",
-    "forward_edits",
-    "indent_unit",
-    "intermediate_programs",
-    "join_edits",
-    "load_sources",
-    "verify_samples",
-]
 
 
 @dataclass(frozen=True)
