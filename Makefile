@@ -10,10 +10,10 @@ CYCLEFIX := $(VENV)/bin/cyclefix
 DEMO_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 PYTEST_ARGS ?=
-# pytest-xdist workers; 0 runs the suite in this one process. Not yet shown to win on 2 cores:
-# two workers run two llama.cpp models at once, each with a thread per core. Files start in
-# collection order (tests/conftest.py puts the real-model ones first), not largest first.
-PYTEST_WORKERS ?= 0
+# pytest-xdist workers: two where there are two CPUs or more (0: the suite in this one process).
+# tests/conftest.py pins each worker to its share of the CPUs, so two llama.cpp models never spin
+# on the same cores; files start in collection order, the real-model ones first.
+PYTEST_WORKERS ?= $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && echo 2 || echo 0)
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast install model test-model lint clean-venv

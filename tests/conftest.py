@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,23 @@ def _children_with_plugins(request: pytest.FixtureRequest) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(AUTOLOAD, raising=False)
         yield
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker keeps to its share of the CPUs, and so do the llama.cpp threads and the
+    pytest children it starts: llama.cpp sizes its thread pool from this affinity, and two
+    models spinning on the same two cores slow each other down several times over."""
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    )
+    if worker is None or count is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    share = len(cpus) // int(count)
+    if share >= 1:
+        index = int(worker.removeprefix("gw"))
+        os.sched_setaffinity(0, cpus[index * share : (index + 1) * share])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

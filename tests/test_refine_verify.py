@@ -78,9 +78,7 @@ def test_a_candidate_that_fixes_them_is_checked_on_the_whole_selection(tmp_path:
 
 def test_a_fix_that_breaks_another_test_is_caught_by_the_rest(tmp_path: Path) -> None:
     files = {**SLOW_SUITE, "calc.py": SLOW_SUITE["calc.py"] + "\n\nTRIPLE = triple\n"}
-    breaks = (
-        "```python\ndef double(x):\n    return 2 * x\n\n\ndef triple(x):\n    return 0\n```\n"
-    )
+    breaks = "```python\ndef double(x):\n    return 2 * x\n\n\ndef triple(x):\n    return 0\n```\n"
     result, runs = candidate_runs(project(tmp_path / "calc", files), [breaks, RIGHT])
     assert result.status == "fixed" and result.attempts[0].verdict == "regressed"
     assert runs[0].all_passed  # the failing test alone passes ...

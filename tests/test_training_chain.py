@@ -55,9 +55,9 @@ def test_lintseq_collect_train_export_and_generate(
     collected = tmp_path / "collect.jsonl"
     problems = f"{FIXTURES / 'mbpp_small.jsonl'}:train"
     argv = ["data", "collect", "--problems", problems, "--model", MODEL, "-o", str(collected)]
-    assert main([*argv, "--limit", "5", "--max-tokens", "256"]) == 0
+    assert main([*argv, "--limit", "3", "--max-tokens", "128"]) == 0
     stats = json.loads(collected.with_suffix(".stats.json").read_text())
-    assert stats["problems"] == 5 and stats["samples"] == 5
+    assert stats["problems"] == 3 and stats["samples"] == 3
     rows = [json.loads(line) for line in collected.read_text().splitlines()]
     assert {r["kind"] for r in rows} <= {"plain", "refine"}
     # Every problem gives its reference as a plain sample; each failing usable sample a refine one.
