@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -91,7 +92,7 @@ def project(tmp_path: Path) -> Path:
         ".pytest_cache/v": "",
         "build/lib/pkg/mod.py": "",
         "dist/pkg.whl": "",
-        "pkg.egg-info/PKG-INFO": "",
+        "pkg.egg-info/PKG-INFO": "Metadata-Version: 2.1\nName: pkg\nVersion: 1.2.0\n",
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def test_scratch_copy_copies_the_project_and_skips_the_rest(project: Path) -> No
         assert (copy / "pkg" / "mod.py").read_text() == "X = 1\n"
         assert (copy / "pyproject.toml").exists()
         for skipped in (".git", ".venv", "env2", "node_modules", "pkg/__pycache__",
-                        ".pytest_cache", "build", "dist", "pkg.egg-info", "venv-link"):  # fmt: skip
+                        ".pytest_cache", "build", "dist", "venv-link"):  # fmt: skip
             assert not (copy / skipped).exists(), skipped
         # A link inside the project stays a link, into the copy.
         assert (copy / "pkg" / "alias.py").is_symlink()
@@ -121,6 +122,16 @@ def test_scratch_copy_copies_the_project_and_skips_the_rest(project: Path) -> No
         # A link to a file outside becomes a copy: writing it cannot reach the original.
         assert not (copy / "outside-link.txt").is_symlink()
         assert (copy / "outside-link.txt").read_text() == "outside\n"
+
+
+def test_scratch_copy_keeps_the_package_metadata_the_code_reads(project: Path) -> None:
+    """A package's `__version__` often comes from importlib.metadata, which reads *.egg-info."""
+    with scratch_copy(project) as copy:
+        found = subprocess.run(
+            [sys.executable, "-c", "import importlib.metadata as m; print(m.version('pkg'))"],
+            cwd=copy, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert found.stdout.strip() == "1.2.0"
 
 
 def test_scratch_copy_keeps_large_files_as_separate_copies(project: Path) -> None:

@@ -396,6 +396,48 @@ def test_tcp_to_a_listening_port_of_the_host_fails(
     assert [t.outcome for t in run.tests] == ["passed"], run.output_tail
 
 
+needs_private_mounts = pytest.mark.skipif(
+    not detect_isolation().private_proc, reason="no mount namespace allowed here"
+)
+
+EVERYDAY_TESTS = """\
+import os, socket
+from multiprocessing import Pool
+
+def square(x):
+    return x * x
+
+def test_a_process_pool():
+    with Pool(2) as pool:
+        assert pool.map(square, [1, 2, 3]) == [1, 4, 9]
+
+def test_shared_memory_files():
+    with open("/dev/shm/cyclefix-shm-probe", "w") as handle:
+        handle.write("x")
+    assert os.path.exists("/dev/shm/cyclefix-shm-probe")
+
+def test_a_local_server():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname(), timeout=2):
+            pass
+"""
+
+
+@needs_landlock
+@needs_network_namespace
+@needs_private_mounts
+def test_a_candidates_tests_may_use_process_pools_shm_and_local_servers(calc: Path) -> None:
+    """What passes in the user's own run passes confined too, or every candidate "regresses"
+    it: /dev/shm is the sandbox's own tmpfs, and TCP stays inside its network namespace."""
+    (calc / "test_everyday.py").write_text(EVERYDAY_TESTS)
+    host_shm = set(os.listdir("/dev/shm"))
+    run = run_confined(calc, ("test_everyday.py",))
+    assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
+    assert "cyclefix-shm-probe" not in set(os.listdir("/dev/shm")) - host_shm
+
+
 # ---------------------------------------------------------------- environment
 
 

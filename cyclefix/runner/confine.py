@@ -88,6 +88,9 @@ class ConfinePlan:
     remap: tuple[str, str] | None = None
     # Drop every capability and set no_new_privs.
     drop_capabilities: bool = True
+    # Mount a fresh tmpfs on /dev/shm (only ever asked inside a private mount namespace) and
+    # let the process write there: multiprocessing's semaphores and shared memory live there.
+    private_shm: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -102,6 +105,7 @@ class ConfinePlan:
             loopback_up=bool(data.get("loopback_up")),
             remap=(str(remap[0]), str(remap[1])) if remap else None,
             drop_capabilities=bool(data.get("drop_capabilities", True)),
+            private_shm=bool(data.get("private_shm")),
         )
 
 
@@ -160,12 +164,38 @@ def apply(plan: ConfinePlan) -> None:
     if not (plan.writable or plan.drop_capabilities):
         return
     libc = _libc()
+    writable = plan.writable
+    if plan.private_shm:
+        _mount_private_shm(libc)  # needs CAP_SYS_ADMIN: before Landlock and the capabilities go
+        writable = (*writable, SHM_FOLDER)
     libc.prctl.restype = ctypes.c_int
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    if plan.writable:
-        _restrict_writes(libc, plan.writable, plan.deny_tcp)
+    if writable:
+        _restrict_writes(libc, writable, plan.deny_tcp)
     if plan.drop_capabilities:
         _drop_capabilities(libc)
+
+
+# ---------------------------------------------------------------- /dev/shm
+
+SHM_FOLDER = "/dev/shm"
+_SHM_SIZE = "size=256m,mode=1777"
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+
+
+def _mount_private_shm(libc: Any) -> None:
+    """A tmpfs of the process's own on /dev/shm; the mount namespace keeps it from the host."""
+    libc.mount.restype = ctypes.c_int
+    _check(
+        libc.mount(
+            b"tmpfs",
+            SHM_FOLDER.encode(),
+            b"tmpfs",
+            ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC),
+            _SHM_SIZE.encode(),
+        ),
+        f"mount tmpfs on {SHM_FOLDER}",
+    )
 
 
 # ---------------------------------------------------------------- Landlock

@@ -107,7 +107,8 @@ def confine_plan(
                 "and use the network (only Linux has Landlock)"
             )
         return None
-    isolated = detect_isolation().network_isolated
+    isolation = detect_isolation()
+    isolated = isolation.network_isolated
     if confinement is None:
         return confine.ConfinePlan(loopback_up=isolated)
     abi = confine.landlock_abi()
@@ -126,9 +127,13 @@ def confine_plan(
         )
     return confine.ConfinePlan(
         writable=writable,
-        deny_tcp=abi >= 4,
+        # In its own network namespace TCP reaches only the sandbox's loopback (tests' local
+        # servers work); without one, Landlock refuses TCP altogether.
+        deny_tcp=abi >= 4 and not isolated,
         loopback_up=isolated,
         remap=(str(confinement.original.resolve()), str(settings.root)),
+        # Its own mount namespace (private /proc) gets its own /dev/shm; never the host's.
+        private_shm=bool(writable) and isolation.private_proc and os.path.isdir(confine.SHM_FOLDER),
     )
 
 

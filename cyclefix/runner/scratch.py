@@ -57,7 +57,8 @@ def _copy_tree(folder: Path, target: Path, root: Path, budget: _CopyBudget) -> N
             if entry.is_symlink():
                 _copy_link(source, destination, root, budget)
             elif entry.is_dir(follow_symlinks=False):
-                if is_skipped_dir(name):
+                # *.egg-info is kept: importlib.metadata reads it (a package's __version__).
+                if is_skipped_dir(name) and not name.endswith(".egg-info"):
                     continue
                 if (source / "pyvenv.cfg").exists():  # a virtual environment under any name
                     continue
