@@ -165,8 +165,9 @@ def apply(plan: ConfinePlan) -> None:
         return
     libc = _libc()
     writable = plan.writable
-    if plan.private_shm:
-        _mount_private_shm(libc)  # needs CAP_SYS_ADMIN: before Landlock and the capabilities go
+    # Needs CAP_SYS_ADMIN: before Landlock and the capabilities go. Where the mount fails the
+    # host's /dev/shm stays read-only: more confined, never less, so the run goes on.
+    if plan.private_shm and _mount_private_shm(libc):
         writable = (*writable, SHM_FOLDER)
     libc.prctl.restype = ctypes.c_int
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -183,19 +184,13 @@ _SHM_SIZE = "size=256m,mode=1777"
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 
 
-def _mount_private_shm(libc: Any) -> None:
-    """A tmpfs of the process's own on /dev/shm; the mount namespace keeps it from the host."""
+def _mount_private_shm(libc: Any) -> bool:
+    """A tmpfs of the process's own on /dev/shm (the mount namespace keeps it from the host);
+    False where the kernel refuses the mount."""
     libc.mount.restype = ctypes.c_int
-    _check(
-        libc.mount(
-            b"tmpfs",
-            SHM_FOLDER.encode(),
-            b"tmpfs",
-            ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC),
-            _SHM_SIZE.encode(),
-        ),
-        f"mount tmpfs on {SHM_FOLDER}",
-    )
+    flags = ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    mounted = libc.mount(b"tmpfs", SHM_FOLDER.encode(), b"tmpfs", flags, _SHM_SIZE.encode())
+    return bool(mounted == 0)
 
 
 # ---------------------------------------------------------------- Landlock
