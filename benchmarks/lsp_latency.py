@@ -6,7 +6,8 @@ Generates a 20-test project with one bug, starts the real server over stdio, and
      no cache provider: a floor, since cyclefix's runner autoloads plugins); autoRefine
      off, debounce 0; median of --runs, the measurements alternating run by run;
   2. didSave -> a verified fix offered, with a scripted backend (the server's own cost)
-     and, unless --no-real-model, with the real 0.5B model (first save includes loading it).
+     and, unless --no-real-model, with a real model (--model, default the 0.5B; the first
+     save includes loading it).
 
     .venv/bin/python benchmarks/lsp_latency.py --runs 7 [--json out.json]
 """
@@ -30,7 +31,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
-REAL_MODEL = "qwen2.5-coder-0.5b"
+REAL_MODEL = "qwen2.5-coder-0.5b"  # the default of --model
 TEST_FILE = "tests/test_numbers.py"
 
 MODULE = '''"""Small number helpers."""
@@ -313,17 +314,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         report["save_to_fix_scripted_s"] = _stats(scripted)
 
-        if args.real_model and _model_installed(REAL_MODEL):
+        if args.real_model and _model_installed(args.model):
             real = await fix_latency(
-                project, REAL_MODEL, args.real_runs, tmp_path, timeout=args.real_timeout
+                project, args.model, args.real_runs, tmp_path, timeout=args.real_timeout
             )
             report["save_to_fix_real_model"] = {
-                "model": REAL_MODEL,
+                "model": args.model,
                 "first_s": real[0],  # includes loading the model
                 "later_s": _stats(real[1:]) if len(real) > 1 else None,
             }
         elif args.real_model:
-            report["save_to_fix_real_model"] = f"{REAL_MODEL} is not installed"
+            report["save_to_fix_real_model"] = f"{args.model} is not installed"
         report["load_average_after"] = round(os.getloadavg()[0], 2)
         return report
 
@@ -332,6 +333,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--real-runs", type=int, default=3)
+    parser.add_argument("--model", default=REAL_MODEL, help="the real model's registry name")
     parser.add_argument("--real-timeout", type=float, default=600.0)
     parser.add_argument("--no-real-model", dest="real_model", action="store_false")
     parser.add_argument("--json", type=Path, help="also write the figures here")
