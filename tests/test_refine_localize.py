@@ -254,3 +254,17 @@ def test_a_branch_only_failing_tests_take_lifts_its_function(project: Path) -> N
     scores = score_functions(run.tests, ["tests/test_invoice.py::test_summary"])
     assert scores[("shop/money.py", "percent_of")].ochiai == 1.0
     assert math.isclose(scores[("shop/invoice.py", "Invoice.tax")].ochiai, 1 / math.sqrt(3))
+
+
+def test_the_evidence_s_whole_module_fallback_gives_way_to_traced_functions_of_its_file(
+    project: Path,
+) -> None:
+    """A test whose calls name no project function falls back to the whole module it imports;
+    where the trace ranks that module's functions, they are the suspects, not the module."""
+    unnamed = dataclasses.replace(
+        failing("test_tax", INIT, TAX),
+        test_source="def test_tax():\n    value = total_due()\n    assert value == 13\n",
+        assert_source="assert value == 13",
+    )
+    run = traced(project, unnamed, passing("test_init", INIT))
+    assert ranking(project, run)[:2] == ["Invoice.tax", "Invoice.__init__"]

@@ -130,9 +130,13 @@ def localize(
             if span.qualname in callees and key not in by_key:
                 by_key[key] = target_for_span(suspect.path, src, span)
                 targets.append(by_key[key])
-    # A whole module swallows everything else in that file.
-    module_paths = {t.path for t in targets if t.qualname == "<module>"}
-    targets = [t for t in targets if t.qualname == "<module>" or t.path not in module_paths]
+    # A whole module swallows the other suspects of its file where it leads; behind functions
+    # of its file (the evidence's last resort, outranked by the trace) it is the one dropped.
+    first_in_file: dict[str, Target] = {}
+    for t in targets:
+        first_in_file.setdefault(t.path, t)
+    module_paths = {path for path, t in first_in_file.items() if t.qualname == "<module>"}
+    targets = [t for t in targets if (t.qualname == "<module>") == (t.path in module_paths)]
     chosen = _limit(targets)
     blamed: dict[tuple[str, str], TestCaseResult] = {}
     for key in ordered:
