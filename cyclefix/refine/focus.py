@@ -29,6 +29,7 @@ from cyclefix.refine.source import (
     module_description,
     read_source,
 )
+from cyclefix.refine.suspicious_lines import with_suspicious_lines
 from cyclefix.refine.turns import choose_focus, pointed_target, with_import_time_targets
 from cyclefix.refine.types import RefineConfig, Target
 from cyclefix.runner.feedback import feedback_text
@@ -150,6 +151,9 @@ class Focus:
         # What the shown functions did in the failing test (the traced run's probe; an
         # attempt's own feedback has none: its run is not traced, and the code has changed).
         feedback = with_probe(feedback, None if latest else primary, (*targets, *related))
+        # Where inside the shown functions the traced run points (lines the code still holds).
+        shown_code = "\n".join((faulty, *(t.source for t in related)))
+        feedback = with_suspicious_lines(feedback, loc, (*targets, *related), shown_code)
         failing_ids = [t.nodeid for t in state.run.failures] if state.run else []
         return RefinePrompt(
             names=tuple(t.qualname for t in targets if t.qualname != "<module>") or (first.path,),

@@ -1,0 +1,66 @@
+"""Where inside the suspect: the lines the failing tests ran and the passing tests did not.
+
+The traced run scores each line a failing test executed (refine.spectrum); in a function of
+dozens of lines with one wrong token, the best-scored line is often the faulty one. The
+feedback quotes those lines (their text: the prompt shows no line numbers), only where the
+score tells them apart: when every line the failing tests ran scores the same, or more than
+a few share the best score, the lines say nothing and are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cyclefix.refine.localize import Localization
+from cyclefix.refine.types import Target
+
+# A function whose best score is shared by more lines than this points nowhere in particular.
+MAX_QUOTED_LINES = 3
+LINE_CHARS = 160
+HEADING = (
+    "Lines the failing tests ran that the passing tests ran less often or never "
+    "(the likeliest place of the bug):"
+)
+
+
+def suspicious_line_texts(loc: Localization, shown: Sequence[Target], code: str) -> list[str]:
+    """The stripped text of the informative suspicious lines of the functions `shown`, in the
+    order shown, that the code in the prompt (`code`) still holds."""
+    held = [line.strip() for line in code.splitlines()]
+    quoted: list[str] = []
+    for target in shown:
+        key = (target.path, target.qualname)
+        numbers = loc.lines.get(key, ())
+        score = loc.scores.get(key)
+        # Every line the failing tests ran in it scores the same: the lines say nothing.
+        tied = score is not None and score.lines_tied
+        if tied or len(numbers) > MAX_QUOTED_LINES:
+            continue
+        source = target.source.splitlines()
+        for number in numbers:
+            offset = number - target.start_line
+            if not 0 <= offset < len(source):
+                continue
+            text = source[offset].strip()
+            if not text or text not in held:
+                continue
+            # A line the shown code holds twice is told apart by the line before it.
+            before = [line.strip() for line in source[:offset] if line.strip()]
+            if held.count(text) > 1 and before:
+                text = f"{text}   (the one after `{before[-1]}`)"
+            if text not in quoted:
+                quoted.append(text)
+    return quoted
+
+
+def with_suspicious_lines(
+    feedback: str, loc: Localization, shown: Sequence[Target], code: str
+) -> str:
+    """`feedback`, then the suspicious lines of the functions `shown` that `code` still holds
+    (nothing added when the traced run tells no line apart)."""
+    texts = suspicious_line_texts(loc, shown, code)
+    if not texts:
+        return feedback
+    quoted = [t if len(t) <= LINE_CHARS else t[: LINE_CHARS - 3] + "..." for t in texts]
+    section = "\n".join((HEADING, *(f"    {t}" for t in quoted)))
+    return f"{feedback.rstrip()}\n{section}" if feedback.strip() else section
