@@ -205,7 +205,7 @@ class Candidates:
                 )
         if self.cancel.is_set():
             return done("cancelled", code, "stopped before the tests ran")
-        verified = self.verifier.verify(scratch, files, base, state.run)
+        verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)
         run = verified.run
         if run.cancelled:
             return done("cancelled", code, "stopped while the tests ran", verified=verified)

@@ -43,6 +43,7 @@ from cyclefix.refine.round import (
     improves,
     worse,
 )
+from cyclefix.refine.sandbox_only import sandbox_only_note
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.source import SourceError
 from cyclefix.refine.types import (
@@ -176,6 +177,9 @@ class _Session:
             if text != originals[rel]
         )
         notes = list(self.notes)
+        sandbox_only = self.verifier.sandbox_only
+        if sandbox_only:
+            notes.append(sandbox_only_note(sandbox_only))
         left_out = self.focus.left_out
         if left_out and isinstance(self.backend, WindowedBackend):
             notes.append(
@@ -195,6 +199,7 @@ class _Session:
             notes=tuple(notes),
             initial_tests_s=self.initial_tests_s,
             localize_s=self.localize_s,
+            sandbox_only=sandbox_only,
         )
 
     def _status_when_stopped(self) -> FixStatus:
@@ -256,6 +261,8 @@ class _Session:
                 prompt = dataclasses.replace(prompt, from_scratch=True)
             rnd = Round(index, scratch, targets, state, passed_before)
             outcome, attempts = self._plan(rnd, prompt, plan.temperature)
+            # Tests found to fail only in the sandbox no longer judge progress either.
+            state.run = self.verifier.without_sandbox_only(state.run)
             self.rounds.append(
                 RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
             )

@@ -107,6 +107,7 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
             "selected": list(result.initial_run.selected) if result.initial_run else [],
             "initial": _run_summary(result.initial_run),
             "final": _run_summary(result.final_run),
+            "sandbox_only": list(result.sandbox_only),
         },
         "rounds": [
             {

@@ -140,6 +140,9 @@ class FixResult:
     model_load_s: float = 0.0
     initial_tests_s: float = 0.0
     localize_s: float = 0.0
+    # Tests that passed in the user's run but failed confined on their unchanged code too
+    # (refine.sandbox_only): they did not judge the fix.
+    sandbox_only: tuple[str, ...] = ()
 
     @classmethod
     def without_model(

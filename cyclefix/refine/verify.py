@@ -6,7 +6,8 @@ real suite), they run first on their own: a candidate that fixes none of them co
 time, one that fixes all is checked on the rest up to its first failure, and one that fixes some
 runs the whole selection (what else it changed decides whether it is progress). With explicit
 `--tests`, a candidate that passes them must not break the other tests of the modules it
-changed either.
+changed either. A test that fails in a candidate's run but also fails confined on the user's
+unchanged code was not broken by it (refine.sandbox_only).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cyclefix.errors import CyclefixError
 from cyclefix.refine.apply import write_atomic
+from cyclefix.refine.sandbox_only import BaseFailures, deselect_args, without_tests
 from cyclefix.refine.types import RefineEvent, TestsFinished, TestsStarted
 from cyclefix.runner import (
     Confinement,
@@ -26,6 +29,7 @@ from cyclefix.runner import (
     SandboxLimits,
     order_failing_first,
     run_tests,
+    scratch_copy,
     select_tests,
 )
 from cyclefix.runner.feedback import feedback_text
@@ -91,6 +95,10 @@ class Verifier:
         self.pass_env = tuple(pass_env)
         # The phases of every run so far, in order: a candidate's are those of its runs.
         self.phases: list[RunPhases] = []
+        self.base_failures = BaseFailures(self._run_on_base)
+        # Tests that passed in the user's run but fail confined on their code: excused for
+        # the whole fix, and left out of every later candidate run (in the order found).
+        self.sandbox_only: tuple[str, ...] = ()
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -163,16 +171,61 @@ class Verifier:
         files: dict[str, str],
         base: dict[str, str],
         base_run: TestRunResult | None,
+        passed_before: frozenset[str] = frozenset(),
     ) -> Verified:
-        """The candidate's run (`run_candidate`) and, when it passes, what it broke among the
-        other tests of the modules it changed (`regressions`), with their time and phases."""
+        """The candidate's run (`run_candidate`), judged without the tests of `passed_before`
+        (the user's run) that fail in the sandbox anyway, and, when it passes, what it broke
+        among the other tests of the modules it changed (`regressions`), with their time and
+        phases."""
         started, first = time.monotonic(), len(self.phases)
-        run = self.run_candidate(scratch, files, base, base_run)
+        base_run = self.without_sandbox_only(base_run)
+        run = self.judged(
+            self.run_candidate(scratch, files, base, base_run),
+            passed_before,
+            lambda: self.run_candidate(scratch, files, base, base_run),
+        )
         regression = ""
         if run.all_passed and not run.cancelled:
             regression = self.regressions(scratch, files, base)
         spent = time.monotonic() - started
         return Verified(run, regression, spent, added_phases(self.phases[first:]))
+
+    def without_sandbox_only(self, run: TestRunResult | None) -> TestRunResult | None:
+        """`run` without the tests found to fail only in the sandbox."""
+        return without_tests(run, self.sandbox_only) if run is not None else None
+
+    def judged(
+        self,
+        run: TestRunResult,
+        passed_before: frozenset[str],
+        rerun: Callable[[], TestRunResult],
+    ) -> TestRunResult:
+        """A candidate's `run` without the tests of `passed_before` it fails that fail
+        confined on the user's code too; run again (`rerun`, those tests left out) when
+        nothing else failed, since the run may have stopped at them."""
+        while not run.cancelled:
+            broke = [t.nodeid for t in run.failures if t.nodeid in passed_before]
+            excused = self.base_failures.failing(broke) if broke else frozenset()
+            if not excused:
+                return run
+            new = sorted(excused - set(self.sandbox_only))
+            self.sandbox_only = (*self.sandbox_only, *new)
+            judged = without_tests(run, excused)
+            if judged.failures or judged.collection_errors or judged.timed_out:
+                return judged  # it fails other tests anyway: that is the verdict
+            if not new:
+                return run  # they ran though left out: judge the run as it ran
+            run = rerun()
+        return run
+
+    def _run_on_base(self, nodeids: tuple[str, ...]) -> TestRunResult | None:
+        """`nodeids` run confined, as a candidate's are, on a fresh copy of the user's project
+        that no candidate ran in; None when the copy or the run could not be made."""
+        try:
+            with scratch_copy(self.root) as fresh:
+                return self.run_tests(fresh, nodeids, scratch=True)
+        except (CyclefixError, OSError):
+            return None
 
     def run_candidate(
         self,
@@ -184,7 +237,10 @@ class Verifier:
         """The selection with the candidate's `files` in place, the tests failing in
         `base_run` (the code it rewrites) first; staged where the tests take a while."""
         failing = [t.nodeid for t in base_run.failures] if base_run is not None else []
-        selection = order_failing_first(self.selection, failing)
+        selection = (
+            *order_failing_first(self.selection, failing),
+            *deselect_args(self.sandbox_only),
+        )
 
         def whole(stop_on_first_failure: bool = False, trace: bool = False) -> TestRunResult:
             return self.run_tests(
@@ -227,20 +283,25 @@ class Verifier:
         )
 
     def regressions(self, scratch: Path, files: dict[str, str], base: dict[str, str]) -> str:
-        """With explicit --tests, also run the other tests of the changed modules: none may
-        break. What broke, or ""."""
+        """With explicit --tests, also run the other tests of the changed modules: none that
+        passes confined on the user's code may fail. What broke, or ""."""
         if not self.explicit_tests:
             return ""
         changed = [scratch / rel for rel in files]
         related = select_tests(scratch, changed, ())
         if not related or set(related) <= set(self.selection):
             return ""
-        before = self.run_tests(scratch, related, scratch=True)
-        ok_before = {t.nodeid for t in before.passed}
         after = self.with_files(
             scratch, files, base, lambda: self.run_tests(scratch, related, scratch=True)
         )
-        broke = [t for t in after.failures if t.nodeid in ok_before]
+        if after.cancelled:
+            return "stopped before the other tests of the changed modules had run"
+        if not after.failures:
+            return ""
+        # Compared with the user's code on a fresh copy, not with the shared scratch copy,
+        # where an earlier candidate's tests may have left files that make a test fail.
+        on_base = self.base_failures.failing(t.nodeid for t in after.failures)
+        broke = [t for t in after.failures if t.nodeid not in on_base]
         if not broke:
             return ""
         return f"breaks a test that passed before: {feedback_text(broke[0])}"
