@@ -68,11 +68,6 @@ def without_tests(run: TestRunResult, nodeids: Iterable[str]) -> TestRunResult:
     return dataclasses.replace(run, tests=tuple(t for t in run.tests if t.nodeid not in drop))
 
 
-def deselect_args(nodeids: Iterable[str]) -> tuple[str, ...]:
-    """pytest arguments that leave `nodeids` out of a run."""
-    return tuple(f"--deselect={nodeid}" for nodeid in nodeids)
-
-
 def sandbox_only_note(nodeids: Sequence[str]) -> str:
     """What the user is told of the excused tests, once per fix; "" when there are none."""
     if not nodeids:

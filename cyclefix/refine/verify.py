@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cyclefix.errors import CyclefixError
 from cyclefix.refine.apply import write_atomic
-from cyclefix.refine.sandbox_only import BaseFailures, deselect_args, without_tests
+from cyclefix.refine.sandbox_only import BaseFailures, without_tests
 from cyclefix.refine.types import RefineEvent, TestsFinished, TestsStarted
 from cyclefix.runner import (
     Confinement,
@@ -127,11 +127,9 @@ class Verifier:
         """One run of `selection` in `root`: the user's project, or the scratch copy;
         `trace`: a candidate's run records what its failing tests' calls did (refine.probe)."""
         self.emit(TestsStarted(root, tuple(selection), scratch))
-        limits = (
-            dataclasses.replace(self.limits, max_hangs=CANDIDATE_MAX_HANGS)
-            if scratch
-            else self.limits
-        )
+        # Tests that hang only in the sandbox do not count towards the candidate's hangs.
+        hangs = CANDIDATE_MAX_HANGS + len(self.sandbox_only)
+        limits = dataclasses.replace(self.limits, max_hangs=hangs) if scratch else self.limits
         run = run_tests(
             root,
             selection,
@@ -178,11 +176,9 @@ class Verifier:
         among the other tests of the modules it changed (`regressions`), with their time and
         phases."""
         started, first = time.monotonic(), len(self.phases)
-        base_run = self.without_sandbox_only(base_run)
         run = self.judged(
-            self.run_candidate(scratch, files, base, base_run),
             passed_before,
-            lambda: self.run_candidate(scratch, files, base, base_run),
+            lambda: self.run_candidate(scratch, files, base, self.without_sandbox_only(base_run)),
         )
         regression = ""
         if run.all_passed and not run.cancelled:
@@ -195,28 +191,27 @@ class Verifier:
         return without_tests(run, self.sandbox_only) if run is not None else None
 
     def judged(
-        self,
-        run: TestRunResult,
-        passed_before: frozenset[str],
-        rerun: Callable[[], TestRunResult],
+        self, passed_before: frozenset[str], run_once: Callable[[], TestRunResult]
     ) -> TestRunResult:
-        """A candidate's `run` without the tests of `passed_before` it fails that fail
-        confined on the user's code too; run again (`rerun`, those tests left out) when
-        nothing else failed, since the run may have stopped at them."""
-        while not run.cancelled:
-            broke = [t.nodeid for t in run.failures if t.nodeid in passed_before]
-            excused = self.base_failures.failing(broke) if broke else frozenset()
-            if not excused:
+        """A candidate's run (`run_once`) without the tests found to fail only in the
+        sandbox: those known when it ran, and those of `passed_before` it fails that fail
+        confined on the user's code too. Run again when these are new and nothing else
+        failed: it may have stopped at them (first failure, hang limit) before the rest."""
+        while True:
+            known = frozenset(self.sandbox_only)  # runs made knowing them never stop at them
+            run = run_once()
+            if run.cancelled:
                 return run
-            new = sorted(excused - set(self.sandbox_only))
-            self.sandbox_only = (*self.sandbox_only, *new)
-            judged = without_tests(run, excused)
-            if judged.failures or judged.collection_errors or judged.timed_out:
-                return judged  # it fails other tests anyway: that is the verdict
-            if not new:
-                return run  # they ran though left out: judge the run as it ran
-            run = rerun()
-        return run
+            broke = [
+                t.nodeid
+                for t in run.failures
+                if t.nodeid in passed_before and t.nodeid not in known
+            ]
+            excused = self.base_failures.failing(broke) if broke else frozenset()
+            self.sandbox_only = (*self.sandbox_only, *sorted(excused))
+            judged = without_tests(run, known | excused)
+            if not excused or judged.failures or judged.collection_errors or judged.timed_out:
+                return judged  # with other failures, those are the verdict either way
 
     def _run_on_base(self, nodeids: tuple[str, ...]) -> TestRunResult | None:
         """`nodeids` run confined, as a candidate's are, on a fresh copy of the user's project
@@ -237,10 +232,10 @@ class Verifier:
         """The selection with the candidate's `files` in place, the tests failing in
         `base_run` (the code it rewrites) first; staged where the tests take a while."""
         failing = [t.nodeid for t in base_run.failures] if base_run is not None else []
-        selection = (
-            *order_failing_first(self.selection, failing),
-            *deselect_args(self.sandbox_only),
-        )
+        selection = order_failing_first(self.selection, failing)
+        # Not left out with --deselect (pytest's matches prefixes: test_a would drop test_ab),
+        # so a run must not stop at one: the tests after it would go unjudged.
+        stop_at_failure = not self.sandbox_only
 
         def whole(stop_on_first_failure: bool = False, trace: bool = False) -> TestRunResult:
             return self.run_tests(
@@ -260,7 +255,7 @@ class Verifier:
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
-                return whole(stop_on_first_failure=True)  # the rest must still pass
+                return whole(stop_on_first_failure=stop_at_failure)  # the rest must still pass
             if first.passed:
                 return whole()  # progress, if it broke nothing else: run it all to know
             ran = {t.nodeid for t in first.tests}
