@@ -261,8 +261,12 @@ class _Session:
                 prompt = dataclasses.replace(prompt, from_scratch=True)
             rnd = Round(index, scratch, targets, state, passed_before)
             outcome, attempts = self._plan(rnd, prompt, plan.temperature)
-            # Tests found to fail only in the sandbox no longer judge progress either.
+            # Tests found to fail only in the sandbox no longer judge progress either (a run
+            # that stopped early carries them over as they were in the code it started from).
             state.run = self.verifier.without_sandbox_only(state.run)
+            outcome = dataclasses.replace(
+                outcome, run=self.verifier.without_sandbox_only(outcome.run)
+            )
             self.rounds.append(
                 RoundRecord(index, tuple(t.qualname for t in targets), tuple(attempts))
             )
