@@ -487,7 +487,7 @@ def test_candidates_get_more_time_when_the_project_has_slow_tests(
         "    assert slow_double(2) == 4\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
     )
     # Correct, and slower than the configured 1 s: within 3x the project's slowest test (0.8 s).
-    slow_fix = fence("def total(xs):\n    time.sleep(1.5)\n    return sum(xs)\n")
+    slow_fix = fence("def total(xs):\n    return time.sleep(1.5) or sum(xs)\n")
     config = RefineConfig(
         rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=1.0, resamples=0
     )
@@ -656,7 +656,8 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
         "    assert candidate(3) == 6\n    assert candidate(4) == 8\n\n\n"
         "def test_double():\n    check(double)\n",
     )
-    worse = fence("def double(x):\n    return x + 1\n")  # now fails at candidate(2)
+    # Now fails at candidate(2); one change, so no part of it is tried alone (refine.partial).
+    worse = fence("def double(x):\n    if x > 2:\n        return -1\n    return x + 1\n")
     good = fence("def double(x):\n    return x * 2\n")
     backend = ScriptedBackend([worse, good])
     config = RefineConfig(rounds=2, budget_seconds=120, extend_to_budget=False, resamples=0)

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.refine.copies import BranchesFn, plan_round
+from cyclefix.refine.copies import BranchesFn, PartsFn, plan_round
 from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
 from cyclefix.refine.round import Outcome
 from cyclefix.refine.types import Attempt, RefineConfig, Verdict
@@ -22,6 +22,7 @@ class Call:
     temperature: float
     branch: str
     forked: bool
+    partial: str = ""
 
 
 def _run(passed: int, failed: int) -> TestRunResult:
@@ -58,9 +59,10 @@ class Script:
         *,
         forked: bool = False,
         score_s: float = 0.0,
+        partial: str = "",
     ) -> Outcome:
         assert score_s >= 0
-        self.calls.append(Call(prompt, temperature, branch, forked))
+        self.calls.append(Call(prompt, temperature, branch, forked, partial))
         made = self.outcomes.pop(0)
         return Outcome(
             Attempt(1, "code", made.attempt.verdict, "", "", temperature, 1, 1, 0.1, forked=forked),
@@ -79,6 +81,7 @@ def plan(
     script: Script,
     branches_for: BranchesFn = no_forks,
     stop: threading.Event | None = None,
+    parts_for: PartsFn = lambda outcome: (),
 ) -> tuple[Outcome, list[Attempt]]:
     return plan_round(
         PROMPT,
@@ -87,6 +90,7 @@ def plan(
         branches_for=branches_for,
         config=CONFIG,
         stop=stop or threading.Event(),
+        parts_for=parts_for,
     )
 
 
@@ -172,3 +176,49 @@ def test_nothing_is_resampled_once_the_fix_is_stopped() -> None:
     stop.set()
     counted, attempts = plan(Script(outcome("copy")), stop=stop)
     assert counted.attempt.verdict == "copy" and len(attempts) == 1
+
+
+def test_a_failed_answers_parts_are_tried_alone_and_a_passing_part_counts() -> None:
+    script = Script(outcome("regressed"), outcome("tests_failed"), outcome("passed"))
+    counted, attempts = plan(script, parts_for=lambda o: ["def f(): return 2", "def f(): 3"])
+    assert [a.verdict for a in attempts] == ["regressed", "tests_failed", "passed"]
+    assert [c.partial for c in script.calls] == ["", "def f(): return 2", "def f(): 3"]
+    assert counted.attempt.verdict == "passed"
+
+
+def test_parts_stop_at_the_first_that_passes() -> None:
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    _, attempts = plan(script, parts_for=lambda o: ["part one", "part two"])
+    assert len(attempts) == 2 and script.calls[-1].partial == "part one"
+
+
+def test_answers_the_tests_never_judged_are_not_split() -> None:
+    split: list[Outcome] = []
+
+    def parts_for(o: Outcome) -> list[str]:
+        split.append(o)
+        return []
+
+    script = Script(outcome("syntax_error"), outcome("passed"))
+    plan(script, parts_for=parts_for)
+    assert split == []
+
+
+def test_no_part_is_tried_once_the_round_must_stop() -> None:
+    stop = threading.Event()
+    script = Script(outcome("tests_failed"))
+    stop.set()
+    _, attempts = plan(script, stop=stop, parts_for=lambda o: ["part"])
+    assert len(attempts) == 1
+
+
+def test_a_forked_answers_parts_come_before_the_rewrite_from_the_intent() -> None:
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    _, attempts = plan(
+        script,
+        branches_for=lambda p, t: (["def f():\n    return"], True),
+        parts_for=lambda o: ["part"],
+    )
+    assert [c.partial for c in script.calls] == ["", "part"]
+    assert [a.verdict for a in attempts] == ["tests_failed", "passed"]
+    assert not any(c.prompt.from_scratch for c in script.calls)

@@ -77,10 +77,15 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def candidate(body: str) -> str:
-    """A reply whose `add` runs `body` (hostile code) before returning a + b."""
+def candidate(body: str, returns: str = "a + b") -> str:
+    """A reply whose `add` runs `body` (hostile code) before returning `returns`."""
     code = "def add(a, b):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ")
-    return f"```python\n{code}\n    return a + b\n```\n"
+    return f"```python\n{code}\n    return {returns}\n```\n"
+
+
+# A wrong result: only the hostile code could make the tests pass (and no part of the answer
+# alone is a fix: refine.partial).
+WRONG = "a * b"
 
 
 def run_confined(root: Path, tests: tuple[str, ...] = ()) -> TestRunResult:
@@ -234,7 +239,7 @@ def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
 ) -> None:
     before = tree_digest(calc)
     replies = tmp_path / "replies.json"
-    replies.write_text(json.dumps([candidate(body)]))
+    replies.write_text(json.dumps([candidate(body, WRONG)]))
     proc = subprocess.run(
         [sys.executable, "-m", "cyclefix.cli", "fix", str(calc), "--model", f"scripted:{replies}",
          "--rounds", "1", "--budget", "60", "--json", "--apply"],
@@ -256,7 +261,7 @@ def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
     ids=["skip", "xfail", "unittest-skip"],
 )  # fmt: skip
 def test_a_candidate_that_skips_the_tests_is_tests_failed(calc: Path, body: str) -> None:
-    result = fix(calc, ScriptedBackend([candidate(body)]), config=CONFIG)
+    result = fix(calc, ScriptedBackend([candidate(body, WRONG)]), config=CONFIG)
     verdicts = [a.verdict for r in result.rounds for a in r.attempts]
     assert result.status == "not_fixed" and "tests_failed" in verdicts, verdicts
     assert "passed" not in verdicts

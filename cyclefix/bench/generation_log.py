@@ -90,6 +90,8 @@ def decode_seconds(gen: GenerationResult) -> float:
 
 
 def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float) -> AttemptStats:
+    # Unpaired with its generation, the attempt's seconds stand in (a partial one generated none).
+    untimed = 0.0 if attempt.partial else attempt.seconds
     return AttemptStats(
         verdict=attempt.verdict,
         copy=attempt.is_copy,
@@ -97,11 +99,12 @@ def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float)
         prompt_tokens=attempt.prompt_tokens,
         completion_tokens=attempt.completion_tokens,
         seconds=round(max(0.0, attempt.seconds - waited), 3),
-        generation_seconds=round(gen.seconds if gen else attempt.seconds, 3),
-        decode_seconds=round(decode_seconds(gen) if gen else attempt.seconds, 3),
+        generation_seconds=round(gen.seconds if gen else untimed, 3),
+        decode_seconds=round(decode_seconds(gen) if gen else untimed, 3),
         tests_passed=attempt.tests_passed,
         tests_total=attempt.tests_total,
         forked=attempt.forked,
+        partial=attempt.partial,
         score_s=round(attempt.score_s, 3),
         prompt_eval_s=round(attempt.prompt_eval_s, 3),
         prompt_tokens_cached=attempt.prompt_tokens_cached,

@@ -329,11 +329,15 @@ class BenchRun:
         result: FixResult,
     ) -> list[RoundResult]:
         attempts = result.attempts
-        # One generation per attempt, in order; without that pairing, attempt seconds stand in.
-        paired = len(log.calls) == len(attempts)
-        gens: list[GenerationResult | None] = list(log.calls) if paired else [None] * len(attempts)
-        waits = list(log.waits) if paired else [0.0] * len(attempts)
-        by_attempt = {id(a): (g, w) for a, g, w in zip(attempts, gens, waits, strict=True)}
+        # One generation per generated attempt, in order (a partial one has none); without
+        # that pairing, attempt seconds stand in.
+        generated = [a for a in attempts if not a.partial]
+        by_attempt: dict[int, tuple[GenerationResult | None, float]] = {
+            id(a): (None, 0.0) for a in attempts
+        }
+        if len(log.calls) == len(generated):
+            for a, g, w in zip(generated, log.calls, log.waits, strict=True):
+                by_attempt[id(a)] = (g, w)
         fixed_round = (
             result.rounds[-1].index if result.status == "fixed" and result.rounds else None
         )

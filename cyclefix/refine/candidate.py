@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Set
 from pathlib import Path
 
-from cyclefix.models.backend import Backend, GenerationOptions
+from cyclefix.models.backend import Backend, GenerationOptions, GenerationResult
 from cyclefix.refine.copies import FORKS_PER_COPY
 from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
@@ -88,22 +88,10 @@ class Candidates:
         if rel not in self.originals:
             self.originals[rel] = read_source(scratch / rel)
 
-    def attempt(
-        self,
-        rnd: Round,
-        prompt: RefinePrompt,
-        temperature: float,
-        branch: str = "",
-        *,
-        forked: bool = False,
-        score_s: float = 0.0,
-    ) -> Outcome:
-        """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
-        check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
-        the model would likely have written. `score_s`: seconds just spent scoring copies
-        for it (refine.copies), counted in its time."""
-        t0 = time.monotonic() - score_s
-        prefix = answer_prefix(prompt.faulty_code)
+    def _generate(
+        self, prompt: RefinePrompt, temperature: float, branch: str, prefix: str
+    ) -> GenerationResult:
+        """The model's answer under `prompt`, continuing `branch` (else `prefix`)."""
         options = GenerationOptions(
             temperature=temperature,
             top_p=self.config.top_p,
@@ -122,6 +110,31 @@ class Candidates:
         )
         if gen.finish_reason != "cancelled":
             self.remember_answer(gen.text)
+        return gen
+
+    def attempt(
+        self,
+        rnd: Round,
+        prompt: RefinePrompt,
+        temperature: float,
+        branch: str = "",
+        *,
+        forked: bool = False,
+        score_s: float = 0.0,
+        partial: str = "",
+    ) -> Outcome:
+        """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
+        check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
+        the model would likely have written. `score_s`: seconds just spent scoring copies
+        for it (refine.copies), counted in its time. `partial`: no generation, this code
+        (a part of an earlier answer, refine.partial) is the answer."""
+        t0 = time.monotonic() - score_s
+        prefix = answer_prefix(prompt.faulty_code)
+        gen = (
+            GenerationResult(f"```python\n{partial}```\n", 0, 0, 0.0, 0.0, "stop")
+            if partial
+            else self._generate(prompt, temperature, branch, prefix)
+        )
 
         def done(
             verdict: Verdict,
@@ -147,6 +160,7 @@ class Candidates:
                 len(run.passed) if run else 0,
                 len(run.tests) if run else 0,
                 forked=forked,
+                partial=bool(partial),
                 points_at=points_at,
                 score_s=score_s,
                 prompt_eval_s=gen.prompt_seconds,

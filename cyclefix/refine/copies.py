@@ -140,12 +140,15 @@ class AttemptFn(Protocol):
         *,
         forked: bool = False,
         score_s: float = 0.0,
+        partial: str = "",
     ) -> Outcome: ...
 
 
 # Where an attempt under a prompt, at a temperature, should leave a likely copy, and whether
 # one was likely (CopyPlanner.branches_off_copies for the round's targets).
 BranchesFn = Callable[[RefinePrompt, float], tuple[list[str], bool]]
+# The parts of a tested answer worth trying alone (refine.partial.partial_answers).
+PartsFn = Callable[[Outcome], Sequence[str]]
 
 
 def plan_round(
@@ -156,11 +159,12 @@ def plan_round(
     branches_for: BranchesFn,
     config: RefineConfig,
     stop: threading.Event,
+    parts_for: PartsFn = lambda outcome: (),
 ) -> tuple[Outcome, list[Attempt]]:
     """A round's attempts under `prompt`, and the one that counts: the first answer, then
     resamples of answers that never reached the tests (leaving a copy where the model
     hesitated when the backend tells, else hotter), then a rewrite from the intent after a
-    fork that failed."""
+    fork that failed; last, the parts of each failed answer's change, each alone."""
 
     def scored(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool, float]:
         started = time.monotonic()
@@ -172,6 +176,19 @@ def plan_round(
         hot = config.copy_temperature
         branches, forked, score_s = scored(prompt, hot)
         return attempt(prompt, hot, branches[0] if branches else "", forked=forked, score_s=score_s)
+
+    def with_parts(answer: Outcome, counted: Outcome) -> Outcome:
+        """The counted outcome after `answer`'s parts, each alone, until one passes."""
+        if answer.attempt.verdict not in ("tests_failed", "regressed"):
+            return counted
+        for part in parts_for(answer):
+            if stop.is_set() or counted.attempt.verdict == "passed":
+                break
+            tried = attempt(prompt, temperature, partial=part)
+            attempts.append(tried.attempt)
+            if better(tried, counted):
+                counted = tried
+        return counted
 
     # Where a copy hesitated, in order: the same prompt continues from there.
     branches, forked, score_s = scored(prompt, temperature)
@@ -200,9 +217,12 @@ def plan_round(
         )
         outcome = resample(retry)
         attempts.append(outcome.attempt)
+    # The answer may hold the fix beside a change that breaks it: its parts alone, first.
+    answer, outcome = outcome, with_parts(outcome, outcome)
     if (
-        outcome.attempt.forked
-        and outcome.attempt.verdict in ("tests_failed", "regressed")
+        outcome.attempt.verdict != "passed"
+        and answer.attempt.forked
+        and answer.attempt.verdict in ("tests_failed", "regressed")
         and spent < config.resamples
         and not stop.is_set()
     ):
@@ -212,6 +232,7 @@ def plan_round(
         attempts.append(rewrite.attempt)
         if better(rewrite, outcome):
             outcome = rewrite
+        outcome = with_parts(rewrite, outcome)
     return outcome, attempts
 
 

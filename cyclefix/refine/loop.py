@@ -31,6 +31,7 @@ from cyclefix.refine.check import Selection, find_project_root, limits_for, sele
 from cyclefix.refine.copies import CopyPlanner, plan_round
 from cyclefix.refine.fit import WindowedBackend
 from cyclefix.refine.focus import Focus
+from cyclefix.refine.partial import partial_answers
 from cyclefix.refine.project_index import focus_file
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, copy_continuation
 from cyclefix.refine.round import (
@@ -40,6 +41,7 @@ from cyclefix.refine.round import (
     Round,
     State,
     assert_reach,
+    base_files,
     improves,
     worse,
 )
@@ -307,6 +309,9 @@ class _Session:
             ),
             config=self.config,
             stop=self.deadline.event,
+            parts_for=lambda outcome: partial_answers(
+                base_files(rnd, outcome.files), outcome.files
+            ),
         )
 
     def _start_round(

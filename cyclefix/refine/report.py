@@ -36,6 +36,7 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "verdict": a.verdict,
         "copy": a.is_copy,
         "forked": a.forked,
+        "partial": a.partial,
         "detail": a.detail,
         "feedback": a.feedback,
         "code": a.code,

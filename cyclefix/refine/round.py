@@ -7,9 +7,11 @@ loop keeps: progress without regressions, and which of two tested candidates cou
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cyclefix.refine.source import read_source
 from cyclefix.refine.types import Attempt, Target
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
@@ -48,6 +50,11 @@ class Outcome:
     failing: TestCaseResult | None  # first failing test of its run, for the next round's feedback
     # A copy's answer prefixes that leave it where the model was least sure (refine.fork).
     branches: tuple[str, ...] = ()
+
+
+def base_files(rnd: Round, paths: Iterable[str]) -> dict[str, str]:
+    """The accepted text of each file of `paths` in the round's scratch copy."""
+    return {rel: rnd.state.sources.get(rel) or read_source(rnd.scratch / rel) for rel in paths}
 
 
 def better(new: Outcome, old: Outcome) -> bool:

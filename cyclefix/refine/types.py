@@ -80,6 +80,8 @@ class Attempt:
     tests_total: int = 0
     # Continued from a fork of an earlier copy (see refine.fork) instead of sampled anew.
     forked: bool = False
+    # One part of an earlier answer's change, tried alone without generating (refine.partial).
+    partial: bool = False
     # The function this attempt's failing test raised in ("path::qualname") when the answer
     # did not write it: where a later round may move.
     points_at: str = ""
