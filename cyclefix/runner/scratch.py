@@ -1,4 +1,11 @@
-"""The throwaway copy of a project that a candidate's tests run in (see launch.Confinement)."""
+"""The throwaway copy of a project that a candidate's tests run in (see launch.Confinement).
+
+A candidate's runs may write anywhere in the copy; what they leave must not reach the next
+candidate's runs (a planted `conftest.py` or `.pyc` would change that candidate's verdict, and
+the diff the user sees would not hold it). `snapshot_scratch` before a candidate and
+`restore_scratch` after it put every file back: new ones removed, changed or removed ones
+copied again from the user's project, which the runs cannot write.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,3 +107,88 @@ def _remove_tree(path: Path) -> None:
             function(name)
 
     shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+# A file's identity: a rewrite, a chmod or a utime changes its ctime, which no call can set.
+_Identity = tuple[int, int, int, int, int]  # inode, size, mtime_ns, ctime_ns, mode
+
+
+@dataclass(frozen=True)
+class ScratchSnapshot:
+    """Every path of a scratch copy and what it was, to put the copy back after a candidate."""
+
+    root: Path
+    files: Mapping[str, _Identity]  # files and symlinks, relative to the root
+    folders: Mapping[str, int]  # folder -> mode
+
+
+def _identity(info: os.stat_result) -> _Identity:
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_mode
+
+
+def _walk(root: Path) -> tuple[dict[str, _Identity], dict[str, int]]:
+    files: dict[str, _Identity] = {}
+    folders: dict[str, int] = {}
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(folder)
+        for name in dirnames:
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                files[rel] = _identity(info)  # a link to a folder is not walked into
+            else:
+                folders[rel] = info.st_mode
+        for name in filenames:
+            path = base / name
+            files[path.relative_to(root).as_posix()] = _identity(path.lstat())
+    return files, folders
+
+
+def snapshot_scratch(scratch: Path) -> ScratchSnapshot:
+    """What the scratch copy holds now, path by path."""
+    files, folders = _walk(scratch)
+    return ScratchSnapshot(scratch, files, folders)
+
+
+def restore_scratch(snapshot: ScratchSnapshot, source: Path) -> tuple[str, ...]:
+    """Put the scratch copy back as `snapshot` found it: files and folders created since are
+    removed, and files changed or removed since come back from `source` (the user's project).
+    Returns the relative paths it removed or put back, so that a caller who wrote its own
+    text into one of them (a candidate's base, adopted progress) writes it again."""
+    root = snapshot.root
+    for rel, mode in snapshot.folders.items():
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE((root / rel).lstat().st_mode) != stat.S_IMODE(mode):
+                os.chmod(root / rel, stat.S_IMODE(mode))
+    files, folders = _walk(root)
+    touched: list[str] = []
+    for rel in sorted(set(folders) - set(snapshot.folders), key=len):
+        if (root / rel).exists():
+            _remove_tree(root / rel)
+    for rel in files:
+        if rel not in snapshot.files and (root / rel).parent.exists():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(root / rel)
+            touched.append(rel)
+    for rel, identity in snapshot.files.items():
+        if files.get(rel) != identity:
+            _put_back(root / rel, source / rel, source)
+            touched.append(rel)
+    return tuple(touched)
+
+
+def _put_back(path: Path, original: Path, source: Path) -> None:
+    """`path` as the user's project (`source`) has it, copied as `scratch_copy` copies it
+    (absent where the project has no such file)."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            _remove_tree(path)
+        else:
+            os.unlink(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    unlimited = _CopyBudget(max_total=2**62)
+    if original.is_symlink():
+        _copy_link(original, path, source.resolve(), unlimited)
+    elif original.is_file():
+        _copy_file(original, path, original.stat().st_size, unlimited)
