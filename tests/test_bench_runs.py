@@ -94,6 +94,31 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     assert summary.verdicts == {"copy": 6, "passed": 1}
 
 
+HE_WORSE_2 = fence("def truncate_number(number: float) -> float:\n    return number % 1.0 + 2\n")
+
+
+@pytest.mark.parametrize("extend", [False, True])
+def test_extend_goes_on_past_the_rounds_and_the_last_rounds_line_holds_the_extra_ones(
+    tmp_path: Path, extend: bool
+) -> None:
+    tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
+    backend = ScriptedBackend([HE_BAD_2, HE_WORSE_2, HE_FIX_2])
+    settings = BenchSettings(
+        suite="humaneval", rounds=1, budget_seconds=60, extend_to_budget=extend
+    )
+    lines = {r.round: r for r in BenchRun(tasks, backend, settings, tmp_path).run()}
+    assert set(lines) == {0, 1}
+    verdicts = [a.verdict for a in lines[1].attempts]
+    if extend:
+        assert lines[1].status == "fixed" and lines[1].passed
+        assert verdicts == ["tests_failed", "passed"]
+        assert "extend_to_budget" in json.loads((tmp_path / "run.json").read_text())
+    else:
+        assert lines[1].status == "refined" and not lines[1].passed
+        assert verdicts == ["tests_failed"]
+        assert "extend_to_budget" not in json.loads((tmp_path / "run.json").read_text())
+
+
 MBPP_REMOVE_OCC = fence("""
 def remove_Occ(s, ch):
     s = s.replace(ch, "", 1)

@@ -84,6 +84,13 @@ def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None
     )
     p.add_argument("--keep-work", action="store_true", help="keep each task's work folder")
     p.add_argument(
+        "--extend",
+        action="store_true",
+        help="past --rounds, go on within --budget as `cyclefix fix` does (other suspects, "
+        "hotter samples); the last round's line holds the extra rounds. Off by default: the "
+        "CYCLE protocol, exactly --rounds",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,

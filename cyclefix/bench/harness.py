@@ -310,8 +310,9 @@ class BenchRun:
             budget_seconds=self.settings.budget_seconds,
             seed=self.settings.seed + 1000 * sample,
             per_test_timeout=self.settings.per_test_timeout,
-            # The CYCLE protocol: exactly `rounds` rounds, comparable with the paper's figures.
-            extend_to_budget=False,
+            # The CYCLE protocol: exactly `rounds` rounds, comparable with the paper's figures;
+            # extended, as `cyclefix fix` runs.
+            extend_to_budget=self.settings.extend_to_budget,
         )
         log.clear()
         result = fix(ws.project, log, config=config, initial_run=visible_run, cancel=cancel)
@@ -338,17 +339,24 @@ class BenchRun:
         if len(log.calls) == len(generated):
             for a, g, w in zip(generated, log.calls, log.waits, strict=True):
                 by_attempt[id(a)] = (g, w)
+        last = self.settings.rounds
         fixed_round = (
-            result.rounds[-1].index if result.status == "fixed" and result.rounds else None
+            min(result.rounds[-1].index, last)
+            if result.status == "fixed" and result.rounds
+            else None
         )
         fixed_passed = False
         if fixed_round is not None:
             changed = ws.changed_files({c.path: c.fixed for c in result.changes})
             fixed_passed = ws.score(changed).all_passed
         overhead = max(0.0, result.seconds - sum(a.seconds for a in attempts))
-        ran = {r.index: r for r in result.rounds}
+        # The rounds past the last asked for (RefineConfig.extend_to_budget) count in its line.
+        ran = {r.index: r.attempts for r in result.rounds if r.index < last}
+        past = tuple(a for r in result.rounds if r.index >= last for a in r.attempts)
+        if any(r.index >= last for r in result.rounds):
+            ran[last] = past
         lines: list[RoundResult] = []
-        for k in range(1, self.settings.rounds + 1):
+        for k in range(1, last + 1):
             record = ran.get(k)
             fixed_by_now = fixed_round is not None and k >= fixed_round
             passed = fixed_passed if fixed_by_now else first.passed
@@ -368,7 +376,7 @@ class BenchRun:
                     )
                 )
                 continue
-            stats = tuple(attempt_stats(a, *by_attempt[id(a)]) for a in record.attempts)
+            stats = tuple(attempt_stats(a, *by_attempt[id(a)]) for a in record)
             seconds = sum(a.seconds for a in stats) + (overhead if k == 1 else 0.0)
             lines.append(
                 self._line(
@@ -384,7 +392,7 @@ class BenchRun:
                     generation_seconds=round(sum(a.generation_seconds for a in stats), 3),
                     decode_seconds=round(sum(a.decode_seconds for a in stats), 3),
                     seconds=round(seconds, 3),
-                    code=record.attempts[-1].code if record.attempts else "",
+                    code=record[-1].code if record else "",
                     fix_status=result.status,
                     error=result.error or "",
                 )

@@ -127,7 +127,13 @@ def render_report(
         f"- Machine: {meta.get('machine', '?')}",
         f"- Settings: rounds {settings.get('rounds')}, samples {settings.get('samples')}, "
         f"round-0 temperature {settings.get('temperature')}, seed {settings.get('seed')}, "
-        f"max tokens {settings.get('max_tokens')}",
+        f"max tokens {settings.get('max_tokens')}, budget {settings.get('budget_seconds')} s"
+        + (
+            f"; past round {settings.get('rounds')} the loop went on within the budget "
+            "(`--extend`): that round's line holds the extra rounds"
+            if settings.get("extend_to_budget")
+            else ""
+        ),
         "",
         "pass@k is on the hidden tests, for the code the user has after each round (a verified fix "
         "from that round or earlier, else the round-0 code). Fix rate: share of the runs failing "

@@ -95,6 +95,7 @@ def run_bench(args: argparse.Namespace) -> int:
         budget_seconds=args.budget,
         per_test_timeout=args.per_test_timeout,
         keep_work=args.keep_work,
+        extend_to_budget=args.extend,
     )
     projects: ProjectSuite | None = None
     if args.suite == "projects":

@@ -26,6 +26,9 @@ class BenchSettings:
     budget_seconds: float = 1800.0
     per_test_timeout: float = 3.0
     keep_work: bool = False
+    # Past `rounds`, go on within the budget as `cyclefix fix` does (the last round's line
+    # holds the extra rounds); off: the CYCLE protocol, exactly `rounds`.
+    extend_to_budget: bool = False
 
     @property
     def first_temperature(self) -> float:
@@ -37,6 +40,8 @@ class BenchSettings:
         """The settings a resumed run must share with the lines already written."""
         data = asdict(self)
         data.pop("keep_work")
+        if not self.extend_to_budget:  # runs made before the setting existed resume as before
+            data.pop("extend_to_budget")
         data["temperature"] = self.first_temperature
         return data
 
