@@ -94,6 +94,30 @@ def test_a_comprehension_is_recorded_under_its_own_code_name(tmp_path: Path) -> 
     assert any(name.startswith("Cart.total.<locals>.") for name in total)
 
 
+BOX = {
+    "pyproject.toml": "",
+    "box.py": (
+        "class Box:\n"
+        "    def __init__(self, side):\n"
+        "        self.side = side\n"
+        "\n"
+        "    def __repr__(self):\n"
+        "        return f'Box({self.side})'\n"
+        "\n"
+        "    def area(self):\n"
+        "        return self.side * 2\n"
+    ),
+    "test_box.py": "from box import Box\n\ndef test_area():\n    assert Box(3).area() == 9\n",
+}
+
+
+def test_a_repr_pytest_runs_to_write_the_failed_assert_is_not_recorded(tmp_path: Path) -> None:
+    run = traced_run(make_project(tmp_path / "proj", BOX))
+    case = run.tests[0]
+    assert case.outcome == "failed" and "Box(3)" in (case.assert_explanation or "")
+    assert set(executed_by(run, "test_area")) == {"Box.__init__", "Box.area"}
+
+
 def test_tests_and_library_code_are_not_recorded(tmp_path: Path) -> None:
     run = traced_run(make_project(tmp_path / "proj", PACKAGE))
     assert executed_by(run, "test_nothing_of_ours") == {}

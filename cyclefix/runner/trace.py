@@ -50,6 +50,13 @@ PROBED_CALLS = 2
 # Characters of one rendered value, and of a call's whole argument list.
 VALUE_CHARS = 120
 ARGUMENTS_CHARS = 300
+# Frames of pytest writing a failed assert's message (repr() of its values, a diff): project
+# code it runs there (a __repr__) is not what the test exercised.
+_FORMATTING = tuple(
+    os.sep + os.path.join("_pytest", part) + os.sep for part in ("assertion", "_io")
+)
+# Callers looked through for those frames (repr() reaches __repr__ a few frames down).
+_FORMATTING_DEPTH = 12
 # Flags of code objects the probe skips: a call only creates a generator or coroutine.
 _SUSPENDING = 0x20 | 0x80 | 0x100 | 0x200  # GENERATOR, COROUTINE, ITERABLE_COROUTINE, ASYNC_GEN
 _VARARGS, _VARKEYWORDS = 0x04, 0x08
@@ -258,8 +265,8 @@ class Tracer:
         info = self._codes.get(code, _UNSEEN)
         if info is _UNSEEN:
             info = self._info(code)
-        if info is None:
-            return None  # library or test code: no line events
+        if info is None or _formatting_failure(frame):
+            return None  # library or test code, or pytest writing a failure: no line events
         lines = self._lines.get(code)
         if lines is None:
             lines = self._lines[code] = set()
@@ -301,11 +308,13 @@ class Tracer:
         monitoring = sys.monitoring  # type: ignore[attr-defined]
         if not self._active or self._info(code) is None:
             return monitoring.DISABLE
+        frame = _frame_of(code)
+        if frame is not None and code not in self._lines and _formatting_failure(frame):
+            return None  # pytest writing a failure: not yet a function the test ran
         if code not in self._lines:
             self._lines[code] = set()
             events = monitoring.events.LINE | monitoring.events.PY_RETURN
             monitoring.set_local_events(self._monitoring_tool, code, events)
-        frame = _frame_of(code)
         entry = self._probe_start(code, frame) if frame is not None else None
         if entry is None:
             return monitoring.DISABLE  # this test's first calls are recorded: no more starts
@@ -335,6 +344,18 @@ class Tracer:
         if lines is not None and self._active:
             lines.add(line)
         return sys.monitoring.DISABLE  # type: ignore[attr-defined]
+
+
+def _formatting_failure(frame: Any) -> bool:
+    """Whether `frame` was called by pytest writing a failed assert's message."""
+    caller = frame.f_back
+    for _ in range(_FORMATTING_DEPTH):
+        if caller is None:
+            return False
+        if any(part in caller.f_code.co_filename for part in _FORMATTING):
+            return True
+        caller = caller.f_back
+    return False
 
 
 def _frame_of(code: Any) -> Any:
