@@ -47,6 +47,20 @@ def test_a_changed_or_removed_file_comes_back_from_the_users_project(tmp_path: P
         assert set(touched) == {"tests/test_calc.py", "pkg/calc.py"}
 
 
+def test_a_python_file_comes_back_as_the_snapshot_read_it_not_as_the_project_has_it(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path / "p")
+    with scratch_copy(root) as scratch:
+        adopted = "def double(x):\n    return 2 * x\n"  # progress a fix adopted
+        (scratch / "pkg" / "calc.py").write_text(adopted)
+        (scratch / "data.txt").write_text("made by a test\n")
+        before = snapshot_scratch(scratch)
+        (scratch / "pkg" / "calc.py").write_text("def double(x):\n    return 0\n")
+        restore_scratch(before, root)
+        assert (scratch / "pkg" / "calc.py").read_text() == adopted
+
+
 def test_a_folder_made_unreadable_gets_its_mode_back(tmp_path: Path) -> None:
     with scratch_copy(project(tmp_path / "p")) as scratch:
         before = snapshot_scratch(scratch)
@@ -89,3 +103,36 @@ def test_a_conftest_planted_by_one_candidate_cannot_pass_the_next(tmp_path: Path
     assert result.status == "not_fixed"
     assert "passed" not in [a.verdict for a in result.attempts]
     assert not (tmp_path / "conftest.py").exists()
+
+
+def test_a_test_file_rewritten_in_one_run_is_back_for_the_next_run_of_the_same_candidate(
+    tmp_path: Path,
+) -> None:
+    # Slow enough tests that a candidate runs the failing test first, then the rest.
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "calc.py").write_text(
+        "def double(x):\n    return x + 1\n\n\ndef triple(x):\n    return x * 3\n"
+    )
+    (tmp_path / "test_double.py").write_text(
+        "import time\nfrom calc import double\n\n\n"
+        "def test_double():\n    time.sleep(0.6)\n    assert double(3) == 6\n"
+    )
+    (tmp_path / "test_triple.py").write_text(
+        "import time\nfrom calc import triple\n\n\n"
+        "def test_triple():\n    time.sleep(0.6)\n    assert triple(2) == 6\n"
+    )
+    hostile = (
+        "def double(x):\n"
+        "    import pathlib\n"
+        "    other = pathlib.Path(__file__).with_name('test_triple.py')\n"
+        "    other.write_text('def test_triple():\\n    assert True\\n')\n"
+        "    return x * 2\n"
+        "\n\n"
+        "def triple(x):\n"
+        "    return 0\n"
+    )
+    backend = ScriptedBackend([f"```python\n{hostile}```"])
+    config = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False, resamples=0)
+    result = fix(tmp_path, backend, config=config)
+    assert result.attempts[0].verdict == "regressed"
+    assert all("return 0" not in change.fixed for change in result.changes)

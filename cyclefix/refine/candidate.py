@@ -13,7 +13,6 @@ from collections.abc import Callable, Set
 from pathlib import Path
 
 from cyclefix.models.backend import Backend, GenerationOptions, GenerationResult
-from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.copies import FORKS_PER_COPY
 from cyclefix.refine.fork import branch_prefixes
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
@@ -37,7 +36,6 @@ from cyclefix.refine.types import (
 from cyclefix.refine.verify import Verified, Verifier
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import TestCaseResult
-from cyclefix.runner.scratch import restore_scratch, snapshot_scratch
 from cyclefix.runner.testfiles import is_test_code
 
 # Answers end at the closing fence, or where a small model starts writing tests or a demo at
@@ -221,15 +219,7 @@ class Candidates:
                 )
         if self.cancel.is_set():
             return done("cancelled", code, "stopped before the tests ran")
-        # What the candidate's runs leave in the scratch copy never reaches the next one's.
-        before = snapshot_scratch(scratch)
-        try:
-            verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)
-        finally:
-            accepted = {**state.sources, **base}
-            for rel in restore_scratch(before, self.verifier.root):
-                if rel in accepted:
-                    write_atomic(scratch / rel, accepted[rel])
+        verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)
         run = verified.run
         if run.cancelled:
             return done("cancelled", code, "stopped while the tests ran", verified=verified)

@@ -1,10 +1,12 @@
 """The throwaway copy of a project that a candidate's tests run in (see launch.Confinement).
 
-A candidate's runs may write anywhere in the copy; what they leave must not reach the next
-candidate's runs (a planted `conftest.py` or `.pyc` would change that candidate's verdict, and
-the diff the user sees would not hold it). `snapshot_scratch` before a candidate and
-`restore_scratch` after it put every file back: new ones removed, changed or removed ones
-copied again from the user's project, which the runs cannot write.
+A candidate's run may write anywhere in the copy; what it leaves must not reach the next run
+(a planted `conftest.py` or `.pyc`, a test file rewritten to pass, would decide that run's
+verdict, and the diff the user sees would not hold it). `snapshot_scratch` before a run and
+`restore_scratch` after it put every file back: new ones removed; changed or removed Python
+files written again as the snapshot read them (the copy holds cyclefix's own text of some:
+a candidate, adopted progress), other files copied again from the user's project, which the
+runs cannot write.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class ScratchSnapshot:
     root: Path
     files: Mapping[str, _Identity]  # files and symlinks, relative to the root
     folders: Mapping[str, int]  # folder -> mode
+    sources: Mapping[str, bytes]  # the Python files' bytes
 
 
 def _identity(info: os.stat_result) -> _Identity:
@@ -146,16 +149,21 @@ def _walk(root: Path) -> tuple[dict[str, _Identity], dict[str, int]]:
 
 
 def snapshot_scratch(scratch: Path) -> ScratchSnapshot:
-    """What the scratch copy holds now, path by path."""
+    """What the scratch copy holds now, path by path (the Python files' bytes too)."""
     files, folders = _walk(scratch)
-    return ScratchSnapshot(scratch, files, folders)
+    sources = {
+        rel: (scratch / rel).read_bytes()
+        for rel, identity in files.items()
+        if rel.endswith(".py") and stat.S_ISREG(identity[4])
+    }
+    return ScratchSnapshot(scratch, files, folders, sources)
 
 
 def restore_scratch(snapshot: ScratchSnapshot, source: Path) -> tuple[str, ...]:
     """Put the scratch copy back as `snapshot` found it: files and folders created since are
-    removed, and files changed or removed since come back from `source` (the user's project).
-    Returns the relative paths it removed or put back, so that a caller who wrote its own
-    text into one of them (a candidate's base, adopted progress) writes it again."""
+    removed; Python files changed or removed since are written again from the snapshot, other
+    files copied again from `source` (the user's project). Returns the relative paths it
+    removed or put back."""
     root = snapshot.root
     for rel, mode in snapshot.folders.items():
         with contextlib.suppress(OSError):
@@ -173,14 +181,14 @@ def restore_scratch(snapshot: ScratchSnapshot, source: Path) -> tuple[str, ...]:
             touched.append(rel)
     for rel, identity in snapshot.files.items():
         if files.get(rel) != identity:
-            _put_back(root / rel, source / rel, source)
+            _put_back(root / rel, source / rel, source, snapshot.sources.get(rel))
             touched.append(rel)
     return tuple(touched)
 
 
-def _put_back(path: Path, original: Path, source: Path) -> None:
-    """`path` as the user's project (`source`) has it, copied as `scratch_copy` copies it
-    (absent where the project has no such file)."""
+def _put_back(path: Path, original: Path, source: Path, data: bytes | None) -> None:
+    """`path` holding `data`, else as the user's project (`source`) has it, copied as
+    `scratch_copy` copies it (absent where the project has no such file)."""
     with contextlib.suppress(FileNotFoundError):
         if path.is_dir() and not path.is_symlink():
             _remove_tree(path)
@@ -188,7 +196,9 @@ def _put_back(path: Path, original: Path, source: Path) -> None:
             os.unlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     unlimited = _CopyBudget(max_total=2**62)
-    if original.is_symlink():
+    if data is not None:
+        path.write_bytes(data)
+    elif original.is_symlink():
         _copy_link(original, path, source.resolve(), unlimited)
     elif original.is_file():
         _copy_file(original, path, original.stat().st_size, unlimited)
