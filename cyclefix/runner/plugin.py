@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -44,15 +45,16 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 if TYPE_CHECKING:
-    from cyclefix.runner import assertions, failures, protocol, testfiles
+    from cyclefix.runner import assertions, failures, integrity, protocol, testfiles
 else:
     try:  # the runner's private copies, in the test process
         import _cyclefix_assertions as assertions
         import _cyclefix_failures as failures
+        import _cyclefix_integrity as integrity
         import _cyclefix_protocol as protocol
         import _cyclefix_testfiles as testfiles
     except ImportError:
-        from cyclefix.runner import assertions, failures, protocol, testfiles
+        from cyclefix.runner import assertions, failures, integrity, protocol, testfiles
 
 ENV_TRACE = protocol.ENV_TRACE
 # The tracer, shipped next to this file (cyclefix/runner/trace.py); imported only when asked.
@@ -224,6 +226,9 @@ class CyclefixPlugin:
         self.collect_details: dict[str, protocol.CollectErrorRecord] = {}
         # The per-test execution tracer (a _cyclefix_trace.Tracer) in a traced run, else None.
         self.tracer: Any = None
+        # A candidate's run: what its code may not rebind (runner.integrity), and the tests.
+        self.integrity: integrity.Baseline | None = None
+        self.items: dict[str, pytest.Item] = {}
 
     def start(self) -> None:
         """Install the alarm (main thread only), the tracer when asked, and the watchdog."""
@@ -283,6 +288,9 @@ class CyclefixPlugin:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # The end of start-up: interpreter, pytest, plugins, initial conftests.
+        if self.settings.candidate:  # before any test module (and code under test) is imported
+            ours = (sys.modules[__name__], assertions, failures, integrity, protocol, testfiles)
+            self.integrity = integrity.Baseline(ours)
         self.writer.write({"event": "session_start", "t": time.monotonic()})
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
@@ -339,6 +347,11 @@ class CyclefixPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.session = session
+        if self.integrity is not None:
+            self.integrity.settle()
+            self.integrity.take_plugins(session.config.pluginmanager.get_plugins())
+            self.integrity.take_tests(session.items)
+            self.items = {item.nodeid: item for item in session.items}
         nodeids = [i.nodeid for i in session.items]
         self.writer.write({"event": "collected", "nodeids": nodeids, "t": time.monotonic()})
 
@@ -436,6 +449,7 @@ class CyclefixPlugin:
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.watchdog.set(None, "")
         record = self._test_record(nodeid)
+        self._check_integrity(record)
         if self.tracer is not None:
             # Arguments and results of the first calls, only where a failing test needs them.
             failing = record["outcome"] not in ("passed", "skipped")
@@ -453,6 +467,19 @@ class CyclefixPlugin:
             if max_hangs and self.hangs >= max_hangs and self.session is not None:
                 # The rest would most likely hang too, a timeout each: not worth the wait.
                 self.session.shouldstop = f"cyclefix: {self.hangs} test(s) timed out"
+
+    def _check_integrity(self, record: protocol.CaseRecord) -> None:
+        """A test after which the test machinery is not what it was errs, and ends the run:
+        the code under test rebound what runs or reports the tests (runner.integrity)."""
+        if self.integrity is None or self.session is None:
+            return
+        plugins = self.session.config.pluginmanager.get_plugins()
+        found = self.integrity.changed(plugins, self.items.get(record["nodeid"]))
+        if found:
+            record["outcome"] = "error"
+            record["exc_type"] = "ReplacedTestMachinery"
+            record["exc_message"] = integrity.describe(found)
+            self.session.shouldstop = "cyclefix: the code under test replaced test machinery"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.writer.write({"event": "session_finish", "exitstatus": int(exitstatus)})

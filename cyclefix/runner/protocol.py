@@ -36,6 +36,7 @@ PRIVATE_COPIES = (
     ("failures.py", "_cyclefix_failures"),
     ("assertions.py", "_cyclefix_assertions"),
     ("testfiles.py", "_cyclefix_testfiles"),
+    ("integrity.py", "_cyclefix_integrity"),
 )
 
 # Environment of the test process (names only: every value is public to the code under test).

@@ -1,0 +1,88 @@
+"""A candidate that rebinds what runs or reports the tests cannot make later tests pass
+(runner.integrity): each way below fakes test_negative's pass after a genuine test_small."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, fix
+from cyclefix.runner.integrity import Baseline
+
+CONFIG = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+TESTS = (
+    "from calc import add\n\n\n"
+    "def test_small():\n    assert add(1, 2) == 3\n\n\n"
+    "def test_negative():\n    assert add(-1, -2) == -3\n"
+)
+REBIND_RUNTEST = "import _pytest.python\n_pytest.python.Function.runtest = lambda self: None"
+REBIND_TEST_MODULE = "import sys\nsys.modules['test_calc'].add = lambda a, b: a + b"
+REGISTER_PLUGIN = """
+import gc, pytest
+class Passes:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        outcome.get_result().outcome = "passed"
+config = next(o for o in gc.get_objects() if isinstance(o, pytest.Config))
+config.pluginmanager.register(Passes())
+"""
+REPLACE_TEST_FUNCTIONS = """
+import gc, pytest
+for item in [o for o in gc.get_objects() if isinstance(o, pytest.Function)]:
+    item._obj = lambda *args, **kwargs: None
+"""
+
+
+def hostile(body: str) -> str:
+    """`add`, right only for test_small's call, after running `body` once."""
+    code = (
+        "def add(a, b):\n"
+        + textwrap.indent(textwrap.dedent(body).strip(), "    ")
+        + "\n    if (a, b) == (1, 2):\n        return 3\n    return 0\n"
+    )
+    return f"```python\n{code}```\n"
+
+
+@pytest.fixture
+def calc(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "test_calc.py").write_text(TESTS)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "body",
+    [REBIND_RUNTEST, REBIND_TEST_MODULE, REGISTER_PLUGIN, REPLACE_TEST_FUNCTIONS],
+    ids=["runtest", "test-module-name", "plugin", "test-functions"],
+)
+def test_rebinding_the_test_machinery_is_never_a_pass(calc: Path, body: str) -> None:
+    result = fix(calc, ScriptedBackend([hostile(body)]), config=CONFIG)
+    verdicts = [a.verdict for a in result.attempts]
+    assert result.status == "not_fixed" and "passed" not in verdicts, verdicts
+    assert "ReplacedTestMachinery" in result.attempts[0].feedback
+
+
+def test_a_fix_that_rebinds_nothing_still_passes(calc: Path) -> None:
+    answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
+    result = fix(calc, ScriptedBackend([answer]), config=CONFIG)
+    assert result.status == "fixed"
+
+
+def test_a_method_bound_to_a_fresh_instance_is_the_same_test_function() -> None:
+    class Case:
+        def test_one(self) -> None:
+            pass
+
+    class Item:
+        nodeid = "t.py::Case::test_one"
+        obj = Case().test_one
+
+    baseline = Baseline()
+    baseline.take_tests([Item()])
+    Item.obj = Case().test_one  # pytest gives each test of a class its own instance
+    assert baseline.changed([], Item()) == []
