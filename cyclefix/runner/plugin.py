@@ -2,8 +2,8 @@
 
 It is loaded into the user's interpreter (``-p _cyclefix_pytest_plugin``) from a private folder
 that holds only copies of this file and its siblings (protocol.py, failures.py, assertions.py,
-testfiles.py, trace.py, confine.py), so it may import nothing but the standard library, pytest and those, and
-nothing of cyclefix becomes importable by the user's tests. It is inert unless
+testfiles.py, trace.py, confine.py, integrity.py, watchdog.py), so it may import nothing but
+the standard library, pytest and those, and nothing of cyclefix becomes importable by the user's tests. It is inert unless
 ``CYCLEFIX_RESULTS_FD`` and ``CYCLEFIX_KEY_FD`` name the inherited pipes: records go to the
 first, signed with the key read from the second when this module is imported (see protocol.py:
 the tests cannot sign a record). The runner imports it before pytest starts, so that pytest
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 if TYPE_CHECKING:
-    from cyclefix.runner import assertions, failures, integrity, protocol, testfiles
+    from cyclefix.runner import assertions, failures, integrity, protocol, testfiles, watchdog
 else:
     try:  # the runner's private copies, in the test process
         import _cyclefix_assertions as assertions
@@ -53,8 +53,9 @@ else:
         import _cyclefix_integrity as integrity
         import _cyclefix_protocol as protocol
         import _cyclefix_testfiles as testfiles
+        import _cyclefix_watchdog as watchdog
     except ImportError:
-        from cyclefix.runner import assertions, failures, integrity, protocol, testfiles
+        from cyclefix.runner import assertions, failures, integrity, protocol, testfiles, watchdog
 
 ENV_TRACE = protocol.ENV_TRACE
 # The tracer, shipped next to this file (cyclefix/runner/trace.py); imported only when asked.
@@ -117,52 +118,6 @@ class _Settings:
         self.trace = env.get(ENV_TRACE) == "1"
 
 
-class _Watchdog:
-    """Ends the process when a test or import ignores its timeout (signals blocked or swallowed).
-
-    A daemon thread sleeps until the running phase's hard deadline; past it, it writes a
-    ``watchdog`` record naming the phase and exits the process."""
-
-    def __init__(self, writer: _Writer, timeout: float) -> None:
-        self._writer = writer
-        self._timeout = timeout
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._idle = False
-        self.label = ""
-
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="cyclefix-watchdog", daemon=True).start()
-
-    def set(self, deadline: float | None, label: str) -> None:
-        with self._cond:
-            self._deadline = deadline
-            self.label = label
-            # Wake the thread only when it sleeps with no deadline at all: a later deadline it
-            # finds by itself when the earlier one passes (no wake-up per test).
-            if deadline is not None and self._idle:
-                self._cond.notify()
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                if self._deadline is None:
-                    self._idle = True
-                    self._cond.wait()
-                    self._idle = False
-                    continue
-                delay = self._deadline - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)
-                    continue
-                label = self.label
-                break
-        try:
-            self._writer.write({"event": "watchdog", "nodeid": label, "seconds": self._timeout})
-        finally:
-            os._exit(WATCHDOG_EXIT_CODE)
-
-
 # ---------------------------------------------------------------- module hooks
 
 
@@ -210,7 +165,7 @@ class CyclefixPlugin:
         self.writer = writer
         self.settings = settings
         self.paths = failures.ProjectPaths(settings.root)
-        self.watchdog = _Watchdog(writer, settings.timeout)
+        self.watchdog = watchdog.Watchdog(writer, settings.timeout)
         self.session: pytest.Session | None = None
         self.hangs = 0
         # Tests whose code under test skipped them (a candidate's run: errors, not passes).
@@ -289,8 +244,8 @@ class CyclefixPlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # The end of start-up: interpreter, pytest, plugins, initial conftests.
         if self.settings.candidate:  # before any test module (and code under test) is imported
-            ours = (sys.modules[__name__], assertions, failures, integrity, protocol, testfiles)
-            self.integrity = integrity.Baseline(ours)
+            ours = (assertions, failures, integrity, protocol, testfiles, watchdog)
+            self.integrity = integrity.Baseline((sys.modules[__name__], *ours))
         self.writer.write({"event": "session_start", "t": time.monotonic()})
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:

@@ -37,6 +37,7 @@ PRIVATE_COPIES = (
     ("assertions.py", "_cyclefix_assertions"),
     ("testfiles.py", "_cyclefix_testfiles"),
     ("integrity.py", "_cyclefix_integrity"),
+    ("watchdog.py", "_cyclefix_watchdog"),
 )
 
 # Environment of the test process (names only: every value is public to the code under test).
