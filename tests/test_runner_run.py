@@ -322,6 +322,23 @@ def test_hang_holding_the_gil_is_killed_from_outside(tmp_path: Path) -> None:
     )
 
 
+def test_the_rerun_after_a_dead_process_skips_exactly_the_tests_seen(tmp_path: Path) -> None:
+    # pytest's --deselect takes prefixes: skipping test_exits would drop test_exits_later too.
+    root = make_project(
+        tmp_path / "p",
+        {
+            "tests/test_exit.py": (
+                "import os\n\n"
+                "def test_exits():\n    os._exit(0)\n\n"
+                "def test_exits_later():\n    pass\n"
+            ),
+        },
+    )
+    cases = by_name(fast_run(root))
+    assert cases["test_exits"].exc_type == "ProcessExit"
+    assert cases["test_exits_later"].outcome == "passed"
+
+
 def test_os_exit_inside_a_test(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",

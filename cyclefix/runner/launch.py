@@ -89,7 +89,7 @@ def pytest_argv(
         *PYTEST_OPTIONS,
         *(("--exitfirst",) if settings.stop_on_first_failure else ()),
         f"--rootdir={settings.root}",
-        *(f"--deselect={nodeid}" for nodeid in deselected),
+        *(f"{protocol.SKIP_OPTION}={nodeid}" for nodeid in deselected),
         *(f"--ignore={path}" for path in ignored),
         *args,
     ]

@@ -130,6 +130,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="cyclefix_first",
         help="cyclefix: run this node id (or a prefix of ids) before the others",
     )
+    parser.addoption(
+        protocol.SKIP_OPTION,
+        action="append",
+        default=[],
+        dest="cyclefix_skip",
+        help="cyclefix: leave out this exact node id (a rerun: the tests already seen)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,6 +150,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    skip = {str(s) for s in (config.getoption("cyclefix_skip", default=None) or [])}
+    if skip:
+        left_out = [item for item in items if item.nodeid in skip]
+        if left_out:
+            items[:] = [item for item in items if item.nodeid not in skip]
+            config.hook.pytest_deselected(items=left_out)
     first = [str(f) for f in (config.getoption("cyclefix_first", default=None) or [])]
     if not first:
         return

@@ -54,6 +54,8 @@ ENV_TRACE = "CYCLEFIX_TRACE"
 # "1" in a candidate's run: a skip raised by the code under test is an error there.
 ENV_CANDIDATE = "CYCLEFIX_CANDIDATE"
 FIRST_OPTION = "--cyclefix-first"
+# Node ids a rerun skips, matched exactly (pytest's --deselect takes prefixes: test_a, test_ab).
+SKIP_OPTION = "--cyclefix-skip"
 WATCHDOG_EXIT_CODE = 86
 # The launcher exits with this when it cannot confine the process as asked.
 CONFINE_EXIT_CODE = 87

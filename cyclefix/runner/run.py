@@ -3,8 +3,8 @@
 The plugin sends one signed line per event down a pipe (protocol.py); this side reads it while
 pytest runs (live progress through ``on_test``), kills the run when a test ignores its timeout,
 and, when the process dies in the middle (a hang, ``os._exit``, a crash), marks the running test
-and runs the rest again with ``--deselect`` of everything already seen, a bounded number of
-times. A line the plugin did not sign, or a session whose exit status and collected tests
+and runs the rest again without everything already seen (exact node ids: pytest's own
+``--deselect`` matches prefixes), a bounded number of times. A line the plugin did not sign, or a session whose exit status and collected tests
 disagree with its records, makes the run fail ("UntrustedResults"): code under test cannot
 report a pass. Runs on a scratch copy (``confinement``) are confined by confine.py.
 
