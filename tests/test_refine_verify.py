@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from project_support import make_project
+
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine import types as refine_types
@@ -38,14 +40,6 @@ WRONG = "```python\ndef double(x):\n    return x + x + 1\n```\n"
 RIGHT = "```python\ndef double(x):\n    return 2 * x\n```\n"
 
 
-def project(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    for name, text in files.items():
-        (root / name).write_text(text)
-    return root
-
-
 def candidate_runs(
     root: Path, replies: list[str]
 ) -> tuple[refine_types.FixResult, list[TestRunResult]]:
@@ -60,7 +54,7 @@ def candidate_runs(
 
 
 def test_a_candidate_that_fixes_nothing_runs_only_the_failing_tests(tmp_path: Path) -> None:
-    result, runs = candidate_runs(project(tmp_path / "calc", SLOW_SUITE), [WRONG, RIGHT])
+    result, runs = candidate_runs(make_project(tmp_path / "calc", SLOW_SUITE), [WRONG, RIGHT])
     assert result.status == "fixed"
     assert runs[0].selected == ("test_double.py::test_double",) and len(runs[0].tests) == 1
     # The others are carried over from the code it set out to improve, not counted as broken.
@@ -69,7 +63,7 @@ def test_a_candidate_that_fixes_nothing_runs_only_the_failing_tests(tmp_path: Pa
 
 
 def test_a_candidate_that_fixes_them_is_checked_on_the_whole_selection(tmp_path: Path) -> None:
-    result, runs = candidate_runs(project(tmp_path / "calc", SLOW_SUITE), [RIGHT])
+    result, runs = candidate_runs(make_project(tmp_path / "calc", SLOW_SUITE), [RIGHT])
     assert result.status == "fixed"
     failing_only, everything = runs
     assert failing_only.selected == ("test_double.py::test_double",) and failing_only.all_passed
@@ -79,7 +73,7 @@ def test_a_candidate_that_fixes_them_is_checked_on_the_whole_selection(tmp_path:
 def test_a_fix_that_breaks_another_test_is_caught_by_the_rest(tmp_path: Path) -> None:
     files = {**SLOW_SUITE, "calc.py": SLOW_SUITE["calc.py"] + "\n\nTRIPLE = triple\n"}
     breaks = "```python\ndef double(x):\n    return 2 * x\n\n\ndef triple(x):\n    return 0\n```\n"
-    result, runs = candidate_runs(project(tmp_path / "calc", files), [breaks, RIGHT])
+    result, runs = candidate_runs(make_project(tmp_path / "calc", files), [breaks, RIGHT])
     assert result.status == "fixed" and result.attempts[0].verdict == "regressed"
     assert runs[0].all_passed  # the failing test alone passes ...
     assert runs[1].failures  # ... the rest, up to its first failure, does not
@@ -87,6 +81,6 @@ def test_a_fix_that_breaks_another_test_is_caught_by_the_rest(tmp_path: Path) ->
 
 def test_a_quick_suite_runs_in_one_process(tmp_path: Path) -> None:
     quick = {**SLOW_SUITE, "test_slow.py": SLOW_SUITE["test_slow.py"].replace("0.15", "0")}
-    result, runs = candidate_runs(project(tmp_path / "calc", quick), [RIGHT])
+    result, runs = candidate_runs(make_project(tmp_path / "calc", quick), [RIGHT])
     assert result.status == "fixed"
     assert len(runs) == 1 and len(runs[0].tests) == 11

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from project_support import make_project
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
@@ -46,15 +47,6 @@ needs_landlock = pytest.mark.skipif(
 )
 
 
-def project(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True)
-    (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return root
-
-
 def with_left_out_fixture(root: Path, extra: dict[str, str] | None = None) -> Path:
     """A bug in `add`, and a test that passes in place but cannot find its fixture confined."""
     files = {
@@ -64,7 +56,7 @@ def with_left_out_fixture(root: Path, extra: dict[str, str] | None = None) -> Pa
         "sandbox_only/test_fixture.py": LEFT_OUT_TEST,
         **(extra or {}),
     }
-    return project(root, files)
+    return make_project(root, files)
 
 
 def fix_with(
@@ -116,7 +108,7 @@ def test_a_test_writing_outside_the_project_does_not_stop_a_correct_fix(tmp_path
     writes = (
         f"def test_log():\n    with open({str(outside)!r}, 'a') as log:\n        log.write('x')\n"
     )
-    root = project(
+    root = make_project(
         tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": ADD_TESTS, "test_log.py": writes}
     )
     result, _ = fix_with(root, [RIGHT])
@@ -159,7 +151,7 @@ def test_tests_that_hang_only_in_the_sandbox_do_not_hide_the_tests_after_them(
         "def test_first():\n    wait_for_fixture()\n\n\n"
         "def test_second():\n    wait_for_fixture()\n"
     )
-    root = project(
+    root = make_project(
         tmp_path / "calc",
         {
             "calc.py": BUGGY,
@@ -196,8 +188,9 @@ def test_a_file_a_candidate_plants_in_the_scratch_copy_gets_no_test_excused(
     guarded = (
         "from pathlib import Path\n\n\ndef test_clean():\n    assert not Path('poison').exists()\n"
     )
-    hostile = "```python\ndef add(a, b):\n    open('poison', 'w').close()\n    return a + b\n```\n"
-    root = project(
+    # One line: no part of it is a fix on its own (refine.partial).
+    hostile = "```python\ndef add(a, b):\n    return open('poison', 'w').close() or a + b\n```\n"
+    root = make_project(
         tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": ADD_TESTS, "test_guard.py": guarded}
     )
     result, started = fix_with(root, [hostile])
@@ -225,7 +218,7 @@ def test_the_failing_tests_a_fix_is_for_are_never_excused(tmp_path: Path) -> Non
 def test_with_explicit_tests_breaking_another_test_of_the_module_is_regressed(
     tmp_path: Path,
 ) -> None:
-    root = project(
+    root = make_project(
         tmp_path / "calc",
         {"calc.py": BUGGY, "test_calc.py": ADD_TESTS, "test_more.py": ADD_ZERO_TEST},
     )
@@ -238,7 +231,7 @@ def test_with_explicit_tests_a_test_failing_on_the_users_code_is_not_counted_as_
     tmp_path: Path,
 ) -> None:
     already_failing = ADD_ZERO_TEST + "\n\ndef test_unrelated_bug():\n    assert add(0, 0) == 1\n"
-    root = project(
+    root = make_project(
         tmp_path / "calc",
         {"calc.py": BUGGY, "test_calc.py": ADD_TESTS, "test_more.py": already_failing},
     )
@@ -298,7 +291,7 @@ def test_the_note_names_a_few_tests_and_counts_the_rest() -> None:
 
 
 def test_a_fix_without_sandbox_only_failures_says_nothing_of_them(tmp_path: Path) -> None:
-    root = project(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": ADD_TESTS})
+    root = make_project(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": ADD_TESTS})
     result, started = fix_with(root, [RIGHT])
     assert result.status == "fixed" and result.sandbox_only == ()
     assert not any("sandbox even with" in n for n in result.notes)
