@@ -368,6 +368,20 @@ def test_summary_and_report_count_the_forked_attempts_apart() -> None:
     assert "(refine.fork): tests_failed 1, passed 1" in model_section(summary)
 
 
+def test_parts_of_answers_are_not_counted_as_the_models_answers_in_the_copy_rate() -> None:
+    def attempt(verdict: str, partial: bool) -> AttemptStats:
+        return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, partial=partial)
+
+    tried = (attempt("tests_failed", False), attempt("copy", True), attempt("passed", True))
+    lines = [
+        RoundResult("s", "m", "t", 0, 0, "given", False, False),
+        RoundResult("s", "m", "t", 0, 1, "fixed", True, True, attempts=tried),
+    ]
+    (summary,) = summarize(lines, 1)
+    assert (summary.rounds[1].attempts, summary.rounds[1].copies) == (1, 0)
+    assert summary.verdicts == {"tests_failed": 1, "copy": 1, "passed": 1}
+
+
 def test_a_round_that_tested_a_candidate_did_not_end_on_a_copy() -> None:
     def attempt(verdict: str, tests_total: int = 0) -> AttemptStats:
         return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, 0, tests_total)
