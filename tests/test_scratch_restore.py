@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -136,3 +137,21 @@ def test_a_test_file_rewritten_in_one_run_is_back_for_the_next_run_of_the_same_c
     result = fix(tmp_path, backend, config=config)
     assert result.attempts[0].verdict == "regressed"
     assert all("return 0" not in change.fixed for change in result.changes)
+
+
+def test_a_folder_swapped_for_a_link_outside_is_put_back_without_touching_the_target(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.chmod(outside, 0o700)
+    with scratch_copy(project(tmp_path / "p")) as scratch:
+        os.chmod(scratch / "tests", 0o750)
+        before = snapshot_scratch(scratch)
+        shutil.rmtree(scratch / "tests")
+        os.symlink(outside, scratch / "tests")
+        restore_scratch(before, tmp_path / "p")
+        assert stat.S_IMODE(outside.stat().st_mode) == 0o700
+        assert not (scratch / "tests").is_symlink()
+        assert (scratch / "tests" / "test_calc.py").read_text().startswith("def test_one")
+    assert list(outside.iterdir()) == []

@@ -104,8 +104,10 @@ def _copy_link(source: Path, destination: Path, root: Path, budget: _CopyBudget)
 def _remove_tree(path: Path) -> None:
     def make_writable_and_retry(function: Callable[..., object], name: str, _: object) -> None:
         with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(name), stat.S_IRWXU)
-            os.chmod(name, stat.S_IRWXU)
+            # chmod follows links: a link a run left in the copy may point anywhere.
+            for folder in (os.path.dirname(name), name):
+                if not os.path.islink(folder):
+                    os.chmod(folder, stat.S_IRWXU)
             function(name)
 
     shutil.rmtree(path, onerror=make_writable_and_retry)
@@ -167,7 +169,9 @@ def restore_scratch(snapshot: ScratchSnapshot, source: Path) -> tuple[str, ...]:
     root = snapshot.root
     for rel, mode in snapshot.folders.items():
         with contextlib.suppress(OSError):
-            if stat.S_IMODE((root / rel).lstat().st_mode) != stat.S_IMODE(mode):
+            now = (root / rel).lstat().st_mode
+            # Only a folder itself: chmod follows a link a run may have put in its place.
+            if stat.S_ISDIR(now) and stat.S_IMODE(now) != stat.S_IMODE(mode):
                 os.chmod(root / rel, stat.S_IMODE(mode))
     files, folders = _walk(root)
     touched: list[str] = []
