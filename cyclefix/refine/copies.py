@@ -164,7 +164,7 @@ def plan_round(
     """A round's attempts under `prompt`, and the one that counts: the first answer, then
     resamples of answers that never reached the tests (leaving a copy where the model
     hesitated when the backend tells, else hotter), then a rewrite from the intent after a
-    fork that failed; last, the parts of each failed answer's change, each alone."""
+    fork that failed; right after an answer the tests failed, its change's parts, each alone."""
 
     def scored(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool, float]:
         started = time.monotonic()
