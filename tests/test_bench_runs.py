@@ -353,31 +353,34 @@ def test_summary_uses_every_sample_for_pass_at_k_and_skips_incomplete_runs() -> 
     assert r1.fix_rate == pytest.approx(0.5) and r1.fixed_here == 1
 
 
-def test_summary_and_report_count_the_forked_attempts_apart() -> None:
-    def attempt(verdict: str, forked: bool) -> AttemptStats:
-        return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, forked=forked)
-
-    tried = (attempt("copy", False), attempt("tests_failed", True), attempt("passed", True))
+def summary_of_one_round(*tried: AttemptStats) -> ModelSummary:
+    """The summary of one task fixed in round 1 by these attempts."""
     lines = [
         RoundResult("s", "m", "t", 0, 0, "given", False, False),
         RoundResult("s", "m", "t", 0, 1, "fixed", True, True, attempts=tried),
     ]
     (summary,) = summarize(lines, 1)
+    return summary
+
+
+def stats(verdict: str, *, forked: bool = False, partial: bool = False) -> AttemptStats:
+    copy = verdict == "copy"
+    return AttemptStats(verdict, copy, 0.2, 10, 5, 1.0, 1.0, 1.0, forked=forked, partial=partial)
+
+
+def test_summary_and_report_count_the_forked_attempts_apart() -> None:
+    summary = summary_of_one_round(
+        stats("copy"), stats("tests_failed", forked=True), stats("passed", forked=True)
+    )
     assert summary.verdicts == {"copy": 1, "tests_failed": 1, "passed": 1}
     assert summary.forked_verdicts == {"tests_failed": 1, "passed": 1}
     assert "(refine.fork): tests_failed 1, passed 1" in model_section(summary)
 
 
 def test_parts_of_answers_are_not_counted_as_the_models_answers_in_the_copy_rate() -> None:
-    def attempt(verdict: str, partial: bool) -> AttemptStats:
-        return AttemptStats(verdict, verdict == "copy", 0.2, 10, 5, 1.0, 1.0, 1.0, partial=partial)
-
-    tried = (attempt("tests_failed", False), attempt("copy", True), attempt("passed", True))
-    lines = [
-        RoundResult("s", "m", "t", 0, 0, "given", False, False),
-        RoundResult("s", "m", "t", 0, 1, "fixed", True, True, attempts=tried),
-    ]
-    (summary,) = summarize(lines, 1)
+    summary = summary_of_one_round(
+        stats("tests_failed"), stats("copy", partial=True), stats("passed", partial=True)
+    )
     assert (summary.rounds[1].attempts, summary.rounds[1].copies) == (1, 0)
     assert summary.verdicts == {"tests_failed": 1, "copy": 1, "passed": 1}
 
