@@ -31,7 +31,13 @@ from cyclefix.bench.evalplus_scores import (
 from cyclefix.bench.metrics import bootstrap_interval
 from cyclefix.bench.prompt import ANSWER_PREFIX, STOP_SEQUENCES, assemble_solution
 from cyclefix.bench.records import RoundResult, RoundStatus
-from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
+from cyclefix.models.backend import (
+    ChatMessage,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+    TextCheck,
+)
 from cyclefix.runner.results import Outcome, TestCaseResult, TestRunResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
@@ -144,6 +150,7 @@ class _Recording:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         self.options.append(options)
         return GenerationResult("", 1, 1, seconds=0.0, prompt_seconds=0.0, finish_reason="stop")

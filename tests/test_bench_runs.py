@@ -19,7 +19,13 @@ from cyclefix.bench.records import RESULTS_FILE, AttemptStats, RoundResult
 from cyclefix.bench.report import compare_table, model_section
 from cyclefix.bench.run_settings import BenchSettings, load_all
 from cyclefix.bench.summary import ModelSummary, load_summary, summarize, summary_to_json
-from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
+from cyclefix.models.backend import (
+    ChatMessage,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+    TextCheck,
+)
 from cyclefix.models.scripted import ScriptedBackend
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
@@ -218,10 +224,11 @@ class _CancelOnRefine:
     def generate(
         self, messages: Sequence[ChatMessage], options: GenerationOptions, *,
         on_text: TextCallback | None = None, cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:  # fmt: skip
         if self.inner.calls:
             self.cancel.set()
-        return self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
+        return self.inner.generate(messages, options, on_text=on_text, cancel=cancel, until=until)
 
     def forks_along(self, *args: object, **kwargs: object) -> None:
         """No logits to score an answer with."""

@@ -260,3 +260,22 @@ def test_truncated_real_model_is_refused_before_loading(tmp_path: Path) -> None:
         target.truncate(20_000_000)
     with pytest.raises(ModelError, match="truncated GGUF file: 20000000 bytes"):
         open_backend(str(cut))
+
+
+def test_generation_ends_where_until_says_the_answer_is_complete(
+    backend: LlamaCppBackend,
+) -> None:
+    options = dataclasses.replace(GREEDY, answer_prefix="```python\n")
+    whole = backend.generate(ADD, options)
+    seen: list[str] = []
+
+    def first_line_written(text: str) -> bool:
+        seen.append(text)
+        return "\n" in text.removeprefix("```python\n")
+
+    cut = backend.generate(ADD, options, until=first_line_written)
+    assert cut.finish_reason == "stop"
+    assert seen[0].startswith("```python\n")  # the answer so far, its prefix included
+    assert cut.text == seen[-1]
+    assert whole.text.startswith(cut.text)
+    assert cut.completion_tokens < whole.completion_tokens

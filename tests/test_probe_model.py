@@ -16,6 +16,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.llama import LlamaCppBackend
 from cyclefix.refine import RefineConfig, fix, open_backend
@@ -50,6 +51,7 @@ class Recording:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         self.prompts.append("\n".join(m.content for m in messages))
         return self.real.generate(messages, options, on_text=on_text, cancel=cancel)

@@ -18,6 +18,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, fix
@@ -102,6 +103,7 @@ class _ByTarget:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         asked = messages[-1].content
         backend = next(b for faulty, b in self.backends.items() if faulty in asked)

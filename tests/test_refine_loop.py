@@ -18,6 +18,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, check, fix
@@ -289,8 +290,9 @@ class ForkingScriptedBackend(ScriptedBackend):
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
-        result = super().generate(messages, options, on_text=on_text, cancel=cancel)
+        result = super().generate(messages, options, on_text=on_text, cancel=cancel, until=until)
         if not options.record_forks:
             return result
         text = result.text

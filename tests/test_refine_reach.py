@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
+from cyclefix.models.backend import (
+    ChatMessage,
+    GenerationOptions,
+    GenerationResult,
+    TextCallback,
+    TextCheck,
+)
 from cyclefix.models.errors import ModelError
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, check, fix
@@ -167,11 +173,12 @@ class WindowedScripted(ScriptedBackend):
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         used = self.count_tokens(messages) + len(options.answer_prefix.split())
         if used + options.max_tokens > self.n_ctx:
             raise ModelError(f"the prompt has {used} tokens, over the window of {self.n_ctx}")
-        return super().generate(messages, options, on_text=on_text, cancel=cancel)
+        return super().generate(messages, options, on_text=on_text, cancel=cancel, until=until)
 
 
 def _described_module(functions: int) -> str:
@@ -365,10 +372,11 @@ class EndlessWrong(ScriptedBackend):
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         # `year == n` for a new n each time: 2024 is never leap, so no answer passes.
         self.replies = (fence(f"def is_leap_year(year):\n    return year == {len(self.calls)}\n"),)
-        return super().generate(messages, options, on_text=on_text, cancel=cancel)
+        return super().generate(messages, options, on_text=on_text, cancel=cancel, until=until)
 
 
 def test_the_rounds_stop_at_the_budget(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ class EditDuringGeneration:
         *,
         on_text: TextCallback | None = None,
         cancel: object = None,
+        until: object = None,
     ) -> GenerationResult:
         if not self.inner.calls:
             self.target.write_text(self.target.read_text() + "\n# edited by the user\n")

@@ -15,6 +15,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import Backend, RefineConfig
@@ -73,6 +74,7 @@ class GatedBackend:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         started = time.perf_counter()
         for piece in self.pieces:

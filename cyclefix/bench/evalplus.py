@@ -38,6 +38,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 
 if TYPE_CHECKING:
@@ -145,10 +146,11 @@ class EvalPlusBackend:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         if options.stop == STOP_SEQUENCES and options.answer_prefix == ANSWER_PREFIX:
             options = dataclasses.replace(options, stop=EVALPLUS_STOP)
-        return self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
+        return self.inner.generate(messages, options, on_text=on_text, cancel=cancel, until=until)
 
     def forks_along(
         self,

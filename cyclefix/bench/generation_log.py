@@ -17,6 +17,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.refine import Attempt, Backend
 from cyclefix.refine.report import run_phases
@@ -47,15 +48,20 @@ class GenerationLog:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         queued = time.monotonic()
         if self.lock is None:
             waited = 0.0
-            result = self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
+            result = self.inner.generate(
+                messages, options, on_text=on_text, cancel=cancel, until=until
+            )
         else:
             with self.lock:
                 waited = time.monotonic() - queued
-                result = self.inner.generate(messages, options, on_text=on_text, cancel=cancel)
+                result = self.inner.generate(
+                    messages, options, on_text=on_text, cancel=cancel, until=until
+                )
         self.calls.append(result)
         self.waits.append(waited)
         return result

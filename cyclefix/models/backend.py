@@ -120,6 +120,8 @@ def sampling_chances(fork: Fork, temperature: float, top_p: float) -> tuple[floa
 
 # Called with each new piece of text as it is generated.
 TextCallback = Callable[[str], None]
+# Told the answer so far (its prefix included) after each new piece; True: it ends there.
+TextCheck = Callable[[str], bool]
 # Told the forks scored so far; True: they are enough, stop scoring.
 ForksCheck = Callable[[Sequence[Fork]], bool]
 
@@ -137,8 +139,10 @@ class Backend(Protocol):
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
-        """Generate a reply; stream pieces to on_text; stop between tokens once cancel is set."""
+        """Generate a reply; stream pieces to on_text; stop between tokens once cancel is set
+        (finish reason "cancelled"), or once `until` holds for the text so far ("stop")."""
         ...
 
     def forks_along(

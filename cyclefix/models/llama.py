@@ -26,6 +26,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import read_gguf_info
@@ -185,9 +186,10 @@ class LlamaCppBackend:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         with self._lock:
-            return self._generate(messages, options, on_text, cancel)
+            return self._generate(messages, options, on_text, cancel, until)
 
     def _generate(
         self,
@@ -195,6 +197,7 @@ class LlamaCppBackend:
         options: GenerationOptions,
         on_text: TextCallback | None,
         cancel: threading.Event | None,
+        until: TextCheck | None,
     ) -> GenerationResult:
         from llama_cpp import StoppingCriteriaList
 
@@ -256,6 +259,9 @@ class LlamaCppBackend:
                     pieces.append(text)
                     if on_text is not None:
                         on_text(text)
+                    if until is not None and until("".join(pieces)):
+                        finish_reason = "stop"
+                        break
                 if choice["finish_reason"] == "stop":
                     finish_reason = "stop"
                 elif choice["finish_reason"] == "length":

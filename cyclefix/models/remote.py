@@ -30,6 +30,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.errors import ModelError
 
@@ -169,6 +170,7 @@ class OpenAICompatibleBackend:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         started = time.perf_counter()
         first_text_at: float | None = None
@@ -181,8 +183,9 @@ class OpenAICompatibleBackend:
         connection = self._connect(url)
         try:
             response = self._request(messages, options, connection, watch)
+            ended = False  # `until` held: the answer is complete
             for event in _sse_events(response):
-                if cancel is not None and cancel.is_set():
+                if ended or (cancel is not None and cancel.is_set()):
                     break
                 if "error" in event:
                     raise ModelError(f"{url} reported an error: {_one_line(event['error'])}")
@@ -197,6 +200,9 @@ class OpenAICompatibleBackend:
                         pieces.append(text)
                         if on_text is not None:
                             on_text(text)
+                        if until is not None and until("".join(pieces)):
+                            finish_reason, ended = "stop", True
+                            break
                     if choice.get("finish_reason") == "stop":
                         finish_reason = "stop"
                     elif choice.get("finish_reason") == "length":

@@ -17,6 +17,7 @@ from cyclefix.models.backend import (
     GenerationOptions,
     GenerationResult,
     TextCallback,
+    TextCheck,
 )
 from cyclefix.models.errors import ModelError
 
@@ -86,6 +87,7 @@ class ScriptedBackend:
         *,
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
+        until: TextCheck | None = None,
     ) -> GenerationResult:
         with self._lock:
             if not self.replies:
@@ -113,6 +115,8 @@ class ScriptedBackend:
             pieces.append(piece)
             if on_text is not None:
                 on_text(piece)
+            if until is not None and until("".join(pieces)):
+                break
         finished = time.perf_counter()
         text = "".join(pieces)
         return GenerationResult(

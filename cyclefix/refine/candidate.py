@@ -7,14 +7,15 @@ candidate already tried, names that do not resolve); the rest runs in the scratc
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 
 from cyclefix.models.backend import Backend, GenerationOptions, GenerationResult
-from cyclefix.refine.copies import FORKS_PER_COPY
-from cyclefix.refine.fork import branch_prefixes
+from cyclefix.refine.copies import FORKS_PER_COPY, copied_answers
+from cyclefix.refine.fork import CopyResumed, branch_prefixes, branched_from
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.importtime import import_failure
 from cyclefix.refine.parse import extract_code
@@ -89,9 +90,22 @@ class Candidates:
             self.originals[rel] = read_source(scratch / rel)
 
     def _generate(
-        self, prompt: RefinePrompt, temperature: float, branch: str, prefix: str
+        self,
+        prompt: RefinePrompt,
+        temperature: float,
+        branch: str,
+        prefix: str,
+        copies: Sequence[str] = (),
     ) -> GenerationResult:
-        """The model's answer under `prompt`, continuing `branch` (else `prefix`)."""
+        """The model's answer under `prompt`, continuing `branch` (else `prefix`). A branch
+        off one of `copies` (or an earlier answer) ends once it is back on that copy, which
+        then gives the rest: a fork is a local edit, and a rewrite from the intent is not."""
+        known = (
+            None
+            if prompt.from_scratch or not branch
+            else branched_from(branch, [*copies, *self.answers])
+        )
+        resumed = CopyResumed(branch, known) if known is not None else None
         options = GenerationOptions(
             temperature=temperature,
             top_p=self.config.top_p,
@@ -107,7 +121,10 @@ class Candidates:
             options,
             on_text=lambda text: self.emit(TextGenerated(text)),
             cancel=self.cancel,
+            until=resumed,
         )
+        if resumed is not None and resumed.completed is not None and gen.finish_reason == "stop":
+            gen = dataclasses.replace(gen, text=resumed.completed)
         if gen.finish_reason != "cancelled":
             self.remember_answer(gen.text)
         return gen
@@ -133,7 +150,9 @@ class Candidates:
         gen = (
             GenerationResult(f"```python\n{partial}```\n", 0, 0, 0.0, 0.0, "stop")
             if partial
-            else self._generate(prompt, temperature, branch, prefix)
+            else self._generate(
+                prompt, temperature, branch, prefix, copied_answers(prompt, rnd.targets)
+            )
         )
 
         def done(

@@ -81,7 +81,7 @@ class CopyPlanner:
         edit (on MBPP, forking it lost 3 fixes): once a copy is COPY_RISK likely, it is drawn
         as sampling would draw it, given that it writes no copy back."""
         risk = COPY_RISK if prompt.from_scratch else LIKELY_COPY
-        under_test = "\n".join(t.source.rstrip() for t in targets) + "\n"
+        under_test = code_under_test(targets)
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
             copies.append(under_test)  # bringing it back changes nothing either: a copy too
@@ -127,6 +127,20 @@ class CopyPlanner:
         if not forks:
             return 0.0, (copy, (), len(prefix))
         return chance(forks), (copy, forks, len(prefix))
+
+
+def code_under_test(targets: Sequence[Target]) -> str:
+    """The code of the round's targets as the prompt would show it unchanged."""
+    return "\n".join(t.source.rstrip() for t in targets) + "\n"
+
+
+def copied_answers(prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]:
+    """The answers that copy the code the prompt shows, or the code under test: what the
+    round's forks branch off, with the answers written so far."""
+    return [
+        answer_prefix(c) + copy_continuation(c)
+        for c in (prompt.faulty_code, code_under_test(targets))
+    ]
 
 
 class AttemptFn(Protocol):

@@ -325,3 +325,66 @@ def sampled_branches(
             if len(prefixes) == limit:
                 break
     return tuple(prefixes)
+
+
+# Characters a branch may run past the copy it left: the token taken at the fork.
+_BRANCH_TOKEN_CHARS = 32
+# Of the two lines that show a continued branch back on its copy, one has at least these
+# many characters that are not spaces: `else:` then `)` could be any code's.
+_RESUMED_LINE_CHARS = 8
+
+
+def branched_from(branch: str, copies: Sequence[str]) -> str | None:
+    """The copy among `copies` that `branch` (a copy up to a fork, then the token taken
+    there) left; None when none of them reads as `branch` up to its last token."""
+    if not copies:
+        return None
+    known = max(copies, key=lambda copy: _shared_length(branch, copy))
+    return known if len(branch) - _shared_length(branch, known) <= _BRANCH_TOKEN_CHARS else None
+
+
+class CopyResumed:
+    """Watches an answer continued from `branch`, a branch of the copied answer `known`:
+    once its last two lines are two lines in a row of `known` after the line the branch left
+    it on, the edit is done and the model would most likely copy the rest. `completed` is
+    then the answer with the rest of `known` after them, where the model's own would be.
+
+    A fork is a local edit of the copy, so its answer is mostly the copy again: the rest of
+    a long function costs seconds to generate and adds nothing."""
+
+    def __init__(self, branch: str, known: str) -> None:
+        self.branch = branch
+        self.line_start = known.rfind("\n", 0, _shared_length(branch, known)) + 1
+        self.known_lines = [line.rstrip() for line in known[self.line_start :].split("\n")]
+        self.known = known
+        self.completed: str | None = None
+        self._lines_checked = 0
+
+    def __call__(self, text: str) -> bool:
+        """Whether `text` (the answer so far) has come back to the copy; sets `completed`.
+        An answer that does not continue the branch (a backend that answers from scratch)
+        never has."""
+        if not text.startswith(self.branch):
+            return False
+        lines = text[self.line_start :].split("\n")[:-1]  # complete lines, the fork's first
+        if len(lines) == self._lines_checked:
+            return False
+        self._lines_checked = len(lines)
+        # The fork's line, then at least two more: the last two may be the copy's again.
+        if len(lines) < 3:
+            return False
+        last_two = [line.rstrip() for line in lines[-2:]]
+        if max(len(line.replace(" ", "")) for line in last_two) < _RESUMED_LINE_CHARS:
+            return False
+        matches = [
+            j
+            for j in range(1, len(self.known_lines))
+            if self.known_lines[j - 1 : j + 1] == last_two
+        ]
+        if not matches:
+            return False
+        # Lines in place of lines (the fork's own line changed) unless inserted or dropped.
+        j = min(matches, key=lambda j: abs(j - (len(lines) - 1)))
+        rest = "\n".join(self.known[self.line_start :].split("\n")[j + 1 :])
+        self.completed = text[: self.line_start] + "\n".join(lines) + "\n" + rest
+        return True
