@@ -105,3 +105,27 @@ def test_a_part_that_only_drops_annotations_or_the_docstring_is_no_part() -> Non
     base = 'def f(x: int) -> int:\n    """Twice x."""\n    return x + 1\n'
     changed = "def f(x):\n    return x * 2\n"
     assert partial_answers({"m.py": base}, {"m.py": changed}) == []
+
+
+def test_a_functions_changes_but_one_follow_its_changes_alone() -> None:
+    # The fix is two of the three changes: `total` added by one and used by another.
+    base = (
+        "def mean(values):\n"
+        "    count = len(values)\n"
+        "    if not values:\n"
+        "        return 0\n"
+        "    return sum(values) / (count + 1)\n"
+    )
+    fixed = base.replace("values)\n    if", "values)\n    total = sum(values)\n    if").replace(
+        "sum(values) / (count + 1)", "total / count"
+    )
+    changed = fixed.replace("return 0", "return None")
+    parts = partial_answers({"m.py": base}, {"m.py": changed})
+    assert len(parts) == 3 + 2
+    assert fixed not in parts[:3]
+    assert fixed in parts[3:]
+    assert len(set(parts)) == len(parts)
+
+
+def test_two_changes_have_no_changes_but_one_beside_their_parts() -> None:
+    assert len(partial_answers({"scale.py": SCALE}, {"scale.py": ANSWER})) == 2

@@ -24,6 +24,9 @@ from cyclefix.refine.source import normalized_code
 MAX_HUNKS = 6
 # Parts of one answer tried, smallest change first.
 MAX_PARTS = 4
+# Then, in a function the answer changed in three places or more, its changes but one (a
+# variable one change adds and another uses), dropping the largest first.
+MAX_ALL_BUT_ONE = 2
 # An old and a new line at least this alike (difflib's ratio) are one line changed.
 ALIKE = 0.75
 # A replaced block of more line pairs than this is not split further.
@@ -47,6 +50,24 @@ class _Hunk:
     @property
     def size(self) -> int:
         return max(self.i2 - self.i1, self.j2 - self.j1)
+
+
+def _applied_together(hunks: list[_Hunk]) -> str | None:
+    """The function holding `hunks` (one file's, one function's) with all of them applied."""
+    old, new = hunks[0].old, hunks[0].new
+    lines: list[str] = []
+    first = last = 0
+    at = 0
+    for n, hunk in enumerate(sorted(hunks, key=lambda h: h.i1)):
+        lines.extend(old[at : hunk.i1])
+        start = len(lines)
+        lines.extend(new[hunk.j1 : hunk.j2])
+        at = hunk.i2
+        span = _span(start, hunk.j2 - hunk.j1)
+        first = span[0] if n == 0 else first
+        last = span[1]
+    lines.extend(old[at:])
+    return _enclosing_function(lines, first, last)
 
 
 def _split(
@@ -131,7 +152,8 @@ def _unannotated(code: str) -> str:
 
 def partial_answers(base: Mapping[str, str], files: Mapping[str, str]) -> list[str]:
     """Answers holding one hunk each of the change from `base` to `files` (path -> module
-    text), smallest first; none when the change is one hunk or a rewrite of many."""
+    text), smallest first, then a function's hunks but one where it has three or more; none
+    when the change is one hunk or a rewrite of many."""
     hunks: list[_Hunk] = []
     imports: list[str] = []
     for path in sorted(files):
@@ -155,11 +177,15 @@ def partial_answers(base: Mapping[str, str], files: Mapping[str, str]) -> list[s
     if len(hunks) > 2 * MAX_HUNKS:
         return []
     changes: list[tuple[_Hunk, str | None]] = []
+    # The hunks of each function, keyed by its path and text before the answer.
+    functions: dict[tuple[str, str], list[_Hunk]] = {}
     for hunk in hunks:
         part = _enclosing_function(hunk.applied(), *_span(hunk.i1, hunk.j2 - hunk.j1))
         before = _enclosing_function(hunk.old, *_span(hunk.i1, hunk.i2 - hunk.i1))
         if part is None or before is None or not _same_behaviour(part, before):
             changes.append((hunk, part))
+            if part is not None and before is not None:
+                functions.setdefault((hunk.path, before), []).append(hunk)
     if not 2 <= len(changes) <= MAX_HUNKS:
         return []
     answers: list[str] = []
@@ -170,5 +196,14 @@ def partial_answers(base: Mapping[str, str], files: Mapping[str, str]) -> list[s
         answers.append(part)
         if len(answers) == MAX_PARTS:
             break
+    all_but_one: list[str] = []
+    for together in functions.values():
+        if len(together) < 3:
+            continue
+        for dropped in sorted(together, key=lambda h: -h.size):
+            rest = _applied_together([h for h in together if h is not dropped])
+            if rest is not None and rest not in answers and rest not in all_but_one:
+                all_but_one.append(rest)
+    answers.extend(all_but_one[:MAX_ALL_BUT_ONE])
     prefix = "".join(dict.fromkeys(imports))
     return [prefix + answer if prefix else answer for answer in answers]
