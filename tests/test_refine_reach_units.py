@@ -27,7 +27,7 @@ from cyclefix.refine.related import callees, path_functions
 from cyclefix.refine.report import fix_result_to_dict
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.splice import splice_candidate
-from cyclefix.refine.turns import choose_focus
+from cyclefix.refine.turns import FOCUS_ROUNDS, choose_focus
 from cyclefix.refine.types import Attempt, FixResult, RefineConfig, RoundRecord, Target
 from cyclefix.runner.results import CollectionError, Frame, TestRunResult
 
@@ -292,3 +292,13 @@ def test_the_planner_plans_nothing_for_a_backend_without_logits() -> None:
     prompt = RefinePrompt(names=("f",), faulty_code="def f(x):\n    return x + 1\n", feedback="")
     planner = CopyPlanner(ScriptedBackend(["x"]), RefineConfig(), [], threading.Event())
     assert planner.branches_off_copies(prompt, 0.2, (), generation=0) == ([], False)
+
+
+def test_a_function_whose_rewrite_made_progress_keeps_its_turns_before_the_best_suspect() -> None:
+    caller, helper = target("rgb_percent_to_rgb"), target("_percent_to_integer")
+    loc = Localization((caller, helper), None)
+    chosen = choose_focus(loc, {}, None, frozenset(), caller, (), progressed=helper)
+    assert chosen is not None and chosen.targets == (helper,)
+    spent = {("m.py", "_percent_to_integer"): FOCUS_ROUNDS}
+    after = choose_focus(loc, spent, None, frozenset(), None, (), progressed=helper)
+    assert after is not None and after.targets == (caller,)

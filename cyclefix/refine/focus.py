@@ -51,6 +51,8 @@ class Focus:
         self.unfit: set[tuple[str, str]] = set()
         # Where the latest tested candidate's failure pointed ("path::qualname"), if elsewhere.
         self.pointed = ""
+        # The function whose rewrite was last kept because more tests passed ("path::qualname").
+        self.progressed = ""
         # What prompts left out to fit the model's window, for the notes.
         self.left_out: list[str] = []
 
@@ -90,7 +92,10 @@ class Focus:
                 if t.path != loc.targets[0].path
             )
             pointed = pointed_target(project, self.pointed)
-            focus = choose_focus(loc, fruitless, self.named_file, self.unfit, pointed, reach)
+            progressed = pointed_target(project, self.progressed)
+            focus = choose_focus(
+                loc, fruitless, self.named_file, self.unfit, pointed, reach, progressed
+            )
             if focus is None:
                 self.notes.append(
                     "stopped: no suspect's prompt fits the model's context window, even narrowed"

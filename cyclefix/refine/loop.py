@@ -285,7 +285,8 @@ class _Session:
                 and outcome.run is not None
                 and improves(outcome.run, state.run)
             ):
-                self._adopt(scratch, state, outcome, fruitless, targets)
+                if self._adopt(scratch, state, outcome, fruitless, targets):
+                    self.focus.progressed = f"{targets[0].path}::{targets[0].qualname}"
                 latest = None
                 continue
             _count_fruitless(fruitless, targets)
@@ -339,8 +340,9 @@ class _Session:
         outcome: Outcome,
         fruitless: dict[tuple[str, str], int],
         targets: tuple[Target, ...],
-    ) -> None:
-        """Progress without regressions: keep it (in the scratch copy too) and go on from there."""
+    ) -> bool:
+        """Progress without regressions: keep it (in the scratch copy too) and go on from there.
+        True when more tests pass than before."""
         assert state.run is not None and outcome.run is not None
         more_pass = len(outcome.run.passed) > len(state.run.passed)
         state.sources.update(outcome.files)
@@ -353,6 +355,7 @@ class _Session:
             # Only further inside a failing test: weak progress (`return x is not None`
             # gets past `assert f(a)` to fail `assert not f(b)`), so the turn counts.
             _count_fruitless(fruitless, targets)
+        return more_pass
 
     def _stopping_notes(self, budget: RoundBudget) -> None:
         extra = sum(1 for r in self.rounds if r.index > self.config.rounds)

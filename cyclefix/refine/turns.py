@@ -3,7 +3,7 @@
 One function at a time keeps a small model's attention on it. The best suspect gets
 FOCUS_ROUNDS rounds without progress, then the others take their turns: first the function the
 latest failure pointed at, then the suspects in rank order, then the helpers the best one calls
-in other modules. Import-time errors in project code put where they raised first.
+in other modules. A function whose rewrite was kept as progress keeps its turns first. Import-time errors in project code put where they raised first.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def choose_focus(
     skip: Set[tuple[str, str]] = frozenset(),
     pointed: Target | None = None,
     reach: Sequence[Target] = (),
+    progressed: Target | None = None,
 ) -> Localization | None:
     """The one target to rewrite this round: the best suspect not yet tried FOCUS_ROUNDS times.
 
@@ -37,11 +38,15 @@ def choose_focus(
     user named, turns stay in that file: the others are then mostly classes the test builds its
     inputs with (a graph's `Node`), rarely the bug. Once the best suspect had its turns, the
     function the latest failure pointed at (`pointed`) comes next, then the other suspects,
-    then the helpers the best one calls in other files (`reach`). Suspects in `skip` (their
+    then the helpers the best one calls in other files (`reach`). The function whose rewrite
+    the loop kept because more tests passed (`progressed`) goes first while it has turns: on
+    real libraries a half-fixed helper (an error turned into a wrong value) moved the new
+    failures' evidence to its callers, where the bug was not. Suspects in `skip` (their
     prompt does not fit the model's window) are never chosen; None when that leaves none.
     """
     suspects: list[Target] = []
-    for t in (*loc.targets, *reach, *([pointed] if pointed is not None else [])):
+    extra = [t for t in (pointed, progressed) if t is not None]
+    for t in (*loc.targets, *reach, *extra):
         key = (t.path, t.qualname)
         if key not in skip and all((s.path, s.qualname) != key for s in suspects):
             suspects.append(t)
@@ -56,11 +61,22 @@ def choose_focus(
         target = suspects[0]
     else:
         target = turns_left[0]
-        if target is not suspects[0] and pointed is not None:
-            key = (pointed.path, pointed.qualname)
-            target = next((t for t in turns_left if (t.path, t.qualname) == key), target)
+        kept = _among(turns_left, progressed)
+        if kept is not None:
+            target = kept
+        elif target is not suspects[0]:
+            target = _among(turns_left, pointed) or target
     primary = loc.blamed.get((target.path, target.qualname), loc.primary)
     return dataclasses.replace(loc, targets=(target,), primary=primary)
+
+
+def _among(targets: Sequence[Target], wanted: Target | None) -> Target | None:
+    """The target of `targets` that is `wanted` (same path and qualname), if any."""
+    if wanted is None:
+        return None
+    return next(
+        (t for t in targets if (t.path, t.qualname) == (wanted.path, wanted.qualname)), None
+    )
 
 
 def pointed_target(project: ProjectIndex, pointed: str) -> Target | None:
