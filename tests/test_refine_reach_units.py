@@ -302,3 +302,9 @@ def test_a_function_whose_rewrite_made_progress_keeps_its_turns_before_the_best_
     spent = {("m.py", "_percent_to_integer"): FOCUS_ROUNDS}
     after = choose_focus(loc, spent, None, frozenset(), None, (), progressed=helper)
     assert after is not None and after.targets == (caller,)
+
+
+def test_a_function_that_made_progress_is_not_chosen_once_no_failure_suspects_it() -> None:
+    other = target("g")
+    chosen = choose_focus(Localization((other,), None), {}, progressed=target("f"))
+    assert chosen is not None and chosen.targets == (other,)

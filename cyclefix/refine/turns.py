@@ -39,14 +39,14 @@ def choose_focus(
     inputs with (a graph's `Node`), rarely the bug. Once the best suspect had its turns, the
     function the latest failure pointed at (`pointed`) comes next, then the other suspects,
     then the helpers the best one calls in other files (`reach`). The function whose rewrite
-    the loop kept because more tests passed (`progressed`) goes first while it has turns: on
-    real libraries a half-fixed helper (an error turned into a wrong value) moved the new
-    failures' evidence to its callers, where the bug was not. Suspects in `skip` (their
+    the loop kept because more tests passed (`progressed`) goes first while it has turns and
+    the failures left still suspect it: on real libraries a half-fixed helper (an error
+    turned into a wrong value) moved the new failures' evidence to its callers, where the
+    bug was not. Suspects in `skip` (their
     prompt does not fit the model's window) are never chosen; None when that leaves none.
     """
     suspects: list[Target] = []
-    extra = [t for t in (pointed, progressed) if t is not None]
-    for t in (*loc.targets, *reach, *extra):
+    for t in (*loc.targets, *reach, *([pointed] if pointed is not None else [])):
         key = (t.path, t.qualname)
         if key not in skip and all((s.path, s.qualname) != key for s in suspects):
             suspects.append(t)
