@@ -6,6 +6,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from project_support import make_project
+
 from cyclefix.models.backend import (
     ChatMessage,
     Fork,
@@ -18,7 +20,6 @@ from cyclefix.models.backend import (
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.fork import CopyResumed, branched_from
-from tests.project_support import make_project
 
 COPY = (
     "```python\n"
