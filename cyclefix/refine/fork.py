@@ -355,8 +355,8 @@ class CopyResumed:
     def __init__(self, branch: str, known: str) -> None:
         self.branch = branch
         self.line_start = known.rfind("\n", 0, _shared_length(branch, known)) + 1
-        self.known_lines = [line.rstrip() for line in known[self.line_start :].split("\n")]
-        self.known = known
+        # The copy's lines from the one the branch left it on.
+        self.known_lines = known[self.line_start :].split("\n")
         self.completed: str | None = None
         self._lines_checked = 0
 
@@ -376,15 +376,12 @@ class CopyResumed:
         last_two = [line.rstrip() for line in lines[-2:]]
         if max(len(line.replace(" ", "")) for line in last_two) < _RESUMED_LINE_CHARS:
             return False
-        matches = [
-            j
-            for j in range(1, len(self.known_lines))
-            if self.known_lines[j - 1 : j + 1] == last_two
-        ]
+        known = [line.rstrip() for line in self.known_lines]
+        matches = [j for j in range(1, len(known)) if known[j - 1 : j + 1] == last_two]
         if not matches:
             return False
         # Lines in place of lines (the fork's own line changed) unless inserted or dropped.
         j = min(matches, key=lambda j: abs(j - (len(lines) - 1)))
-        rest = "\n".join(self.known[self.line_start :].split("\n")[j + 1 :])
+        rest = "\n".join(self.known_lines[j + 1 :])
         self.completed = text[: self.line_start] + "\n".join(lines) + "\n" + rest
         return True
