@@ -151,6 +151,15 @@ def test_cancel_between_events(server: FakeServer) -> None:
     assert result.text == "w0 w1 w2 "
 
 
+def test_until_ends_the_answer_where_it_is_complete(server: FakeServer) -> None:
+    server.reply_pieces = ["a\n", "b\n", "c\n", "d\n"]
+    result = OpenAICompatibleBackend(server.url, "m").generate(
+        ASK, GenerationOptions(), until=lambda text: text.count("\n") == 2
+    )
+    assert result.finish_reason == "stop"
+    assert result.text == "a\nb\n"
+
+
 def test_connection_refused() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -59,6 +59,19 @@ def test_cancel_stops_between_pieces() -> None:
     assert result.text == "one two "
 
 
+def test_until_ends_the_answer_where_it_is_complete() -> None:
+    backend = ScriptedBackend(["one two three four five"])
+    seen: list[str] = []
+
+    def two_words(text: str) -> bool:
+        seen.append(text)
+        return len(text.split()) == 2
+
+    result = backend.generate(ASK, OPTIONS, until=two_words)
+    assert result.finish_reason == "stop"
+    assert result.text == seen[-1] == "one two "
+
+
 def test_cancel_from_another_thread_with_token_delay() -> None:
     backend = ScriptedBackend(["word " * 200], token_delay=0.01)
     cancel = threading.Event()
