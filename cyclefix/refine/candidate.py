@@ -95,7 +95,7 @@ class Candidates:
         temperature: float,
         branch: str,
         prefix: str,
-        copies: Sequence[str] = (),
+        copies: Sequence[str],
     ) -> GenerationResult:
         """The model's answer under `prompt`, continuing `branch` (else `prefix`). A branch
         off one of `copies` (or an earlier answer) ends once it is back on that copy, which
