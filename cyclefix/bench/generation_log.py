@@ -97,7 +97,7 @@ def decode_seconds(gen: GenerationResult) -> float:
 
 def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float) -> AttemptStats:
     # Unpaired with its generation, the attempt's seconds stand in (a partial one generated none).
-    untimed = 0.0 if attempt.partial else attempt.seconds
+    untimed = attempt.seconds if attempt.generated else 0.0
     return AttemptStats(
         verdict=attempt.verdict,
         copy=attempt.is_copy,
@@ -111,6 +111,7 @@ def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float)
         tests_total=attempt.tests_total,
         forked=attempt.forked,
         partial=attempt.partial,
+        token_edit=attempt.token_edit,
         score_s=round(attempt.score_s, 3),
         prompt_eval_s=round(attempt.prompt_eval_s, 3),
         prompt_tokens_cached=attempt.prompt_tokens_cached,

@@ -330,9 +330,9 @@ class BenchRun:
         result: FixResult,
     ) -> list[RoundResult]:
         attempts = result.attempts
-        # One generation per generated attempt, in order (a partial one has none); without
-        # that pairing, attempt seconds stand in.
-        generated = [a for a in attempts if not a.partial]
+        # One generation per generated attempt, in order (a part or a token edit has none);
+        # without that pairing, attempt seconds stand in.
+        generated = [a for a in attempts if a.generated]
         by_attempt: dict[int, tuple[GenerationResult | None, float]] = {
             id(a): (None, 0.0) for a in attempts
         }

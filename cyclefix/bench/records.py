@@ -44,6 +44,7 @@ class AttemptStats:
     tests_total: int = 0
     forked: bool = False
     partial: bool = False  # a part of an earlier answer, tried alone (refine.partial)
+    token_edit: bool = False  # a token of a suspicious line edited (refine.token_edits)
     # The attempt's phases (refine.types.Attempt); zero in lines written before they were kept.
     score_s: float = 0.0
     prompt_eval_s: float = 0.0

@@ -99,8 +99,8 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
             cumulative[i] += line.seconds
         counts = [(len(runs), sum(run[k].passed for run in runs)) for runs in by_task.values()]
         per_task = [c / n for n, c in counts]
-        # The model's answers: a part of an earlier answer tried alone is not one.
-        attempts = [a for line in lines for a in line.attempts if not a.partial]
+        # The model's answers: a part of an earlier answer or a token edit is not one.
+        attempts = [a for line in lines for a in line.attempts if not (a.partial or a.token_edit)]
         copies = sum(a.copy for a in attempts)
         refining = [line for line in lines if line.attempts]
         # A rewrite tried after a tested fork may be a copy; the round still tested the fork.

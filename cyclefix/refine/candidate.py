@@ -139,12 +139,14 @@ class Candidates:
         forked: bool = False,
         score_s: float = 0.0,
         partial: str = "",
+        token_edit: bool = False,
     ) -> Outcome:
         """One candidate: generate (continuing `branch`, where it leaves a copy, when given),
         check it, and run the tests on it in the scratch copy. `forked`: it leaves a copy
         the model would likely have written. `score_s`: seconds just spent scoring copies
         for it (refine.copies), counted in its time. `partial`: no generation, this code
-        (a part of an earlier answer, refine.partial) is the answer."""
+        (a part of an earlier answer, refine.partial, or with `token_edit` the code shown
+        with a token edited, refine.token_edits) is the answer."""
         t0 = time.monotonic() - score_s
         prefix = answer_prefix(prompt.faulty_code)
         gen = (
@@ -179,7 +181,8 @@ class Candidates:
                 len(run.passed) if run else 0,
                 len(run.tests) if run else 0,
                 forked=forked,
-                partial=bool(partial),
+                partial=bool(partial) and not token_edit,
+                token_edit=token_edit,
                 points_at=points_at,
                 score_s=score_s,
                 prompt_eval_s=gen.prompt_seconds,

@@ -128,7 +128,8 @@ class Progress:
                     f" [dim]({a.completion_tokens} tokens in {a.seconds:.1f}s, "
                     f"{speed:.1f} tokens/s, temperature {a.temperature:g}"
                     f"{', continued from an earlier answer' if a.forked else ''}"
-                    f"{', a part of an earlier answer alone' if a.partial else ''})[/]"
+                    f"{', a part of an earlier answer alone' if a.partial else ''}"
+                    f"{', a token of a suspicious line edited' if a.token_edit else ''})[/]"
                 )
                 if a.feedback:
                     line += f"\n    [dim]{plain(short(a.feedback, 400))}[/]"

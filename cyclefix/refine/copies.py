@@ -30,6 +30,7 @@ from cyclefix.refine.prompt import (
 )
 from cyclefix.refine.round import RESAMPLED, Outcome, better
 from cyclefix.refine.source import normalized_code
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, scored_until, token_edits
 from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
@@ -62,6 +63,9 @@ class CopyPlanner:
         self.config = config
         self.answers = answers
         self.cancel = cancel
+        # The scorings under the latest prompt scored (its messages): code -> what it gave.
+        self._scored: tuple[str, dict[str, ScoredCopy]] = ("", {})
+        self.edits_tried: list[str] = []  # token edits made so far (each tried once)
 
     def branches_off_copies(
         self,
@@ -109,24 +113,45 @@ class CopyPlanner:
         self, prompt: RefinePrompt, code: str, temperature: float, unlikely: float
     ) -> tuple[float, ScoredCopy]:
         """The chance that sampling under `prompt` writes `code` back, with the answer that
-        copies it, its forks and where its code starts; scoring stops below `unlikely`."""
+        copies it, its forks and where its code starts; scoring stops below `unlikely`, once
+        past the prompt's suspicious lines (their forks give the token edits)."""
         prefix = answer_prefix(code)
         copy = prefix + copy_continuation(code)
+        lines = () if prompt.from_scratch else prompt.suspicious_lines
+        needed = scored_until(copy, lines)
 
         def chance(forks: Sequence[Fork]) -> float:
             return copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)
 
-        # The chance only falls as more of the copy is scored.
+        def enough(forks: Sequence[Fork]) -> bool:
+            # The chance only falls as more of the copy is scored.
+            return chance(forks) < unlikely and (not forks or forks[-1].offset >= needed)
+
+        messages = build_refine_messages(prompt)
         forks = self.backend.forks_along(
-            build_refine_messages(prompt),
-            prefix,
-            copy.removeprefix(prefix),
-            cancel=self.cancel,
-            enough=lambda so_far: chance(so_far) < unlikely,
+            messages, prefix, copy.removeprefix(prefix), cancel=self.cancel, enough=enough
         )
-        if not forks:
-            return 0.0, (copy, (), len(prefix))
-        return chance(forks), (copy, forks, len(prefix))
+        scored: ScoredCopy = (copy, forks or (), len(prefix))
+        if self._scored[0] != repr(messages):
+            self._scored = (repr(messages), {})
+        self._scored[1][code] = scored
+        return (chance(forks) if forks else 0.0), scored
+
+    def token_edits(self, prompt: RefinePrompt) -> list[str]:
+        """Up to EDITS_PER_ROUND codes not tried yet, each the code `prompt` shows with one
+        token of a suspicious line changed to one the model nearly chose (refine.token_edits),
+        from the scoring of that code under `prompt`; none without suspicious lines."""
+        if prompt.from_scratch or not prompt.suspicious_lines:
+            return []
+        key, scorings = self._scored
+        scored = scorings.get(prompt.faulty_code)
+        if key != repr(build_refine_messages(prompt)) or scored is None:
+            _, scored = self.scored_copy(prompt, prompt.faulty_code, 1.0, 1.0)
+        copy, forks, _ = scored
+        edits = token_edits(copy, forks, prompt.suspicious_lines, self.edits_tried)
+        chosen = [edit.code for edit in edits[:EDITS_PER_ROUND]]
+        self.edits_tried.extend(chosen)
+        return chosen
 
 
 def code_under_test(targets: Sequence[Target]) -> str:
@@ -155,6 +180,7 @@ class AttemptFn(Protocol):
         forked: bool = False,
         score_s: float = 0.0,
         partial: str = "",
+        token_edit: bool = False,
     ) -> Outcome: ...
 
 
@@ -163,6 +189,8 @@ class AttemptFn(Protocol):
 BranchesFn = Callable[[RefinePrompt, float], tuple[list[str], bool]]
 # The parts of a tested answer worth trying alone (refine.partial.partial_answers).
 PartsFn = Callable[[Outcome], Sequence[str]]
+# The token edits of the code a prompt shows, to try before the answer (CopyPlanner.token_edits).
+EditsFn = Callable[[RefinePrompt], Sequence[str]]
 
 
 def plan_round(
@@ -174,11 +202,13 @@ def plan_round(
     config: RefineConfig,
     stop: threading.Event,
     parts_for: PartsFn = lambda outcome: (),
+    edits_for: EditsFn = lambda prompt: (),
 ) -> tuple[Outcome, list[Attempt]]:
-    """A round's attempts under `prompt`, and the one that counts: the first answer, then
-    resamples of answers that never reached the tests (leaving a copy where the model
-    hesitated when the backend tells, else hotter), then a rewrite from the intent after a
-    fork that failed; right after an answer the tests failed, its change's parts, each alone."""
+    """A round's attempts under `prompt`, and the one that counts: token edits of the code it
+    shows, then the first answer, then resamples of answers that never reached the tests
+    (leaving a copy where the model hesitated when the backend tells, else hotter), then a
+    rewrite from the intent after a fork that failed; right after an answer the tests
+    failed, its change's parts, each alone."""
 
     def scored(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool, float]:
         started = time.monotonic()
@@ -206,9 +236,20 @@ def plan_round(
 
     # Where a copy hesitated, in order: the same prompt continues from there.
     branches, forked, score_s = scored(prompt, temperature)
+    attempts: list[Attempt] = []
+    edited: Outcome | None = None  # the best token edit
+    for code in edits_for(prompt):
+        if stop.is_set():
+            break
+        tried = attempt(prompt, temperature, partial=code, token_edit=True)
+        attempts.append(tried.attempt)
+        if edited is None or better(tried, edited):
+            edited = tried
+        if tried.attempt.verdict == "passed":
+            return tried, attempts
     first = branches.pop(0) if branches else ""
     outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
-    attempts = [outcome.attempt]
+    attempts.append(outcome.attempt)
     # Resamples spent; a fork that comes back a copy (another spelling of the same code)
     # costs only the end of an answer and no test run, so it is not counted.
     spent = 0
@@ -247,6 +288,8 @@ def plan_round(
         if better(rewrite, outcome):
             outcome = rewrite
         outcome = with_parts(rewrite, outcome)
+    if edited is not None and better(edited, outcome):
+        outcome = edited
     return outcome, attempts
 
 

@@ -186,10 +186,12 @@ TRIMMINGS: tuple[_Narrowing, ...] = (
 
 
 def trimmed(prompt: RefinePrompt, tokens: Callable[[RefinePrompt], int]) -> FittedPrompt:
-    """`prompt` (which fits) trimmed step by step while over PROMPT_TOKENS."""
+    """`prompt` (which fits) trimmed step by step while over PROMPT_TOKENS, counted with the
+    code under test shown: the opening is then the same whichever attempt a round shows."""
     current, done = prompt, []
     for trim in TRIMMINGS:
-        if tokens(current) <= PROMPT_TOKENS:
+        steady = dataclasses.replace(current, faulty_code=_code_under_test(current))
+        if tokens(steady) <= PROMPT_TOKENS:
             break
         step = trim(current)
         if step is not None:
@@ -198,8 +200,13 @@ def trimmed(prompt: RefinePrompt, tokens: Callable[[RefinePrompt], int]) -> Fitt
     return FittedPrompt(current, trimmed=tuple(done))
 
 
+def _code_under_test(prompt: RefinePrompt) -> str:
+    return prompt.code_under_test or prompt.faulty_code
+
+
 def _shown_code(prompt: RefinePrompt) -> str:
-    return "\n".join((prompt.faulty_code, prompt.test_source, *(t.source for t in prompt.related)))
+    shown = (_code_under_test(prompt), prompt.test_source, *(t.source for t in prompt.related))
+    return "\n".join(shown)
 
 
 def function_instead_of_module(

@@ -29,7 +29,7 @@ from cyclefix.refine.source import (
     module_description,
     read_source,
 )
-from cyclefix.refine.suspicious_lines import with_suspicious_lines
+from cyclefix.refine.suspicious_lines import edit_lines, with_suspicious_lines
 from cyclefix.refine.turns import choose_focus, pointed_target, with_import_time_targets
 from cyclefix.refine.types import RefineConfig, Target
 from cyclefix.runner.feedback import feedback_text
@@ -119,7 +119,7 @@ class Focus:
     ) -> RefinePrompt:
         targets = loc.targets
         primary = loc.primary
-        faulty = "\n".join(t.source.rstrip() for t in targets) + "\n"
+        under_test = faulty = "\n".join(t.source.rstrip() for t in targets) + "\n"
         feedback = feedback_text(primary) if primary else ""
         if latest is not None:
             # CYCLE: refine the latest attempt, with that attempt's own feedback.
@@ -163,6 +163,8 @@ class Focus:
         return RefinePrompt(
             names=tuple(t.qualname for t in targets if t.qualname != "<module>") or (first.path,),
             faulty_code=faulty,
+            code_under_test=under_test,
+            suspicious_lines=edit_lines(loc, targets, faulty),
             feedback=feedback,
             test_source=(primary.test_source or primary.assert_source or "") if primary else "",
             description=description,

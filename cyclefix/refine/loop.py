@@ -313,6 +313,7 @@ class _Session:
             parts_for=lambda outcome: partial_answers(
                 base_files(rnd, outcome.files), outcome.files
             ),
+            edits_for=self.copies.token_edits,
         )
 
     def _start_round(

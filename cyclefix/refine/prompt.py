@@ -46,6 +46,12 @@ class RefinePrompt:
     # Other project functions on the failing path (callees, callers, in any file), shown in
     # full: the answer may rewrite any of them too.
     related: tuple[Target, ...] = ()
+    # The targets' code as the round found it (faulty_code may show the latest attempt): what
+    # the prompt's opening is chosen by, so that rounds share the model's read of it.
+    code_under_test: str = ""
+    # The stripped text of the lines the traced run singles out in the code shown (not part
+    # of the messages: where token edits are tried, refine.token_edits).
+    suspicious_lines: tuple[str, ...] = ()
 
 
 def _fence(code: str) -> str:

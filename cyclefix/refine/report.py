@@ -37,6 +37,7 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "copy": a.is_copy,
         "forked": a.forked,
         "partial": a.partial,
+        "token_edit": a.token_edit,
         "detail": a.detail,
         "feedback": a.feedback,
         "code": a.code,

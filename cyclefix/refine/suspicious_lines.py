@@ -53,6 +53,23 @@ def suspicious_line_texts(loc: Localization, shown: Sequence[Target], code: str)
     return quoted
 
 
+def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple[str, ...]:
+    """The stripped text of every suspicious line of `targets` that `code` holds: where
+    token edits are tried (refine.token_edits). Lines the feedback does not quote count too:
+    a few lines that tie (a short function's, or a handful in a long one) are few tokens."""
+    held = {line.strip() for line in code.splitlines()} - {""}
+    found: list[str] = []
+    for target in targets:
+        key = (target.path, target.qualname)
+        source = target.source.splitlines()
+        for number in loc.lines.get(key, ()):
+            offset = number - target.start_line
+            text = source[offset].strip() if 0 <= offset < len(source) else ""
+            if text in held and text not in found:
+                found.append(text)
+    return tuple(found)
+
+
 def with_suspicious_lines(
     feedback: str, loc: Localization, shown: Sequence[Target], code: str
 ) -> str:

@@ -82,6 +82,9 @@ class Attempt:
     forked: bool = False
     # One part of an earlier answer's change, tried alone without generating (refine.partial).
     partial: bool = False
+    # A token of a suspicious line changed to one the model nearly chose, tried without
+    # generating (refine.token_edits).
+    token_edit: bool = False
     # The function this attempt's failing test raised in ("path::qualname") when the answer
     # did not write it: where a later round may move.
     points_at: str = ""
@@ -104,6 +107,11 @@ class Attempt:
     @property
     def is_copy(self) -> bool:
         return self.verdict == "copy"
+
+    @property
+    def generated(self) -> bool:
+        """Whether the model wrote it (a part or a token edit is tried without generating)."""
+        return not (self.partial or self.token_edit)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+"""Token edits: the model's own alternatives at the suspicious lines, tried without generating.
+
+A one-token bug (`split("%")[1]` for `[0]`, `>` for `>=`, `is not None` for `is None`) sits
+on a line the traced run singles out (refine.suspicious_lines), and the model, scoring the
+faulty code as its answer under the failing test's feedback (refine.copies), often rates the
+right token among its alternatives there, yet seldom writes it: sampling keeps to the copy, and
+a fork continues from the least sure token of the whole function, elsewhere. Replacing one
+token of a suspicious line by one of the model's alternatives (or putting it in front, or in
+place of two tokens) gives a whole candidate at no generation cost; the tests judge it like any
+other. The likeliest alternatives go first (AlphaRepair's idea, on the model at hand).
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cyclefix.models.backend import Fork
+from cyclefix.refine.source import normalized_code
+
+# Candidates a round tries before the model writes its answer: a test run each (1-4 s on a
+# real library's failing tests, well under one answer's prompt read).
+EDITS_PER_ROUND = 4
+# Logits below the chosen token's, added to an edit's gap for how far it reaches: a token put
+# in front of the one chosen, or in place of two, is less often the fix than one in its place.
+REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0}
+_FENCE = "```python\n"
+
+
+@dataclass(frozen=True)
+class TokenEdit:
+    code: str  # the whole code of the answer with the edit made
+    gap: float  # logits below the token the copy chose there, reach penalty included
+    line: str  # the edited line, as the copy had it
+
+
+def line_spans(text: str, lines: Iterable[str]) -> list[tuple[int, int]]:
+    """Where in `text` the lines whose stripped text is in `lines` lie (start, end of text)."""
+    wanted = {line.strip() for line in lines} - {""}
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped in wanted:
+            start = at + len(line) - len(line.lstrip())
+            spans.append((start, start + len(stripped)))
+        at += len(line)
+    return spans
+
+
+def scored_until(text: str, lines: Iterable[str]) -> int:
+    """Characters of `text` that scoring must cover to reach the end of every one of `lines`."""
+    return max((end for _, end in line_spans(text, lines)), default=0)
+
+
+def token_edits(
+    text: str,
+    forks: Sequence[Fork],
+    lines: Sequence[str],
+    seen: Iterable[str] = (),
+) -> list[TokenEdit]:
+    """The edits of `text` (a fenced answer that copies the code, scored token by token into
+    `forks`: one per token, in order) at the tokens of `lines`, likeliest first: each of the
+    model's choices at such a token in its place, in front of it, or in place of it and the
+    next. Only edits that parse, change the code, and are not among `seen` codes."""
+    spans = line_spans(text, lines)
+    if not spans or not text.startswith(_FENCE):
+        return []
+    original = _code(text)
+    if original is None:
+        return []
+    refused = {normalized_code(original), *(normalized_code(code) for code in seen)}
+    offsets = [fork.offset for fork in forks]
+    found: dict[str, TokenEdit] = {}
+    for i, fork in enumerate(forks[:-1]):
+        span = next((s for s in spans if s[0] <= fork.offset < s[1]), None)
+        if span is None:
+            continue
+        for choice in fork.known_choices:
+            if not choice.text or "\n" in choice.text or "`" in choice.text:
+                continue
+            for reach, penalty in REACH_PENALTY.items():
+                if i + reach >= len(offsets):
+                    continue
+                end = offsets[i + reach]
+                if "\n" in text[fork.offset : end]:
+                    continue  # an edit stays inside its line
+                edited = text[: fork.offset] + choice.text + text[end:]
+                code = _code(edited)
+                if code is None or normalized_code(code) in refused:
+                    continue
+                gap = choice.gap - penalty
+                key = normalized_code(code)
+                if key not in found or found[key].gap < gap:
+                    found[key] = TokenEdit(code, gap, text[span[0] : span[1]])
+    return sorted(found.values(), key=lambda edit: -edit.gap)
+
+
+def _code(answer: str) -> str | None:
+    """The code of a fenced answer when it parses; None otherwise."""
+    body = answer.removeprefix(_FENCE)
+    end = body.rfind("```")
+    code = body[:end] if end >= 0 else body
+    try:
+        ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return None
+    return code
