@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.refine.copies import BranchesFn, PartsFn, plan_round
+from cyclefix.refine.copies import BranchesFn, EditsFn, PartsFn, plan_round
 from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
 from cyclefix.refine.round import Outcome
 from cyclefix.refine.types import Attempt, RefineConfig, Verdict
@@ -23,6 +23,7 @@ class Call:
     branch: str
     forked: bool
     partial: str = ""
+    token_edit: bool = False
 
 
 def _run(passed: int, failed: int) -> TestRunResult:
@@ -60,9 +61,10 @@ class Script:
         forked: bool = False,
         score_s: float = 0.0,
         partial: str = "",
+        token_edit: bool = False,
     ) -> Outcome:
         assert score_s >= 0
-        self.calls.append(Call(prompt, temperature, branch, forked, partial))
+        self.calls.append(Call(prompt, temperature, branch, forked, partial, token_edit))
         made = self.outcomes.pop(0)
         return Outcome(
             Attempt(1, "code", made.attempt.verdict, "", "", temperature, 1, 1, 0.1, forked=forked),
@@ -82,6 +84,7 @@ def plan(
     branches_for: BranchesFn = no_forks,
     stop: threading.Event | None = None,
     parts_for: PartsFn = lambda outcome: (),
+    edits_for: EditsFn = lambda prompt: (),
 ) -> tuple[Outcome, list[Attempt]]:
     return plan_round(
         PROMPT,
@@ -91,6 +94,7 @@ def plan(
         config=CONFIG,
         stop=stop or threading.Event(),
         parts_for=parts_for,
+        edits_for=edits_for,
     )
 
 
@@ -222,3 +226,32 @@ def test_a_forked_answers_parts_come_before_the_rewrite_from_the_intent() -> Non
     assert [c.partial for c in script.calls] == ["", "part"]
     assert [a.verdict for a in attempts] == ["tests_failed", "passed"]
     assert not any(c.prompt.from_scratch for c in script.calls)
+
+
+def test_token_edits_are_tried_before_the_answer_and_one_that_passes_ends_the_round() -> None:
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    counted, attempts = plan(script, edits_for=lambda p: ["edit one", "edit two", "edit three"])
+    assert [(c.partial, c.token_edit) for c in script.calls] == [
+        ("edit one", True),
+        ("edit two", True),
+    ]
+    assert counted.attempt.verdict == "passed" and len(attempts) == 2
+
+
+def test_when_no_edit_passes_the_answer_follows_and_the_furthest_counts() -> None:
+    script = Script(
+        outcome("tests_failed", run=_run(2, 1)),  # the edit gets further than the answer
+        outcome("tests_failed", run=_run(1, 2)),
+    )
+    counted, attempts = plan(script, edits_for=lambda p: ["edit"])
+    assert [c.token_edit for c in script.calls] == [True, False]
+    assert counted is not None and len(counted.run.passed if counted.run else ()) == 2
+    assert len(attempts) == 2
+
+
+def test_no_edit_is_tried_once_the_round_must_stop() -> None:
+    stop = threading.Event()
+    stop.set()
+    script = Script(outcome("copy"))
+    plan(script, stop=stop, edits_for=lambda p: ["edit"])
+    assert [c.token_edit for c in script.calls] == [False]

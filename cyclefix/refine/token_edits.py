@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,9 +24,10 @@ from cyclefix.refine.source import normalized_code
 # Candidates a round tries before the model writes its answer: a test run each (1-4 s on a
 # real library's failing tests, well under one answer's prompt read).
 EDITS_PER_ROUND = 4
-# Logits below the chosen token's, added to an edit's gap for how far it reaches: a token put
-# in front of the one chosen, or in place of two, is less often the fix than one in its place.
-REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0}
+# Logits below the chosen token's, added to an edit's gap by how many tokens of the copy it
+# replaces: one in its place is most often the fix; one in front of it (0), or in place of two,
+# less; three only where the choice is the third (it deletes the two before: `[n + 1]`, `[n]`).
+REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0, 3: 2.0}
 _FENCE = "```python\n"
 
 
@@ -63,8 +65,9 @@ def token_edits(
 ) -> list[TokenEdit]:
     """The edits of `text` (a fenced answer that copies the code, scored token by token into
     `forks`: one per token, in order) at the tokens of `lines`, likeliest first: each of the
-    model's choices at such a token in its place, in front of it, or in place of it and the
-    next. Only edits that parse, change the code, and are not among `seen` codes."""
+    model's choices at such a token in its place, in front of it, in place of it and the next,
+    or in place of three when it is the third. Only edits inside one line that parse, change
+    the code, and are not among `seen` codes."""
     spans = line_spans(text, lines)
     if not spans or not text.startswith(_FENCE):
         return []
@@ -79,7 +82,10 @@ def token_edits(
         if span is None:
             continue
         for choice in fork.known_choices:
-            if not choice.text or "\n" in choice.text or "`" in choice.text:
+            # A comment would only cut the line short; a fence or a line break is no token edit.
+            if not choice.text.strip() or choice.text.lstrip().startswith("#"):
+                continue
+            if "\n" in choice.text or "`" in choice.text:
                 continue
             for reach, penalty in REACH_PENALTY.items():
                 if i + reach >= len(offsets):
@@ -87,6 +93,8 @@ def token_edits(
                 end = offsets[i + reach]
                 if "\n" in text[fork.offset : end]:
                     continue  # an edit stays inside its line
+                if reach == 3 and text[offsets[i + 2] : end] != choice.text:
+                    continue
                 edited = text[: fork.offset] + choice.text + text[end:]
                 code = _code(edited)
                 if code is None or normalized_code(code) in refused:
@@ -104,7 +112,9 @@ def _code(answer: str) -> str | None:
     end = body.rfind("```")
     code = body[:end] if end >= 0 else body
     try:
-        ast.parse(textwrap.dedent(code))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `"\("`: an edit's string escapes are its own
+            ast.parse(textwrap.dedent(code))
     except SyntaxError:
         return None
     return code

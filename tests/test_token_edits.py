@@ -1,0 +1,161 @@
+"""Token edits: the model's alternatives at a suspicious line, each a whole candidate."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+
+from cyclefix.models.backend import Choice, Fork
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine.copies import CopyPlanner
+from cyclefix.refine.localize import Localization
+from cyclefix.refine.prompt import RefinePrompt
+from cyclefix.refine.spectrum import FunctionScore
+from cyclefix.refine.suspicious_lines import edit_lines
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, line_spans, scored_until, token_edits
+from cyclefix.refine.types import RefineConfig, Target
+
+CODE = 'def percent(text):\n    value = text.split("%")[1]\n    return float(value)\n'
+LINE = 'value = text.split("%")[1]'
+
+
+def tokens(text: str) -> list[tuple[int, str]]:
+    """A stand-in tokenizer: words and other characters, each with the space before it."""
+    return [(m.start(), m.group()) for m in re.finditer(r" ?\w+| ?[^\w\s]|\n| +", text)]
+
+
+def scored(text: str, choices: Mapping[tuple[str, str], Sequence[Choice]]) -> list[Fork]:
+    """One fork per token of `text`; `choices` by (the line's stripped text, the token)."""
+    forks = []
+    for offset, token in tokens(text):
+        start = text.rfind("\n", 0, offset) + 1
+        end = text.find("\n", offset)
+        line = text[start : end if end >= 0 else len(text)].strip()
+        options = tuple(choices.get((line, token), ()))
+        best = options[0] if options else Choice("", -30.0)  # no text: nothing to branch to
+        forks.append(Fork(offset, best.text, -best.gap, options))
+    return forks
+
+
+def copy_of(code: str) -> str:
+    return f"```python\n{code}```"
+
+
+def test_the_models_choice_in_place_of_a_token_of_the_line_is_an_edit() -> None:
+    text = copy_of(CODE)
+    forks = scored(text, {(LINE, "1"): [Choice("0", -2.0), Choice("2", -5.0)]})
+    edits = token_edits(text, forks, [LINE])
+    assert [e.code for e in edits[:2]] == [
+        CODE.replace("[1]", "[0]"),
+        CODE.replace("[1]", "[2]"),
+    ]
+    assert edits[0].gap == -2.0 and edits[0].line == LINE
+
+
+def test_the_likeliest_edit_comes_first_whatever_its_token() -> None:
+    text = copy_of(CODE)
+    forks = scored(
+        text,
+        {(LINE, "1"): [Choice("0", -4.0)], (LINE, "split"): [Choice("rsplit", -1.0)]},
+    )
+    edits = token_edits(text, forks, [LINE])
+    assert edits[0].code == CODE.replace(".split", ".rsplit")
+    assert CODE.replace("[1]", "[0]") in [e.code for e in edits]
+
+
+def test_lines_not_suspected_are_never_edited() -> None:
+    text = copy_of(CODE)
+    forks = scored(text, {("return float(value)", "float"): [Choice("int", -0.5)]})
+    assert token_edits(text, forks, [LINE]) == []
+
+
+def test_a_choice_in_front_of_a_token_inserts_it() -> None:
+    code = "def f(x):\n    return x is None\n"
+    text = copy_of(code)
+    forks = scored(text, {("return x is None", " None"): [Choice(" not", -1.0)]})
+    codes = [e.code for e in token_edits(text, forks, ["return x is None"])]
+    assert "def f(x):\n    return x is not None\n" in codes
+
+
+def test_a_choice_equal_to_the_token_after_next_deletes_the_two_before_it() -> None:
+    code = "def f(a, n):\n    return a[n + 1]\n"
+    text = copy_of(code)
+    forks = scored(text, {("return a[n + 1]", " +"): [Choice("]", -1.0)]})
+    codes = [e.code for e in token_edits(text, forks, ["return a[n + 1]"])]
+    assert "def f(a, n):\n    return a[n]\n" in codes
+
+
+def test_edits_that_do_not_parse_or_change_nothing_or_were_seen_are_left_out() -> None:
+    text = copy_of(CODE)
+    forks = scored(
+        text,
+        {(LINE, "1"): [Choice("(", -0.1), Choice("]", -0.2), Choice("0", -3.0), Choice("2", -4.0)]},
+    )
+    seen = [CODE.replace("[1]", "[0]")]
+    assert [e.code for e in token_edits(text, forks, [LINE], seen)][:1] == [
+        CODE.replace("[1]", "[2]")
+    ]
+
+
+def test_an_edit_never_joins_two_lines() -> None:
+    text = copy_of(CODE)
+    forks = scored(text, {(LINE, "]"): [Choice("];", -0.1)]})  # `...[1]; return ...` parses
+    assert all(e.code.count("\n") == CODE.count("\n") for e in token_edits(text, forks, [LINE]))
+
+
+def test_scoring_must_reach_the_end_of_the_last_suspicious_line() -> None:
+    text = copy_of(CODE)
+    ((start, end),) = line_spans(text, [LINE])
+    assert text[start:end] == LINE
+    assert scored_until(text, [LINE]) == end and scored_until(text, []) == 0
+
+
+def target(source: str = CODE) -> Target:
+    return Target("m.py", "percent", 10, 12, source)
+
+
+def test_edit_lines_are_the_suspicious_lines_the_code_shown_still_holds() -> None:
+    key = ("m.py", "percent")
+    loc = Localization(
+        (target(),),
+        None,
+        scores={key: FunctionScore(key, 1.0, 2, 0, (11, 12), lines_tied=True)},
+        lines={key: (11, 12)},
+    )
+    assert edit_lines(loc, (target(),), CODE) == (LINE, "return float(value)")
+    rewritten = CODE.replace("float(value)", "int(value)")
+    assert edit_lines(loc, (target(),), rewritten) == (LINE,)
+
+
+class ScoresTheLine(ScriptedBackend):
+    """Scores any copy: `0` is the runner-up to `1`, `2` next; every other token is sure."""
+
+    def __init__(self) -> None:
+        super().__init__(["unused"])
+        self.scorings = 0
+
+    def forks_along(self, messages, answer_prefix, continuation, *, cancel=None, enough=None):  # type: ignore[no-untyped-def]
+        self.scorings += 1
+        text = answer_prefix + continuation
+        choices = {(LINE, "1"): [Choice(str(d), -float(d + 1)) for d in (0, 2, 3, 4, 5, 6)]}
+        return tuple(f for f in scored(text, choices) if f.offset >= len(answer_prefix))
+
+
+def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_round() -> None:
+    backend = ScoresTheLine()
+    planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
+    prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
+    planner.branches_off_copies(prompt, 0.2, (target(),), 0)
+    first = planner.token_edits(prompt)
+    assert backend.scorings == 1  # the round's scoring of the copy is reused
+    assert len(first) == EDITS_PER_ROUND and first[0] == CODE.replace("[1]", "[0]")
+    later = planner.token_edits(prompt)
+    assert later and not set(later) & set(first)
+
+
+def test_no_edits_without_suspicious_lines_or_for_a_rewrite_from_the_intent() -> None:
+    planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
+    assert planner.token_edits(RefinePrompt(("percent",), CODE, "failed")) == []
+    scratch = RefinePrompt(("percent",), CODE, "", from_scratch=True, suspicious_lines=(LINE,))
+    assert planner.token_edits(scratch) == []

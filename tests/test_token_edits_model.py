@@ -1,0 +1,52 @@
+"""Token edits from the real llama.cpp runtime's scoring of a faulty function (0.5B GGUF)."""
+
+from __future__ import annotations
+
+import ast
+import threading
+
+import pytest
+
+from cyclefix.refine import open_backend
+from cyclefix.refine.copies import CopyPlanner
+from cyclefix.refine.prompt import RefinePrompt
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, token_edits
+from cyclefix.refine.types import RefineConfig, Target
+
+pytestmark = pytest.mark.model
+
+CODE = (
+    "def percent_value(text):\n"
+    '    """The number in a percentage such as "12.5%"."""\n'
+    '    return float(text.split("%")[1])\n'
+)
+LINE = 'return float(text.split("%")[1])'
+FEEDBACK = (
+    'Failed at line: return float(text.split("%")[1]); Error: ValueError: could not convert '
+    "string to float: ''; Test line: assert percent_value(\"12.5%\") == 12.5"
+)
+
+
+def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidates() -> None:
+    backend = open_backend("qwen2.5-coder-0.5b")
+    try:
+        planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
+        prompt = RefinePrompt(("percent_value",), CODE, FEEDBACK, suspicious_lines=(LINE,))
+        target = Target("m.py", "percent_value", 1, 3, CODE)
+        planner.branches_off_copies(prompt, 0.2, (target,), 0)
+        chosen = planner.token_edits(prompt)
+        _, (copy, forks, _) = planner.scored_copy(prompt, CODE, 1.0, 1.0)
+        every = [edit.code for edit in token_edits(copy, forks, [LINE])]
+    finally:
+        backend.close()
+    assert 0 < len(chosen) <= EDITS_PER_ROUND and chosen == every[: len(chosen)]
+    for code in every:
+        ast.parse(code)
+        changed = [
+            (old, new)
+            for old, new in zip(CODE.splitlines(), code.splitlines(), strict=True)
+            if old != new
+        ]
+        assert [old.strip() for old, _ in changed] == [LINE]
+    # The shipped line is among the model's own alternatives there.
+    assert CODE.replace("[1]", "[0]") in every
