@@ -13,6 +13,7 @@ from cyclefix.models.kv_state import (
     DiskStates,
     MemoryStates,
     PrefixStates,
+    RecentReads,
     SavedState,
     StateKey,
     common_prefix,
@@ -181,3 +182,31 @@ def test_the_state_folder_follows_the_environment(
 def test_common_prefix_counts_the_shared_opening() -> None:
     assert common_prefix(PROMPT, OPENING) == len(OPENING)
     assert common_prefix((1, 2, 3), (1, 5, 3)) == 1
+
+
+def test_the_recent_read_sharing_the_most_leading_tokens_is_the_best() -> None:
+    reads = RecentReads(capacity=3)
+    reads.put(SavedState((1, 2, 3, 4), b"a"))
+    reads.put(SavedState((1, 2, 9, 9, 9), b"b"))
+    assert reads.best((1, 2, 3, 7)) == (SavedState((1, 2, 3, 4), b"a"), 3)
+    assert reads.best((1, 2, 9, 9, 5)) == (SavedState((1, 2, 9, 9, 9), b"b"), 4)
+    assert reads.best((5, 1)) is None
+
+
+def test_recent_reads_keep_the_newest_within_their_count_and_bytes() -> None:
+    reads = RecentReads(capacity=2, max_bytes=10)
+    for first in (1, 2, 3):
+        reads.put(SavedState((first, 0), b"xxxx"))
+    assert reads.best((1, 0)) is None and reads.best((3, 0)) is not None
+    reads.put(SavedState((4, 0), b"y" * 8))  # with the newest read before it: over 10 bytes
+    assert reads.best((3, 0)) is None and reads.bytes == 8
+    reads.put(SavedState((5, 0), b"z" * 11))  # larger than all the room: never kept
+    assert reads.best((5, 0)) is None and reads.best((4, 0)) is not None
+
+
+def test_a_forgotten_read_is_never_offered_again() -> None:
+    reads = RecentReads()
+    state = SavedState((1, 2), b"a")
+    reads.put(state)
+    reads.forget(state)
+    assert reads.best((1, 2)) is None

@@ -69,3 +69,27 @@ def test_rounds_reuse_the_opening_even_after_an_unrelated_prompt() -> None:
         assert again.prompt_tokens_cached == again.prompt_tokens - 1
     finally:
         backend.close()
+
+
+LONG = "Write a Python function add(a, b) that returns a + b. " + "It takes ints and floats. " * 30
+NAMED_ADD = [SYSTEM, ChatMessage("user", LONG + "Name it add.")]
+NAMED_PLUS = [SYSTEM, ChatMessage("user", LONG + "Name it plus.")]
+
+
+def test_a_prompt_sharing_a_long_start_with_an_earlier_read_starts_from_that_read() -> None:
+    backend = load(None)
+    try:
+        backend.forks_along(NAMED_ADD, "", "def add(a, b):\n    return a + b\n")
+        backend.generate(UNRELATED, GREEDY)  # the cache now holds another prompt
+        after = backend.generate(NAMED_PLUS, GREEDY)
+    finally:
+        backend.close()
+    fresh = load(None)
+    try:
+        alone = fresh.generate(NAMED_PLUS, GREEDY)
+    finally:
+        fresh.close()
+    # All of the long request but its last words; the opening alone is a few dozen tokens.
+    assert after.prompt_tokens_cached > 150
+    assert after.prompt_tokens_cached < after.prompt_tokens
+    assert after.text == alone.text

@@ -34,6 +34,10 @@ FILE_SUFFIX = ".kvstate"
 DEFAULT_MAX_BYTES = 256 << 20
 # States kept in memory by one loaded model (each a few MB).
 MEMORY_STATES = 4
+# Whole prompts read lately, kept by one loaded model (RecentReads), and their bytes at most:
+# 28 KB a token for the 1.5B model, so a 2,000-token prompt of a real library is 57 MB.
+RECENT_READS = 3
+RECENT_READS_BYTES = 384 << 20
 
 _log = logging.getLogger(__name__)
 
@@ -105,6 +109,41 @@ class MemoryStates:
         if best is not None:
             self._states.move_to_end(best.tokens)
         return best
+
+
+class RecentReads:
+    """Whole prompts one loaded model read lately, newest last: a later prompt that shares more
+    of one than the cache holds starts from it (a round that shows the code under test again
+    after one that showed an attempt, a suspect's next turn after another's)."""
+
+    def __init__(self, capacity: int = RECENT_READS, max_bytes: int = RECENT_READS_BYTES) -> None:
+        self._states: collections.OrderedDict[tuple[int, ...], bytes] = collections.OrderedDict()
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+
+    def put(self, state: SavedState) -> None:
+        if len(state.data) > self.max_bytes:
+            return
+        self._states[state.tokens] = state.data
+        self._states.move_to_end(state.tokens)
+        while len(self._states) > self.capacity or self.bytes > self.max_bytes:
+            self._states.popitem(last=False)
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(data) for data in self._states.values())
+
+    def best(self, tokens: Sequence[int]) -> tuple[SavedState, int] | None:
+        """The kept read that shares the most leading tokens with `tokens`, and how many."""
+        best: tuple[SavedState, int] | None = None
+        for saved, data in self._states.items():
+            shared = common_prefix(saved, tokens)
+            if shared and (best is None or shared > best[1]):
+                best = (SavedState(saved, data), shared)
+        return best
+
+    def forget(self, state: SavedState) -> None:
+        self._states.pop(state.tokens, None)
 
 
 class DiskStates:

@@ -33,6 +33,7 @@ from cyclefix.models.gguf_check import read_gguf_info
 from cyclefix.models.hardware import check_safe_build, choose_device
 from cyclefix.models.kv_state import (
     PrefixStates,
+    RecentReads,
     SavedState,
     common_prefix,
     restore,
@@ -56,6 +57,9 @@ FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
 # A shared prompt opening shorter than this is not worth a saved state.
 MIN_SAVED_PREFIX = 8
+# A recent read restored must share this many more tokens than the cache holds (a restore
+# copies the whole state: tens of milliseconds for a long prompt).
+MIN_RESTORE_GAIN = 32
 # Tokens of an answer scored between two asks whether the forks so far are enough.
 SCORE_CHUNK = 64
 CHATML_TEMPLATE = (
@@ -126,6 +130,7 @@ class LlamaCppBackend:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
         llama = self._llama
         self._states = PrefixStates(state_key(llama, model_path, lora_path, lora_scale), state_dir)
+        self._recent = RecentReads()
         eos_id = llama.token_eos()
         bos_id = llama.token_bos()
         self._eos_text = self._token_text(eos_id)
@@ -340,6 +345,7 @@ class LlamaCppBackend:
         try:
             if not self._decode(llama, prompt[cached:], None, cancel):
                 return ()
+            self._recent.put(SavedState(tuple(prompt), snapshot(llama)))
             score(self._logits_row(llama, -1))
             # The logits after the last answer token would choose the next one: not needed.
             # Chunks smaller than a batch let `enough` stop the scoring early.
@@ -359,11 +365,20 @@ class LlamaCppBackend:
         self, llama: llama_cpp.Llama, messages: Sequence[ChatMessage], prompt: Sequence[int]
     ) -> int:
         """Prompt tokens the cache holds for this call without evaluating them: the common
-        prefix with the last call, or a saved state of the prompt's fixed opening (restored in
-        place of an unrelated last call). The opening is evaluated and saved when neither has it.
-        At least the last prompt token is always evaluated again, for its logits."""
+        prefix with the last call, or with a recent read that shares more (restored), or a
+        saved state of the prompt's fixed opening (restored in place of an unrelated last
+        call). The opening is evaluated and saved when none has it. At least the last prompt
+        token is always evaluated again, for its logits."""
         limit = len(prompt) - 1
         live = common_prefix(llama.input_ids[: llama.n_tokens], prompt)
+        read = self._recent.best(prompt)
+        if read is not None and min(read[1], limit) >= live + MIN_RESTORE_GAIN:
+            # The cache then holds the whole read; callers drop what follows the shared part.
+            if restore(llama, read[0]):
+                live = read[1]
+            else:
+                self._recent.forget(read[0])
+                live = 0
         fixed = min(self._fixed_prefix(messages, prompt), limit)
         if live >= fixed:
             return min(live, limit)
