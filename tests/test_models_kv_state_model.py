@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +26,20 @@ def load(state_dir: Path | None) -> LlamaCppBackend:
     return LlamaCppBackend(model_path(FAST_MODEL), n_ctx=1024, n_threads=2, state_dir=state_dir)
 
 
+@contextlib.contextmanager
+def loaded(state_dir: Path | None) -> Iterator[LlamaCppBackend]:
+    backend = load(state_dir)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 def test_a_fresh_backend_reuses_the_saved_opening_and_answers_the_same(tmp_path: Path) -> None:
-    first = load(tmp_path)
-    try:
+    with loaded(tmp_path) as first:
         before = first.generate(ADD, GREEDY)
-    finally:
-        first.close()
-    second = load(tmp_path)
-    try:
+    with loaded(tmp_path) as second:
         after = second.generate(ADD, GREEDY)
-    finally:
-        second.close()
     assert before.prompt_tokens_cached == 0
     assert after.prompt_tokens_cached > 0
     assert after.text == before.text
@@ -77,18 +82,12 @@ NAMED_PLUS = [SYSTEM, ChatMessage("user", LONG + "Name it plus.")]
 
 
 def test_a_prompt_sharing_a_long_start_with_an_earlier_read_starts_from_that_read() -> None:
-    backend = load(None)
-    try:
+    with loaded(None) as backend:
         backend.forks_along(NAMED_ADD, "", "def add(a, b):\n    return a + b\n")
         backend.generate(UNRELATED, GREEDY)  # the cache now holds another prompt
         after = backend.generate(NAMED_PLUS, GREEDY)
-    finally:
-        backend.close()
-    fresh = load(None)
-    try:
+    with loaded(None) as fresh:
         alone = fresh.generate(NAMED_PLUS, GREEDY)
-    finally:
-        fresh.close()
     # All of the long request but its last words; the opening alone is a few dozen tokens.
     assert after.prompt_tokens_cached > 150
     assert after.prompt_tokens_cached < after.prompt_tokens

@@ -6,6 +6,8 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from cyclefix.models.backend import Choice, Fork
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine.copies import CopyPlanner
@@ -70,20 +72,19 @@ def test_lines_not_suspected_are_never_edited() -> None:
     assert token_edits(text, forks, [LINE]) == []
 
 
-def test_a_choice_in_front_of_a_token_inserts_it() -> None:
-    code = "def f(x):\n    return x is None\n"
-    text = copy_of(code)
-    forks = scored(text, {("return x is None", " None"): [Choice(" not", -1.0)]})
-    codes = [e.code for e in token_edits(text, forks, ["return x is None"])]
-    assert "def f(x):\n    return x is not None\n" in codes
-
-
-def test_a_choice_equal_to_the_token_after_next_deletes_the_two_before_it() -> None:
-    code = "def f(a, n):\n    return a[n + 1]\n"
-    text = copy_of(code)
-    forks = scored(text, {("return a[n + 1]", " +"): [Choice("]", -1.0)]})
-    codes = [e.code for e in token_edits(text, forks, ["return a[n + 1]"])]
-    assert "def f(a, n):\n    return a[n]\n" in codes
+@pytest.mark.parametrize(
+    ("line", "token", "choice", "fixed"),
+    [
+        # In front of the token: inserted.
+        ("return x is None", " None", " not", "return x is not None"),
+        # The token after next: the two before it deleted.
+        ("return x[n + 1]", " +", "]", "return x[n]"),
+    ],
+)
+def test_a_choice_may_insert_or_delete(line: str, token: str, choice: str, fixed: str) -> None:
+    text = copy_of(f"def f(x, n):\n    {line}\n")
+    forks = scored(text, {(line, token): [Choice(choice, -1.0)]})
+    assert f"def f(x, n):\n    {fixed}\n" in [e.code for e in token_edits(text, forks, [line])]
 
 
 def test_edits_that_do_not_parse_or_change_nothing_or_were_seen_are_left_out() -> None:
