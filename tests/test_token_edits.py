@@ -148,15 +148,26 @@ def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_roun
     planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
     prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
-    first = planner.token_edits(prompt)
+    first = planner.token_edits(prompt, (target(),))
     assert backend.scorings == 1  # the round's scoring of the copy is reused
     assert len(first) == EDITS_PER_ROUND and first[0] == CODE.replace("[1]", "[0]")
-    later = planner.token_edits(prompt)
+    later = planner.token_edits(prompt, (target(),))
     assert later and not set(later) & set(first)
 
 
 def test_no_edits_without_suspicious_lines_or_for_a_rewrite_from_the_intent() -> None:
     planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
-    assert planner.token_edits(RefinePrompt(("percent",), CODE, "failed")) == []
+    plain = RefinePrompt(("percent",), CODE, "failed")
+    assert planner.token_edits(plain, (target(),)) == []
     scratch = RefinePrompt(("percent",), CODE, "", from_scratch=True, suspicious_lines=(LINE,))
-    assert planner.token_edits(scratch) == []
+    assert planner.token_edits(scratch, (target(),)) == []
+
+
+def test_the_code_under_test_is_edited_where_the_attempt_shown_rewrote_the_line() -> None:
+    backend = ScoresTheLine()
+    planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
+    attempt = CODE.replace(LINE, 'value = text.rstrip("%")')
+    prompt = RefinePrompt(("percent",), attempt, "failed", suspicious_lines=(LINE,))
+    planner.branches_off_copies(prompt, 0.2, (target(),), 0)
+    edits = planner.token_edits(prompt, (target(),))
+    assert backend.scorings == 2 and edits[0] == CODE.replace("[1]", "[0]")

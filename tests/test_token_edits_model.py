@@ -34,7 +34,7 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         prompt = RefinePrompt(("percent_value",), CODE, FEEDBACK, suspicious_lines=(LINE,))
         target = Target("m.py", "percent_value", 1, 3, CODE)
         planner.branches_off_copies(prompt, 0.2, (target,), 0)
-        chosen = planner.token_edits(prompt)
+        chosen = planner.token_edits(prompt, (target,))
         _, (copy, forks, _) = planner.scored_copy(prompt, CODE, 1.0, 1.0)
         every = [edit.code for edit in token_edits(copy, forks, [LINE])]
     finally:

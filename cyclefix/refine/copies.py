@@ -30,7 +30,7 @@ from cyclefix.refine.prompt import (
 )
 from cyclefix.refine.round import RESAMPLED, Outcome, better
 from cyclefix.refine.source import normalized_code
-from cyclefix.refine.token_edits import EDITS_PER_ROUND, scored_until, token_edits
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, TokenEdit, scored_until, token_edits
 from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
@@ -137,19 +137,24 @@ class CopyPlanner:
         self._scored[1][code] = scored
         return (chance(forks) if forks else 0.0), scored
 
-    def token_edits(self, prompt: RefinePrompt) -> list[str]:
-        """Up to EDITS_PER_ROUND codes not tried yet, each the code `prompt` shows with one
-        token of a suspicious line changed to one the model nearly chose (refine.token_edits),
-        from the scoring of that code under `prompt`; none without suspicious lines."""
+    def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]:
+        """Up to EDITS_PER_ROUND codes not tried yet, each the code `prompt` shows, or the code
+        under test, with one token of a suspicious line changed to one the model nearly chose
+        there when reading it under `prompt` (refine.token_edits); none without suspicious
+        lines. The code under test keeps its suspicious lines when the attempt shown has
+        rewritten them."""
         if prompt.from_scratch or not prompt.suspicious_lines:
             return []
         key, scorings = self._scored
-        scored = scorings.get(prompt.faulty_code)
-        if key != repr(build_refine_messages(prompt)) or scored is None:
-            _, scored = self.scored_copy(prompt, prompt.faulty_code, 1.0, 1.0)
-        copy, forks, _ = scored
-        edits = token_edits(copy, forks, prompt.suspicious_lines, self.edits_tried)
-        chosen = [edit.code for edit in edits[:EDITS_PER_ROUND]]
+        if key != repr(build_refine_messages(prompt)):
+            scorings = {}
+        edits: list[TokenEdit] = []
+        for code in dict.fromkeys((prompt.faulty_code, code_under_test(targets))):
+            scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
+            copy, forks, _ = scored
+            edits += token_edits(copy, forks, prompt.suspicious_lines, self.edits_tried)
+        chosen = list(dict.fromkeys(e.code for e in sorted(edits, key=lambda e: -e.gap)))
+        chosen = chosen[:EDITS_PER_ROUND]
         self.edits_tried.extend(chosen)
         return chosen
 
@@ -237,14 +242,13 @@ def plan_round(
     # Where a copy hesitated, in order: the same prompt continues from there.
     branches, forked, score_s = scored(prompt, temperature)
     attempts: list[Attempt] = []
-    edited: Outcome | None = None  # the best token edit
+    # A token edit counts only when it passes: one that gets further by chance (four more
+    # tests pass when a wrong index raises elsewhere) is no base for the rounds after it.
     for code in edits_for(prompt):
         if stop.is_set():
             break
         tried = attempt(prompt, temperature, partial=code, token_edit=True)
         attempts.append(tried.attempt)
-        if edited is None or better(tried, edited):
-            edited = tried
         if tried.attempt.verdict == "passed":
             return tried, attempts
     first = branches.pop(0) if branches else ""
@@ -288,8 +292,6 @@ def plan_round(
         if better(rewrite, outcome):
             outcome = rewrite
         outcome = with_parts(rewrite, outcome)
-    if edited is not None and better(edited, outcome):
-        outcome = edited
     return outcome, attempts
 
 

@@ -164,7 +164,7 @@ class Focus:
             names=tuple(t.qualname for t in targets if t.qualname != "<module>") or (first.path,),
             faulty_code=faulty,
             code_under_test=under_test,
-            suspicious_lines=edit_lines(loc, targets, faulty),
+            suspicious_lines=edit_lines(loc, targets, under_test),
             feedback=feedback,
             test_source=(primary.test_source or primary.assert_source or "") if primary else "",
             description=description,

@@ -313,7 +313,7 @@ class _Session:
             parts_for=lambda outcome: partial_answers(
                 base_files(rnd, outcome.files), outcome.files
             ),
-            edits_for=self.copies.token_edits,
+            edits_for=lambda p: self.copies.token_edits(p, rnd.targets),
         )
 
     def _start_round(

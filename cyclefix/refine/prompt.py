@@ -49,8 +49,8 @@ class RefinePrompt:
     # The targets' code as the round found it (faulty_code may show the latest attempt): what
     # the prompt's opening is chosen by, so that rounds share the model's read of it.
     code_under_test: str = ""
-    # The stripped text of the lines the traced run singles out in the code shown (not part
-    # of the messages: where token edits are tried, refine.token_edits).
+    # The stripped text of the lines the traced run singles out in the code under test (not
+    # part of the messages: where token edits are tried, refine.token_edits).
     suspicious_lines: tuple[str, ...] = ()
 
 
