@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Script:
     def __init__(self, *outcomes: Outcome) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[Call] = []
+        self.score_s: list[float] = []
 
     def __call__(
         self,
@@ -64,6 +66,7 @@ class Script:
         token_edit: bool = False,
     ) -> Outcome:
         assert score_s >= 0
+        self.score_s.append(score_s)
         self.calls.append(Call(prompt, temperature, branch, forked, partial, token_edit))
         made = self.outcomes.pop(0)
         return Outcome(
@@ -255,3 +258,13 @@ def test_no_edit_is_tried_once_the_round_must_stop() -> None:
     script = Script(outcome("copy"))
     plan(script, stop=stop, edits_for=lambda p: ["edit"])
     assert [c.token_edit for c in script.calls] == [False]
+
+
+def test_the_scoring_seconds_go_to_the_rounds_first_attempt_an_edit_or_an_answer() -> None:
+    def slow(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+        time.sleep(0.05)
+        return [], False
+
+    script = Script(outcome("tests_failed"), outcome("tests_failed"))
+    plan(script, slow, edits_for=lambda p: ["edit"])
+    assert script.score_s[0] >= 0.05 and script.score_s[1] == 0.0

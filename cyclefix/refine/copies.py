@@ -247,7 +247,9 @@ def plan_round(
     for code in edits_for(prompt):
         if stop.is_set():
             break
-        tried = attempt(prompt, temperature, partial=code, token_edit=True)
+        # The round's first attempt carries the scoring's seconds, an edit as well as an answer.
+        tried = attempt(prompt, temperature, partial=code, token_edit=True, score_s=score_s)
+        score_s = 0.0
         attempts.append(tried.attempt)
         if tried.attempt.verdict == "passed":
             return tried, attempts
