@@ -308,3 +308,20 @@ def test_a_function_that_made_progress_is_not_chosen_once_no_failure_suspects_it
     other = target("g")
     chosen = choose_focus(Localization((other,), None), {}, progressed=target("f"))
     assert chosen is not None and chosen.targets == (other,)
+
+
+def test_a_trimmed_outline_is_chosen_by_the_code_under_test_whichever_attempt_is_shown() -> None:
+    # Rounds that show different attempts share the prompt's opening, and so its cached read.
+    under_test = "def f(x):\n    return heapq.nlargest(1, x)\n"
+    attempt = "def f(x):\n    return math.fsum(x)\n"
+    context = "import heapq\nimport math\n" + "".join(
+        f"def helper_{i}(value):\n    ...\n" for i in range(300)
+    )
+    prompts = [
+        RefinePrompt(("f",), shown, "failed", context=context, code_under_test=under_test)
+        for shown in (under_test, attempt)
+    ]
+    fitted = [fit_prompt(p, Words(100_000), 300) for p in prompts]
+    contexts = [f.prompt.context for f in fitted if f is not None]
+    assert len(contexts) == 2 and contexts[0] == contexts[1]
+    assert "import heapq" in contexts[0] and "import math" not in contexts[0]
