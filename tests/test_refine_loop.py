@@ -348,7 +348,9 @@ def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: 
     result = fix(leap, backend, config=CONFIG)
     assert result.status == "fixed"
     assert backend.scored == [copied] and backend.stopped_early == [False]
-    assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", True)]
+    # Token edits of the suspicious line come first (refine.token_edits); no answer is a copy.
+    answers = [a for a in result.rounds[0].attempts if not a.token_edit]
+    assert [(a.verdict, a.forked) for a in answers] == [("passed", True)]
     assert backend.options[0].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
 
 
@@ -384,13 +386,14 @@ def test_a_rewrite_from_the_intent_leaves_the_code_under_test_too(leap: Path) ->
 
 
 def test_an_unlikely_copy_is_sampled_as_usual(leap: Path) -> None:
-    # The model prefers another token than the faulty code's early on: it will not copy, and
-    # the rest of the copy is not scored.
+    # The model prefers another token than the faulty code's early on: it will not copy. The
+    # copy is still scored to the end of its suspicious line (here its last): the token edits'.
     scores = [("% 4 ==", "% 2", -1.0), ("!= 0", "== 0", 9.0)]
     backend = ForkingScriptedBackend([LEAP_FIX], [], scores)
     result = fix(leap, backend, config=CONFIG)
-    assert [(a.verdict, a.forked) for a in result.rounds[0].attempts] == [("passed", False)]
-    assert len(backend.scored) == 1 and backend.stopped_early == [True]
+    answers = [a for a in result.rounds[0].attempts if not a.token_edit]
+    assert [(a.verdict, a.forked) for a in answers] == [("passed", False)]
+    assert len(backend.scored) == 1 and backend.stopped_early == [False]
     assert backend.options[0].record_forks and backend.options[0].answer_prefix.endswith('"""\n')
 
 

@@ -171,3 +171,35 @@ def test_the_code_under_test_is_edited_where_the_attempt_shown_rewrote_the_line(
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
     edits = planner.token_edits(prompt, (target(),))
     assert backend.scorings == 2 and edits[0] == CODE.replace("[1]", "[0]")
+
+
+class AsksEnough(ScriptedBackend):
+    """Scores a copy one token at a time, stopping where `enough` says so."""
+
+    def __init__(self) -> None:
+        super().__init__(["unused"])
+        self.read: list[int] = []
+
+    def forks_along(self, messages, answer_prefix, continuation, *, cancel=None, enough=None):  # type: ignore[no-untyped-def]
+        text = answer_prefix + continuation
+        forks: list[Fork] = []
+        for fork in scored(text, {}):
+            if fork.offset < len(answer_prefix):
+                continue
+            forks.append(Fork(fork.offset, "x", 0.0))  # unsure everywhere: a copy is unlikely
+            if enough is not None and enough(forks):
+                break
+        self.read.append(len(forks))
+        return tuple(forks)
+
+
+def test_an_unlikely_copy_is_scored_only_as_far_as_its_suspicious_lines() -> None:
+    backend = AsksEnough()
+    planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
+    plain = RefinePrompt(("percent",), CODE, "failed")
+    suspected = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
+    planner.scored_copy(plain, CODE, 0.2, 0.25)
+    _, (copy, forks, _) = planner.scored_copy(suspected, CODE, 0.2, 0.25)
+    assert backend.read[0] < backend.read[1]
+    # Read up to the line's last token, and not on through the next line.
+    assert forks[-1].offset >= scored_until(copy, [LINE]) > forks[-2].offset
