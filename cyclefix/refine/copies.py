@@ -152,7 +152,9 @@ class CopyPlanner:
         for code in dict.fromkeys((prompt.faulty_code, code_under_test(targets))):
             scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
             copy, forks, _ = scored
-            edits += token_edits(copy, forks, prompt.suspicious_lines, self.edits_tried)
+            edits += token_edits(
+                copy, forks, prompt.suspicious_lines, self.edits_tried, EDITS_PER_ROUND
+            )
         chosen = list(dict.fromkeys(e.code for e in sorted(edits, key=lambda e: -e.gap)))
         chosen = chosen[:EDITS_PER_ROUND]
         self.edits_tried.extend(chosen)

@@ -62,12 +62,13 @@ def token_edits(
     forks: Sequence[Fork],
     lines: Sequence[str],
     seen: Iterable[str] = (),
+    limit: int | None = None,
 ) -> list[TokenEdit]:
     """The edits of `text` (a fenced answer that copies the code, scored token by token into
-    `forks`: one per token, in order) at the tokens of `lines`, likeliest first: each of the
-    model's choices at such a token in its place, in front of it, in place of it and the next,
-    or in place of three when it is the third. Only edits inside one line that parse, change
-    the code, and are not among `seen` codes."""
+    `forks`: one per token, in order) at the tokens of `lines`, likeliest first, `limit` at
+    most: each of the model's choices at such a token in its place, in front of it, in place
+    of it and the next, or in place of three when it is the third. Only edits inside one line
+    that parse, change the code, and are not among `seen` codes."""
     spans = line_spans(text, lines)
     if not spans or not text.startswith(_FENCE):
         return []
@@ -76,10 +77,11 @@ def token_edits(
         return []
     refused = {normalized_code(original), *(normalized_code(code) for code in seen)}
     offsets = [fork.offset for fork in forks]
-    found: dict[str, TokenEdit] = {}
+    # Every edit with its gap first (cheap), then parsed likeliest first until `limit` hold:
+    # thousands of them (40 choices a token) would each parse the whole function.
+    ranked: list[tuple[float, int, int, str]] = []  # (gap, token, tokens replaced, choice)
     for i, fork in enumerate(forks[:-1]):
-        span = next((s for s in spans if s[0] <= fork.offset < s[1]), None)
-        if span is None:
+        if not any(start <= fork.offset < end for start, end in spans):
             continue
         for choice in fork.known_choices:
             # A comment would only cut the line short; a fence or a line break is no token edit.
@@ -90,20 +92,23 @@ def token_edits(
             for reach, penalty in REACH_PENALTY.items():
                 if i + reach >= len(offsets):
                     continue
-                end = offsets[i + reach]
-                if "\n" in text[fork.offset : end]:
+                if "\n" in text[fork.offset : offsets[i + reach]]:
                     continue  # an edit stays inside its line
-                if reach == 3 and text[offsets[i + 2] : end] != choice.text:
+                if reach == 3 and text[offsets[i + 2] : offsets[i + 3]] != choice.text:
                     continue
-                edited = text[: fork.offset] + choice.text + text[end:]
-                code = _code(edited)
-                if code is None or normalized_code(code) in refused:
-                    continue
-                gap = choice.gap - penalty
-                key = normalized_code(code)
-                if key not in found or found[key].gap < gap:
-                    found[key] = TokenEdit(code, gap, text[span[0] : span[1]])
-    return sorted(found.values(), key=lambda edit: -edit.gap)
+                ranked.append((choice.gap - penalty, i, reach, choice.text))
+    found: dict[str, TokenEdit] = {}
+    for gap, i, reach, choice_text in sorted(ranked, key=lambda edit: -edit[0]):
+        if limit is not None and len(found) >= limit:
+            break
+        at = offsets[i]
+        code = _code(text[:at] + choice_text + text[offsets[i + reach] :])
+        key = normalized_code(code) if code is not None else None
+        if code is None or key is None or key in refused or key in found:
+            continue
+        line = next(text[start:end] for start, end in spans if start <= at < end)
+        found[key] = TokenEdit(code, gap, line)
+    return list(found.values())
 
 
 def _code(answer: str) -> str | None:
