@@ -191,6 +191,7 @@ def test_the_recent_read_sharing_the_most_leading_tokens_is_the_best() -> None:
     assert reads.best((1, 2, 3, 7)) == (SavedState((1, 2, 3, 4), b"a"), 3)
     assert reads.best((1, 2, 9, 9, 5)) == (SavedState((1, 2, 9, 9, 9), b"b"), 4)
     assert reads.best((5, 1)) is None
+    assert reads.holds((1, 2, 3, 4)) and not reads.holds((1, 2, 3))
 
 
 def test_recent_reads_keep_the_newest_within_their_count_and_bytes() -> None:

@@ -133,6 +133,9 @@ class RecentReads:
     def bytes(self) -> int:
         return sum(len(data) for data in self._states.values())
 
+    def holds(self, tokens: Sequence[int]) -> bool:
+        return tuple(tokens) in self._states
+
     def best(self, tokens: Sequence[int]) -> tuple[SavedState, int] | None:
         """The kept read that shares the most leading tokens with `tokens`, and how many."""
         best: tuple[SavedState, int] | None = None

@@ -345,7 +345,8 @@ class LlamaCppBackend:
         try:
             if not self._decode(llama, prompt[cached:], None, cancel):
                 return ()
-            self._recent.put(SavedState(tuple(prompt), snapshot(llama)))
+            if not self._recent.holds(prompt):  # a round scores one prompt for two copies
+                self._recent.put(SavedState(tuple(prompt), snapshot(llama)))
             score(self._logits_row(llama, -1))
             # The logits after the last answer token would choose the next one: not needed.
             # Chunks smaller than a batch let `enough` stop the scoring early.
