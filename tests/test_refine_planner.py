@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.refine.copies import BranchesFn, EditsFn, PartsFn, plan_round
 from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
 from cyclefix.refine.round import Outcome
+from cyclefix.refine.token_edits import EDITS_PER_ROUND
 from cyclefix.refine.types import Attempt, RefineConfig, Verdict
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
@@ -88,6 +90,7 @@ def plan(
     stop: threading.Event | None = None,
     parts_for: PartsFn = lambda outcome: (),
     edits_for: EditsFn = lambda prompt: (),
+    edit_seconds: float = 0.0,
 ) -> tuple[Outcome, list[Attempt]]:
     return plan_round(
         PROMPT,
@@ -98,6 +101,7 @@ def plan(
         stop=stop or threading.Event(),
         parts_for=parts_for,
         edits_for=edits_for,
+        edit_seconds=edit_seconds,
     )
 
 
@@ -231,9 +235,14 @@ def test_a_forked_answers_parts_come_before_the_rewrite_from_the_intent() -> Non
     assert not any(c.prompt.from_scratch for c in script.calls)
 
 
-def test_token_edits_are_tried_before_the_answer_and_one_that_passes_ends_the_round() -> None:
+def forked(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
+    return ["def f():\n    return"], True
+
+
+def test_token_edits_come_before_a_forked_answer_and_one_that_passes_ends_the_round() -> None:
     script = Script(outcome("tests_failed"), outcome("passed"))
-    counted, attempts = plan(script, edits_for=lambda p: ["edit one", "edit two", "edit three"])
+    edits = ["edit one", "edit two", "edit three"]
+    counted, attempts = plan(script, forked, edits_for=lambda p: edits)
     assert [(c.partial, c.token_edit) for c in script.calls] == [
         ("edit one", True),
         ("edit two", True),
@@ -241,15 +250,46 @@ def test_token_edits_are_tried_before_the_answer_and_one_that_passes_ends_the_ro
     assert counted.attempt.verdict == "passed" and len(attempts) == 2
 
 
+def test_an_answer_unlike_the_code_comes_before_the_edits() -> None:
+    # No fork: the model would not write the code back, so its answer is likely a change.
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    counted, _ = plan(script, edits_for=lambda p: ["edit"])
+    assert [c.token_edit for c in script.calls] == [False, True]
+    assert counted.attempt.verdict == "passed"
+
+
+def test_an_answer_that_passes_leaves_the_edits_untried() -> None:
+    taken: list[str] = []
+
+    def edits(prompt: RefinePrompt) -> Iterator[str]:
+        taken.append("edit")
+        yield "edit"
+
+    script = Script(outcome("passed"))
+    plan(script, edits_for=edits)
+    assert [c.token_edit for c in script.calls] == [False] and taken == []
+
+
+def test_a_round_tries_four_edits_then_more_while_they_take_under_its_share() -> None:
+    edits = [f"edit {i}" for i in range(10)]
+    script = Script(*(outcome("tests_failed") for _ in range(20)))
+    plan(script, forked, edits_for=lambda p: edits)
+    assert sum(c.token_edit for c in script.calls) == EDITS_PER_ROUND
+    script = Script(*(outcome("tests_failed") for _ in range(20)))
+    plan(script, forked, edits_for=lambda p: edits, edit_seconds=60.0)
+    assert sum(c.token_edit for c in script.calls) == len(edits)
+
+
 def test_when_no_edit_passes_the_answer_follows_and_counts_though_an_edit_got_further() -> None:
     script = Script(
         outcome("tests_failed", run=_run(2, 1)),  # the edit gets further than the answer
         outcome("tests_failed", run=_run(1, 2)),
+        outcome("tests_failed", run=_run(0, 3)),  # the rewrite from the intent after the fork
     )
-    counted, attempts = plan(script, edits_for=lambda p: ["edit"])
-    assert [c.token_edit for c in script.calls] == [True, False]
+    counted, attempts = plan(script, forked, edits_for=lambda p: ["edit"])
+    assert [c.token_edit for c in script.calls] == [True, False, False]
     assert counted.run is not None and len(counted.run.passed) == 1
-    assert len(attempts) == 2
+    assert len(attempts) == 3
 
 
 def test_no_edit_is_tried_once_the_round_must_stop() -> None:
@@ -263,8 +303,8 @@ def test_no_edit_is_tried_once_the_round_must_stop() -> None:
 def test_the_scoring_seconds_go_to_the_rounds_first_attempt_an_edit_or_an_answer() -> None:
     def slow(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool]:
         time.sleep(0.05)
-        return [], False
+        return ["def f():\n    return"], True
 
-    script = Script(outcome("tests_failed"), outcome("tests_failed"))
+    script = Script(*(outcome("tests_failed") for _ in range(3)))
     plan(script, slow, edits_for=lambda p: ["edit"])
     assert script.score_s[0] >= 0.05 and script.score_s[1] == 0.0

@@ -4,6 +4,7 @@ across files, import-time errors, multi-file splices."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import textwrap
 import threading
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from cyclefix.models.backend import ChatMessage, Fork
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine.cli import register
 from cyclefix.refine.copies import CopyPlanner
-from cyclefix.refine.fit import WindowedBackend, answer_room, fit_prompt
+from cyclefix.refine.fit import NOTE_ROOM, WindowedBackend, answer_room, fit_prompt
 from cyclefix.refine.importtime import (
     blocking_collection_error,
     exception_message,
@@ -124,7 +125,7 @@ def test_a_backend_without_a_window_gets_the_prompt_as_it_is() -> None:
 def test_narrowing_leaves_out_the_related_functions_first() -> None:
     size = Words(0).count_tokens(build_refine_messages(PROMPT))
     # Five words over: the related function (twenty-odd words) is the first to go.
-    window = size + answer_room(PROMPT, 300) - 5
+    window = size + answer_room(PROMPT, 300, Words(0)) - 5
     fitted = fit_prompt(PROMPT, Words(window), 300)
     assert fitted is not None and fitted.left_out == ("`g` (n.py)",)
     assert fitted.prompt.related == () and fitted.prompt.description == PROMPT.description
@@ -137,6 +138,16 @@ def test_narrowing_goes_as_far_as_the_faulty_code_and_short_feedback() -> None:
     assert narrowed.faulty_code == PROMPT.faulty_code and narrowed.names == ("f",)
     assert narrowed.context == "" and narrowed.description == "" and narrowed.related == ()
     assert "the rest of the module" in fitted.left_out
+
+
+def test_the_answers_room_is_the_codes_tokens_not_its_characters() -> None:
+    # A long function of few tokens (one long string here) fits where two characters a
+    # token would have called its copy 1,500 tokens and skipped it.
+    code = "def f(x):\n    return '" + "a" * 3000 + "'\n"
+    prompt = dataclasses.replace(PROMPT, faulty_code=code, related=(), other_failures=())
+    size = Words(0).count_tokens(build_refine_messages(prompt))
+    fitted = fit_prompt(prompt, Words(size + 300 + NOTE_ROOM + 10), 300)
+    assert fitted is not None and fitted.prompt.faulty_code == code
 
 
 def test_nothing_fits_a_window_smaller_than_the_answer() -> None:

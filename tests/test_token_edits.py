@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,13 @@ from cyclefix.refine.localize import Localization
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.spectrum import FunctionScore
 from cyclefix.refine.suspicious_lines import edit_lines
-from cyclefix.refine.token_edits import EDITS_PER_ROUND, line_spans, scored_until, token_edits
+from cyclefix.refine.token_edits import (
+    EDITS_PER_ROUND,
+    MAX_EDITS_PER_ROUND,
+    line_spans,
+    scored_until,
+    token_edits,
+)
 from cyclefix.refine.types import RefineConfig, Target
 
 CODE = 'def percent(text):\n    value = text.split("%")[1]\n    return float(value)\n'
@@ -79,6 +86,8 @@ def test_lines_not_suspected_are_never_edited() -> None:
         ("return x is None", " None", " not", "return x is not None"),
         # The token after next: the two before it deleted.
         ("return x[n + 1]", " +", "]", "return x[n]"),
+        # ... or the three before it (a tokenizer that splits ` 1` into ` ` and `1`).
+        ("return x[n + -1]", " +", "]", "return x[n]"),
     ],
 )
 def test_a_choice_may_insert_or_delete(line: str, token: str, choice: str, fixed: str) -> None:
@@ -148,19 +157,21 @@ def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_roun
     planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
     prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
-    first = planner.token_edits(prompt, (target(),))
+    first = list(itertools.islice(planner.token_edits(prompt, (target(),)), EDITS_PER_ROUND))
     assert backend.scorings == 1  # the round's scoring of the copy is reused
     assert len(first) == EDITS_PER_ROUND and first[0] == CODE.replace("[1]", "[0]")
-    later = planner.token_edits(prompt, (target(),))
+    # Only the edits taken count as tried: the next round goes on down the list.
+    later = list(planner.token_edits(prompt, (target(),)))
     assert later and not set(later) & set(first)
+    assert len(later) <= MAX_EDITS_PER_ROUND
 
 
 def test_no_edits_without_suspicious_lines_or_for_a_rewrite_from_the_intent() -> None:
     planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
     plain = RefinePrompt(("percent",), CODE, "failed")
-    assert planner.token_edits(plain, (target(),)) == []
+    assert list(planner.token_edits(plain, (target(),))) == []
     scratch = RefinePrompt(("percent",), CODE, "", from_scratch=True, suspicious_lines=(LINE,))
-    assert planner.token_edits(scratch, (target(),)) == []
+    assert list(planner.token_edits(scratch, (target(),))) == []
 
 
 def test_the_code_under_test_is_edited_where_the_attempt_shown_rewrote_the_line() -> None:
@@ -169,7 +180,7 @@ def test_the_code_under_test_is_edited_where_the_attempt_shown_rewrote_the_line(
     attempt = CODE.replace(LINE, 'value = text.rstrip("%")')
     prompt = RefinePrompt(("percent",), attempt, "failed", suspicious_lines=(LINE,))
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
-    edits = planner.token_edits(prompt, (target(),))
+    edits = list(planner.token_edits(prompt, (target(),)))
     assert backend.scorings == 2 and edits[0] == CODE.replace("[1]", "[0]")
 
 

@@ -10,7 +10,7 @@ import pytest
 from cyclefix.refine import open_backend
 from cyclefix.refine.copies import CopyPlanner
 from cyclefix.refine.prompt import RefinePrompt
-from cyclefix.refine.token_edits import EDITS_PER_ROUND, token_edits
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND, token_edits
 from cyclefix.refine.types import RefineConfig, Target
 
 pytestmark = pytest.mark.model
@@ -34,12 +34,14 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         prompt = RefinePrompt(("percent_value",), CODE, FEEDBACK, suspicious_lines=(LINE,))
         target = Target("m.py", "percent_value", 1, 3, CODE)
         planner.branches_off_copies(prompt, 0.2, (target,), 0)
-        chosen = planner.token_edits(prompt, (target,))
+        chosen = list(planner.token_edits(prompt, (target,)))
         _, (copy, forks, _) = planner.scored_copy(prompt, CODE, 1.0, 1.0)
         every = [edit.code for edit in token_edits(copy, forks, [LINE])]
     finally:
         backend.close()
-    assert 0 < len(chosen) <= EDITS_PER_ROUND and chosen == every[: len(chosen)]
+    assert 0 < len(chosen) <= MAX_EDITS_PER_ROUND and set(chosen) <= set(every)
+    # Likeliest first (further down, gaps a rounding apart may swap between two scorings).
+    assert chosen[:EDITS_PER_ROUND] == every[:EDITS_PER_ROUND]
     for code in every:
         ast.parse(code)
         changed = [

@@ -16,7 +16,7 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from cyclefix.models.backend import Backend, Fork
@@ -30,7 +30,13 @@ from cyclefix.refine.prompt import (
 )
 from cyclefix.refine.round import RESAMPLED, Outcome, better
 from cyclefix.refine.source import normalized_code
-from cyclefix.refine.token_edits import EDITS_PER_ROUND, TokenEdit, scored_until, token_edits
+from cyclefix.refine.token_edits import (
+    EDITS_PER_ROUND,
+    MAX_EDITS_PER_ROUND,
+    TokenEdit,
+    scored_until,
+    token_edits,
+)
 from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
@@ -137,14 +143,14 @@ class CopyPlanner:
         self._scored[1][code] = scored
         return (chance(forks) if forks else 0.0), scored
 
-    def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]:
-        """Up to EDITS_PER_ROUND codes not tried yet, each the code `prompt` shows, or the code
-        under test, with one token of a suspicious line changed to one the model nearly chose
-        there when reading it under `prompt` (refine.token_edits); none without suspicious
-        lines. The code under test keeps its suspicious lines when the attempt shown has
-        rewritten them."""
+    def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> Iterator[str]:
+        """Up to MAX_EDITS_PER_ROUND codes not tried yet, likeliest first, each the code
+        `prompt` shows, or the code under test, with one token of a suspicious line changed to
+        one the model nearly chose there when reading it under `prompt` (refine.token_edits);
+        none without suspicious lines. The code under test keeps its suspicious lines when the
+        attempt shown has rewritten them. A code counts as tried once it is taken."""
         if prompt.from_scratch or not prompt.suspicious_lines:
-            return []
+            return
         key, scorings = self._scored
         if key != repr(build_refine_messages(prompt)):
             scorings = {}
@@ -153,12 +159,12 @@ class CopyPlanner:
             scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
             copy, forks, _ = scored
             edits += token_edits(
-                copy, forks, prompt.suspicious_lines, self.edits_tried, EDITS_PER_ROUND
+                copy, forks, prompt.suspicious_lines, self.edits_tried, MAX_EDITS_PER_ROUND
             )
         chosen = list(dict.fromkeys(e.code for e in sorted(edits, key=lambda e: -e.gap)))
-        chosen = chosen[:EDITS_PER_ROUND]
-        self.edits_tried.extend(chosen)
-        return chosen
+        for code in chosen[:MAX_EDITS_PER_ROUND]:
+            self.edits_tried.append(code)
+            yield code
 
 
 def code_under_test(targets: Sequence[Target]) -> str:
@@ -197,7 +203,7 @@ BranchesFn = Callable[[RefinePrompt, float], tuple[list[str], bool]]
 # The parts of a tested answer worth trying alone (refine.partial.partial_answers).
 PartsFn = Callable[[Outcome], Sequence[str]]
 # The token edits of the code a prompt shows, to try before the answer (CopyPlanner.token_edits).
-EditsFn = Callable[[RefinePrompt], Sequence[str]]
+EditsFn = Callable[[RefinePrompt], Iterable[str]]
 
 
 def plan_round(
@@ -210,9 +216,10 @@ def plan_round(
     stop: threading.Event,
     parts_for: PartsFn = lambda outcome: (),
     edits_for: EditsFn = lambda prompt: (),
+    edit_seconds: float = 0.0,
 ) -> tuple[Outcome, list[Attempt]]:
     """A round's attempts under `prompt`, and the one that counts: token edits of the code it
-    shows, then the first answer, then resamples of answers that never reached the tests
+    shows and the first answer (edits first when the round starts from a fork), then resamples of answers that never reached the tests
     (leaving a copy where the model hesitated when the backend tells, else hotter), then a
     rewrite from the intent after a fork that failed; right after an answer the tests
     failed, its change's parts, each alone."""
@@ -244,20 +251,36 @@ def plan_round(
     # Where a copy hesitated, in order: the same prompt continues from there.
     branches, forked, score_s = scored(prompt, temperature)
     attempts: list[Attempt] = []
-    # A token edit counts only when it passes: one that gets further by chance (four more
-    # tests pass when a wrong index raises elsewhere) is no base for the rounds after it.
-    for code in edits_for(prompt):
-        if stop.is_set():
-            break
-        # The round's first attempt carries the scoring's seconds, an edit as well as an answer.
-        tried = attempt(prompt, temperature, partial=code, token_edit=True, score_s=score_s)
-        score_s = 0.0
-        attempts.append(tried.attempt)
-        if tried.attempt.verdict == "passed":
-            return tried, attempts
+
+    def edits() -> Outcome | None:
+        """The round's token edits in turn, four and then more while they take under
+        `edit_seconds`; the one that passes, if any. An edit counts only when it passes: one
+        that gets further by chance (four more tests pass when a wrong index raises
+        elsewhere) is no base for the rounds after it."""
+        nonlocal score_s
+        codes, count, started = iter(edits_for(prompt)), 0, time.monotonic()
+        while count < EDITS_PER_ROUND or time.monotonic() - started < edit_seconds:
+            code = None if stop.is_set() else next(codes, None)
+            if code is None:
+                return None
+            # The round's first attempt carries the scoring's seconds, an edit or an answer.
+            tried = attempt(prompt, temperature, partial=code, token_edit=True, score_s=score_s)
+            score_s, count = 0.0, count + 1
+            attempts.append(tried.attempt)
+            if tried.attempt.verdict == "passed":
+                return tried
+        return None
+
+    # Edits first where the model would write the code back (the round starts from a fork);
+    # else its answer, unlike the code, comes first and often is the fix.
+    if forked and (edited := edits()) is not None:
+        return edited, attempts
     first = branches.pop(0) if branches else ""
     outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
+    score_s = 0.0
     attempts.append(outcome.attempt)
+    if not forked and outcome.attempt.verdict != "passed" and (edited := edits()) is not None:
+        return edited, attempts
     # Resamples spent; a fork that comes back a copy (another spelling of the same code)
     # costs only the end of an answer and no test run, so it is not counted.
     spent = 0

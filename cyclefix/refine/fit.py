@@ -62,11 +62,12 @@ class FittedPrompt:
     trimmed: tuple[str, ...] = ()
 
 
-def answer_room(prompt: RefinePrompt, max_tokens: int) -> int:
+def answer_room(prompt: RefinePrompt, max_tokens: int, backend: WindowedBackend) -> int:
     """Tokens the answer needs past the prompt: its start written for the model (the
-    signature, or a fork's copy of the code up to where it leaves it: at most the code, two
-    characters a token at the least), the tokens it may generate, and a resample's note."""
-    return len(prompt.faulty_code) // 2 + max_tokens + NOTE_ROOM
+    signature, or a fork's copy of the code up to where it leaves it: at most the code,
+    counted by the model's tokenizer), the tokens it may generate, and a resample's note."""
+    code_tokens = backend.count_tokens([ChatMessage("user", prompt.faulty_code)])
+    return code_tokens + max_tokens + NOTE_ROOM
 
 
 # One narrowing step: a smaller prompt and what it left out, or None when it has nothing left.
@@ -149,7 +150,7 @@ def fit_prompt(prompt: RefinePrompt, backend: object, max_tokens: int) -> Fitted
     prompt as it is."""
     if not isinstance(backend, WindowedBackend):
         return FittedPrompt(prompt)
-    limit = backend.n_ctx - answer_room(prompt, max_tokens)
+    limit = backend.n_ctx - answer_room(prompt, max_tokens, backend)
 
     def tokens(candidate: RefinePrompt) -> int:
         return backend.count_tokens(build_refine_messages(candidate))

@@ -48,6 +48,7 @@ from cyclefix.refine.round import (
 from cyclefix.refine.sandbox_only import sandbox_only_note
 from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
 from cyclefix.refine.source import SourceError
+from cyclefix.refine.token_edits import EDIT_SHARE
 from cyclefix.refine.types import (
     Attempt,
     FixFinished,
@@ -314,6 +315,7 @@ class _Session:
                 base_files(rnd, outcome.files), outcome.files
             ),
             edits_for=lambda p: self.copies.token_edits(p, rnd.targets),
+            edit_seconds=EDIT_SHARE * max(0.0, self.deadline.expires - time.monotonic()),
         )
 
     def _start_round(

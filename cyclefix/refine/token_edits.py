@@ -21,13 +21,18 @@ from dataclasses import dataclass
 from cyclefix.models.backend import Fork
 from cyclefix.refine.source import normalized_code
 
-# Candidates a round tries before the model writes its answer: a test run each (1-4 s on a
-# real library's failing tests, well under one answer's prompt read).
+# Candidates a round tries at the least (a test run each: 1-4 s on a real library's failing
+# tests, well under one answer's prompt read) ...
 EDITS_PER_ROUND = 4
+# ... and at the most, while its edits have taken under EDIT_SHARE of the time left when the
+# round began: the fix may be ten or more edits down (webcolors' `[0]`, 6 logits under `[1]`).
+MAX_EDITS_PER_ROUND = 16
+EDIT_SHARE = 1 / 3
 # Logits below the chosen token's, added to an edit's gap by how many tokens of the copy it
 # replaces: one in its place is most often the fix; one in front of it (0), or in place of two,
-# less; three only where the choice is the third (it deletes the two before: `[n + 1]`, `[n]`).
-REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0, 3: 2.0}
+# less; three or four only where the choice is the last of them (it deletes the ones before:
+# `[n + 1]` to `[n]`).
+REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0, 3: 2.0, 4: 2.5}
 _FENCE = "```python\n"
 
 
@@ -67,7 +72,7 @@ def token_edits(
     """The edits of `text` (a fenced answer that copies the code, scored token by token into
     `forks`: one per token, in order) at the tokens of `lines`, likeliest first, `limit` at
     most: each of the model's choices at such a token in its place, in front of it, in place
-    of it and the next, or in place of three when it is the third. Only edits inside one line
+    of it and the next, or in place of three or four when it is the last. Only edits inside one line
     that parse, change the code, and are not among `seen` codes."""
     spans = line_spans(text, lines)
     if not spans or not text.startswith(_FENCE):
@@ -94,7 +99,7 @@ def token_edits(
                     continue
                 if "\n" in text[fork.offset : offsets[i + reach]]:
                     continue  # an edit stays inside its line
-                if reach == 3 and text[offsets[i + 2] : offsets[i + 3]] != choice.text:
+                if reach >= 3 and text[offsets[i + reach - 1] : offsets[i + reach]] != choice.text:
                     continue
                 ranked.append((choice.gap - penalty, i, reach, choice.text))
     found: dict[str, TokenEdit] = {}
