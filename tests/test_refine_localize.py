@@ -157,6 +157,10 @@ def test_the_suspicious_lines_are_those_only_failing_tests_ran(project: Path) ->
     loc = localize(ProjectIndex(project), run.failures, spectrum=run)
     assert loc.lines[("shop/money.py", "percent_of")] == (4,)
     assert loc.primary is not None and loc.primary.nodeid.endswith("::test_tax")
+    # Every line the failing test ran is kept with its score, the best first (2: run by both).
+    scored = loc.scored_lines[("shop/money.py", "percent_of")]
+    assert scored[0] == (4, 1.0) and [line for line, _ in scored] == [4, 2]
+    assert all(score < 1.0 for _, score in scored[1:])
 
 
 def test_suspicious_lines_are_not_given_for_a_file_changed_since_the_run(project: Path) -> None:
@@ -165,6 +169,7 @@ def test_suspicious_lines_are_not_given_for_a_file_changed_since_the_run(project
     loc = localize(ProjectIndex(project, edited), run.failures, spectrum=run)
     assert loc.targets[0].qualname == "percent_of"
     assert ("shop/money.py", "percent_of") not in loc.lines
+    assert ("shop/money.py", "percent_of") not in loc.scored_lines
 
 
 def test_an_untraced_run_keeps_the_evidence_ranking_with_a_note(project: Path) -> None:

@@ -15,7 +15,7 @@ from cyclefix.refine.copies import CopyPlanner
 from cyclefix.refine.localize import Localization
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.spectrum import FunctionScore
-from cyclefix.refine.suspicious_lines import edit_lines
+from cyclefix.refine.suspicious_lines import LINE_PENALTY, edit_lines
 from cyclefix.refine.token_edits import (
     EDITS_PER_ROUND,
     MAX_EDITS_PER_ROUND,
@@ -23,7 +23,7 @@ from cyclefix.refine.token_edits import (
     scored_until,
     token_edits,
 )
-from cyclefix.refine.types import RefineConfig, Target
+from cyclefix.refine.types import EditLine, RefineConfig, Target
 
 CODE = 'def percent(text):\n    value = text.split("%")[1]\n    return float(value)\n'
 LINE = 'value = text.split("%")[1]'
@@ -54,7 +54,7 @@ def copy_of(code: str) -> str:
 def test_the_models_choice_in_place_of_a_token_of_the_line_is_an_edit() -> None:
     text = copy_of(CODE)
     forks = scored(text, {(LINE, "1"): [Choice("0", -2.0), Choice("2", -5.0)]})
-    edits = token_edits(text, forks, [LINE])
+    edits = token_edits(text, forks, [EditLine(LINE)])
     assert [e.code for e in edits[:2]] == [
         CODE.replace("[1]", "[0]"),
         CODE.replace("[1]", "[2]"),
@@ -68,15 +68,15 @@ def test_the_likeliest_edit_comes_first_whatever_its_token() -> None:
         text,
         {(LINE, "1"): [Choice("0", -4.0)], (LINE, "split"): [Choice("rsplit", -1.0)]},
     )
-    edits = token_edits(text, forks, [LINE])
+    edits = token_edits(text, forks, [EditLine(LINE)])
     assert edits[0].code == CODE.replace(".split", ".rsplit")
     assert CODE.replace("[1]", "[0]") in [e.code for e in edits]
 
 
 def test_lines_not_suspected_are_never_edited() -> None:
     text = copy_of(CODE)
-    forks = scored(text, {("return float(value)", "float"): [Choice("int", -0.5)]})
-    assert token_edits(text, forks, [LINE]) == []
+    forks = scored(text, {("return float(value)", " float"): [Choice(" int", -0.5)]})
+    assert token_edits(text, forks, [EditLine(LINE)]) == []
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,9 @@ def test_lines_not_suspected_are_never_edited() -> None:
 def test_a_choice_may_insert_or_delete(line: str, token: str, choice: str, fixed: str) -> None:
     text = copy_of(f"def f(x, n):\n    {line}\n")
     forks = scored(text, {(line, token): [Choice(choice, -1.0)]})
-    assert f"def f(x, n):\n    {fixed}\n" in [e.code for e in token_edits(text, forks, [line])]
+    assert f"def f(x, n):\n    {fixed}\n" in [
+        e.code for e in token_edits(text, forks, [EditLine(line)])
+    ]
 
 
 def test_edits_that_do_not_parse_or_change_nothing_or_were_seen_are_left_out() -> None:
@@ -103,7 +105,7 @@ def test_edits_that_do_not_parse_or_change_nothing_or_were_seen_are_left_out() -
         {(LINE, "1"): [Choice("(", -0.1), Choice("]", -0.2), Choice("0", -3.0), Choice("2", -4.0)]},
     )
     seen = [CODE.replace("[1]", "[0]")]
-    assert [e.code for e in token_edits(text, forks, [LINE], seen)][:1] == [
+    assert [e.code for e in token_edits(text, forks, [EditLine(LINE)], seen)][:1] == [
         CODE.replace("[1]", "[2]")
     ]
 
@@ -111,7 +113,9 @@ def test_edits_that_do_not_parse_or_change_nothing_or_were_seen_are_left_out() -
 def test_an_edit_never_joins_two_lines() -> None:
     text = copy_of(CODE)
     forks = scored(text, {(LINE, "]"): [Choice("];", -0.1)]})  # `...[1]; return ...` parses
-    assert all(e.code.count("\n") == CODE.count("\n") for e in token_edits(text, forks, [LINE]))
+    assert all(
+        e.code.count("\n") == CODE.count("\n") for e in token_edits(text, forks, [EditLine(LINE)])
+    )
 
 
 def test_scoring_must_reach_the_end_of_the_last_suspicious_line() -> None:
@@ -133,9 +137,33 @@ def test_edit_lines_are_the_suspicious_lines_the_code_shown_still_holds() -> Non
         scores={key: FunctionScore(key, 1.0, 2, 0, (11, 12), lines_tied=True)},
         lines={key: (11, 12)},
     )
-    assert edit_lines(loc, (target(),), CODE) == (LINE, "return float(value)")
+    assert edit_lines(loc, (target(),), CODE) == (EditLine(LINE), EditLine("return float(value)"))
     rewritten = CODE.replace("float(value)", "int(value)")
-    assert edit_lines(loc, (target(),), rewritten) == (LINE,)
+    assert edit_lines(loc, (target(),), rewritten) == (EditLine(LINE),)
+
+
+def test_lines_the_passing_tests_ran_too_are_edited_after_the_most_suspicious() -> None:
+    key = ("m.py", "percent")
+    loc = Localization(
+        (target(),),
+        None,
+        lines={key: (11,)},
+        scored_lines={key: ((11, 1.0), (12, 0.5))},
+    )
+    best, other = edit_lines(loc, (target(),), CODE)
+    assert best == EditLine(LINE) and other == EditLine("return float(value)", LINE_PENALTY / 2)
+    text = copy_of(CODE)
+    # The same alternative, one logit apart, at each line: the penalty puts the second after.
+    forks = scored(
+        text,
+        {
+            (LINE, "1"): [Choice("0", -3.0)],
+            ("return float(value)", " float"): [Choice(" int", -2.0)],
+        },
+    )
+    edits = token_edits(text, forks, [best, other])
+    assert [e.line for e in edits] == [LINE, "return float(value)"]
+    assert edits[1].gap == -2.0 - LINE_PENALTY / 2
 
 
 class ScoresTheLine(ScriptedBackend):
@@ -155,7 +183,7 @@ class ScoresTheLine(ScriptedBackend):
 def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_round() -> None:
     backend = ScoresTheLine()
     planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
-    prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
+    prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(EditLine(LINE),))
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
     first = list(itertools.islice(planner.token_edits(prompt, (target(),)), EDITS_PER_ROUND))
     assert backend.scorings == 1  # the round's scoring of the copy is reused
@@ -170,7 +198,9 @@ def test_no_edits_without_suspicious_lines_or_for_a_rewrite_from_the_intent() ->
     planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
     plain = RefinePrompt(("percent",), CODE, "failed")
     assert list(planner.token_edits(plain, (target(),))) == []
-    scratch = RefinePrompt(("percent",), CODE, "", from_scratch=True, suspicious_lines=(LINE,))
+    scratch = RefinePrompt(
+        ("percent",), CODE, "", from_scratch=True, suspicious_lines=(EditLine(LINE),)
+    )
     assert list(planner.token_edits(scratch, (target(),))) == []
 
 
@@ -178,7 +208,7 @@ def test_the_code_under_test_is_edited_where_the_attempt_shown_rewrote_the_line(
     backend = ScoresTheLine()
     planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
     attempt = CODE.replace(LINE, 'value = text.rstrip("%")')
-    prompt = RefinePrompt(("percent",), attempt, "failed", suspicious_lines=(LINE,))
+    prompt = RefinePrompt(("percent",), attempt, "failed", suspicious_lines=(EditLine(LINE),))
     planner.branches_off_copies(prompt, 0.2, (target(),), 0)
     edits = list(planner.token_edits(prompt, (target(),)))
     assert backend.scorings == 2 and edits[0] == CODE.replace("[1]", "[0]")
@@ -208,7 +238,7 @@ def test_an_unlikely_copy_is_scored_only_as_far_as_its_suspicious_lines() -> Non
     backend = AsksEnough()
     planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
     plain = RefinePrompt(("percent",), CODE, "failed")
-    suspected = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(LINE,))
+    suspected = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(EditLine(LINE),))
     planner.scored_copy(plain, CODE, 0.2, 0.25)
     _, (copy, forks, _) = planner.scored_copy(suspected, CODE, 0.2, 0.25)
     assert backend.read[0] < backend.read[1]

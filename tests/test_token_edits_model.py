@@ -11,7 +11,7 @@ from cyclefix.refine import open_backend
 from cyclefix.refine.copies import CopyPlanner
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND, token_edits
-from cyclefix.refine.types import RefineConfig, Target
+from cyclefix.refine.types import EditLine, RefineConfig, Target
 
 pytestmark = pytest.mark.model
 
@@ -31,12 +31,14 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
     backend = open_backend("qwen2.5-coder-0.5b")
     try:
         planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
-        prompt = RefinePrompt(("percent_value",), CODE, FEEDBACK, suspicious_lines=(LINE,))
+        prompt = RefinePrompt(
+            ("percent_value",), CODE, FEEDBACK, suspicious_lines=(EditLine(LINE),)
+        )
         target = Target("m.py", "percent_value", 1, 3, CODE)
         planner.branches_off_copies(prompt, 0.2, (target,), 0)
         chosen = list(planner.token_edits(prompt, (target,)))
         _, (copy, forks, _) = planner.scored_copy(prompt, CODE, 1.0, 1.0)
-        every = [edit.code for edit in token_edits(copy, forks, [LINE])]
+        every = [edit.code for edit in token_edits(copy, forks, [EditLine(LINE)])]
     finally:
         backend.close()
     assert 0 < len(chosen) <= MAX_EDITS_PER_ROUND and set(chosen) <= set(every)

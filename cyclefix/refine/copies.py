@@ -124,7 +124,7 @@ class CopyPlanner:
         prefix = answer_prefix(code)
         copy = prefix + copy_continuation(code)
         lines = () if prompt.from_scratch else prompt.suspicious_lines
-        needed = scored_until(copy, lines)
+        needed = scored_until(copy, [line.text for line in lines])
 
         def chance(forks: Sequence[Fork]) -> float:
             return copy_probability(copy, forks, len(prefix), temperature, self.config.top_p)

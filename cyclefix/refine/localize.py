@@ -53,6 +53,11 @@ class Localization:
     # in the file as the targets show it), for the prompt to point at.
     scores: Mapping[tuple[str, str], FunctionScore] = field(default_factory=dict)
     lines: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    # Each suspect's lines the failing tests ran, with their scores, best first: where token
+    # edits are tried, the less suspicious ones later (refine.suspicious_lines.edit_lines).
+    scored_lines: Mapping[tuple[str, str], tuple[tuple[int, float], ...]] = field(
+        default_factory=dict
+    )
     # How the ranking was made when it could not use execution (an untraced run).
     notes: tuple[str, ...] = ()
 
@@ -151,18 +156,19 @@ def localize(
     if primary is None and failures:
         primary = failures[0]
     chosen_keys = {(t.path, t.qualname) for t in chosen}
-    lines = {
-        key: score.lines
+    current = {
+        key: score
         for key, score in line_scores.items()
-        if key in chosen_keys and score.lines and unchanged_since_trace(index, spectrum, key[0])
+        if key in chosen_keys and unchanged_since_trace(index, spectrum, key[0])
     }
     return Localization(
         tuple(chosen),
         primary,
         blamed,
         {k: v for k, v in scores.items() if k in chosen_keys},
-        lines,
-        notes,
+        lines={key: score.lines for key, score in current.items() if score.lines},
+        notes=notes,
+        scored_lines={k: score.scored_lines for k, score in current.items() if score.scored_lines},
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cyclefix.models.backend import ChatMessage
-from cyclefix.refine.types import Target
+from cyclefix.refine.types import EditLine, Target
 
 SYSTEM_PROMPT = (
     "You are an expert Python developer fixing a bug. The tests are correct and must not be "
@@ -49,9 +49,9 @@ class RefinePrompt:
     # The targets' code as the round found it (faulty_code may show the latest attempt): what
     # the prompt's opening is chosen by, so that rounds share the model's read of it.
     code_under_test: str = ""
-    # The stripped text of the lines the traced run singles out in the code under test (not
-    # part of the messages: where token edits are tried, refine.token_edits).
-    suspicious_lines: tuple[str, ...] = ()
+    # The lines the traced run singles out in the code under test, the less suspicious with a
+    # penalty (not part of the messages: where token edits are tried, refine.token_edits).
+    suspicious_lines: tuple[EditLine, ...] = ()
 
 
 def _fence(code: str) -> str:

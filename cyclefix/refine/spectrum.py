@@ -21,6 +21,8 @@ from cyclefix.runner.results import ExecutedFunction, TestCaseResult
 FunctionKey = tuple[str, str]
 # At most this many suspicious lines are named inside one function.
 MAX_SUSPICIOUS_LINES = 5
+# At most this many of its lines, best scored first, are kept with their scores (token edits).
+MAX_SCORED_LINES = 12
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class FunctionScore:
     lines: tuple[int, ...] = ()
     # Whether those are all the lines failing tests ran in it (the lines tell nothing apart).
     lines_tied: bool = False
+    # The lines failing tests ran in it with their scores, best first (at most a dozen).
+    scored_lines: tuple[tuple[int, float], ...] = ()
 
 
 def ochiai(failed: int, passed: int, total_failed: int) -> float:
@@ -88,8 +92,15 @@ def score_functions(
         tied = len(lines) == sum(1 for f, _ in counts.values() if f > 0)
         line_best = max((ochiai(f, p, total_failed) for f, p in counts.values() if f), default=0.0)
         score = max(ochiai(failed, passed, total_failed), line_best)
-        scores[key] = FunctionScore(key, score, failed, passed, lines, tied)
+        scored_lines = _scored_lines(counts, total_failed)
+        scores[key] = FunctionScore(key, score, failed, passed, lines, tied, scored_lines)
     return scores
+
+
+def _scored_lines(counts: dict[int, list[int]], total_failed: int) -> tuple[tuple[int, float], ...]:
+    """The lines failing tests ran with their Ochiai scores, best first (then in line order)."""
+    scored = [(line, ochiai(f, p, total_failed)) for line, (f, p) in counts.items() if f > 0]
+    return tuple(sorted(scored, key=lambda item: (-item[1], item[0]))[:MAX_SCORED_LINES])
 
 
 def _suspicious_lines(counts: dict[int, list[int]], total_failed: int) -> tuple[int, ...]:

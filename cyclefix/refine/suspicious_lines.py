@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cyclefix.refine.localize import Localization
-from cyclefix.refine.types import Target
+from cyclefix.refine.types import EditLine, Target
 
 # A function whose best score is shared by more lines than this points nowhere in particular.
 MAX_QUOTED_LINES = 3
+# Logits taken off the token edits of a line by how far its score is below the function's
+# best: all of it at a score of 0, half at half the best (a line the passing tests ran too).
+LINE_PENALTY = 4.0
 LINE_CHARS = 160
 HEADING = (
     "Lines the failing tests ran that the passing tests ran less often or never "
@@ -53,21 +56,25 @@ def suspicious_line_texts(loc: Localization, shown: Sequence[Target], code: str)
     return quoted
 
 
-def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple[str, ...]:
-    """The stripped text of every suspicious line of `targets` that `code` holds: where
-    token edits are tried (refine.token_edits). Lines the feedback does not quote count too:
-    a few lines that tie (a short function's, or a handful in a long one) are few tokens."""
+def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple[EditLine, ...]:
+    """The lines of `targets` that failing tests ran and `code` holds: where token edits are
+    tried (refine.token_edits), best scored first, a line scoring below the function's best
+    with a penalty (LINE_PENALTY at a score of 0). Lines the feedback does not quote count
+    too: a few lines that tie (a short function's, or a handful in a long one) are few tokens."""
     held = {line.strip() for line in code.splitlines()} - {""}
-    found: list[str] = []
+    penalties: dict[str, float] = {}
     for target in targets:
         key = (target.path, target.qualname)
+        scored = loc.scored_lines.get(key) or tuple((n, 1.0) for n in loc.lines.get(key, ()))
+        best = max((score for _, score in scored), default=0.0)
         source = target.source.splitlines()
-        for number in loc.lines.get(key, ()):
+        for number, score in scored:
             offset = number - target.start_line
             text = source[offset].strip() if 0 <= offset < len(source) else ""
-            if text in held and text not in found:
-                found.append(text)
-    return tuple(found)
+            if text in held and best > 0:
+                penalty = LINE_PENALTY * (1 - score / best)
+                penalties[text] = min(penalties.get(text, penalty), penalty)
+    return tuple(EditLine(text, penalty) for text, penalty in penalties.items())
 
 
 def with_suspicious_lines(

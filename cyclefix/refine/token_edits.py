@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from cyclefix.models.backend import Fork
 from cyclefix.refine.source import normalized_code
+from cyclefix.refine.types import EditLine
 
 # Candidates a round tries at the least (a test run each: 1-4 s on a real library's failing
 # tests, well under one answer's prompt read) ...
@@ -39,7 +40,7 @@ _FENCE = "```python\n"
 @dataclass(frozen=True)
 class TokenEdit:
     code: str  # the whole code of the answer with the edit made
-    gap: float  # logits below the token the copy chose there, reach penalty included
+    gap: float  # logits below the token the copy chose there, reach and line penalties included
     line: str  # the edited line, as the copy had it
 
 
@@ -65,7 +66,7 @@ def scored_until(text: str, lines: Iterable[str]) -> int:
 def token_edits(
     text: str,
     forks: Sequence[Fork],
-    lines: Sequence[str],
+    lines: Sequence[EditLine],
     seen: Iterable[str] = (),
     limit: int | None = None,
 ) -> list[TokenEdit]:
@@ -74,7 +75,7 @@ def token_edits(
     most: each of the model's choices at such a token in its place, in front of it, in place
     of it and the next, or in place of three or four when it is the last. Only edits inside one line
     that parse, change the code, and are not among `seen` codes."""
-    spans = line_spans(text, lines)
+    spans = line_spans(text, [line.text for line in lines])
     if not spans or not text.startswith(_FENCE):
         return []
     original = _code(text)
@@ -82,12 +83,15 @@ def token_edits(
         return []
     refused = {normalized_code(original), *(normalized_code(code) for code in seen)}
     offsets = [fork.offset for fork in forks]
+    penalty_of = {line.text.strip(): line.penalty for line in lines}
     # Every edit with its gap first (cheap), then parsed likeliest first until `limit` hold:
     # thousands of them (40 choices a token) would each parse the whole function.
     ranked: list[tuple[float, int, int, str]] = []  # (gap, token, tokens replaced, choice)
     for i, fork in enumerate(forks[:-1]):
-        if not any(start <= fork.offset < end for start, end in spans):
+        span = next(((s, e) for s, e in spans if s <= fork.offset < e), None)
+        if span is None:
             continue
+        line_penalty = penalty_of.get(text[span[0] : span[1]], 0.0)
         for choice in fork.known_choices:
             # A comment would only cut the line short; a fence or a line break is no token edit.
             if not choice.text.strip() or choice.text.lstrip().startswith("#"):
@@ -101,7 +105,7 @@ def token_edits(
                     continue  # an edit stays inside its line
                 if reach >= 3 and text[offsets[i + reach - 1] : offsets[i + reach]] != choice.text:
                     continue
-                ranked.append((choice.gap - penalty, i, reach, choice.text))
+                ranked.append((choice.gap - penalty - line_penalty, i, reach, choice.text))
     found: dict[str, TokenEdit] = {}
     for gap, i, reach, choice_text in sorted(ranked, key=lambda edit: -edit[0]):
         if limit is not None and len(found) >= limit:

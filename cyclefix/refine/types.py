@@ -65,6 +65,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class EditLine:
+    """A line of the code under test where token edits are tried (refine.token_edits)."""
+
+    text: str  # stripped
+    # Logits taken off its edits' likelihood: none on the traced run's most suspicious lines,
+    # more on lines the passing tests ran too (refine.suspicious_lines.edit_lines).
+    penalty: float = 0.0
+
+
+@dataclass(frozen=True)
 class Attempt:
     round: int
     code: str
