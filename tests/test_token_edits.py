@@ -194,10 +194,22 @@ def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_roun
     assert len(later) <= MAX_EDITS_PER_ROUND
 
 
+def test_edits_not_taken_stay_candidates_when_a_later_round_has_no_lines_to_edit() -> None:
+    planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
+    prompt = RefinePrompt(("percent",), CODE, "failed", suspicious_lines=(EditLine(LINE),))
+    planner.branches_off_copies(prompt, 0.2, (target(),), 0)
+    first = list(itertools.islice(planner.token_edits(prompt, (target(),)), 2))
+    # The next round starts from an attempt that got further: no traced line is left in it.
+    moved = RefinePrompt(("percent",), CODE.replace(LINE, "value = text"), "failed")
+    later = list(planner.token_edits(moved, (target(),)))
+    assert CODE.replace("[1]", "[3]") in later and not set(later) & set(first)
+    assert list(planner.token_edits(moved, (target(), target()))) == []  # other targets
+
+
 def test_no_edits_without_suspicious_lines_or_for_a_rewrite_from_the_intent() -> None:
     planner = CopyPlanner(ScoresTheLine(), RefineConfig(), [], threading.Event())
     plain = RefinePrompt(("percent",), CODE, "failed")
-    assert list(planner.token_edits(plain, (target(),))) == []
+    assert list(planner.token_edits(plain, (target(),))) == []  # nor any left from before
     scratch = RefinePrompt(
         ("percent",), CODE, "", from_scratch=True, suspicious_lines=(EditLine(LINE),)
     )

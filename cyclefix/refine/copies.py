@@ -39,6 +39,8 @@ from cyclefix.refine.token_edits import (
 )
 from cyclefix.refine.types import Attempt, RefineConfig, Target
 
+# Token edits of a fix's targets kept as candidates for later rounds (likeliest first).
+EDIT_BACKLOG = 48
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
@@ -72,6 +74,8 @@ class CopyPlanner:
         # The scorings under the latest prompt scored (its messages): code -> what it gave.
         self._scored: tuple[str, dict[str, ScoredCopy]] = ("", {})
         self.edits_tried: list[str] = []  # token edits made so far (each tried once)
+        # The token edits not taken yet, likeliest first, by the targets they edit.
+        self._edit_backlog: dict[tuple[tuple[str, str], ...], list[TokenEdit]] = {}
 
     def branches_off_copies(
         self,
@@ -146,23 +150,31 @@ class CopyPlanner:
     def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> Iterator[str]:
         """Up to MAX_EDITS_PER_ROUND codes not tried yet, likeliest first, each the code
         `prompt` shows, or the code under test, with one token of a suspicious line changed to
-        one the model nearly chose there when reading it under `prompt` (refine.token_edits);
-        none without suspicious lines. The code under test keeps its suspicious lines when the
-        attempt shown has rewritten them. A code counts as tried once it is taken."""
-        if prompt.from_scratch or not prompt.suspicious_lines:
+        one the model nearly chose there when reading it under `prompt` (refine.token_edits).
+        The code under test keeps its suspicious lines when the attempt shown has rewritten
+        them; the edits of earlier rounds on the same targets not taken yet stay candidates
+        (a round that starts from an attempt that got further has no traced lines to edit).
+        A code counts as tried once it is taken."""
+        if prompt.from_scratch:
             return
-        key, scorings = self._scored
-        if key != repr(build_refine_messages(prompt)):
-            scorings = {}
-        edits: list[TokenEdit] = []
-        for code in dict.fromkeys((prompt.faulty_code, code_under_test(targets))):
-            scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
-            copy, forks, _ = scored
-            edits += token_edits(
-                copy, forks, prompt.suspicious_lines, self.edits_tried, MAX_EDITS_PER_ROUND
-            )
-        chosen = list(dict.fromkeys(e.code for e in sorted(edits, key=lambda e: -e.gap)))
-        for code in chosen[:MAX_EDITS_PER_ROUND]:
+        key = tuple((t.path, t.qualname) for t in targets)
+        edits = list(self._edit_backlog.get(key, ()))
+        if prompt.suspicious_lines:
+            scored_key, scorings = self._scored
+            if scored_key != repr(build_refine_messages(prompt)):
+                scorings = {}
+            for code in dict.fromkeys((prompt.faulty_code, code_under_test(targets))):
+                scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
+                copy, forks, _ = scored
+                lines = prompt.suspicious_lines
+                edits += token_edits(copy, forks, lines, self.edits_tried, EDIT_BACKLOG)
+        tried = set(self.edits_tried)
+        ranked: dict[str, TokenEdit] = {}
+        for edit in sorted(edits, key=lambda e: -e.gap):
+            if edit.code not in tried:
+                ranked.setdefault(edit.code, edit)
+        self._edit_backlog[key] = list(ranked.values())[:EDIT_BACKLOG]
+        for code in list(ranked)[:MAX_EDITS_PER_ROUND]:
             self.edits_tried.append(code)
             yield code
 

@@ -315,8 +315,13 @@ class _Session:
                 base_files(rnd, outcome.files), outcome.files
             ),
             edits_for=lambda p: self.copies.token_edits(p, rnd.targets),
-            edit_seconds=EDIT_SHARE * max(0.0, self.deadline.expires - time.monotonic()),
+            edit_seconds=max(0.0, EDIT_SHARE * self.config.budget_seconds - self._edit_seconds()),
         )
+
+    def _edit_seconds(self) -> float:
+        """Seconds the fix's token edits have taken so far (their test runs and checks)."""
+        edits = (a for r in self.rounds for a in r.attempts if a.token_edit)
+        return sum(a.seconds - a.score_s for a in edits)
 
     def _start_round(
         self,

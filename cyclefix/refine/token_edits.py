@@ -25,8 +25,8 @@ from cyclefix.refine.types import EditLine
 # Candidates a round tries at the least (a test run each: 1-4 s on a real library's failing
 # tests, well under one answer's prompt read) ...
 EDITS_PER_ROUND = 4
-# ... and at the most, while its edits have taken under EDIT_SHARE of the time left when the
-# round began: the fix may be ten or more edits down (webcolors' `[0]`, 6 logits under `[1]`).
+# ... and at the most, while the fix's edits have taken under EDIT_SHARE of its time budget:
+# the fix may be ten or more edits down (webcolors' `[0]`, 6 logits under `[1]`).
 MAX_EDITS_PER_ROUND = 16
 EDIT_SHARE = 1 / 3
 # Logits below the chosen token's, added to an edit's gap by how many tokens of the copy it
