@@ -231,10 +231,10 @@ def plan_round(
     edit_seconds: float = 0.0,
 ) -> tuple[Outcome, list[Attempt]]:
     """A round's attempts under `prompt`, and the one that counts: token edits of the code it
-    shows and the first answer (edits first when the round starts from a fork), then resamples of answers that never reached the tests
-    (leaving a copy where the model hesitated when the backend tells, else hotter), then a
-    rewrite from the intent after a fork that failed; right after an answer the tests
-    failed, its change's parts, each alone."""
+    shows and the first answer (the edits first when the round starts from a fork), then
+    resamples of answers that never reached the tests (leaving a copy where the model
+    hesitated when the backend tells, else hotter), then a rewrite from the intent after a
+    fork that failed; right after an answer the tests failed, its change's parts, each alone."""
 
     def scored(prompt: RefinePrompt, temperature: float) -> tuple[list[str], bool, float]:
         started = time.monotonic()
