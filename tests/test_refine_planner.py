@@ -250,6 +250,14 @@ def test_token_edits_come_before_a_forked_answer_and_one_that_passes_ends_the_ro
     assert counted.attempt.verdict == "passed" and len(attempts) == 2
 
 
+def test_a_forked_round_tries_four_edits_then_its_answer_then_the_rest() -> None:
+    edits = [f"edit {i}" for i in range(6)]
+    script = Script(*(outcome("tests_failed") for _ in range(20)))
+    plan(script, forked, edits_for=lambda p: edits, edit_seconds=60.0)
+    order = [c.token_edit for c in script.calls]
+    assert order[:7] == [True, True, True, True, False, True, True]
+
+
 def test_an_answer_unlike_the_code_comes_before_the_edits() -> None:
     # No fork: the model would not write the code back, so its answer is likely a change.
     script = Script(outcome("tests_failed"), outcome("passed"))

@@ -231,7 +231,7 @@ def plan_round(
     edit_seconds: float = 0.0,
 ) -> tuple[Outcome, list[Attempt]]:
     """A round's attempts under `prompt`, and the one that counts: token edits of the code it
-    shows and the first answer (the edits first when the round starts from a fork), then
+    shows and the first answer (four edits first when the round starts from a fork), then
     resamples of answers that never reached the tests (leaving a copy where the model
     hesitated when the backend tells, else hotter), then a rewrite from the intent after a
     fork that failed; right after an answer the tests failed, its change's parts, each alone."""
@@ -264,34 +264,37 @@ def plan_round(
     branches, forked, score_s = scored(prompt, temperature)
     attempts: list[Attempt] = []
 
-    def edits() -> Outcome | None:
-        """The round's token edits in turn, four and then more while they take under
-        `edit_seconds`; the one that passes, if any. An edit counts only when it passes: one
-        that gets further by chance (four more tests pass when a wrong index raises
-        elsewhere) is no base for the rounds after it."""
-        nonlocal score_s
-        codes, count, started = iter(edits_for(prompt)), 0, time.monotonic()
-        while count < EDITS_PER_ROUND or time.monotonic() - started < edit_seconds:
+    codes, taken, edit_time = iter(edits_for(prompt)), 0, 0.0
+
+    def edits(more: bool) -> Outcome | None:
+        """The round's next token edits in turn, up to four, with `more` then on while they
+        have taken under `edit_seconds`; the one that passes, if any. An edit counts only when
+        it passes: one that gets further by chance (four more tests pass when a wrong index
+        raises elsewhere) is no base for the rounds after it."""
+        nonlocal score_s, taken, edit_time
+        while taken < EDITS_PER_ROUND or (more and edit_time < edit_seconds):
             code = None if stop.is_set() else next(codes, None)
             if code is None:
                 return None
+            began = time.monotonic()
             # The round's first attempt carries the scoring's seconds, an edit or an answer.
             tried = attempt(prompt, temperature, partial=code, token_edit=True, score_s=score_s)
-            score_s, count = 0.0, count + 1
+            score_s, taken, edit_time = 0.0, taken + 1, edit_time + time.monotonic() - began
             attempts.append(tried.attempt)
             if tried.attempt.verdict == "passed":
                 return tried
         return None
 
-    # Edits first where the model would write the code back (the round starts from a fork);
-    # else its answer, unlike the code, comes first and often is the fix.
-    if forked and (edited := edits()) is not None:
+    # Four edits before the answer where the model would write the code back (the round
+    # starts from a fork), the answer first otherwise (unlike the code, it is often the fix);
+    # more edits after it: one passing a few weak tests by chance must not preempt it.
+    if forked and (edited := edits(more=False)) is not None:
         return edited, attempts
     first = branches.pop(0) if branches else ""
     outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
     score_s = 0.0
     attempts.append(outcome.attempt)
-    if not forked and outcome.attempt.verdict != "passed" and (edited := edits()) is not None:
+    if outcome.attempt.verdict != "passed" and (edited := edits(more=True)) is not None:
         return edited, attempts
     # Resamples spent; a fork that comes back a copy (another spelling of the same code)
     # costs only the end of an answer and no test run, so it is not counted.
