@@ -136,6 +136,7 @@ def test_edit_lines_are_the_suspicious_lines_the_code_shown_still_holds() -> Non
         None,
         scores={key: FunctionScore(key, 1.0, 2, 0, (11, 12), lines_tied=True)},
         lines={key: (11, 12)},
+        scored_lines={key: ((11, 1.0), (12, 1.0))},
     )
     assert edit_lines(loc, (target(),), CODE) == (EditLine(LINE), EditLine("return float(value)"))
     rewritten = CODE.replace("float(value)", "int(value)")

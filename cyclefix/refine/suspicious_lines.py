@@ -65,7 +65,7 @@ def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple
     penalties: dict[str, float] = {}
     for target in targets:
         key = (target.path, target.qualname)
-        scored = loc.scored_lines.get(key) or tuple((n, 1.0) for n in loc.lines.get(key, ()))
+        scored = loc.scored_lines.get(key, ())
         best = max((score for _, score in scored), default=0.0)
         source = target.source.splitlines()
         for number, score in scored:
