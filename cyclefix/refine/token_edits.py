@@ -73,8 +73,8 @@ def token_edits(
     """The edits of `text` (a fenced answer that copies the code, scored token by token into
     `forks`: one per token, in order) at the tokens of `lines`, likeliest first, `limit` at
     most: each of the model's choices at such a token in its place, in front of it, in place
-    of it and the next, or in place of three or four when it is the last. Only edits inside one line
-    that parse, change the code, and are not among `seen` codes."""
+    of it and the next, or in place of three or four when it is the last. Only edits inside
+    one line that parse, change the code, and are not among `seen` codes."""
     spans = line_spans(text, [line.text for line in lines])
     if not spans or not text.startswith(_FENCE):
         return []
