@@ -288,6 +288,16 @@ def test_a_round_tries_four_edits_then_more_while_they_take_under_its_share() ->
     assert sum(c.token_edit for c in script.calls) == len(edits)
 
 
+def test_an_edit_that_runs_into_a_tests_timeout_ends_the_rounds_extra_edits() -> None:
+    edits = [f"edit {i}" for i in range(10)]
+    hung = TestRunResult(Path("."), (TestCaseResult("t.py::test_0", "timeout"),), 1, 3.0)
+    script = Script(
+        outcome("tests_failed", run=hung), *(outcome("tests_failed") for _ in range(20))
+    )
+    plan(script, forked, edits_for=lambda p: edits, edit_seconds=60.0)
+    assert sum(c.token_edit for c in script.calls) == EDITS_PER_ROUND
+
+
 def test_when_no_edit_passes_the_answer_follows_and_counts_though_an_edit_got_further() -> None:
     script = Script(
         outcome("tests_failed", run=_run(2, 1)),  # the edit gets further than the answer

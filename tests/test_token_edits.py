@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import re
 import threading
-from collections.abc import Mapping, Sequence
 
 import pytest
+from edit_support import copy_of, scored
 
 from cyclefix.models.backend import Choice, Fork
 from cyclefix.models.scripted import ScriptedBackend
@@ -27,28 +26,6 @@ from cyclefix.refine.types import EditLine, RefineConfig, Target
 
 CODE = 'def percent(text):\n    value = text.split("%")[1]\n    return float(value)\n'
 LINE = 'value = text.split("%")[1]'
-
-
-def tokens(text: str) -> list[tuple[int, str]]:
-    """A stand-in tokenizer: words and other characters, each with the space before it."""
-    return [(m.start(), m.group()) for m in re.finditer(r" ?\w+| ?[^\w\s]|\n| +", text)]
-
-
-def scored(text: str, choices: Mapping[tuple[str, str], Sequence[Choice]]) -> list[Fork]:
-    """One fork per token of `text`; `choices` by (the line's stripped text, the token)."""
-    forks = []
-    for offset, token in tokens(text):
-        start = text.rfind("\n", 0, offset) + 1
-        end = text.find("\n", offset)
-        line = text[start : end if end >= 0 else len(text)].strip()
-        options = tuple(choices.get((line, token), ()))
-        best = options[0] if options else Choice("", -30.0)  # no text: nothing to branch to
-        forks.append(Fork(offset, best.text, -best.gap, options))
-    return forks
-
-
-def copy_of(code: str) -> str:
-    return f"```python\n{code}```"
 
 
 def test_the_models_choice_in_place_of_a_token_of_the_line_is_an_edit() -> None:

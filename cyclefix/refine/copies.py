@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from cyclefix.models.backend import Backend, Fork
+from cyclefix.refine.argument_swaps import argument_swaps
 from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
 from cyclefix.refine.prompt import (
     COPY_NOTE,
@@ -150,7 +151,8 @@ class CopyPlanner:
     def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> Iterator[str]:
         """Up to MAX_EDITS_PER_ROUND codes not tried yet, likeliest first, each the code
         `prompt` shows, or the code under test, with one token of a suspicious line changed to
-        one the model nearly chose there when reading it under `prompt` (refine.token_edits).
+        one the model nearly chose there when reading it under `prompt` (refine.token_edits),
+        or two arguments of a call there swapped (refine.argument_swaps).
         The code under test keeps its suspicious lines when the attempt shown has rewritten
         them; the edits of earlier rounds on the same targets not taken yet stay candidates
         (a round that starts from an attempt that got further has no traced lines to edit).
@@ -168,6 +170,7 @@ class CopyPlanner:
                 copy, forks, _ = scored
                 lines = prompt.suspicious_lines
                 edits += token_edits(copy, forks, lines, self.edits_tried, EDIT_BACKLOG)
+                edits += argument_swaps(copy, forks, lines, self.edits_tried)
         tried = set(self.edits_tried)
         ranked: dict[str, TokenEdit] = {}
         for edit in sorted(edits, key=lambda e: -e.gap):
@@ -264,15 +267,16 @@ def plan_round(
     branches, forked, score_s = scored(prompt, temperature)
     attempts: list[Attempt] = []
 
-    codes, taken, edit_time = iter(edits_for(prompt)), 0, 0.0
+    codes, taken, edit_time, hung = iter(edits_for(prompt)), 0, 0.0, False
 
     def edits(more: bool) -> Outcome | None:
         """The round's next token edits in turn, up to four, with `more` then on while they
-        have taken under `edit_seconds`; the one that passes, if any. An edit counts only when
-        it passes: one that gets further by chance (four more tests pass when a wrong index
-        raises elsewhere) is no base for the rounds after it."""
-        nonlocal score_s, taken, edit_time
-        while taken < EDITS_PER_ROUND or (more and edit_time < edit_seconds):
+        have taken under `edit_seconds` and none ran into a test's timeout (an edit of a loop
+        that never ends: the next ones likely wait as long); the one that passes, if any. An
+        edit counts only when it passes: one that gets further by chance (four more tests pass
+        when a wrong index raises elsewhere) is no base for the rounds after it."""
+        nonlocal score_s, taken, edit_time, hung
+        while taken < EDITS_PER_ROUND or (more and not hung and edit_time < edit_seconds):
             code = None if stop.is_set() else next(codes, None)
             if code is None:
                 return None
@@ -283,6 +287,7 @@ def plan_round(
             attempts.append(tried.attempt)
             if tried.attempt.verdict == "passed":
                 return tried
+            hung = hung or (tried.run is not None and tried.run.hung)
         return None
 
     # Four edits before the answer where the model would write the code back (the round

@@ -34,7 +34,7 @@ EDIT_SHARE = 1 / 3
 # less; three or four only where the choice is the last of them (it deletes the ones before:
 # `[n + 1]` to `[n]`).
 REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0, 3: 2.0, 4: 2.5}
-_FENCE = "```python\n"
+FENCE = "```python\n"
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ def token_edits(
     of it and the next, or in place of three or four when it is the last. Only edits inside
     one line that parse, change the code, and are not among `seen` codes."""
     spans = line_spans(text, [line.text for line in lines])
-    if not spans or not text.startswith(_FENCE):
+    if not spans or not text.startswith(FENCE):
         return []
-    original = _code(text)
+    original = fenced_code(text)
     if original is None:
         return []
     refused = {normalized_code(original), *(normalized_code(code) for code in seen)}
@@ -111,7 +111,7 @@ def token_edits(
         if limit is not None and len(found) >= limit:
             break
         at = offsets[i]
-        code = _code(text[:at] + choice_text + text[offsets[i + reach] :])
+        code = fenced_code(text[:at] + choice_text + text[offsets[i + reach] :])
         key = normalized_code(code) if code is not None else None
         if code is None or key is None or key in refused or key in found:
             continue
@@ -120,9 +120,9 @@ def token_edits(
     return list(found.values())
 
 
-def _code(answer: str) -> str | None:
+def fenced_code(answer: str) -> str | None:
     """The code of a fenced answer when it parses; None otherwise."""
-    body = answer.removeprefix(_FENCE)
+    body = answer.removeprefix(FENCE)
     end = body.rfind("```")
     code = body[:end] if end >= 0 else body
     try:

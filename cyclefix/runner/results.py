@@ -159,6 +159,11 @@ class TestRunResult:
         return tuple(t for t in self.tests if t.outcome == "passed")
 
     @property
+    def hung(self) -> bool:
+        """A test ran past its timeout, or the whole run past its cap."""
+        return self.timed_out or any(t.outcome == "timeout" for t in self.tests)
+
+    @property
     def all_passed(self) -> bool:
         """Every collected test passed or was skipped, and at least one ran."""
         return (
