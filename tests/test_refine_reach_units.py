@@ -336,3 +336,20 @@ def test_a_trimmed_outline_is_chosen_by_the_code_under_test_whichever_attempt_is
     contexts = [f.prompt.context for f in fitted if f is not None]
     assert len(contexts) == 2 and contexts[0] == contexts[1]
     assert "import heapq" in contexts[0] and "import math" not in contexts[0]
+
+
+def test_a_method_shown_without_its_class_replaces_the_method_not_a_namesake_function() -> None:
+    sources = {
+        "version.py": "class Version:\n    def compare(self, other):\n        return 1\n",
+        "legacy.py": "def compare(a, b):\n    return Version(a).compare(b)\n",
+    }
+    targets = [
+        Target("version.py", "Version.compare", 2, 3, sources["version.py"]),
+        Target("legacy.py", "compare", 1, 2, sources["legacy.py"]),
+    ]
+    spliced = splice_candidate(sources, targets, "def compare(self, other):\n    return 0\n")
+    assert set(spliced.files) == {"version.py"}
+    assert "        return 0\n" in spliced.files["version.py"]
+    # A plain function of the same name still goes to the function.
+    spliced = splice_candidate(sources, targets, "def compare(a, b):\n    return 0\n")
+    assert set(spliced.files) == {"legacy.py"}

@@ -87,16 +87,22 @@ def splice_candidate(
     target_names = {t.qualname for t in targets}
     target_bare_names = {t.qualname.rsplit(".", 1)[-1] for t in targets}
 
-    def find_span(qualname: str, name: str, is_method: bool) -> tuple[str, FunctionSpan] | None:
-        # Exact qualname among targets, then same bare name among targets, then the target files.
-        for pass_ in range(3):
+    def find_span(
+        qualname: str, name: str, is_method: bool, looks_method: bool
+    ) -> tuple[str, FunctionSpan] | None:
+        # Exact qualname among targets, then same bare name among targets (each first of the
+        # kind the answer's def looks like: a `def compare(self, ...)` is `Version.compare`,
+        # not another file's `compare`), then the target files.
+        for pass_ in range(5):
             for path in target_files:
                 for span in spans[path]:
-                    if pass_ == 0 and span.qualname == qualname and qualname in target_names:
+                    kind = pass_ >= 2 or span.is_method == looks_method
+                    among = span.qualname in target_names
+                    if pass_ in (0, 2) and kind and span.qualname == qualname and among:
                         return path, span
-                    if pass_ == 1 and span.name == name and span.qualname in target_names:
+                    if pass_ in (1, 3) and kind and span.name == name and among:
                         return path, span
-                    if pass_ == 2 and (
+                    if pass_ == 4 and (
                         span.qualname == qualname
                         or (not is_method and span.name == name and not span.is_method)
                     ):
@@ -112,7 +118,7 @@ def splice_candidate(
     def replace(
         node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, is_method: bool
     ) -> bool:
-        found = find_span(qualname, node.name, is_method)
+        found = find_span(qualname, node.name, is_method, is_method or _takes_self(node))
         if found is None:
             return False
         path, span = found
@@ -181,6 +187,12 @@ def with_imports(source: str, import_lines: Sequence[str]) -> str:
     at = _import_insert_line(ast.parse(source))
     text = newline.join(import_lines) + newline
     return "".join(lines[: at - 1]) + text + "".join(lines[at - 1 :])
+
+
+def _takes_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a def's first parameter is `self` or `cls`: a method shown without its class."""
+    params = [*node.args.posonlyargs, *node.args.args]
+    return bool(params) and params[0].arg in ("self", "cls")
 
 
 def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
