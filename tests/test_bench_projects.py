@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ import pytest
 from cyclefix.bench import cli as bench_cli
 from cyclefix.bench.projects_edit import smallest_edit
 from cyclefix.bench.projects_judge import baseline_passing, judge_fix
-from cyclefix.bench.projects_libraries import LibrarySpec, file_sha256, pytest_ini
+from cyclefix.bench.projects_libraries import (
+    CANDIDATES,
+    HELD_OUT,
+    LibrarySpec,
+    file_sha256,
+    pytest_ini,
+)
 from cyclefix.bench.projects_manifest import (
     InjectedBug,
     Manifest,
@@ -405,3 +412,24 @@ def test_the_bug_line_is_the_smallest_edit_of_the_shipped_line(
 
 def test_a_mutant_no_small_edit_reproduces_keeps_its_own_line() -> None:
     assert smallest_edit(SHIPPED, 2, "    if True:", "line 2: test replaced") == "    if True:"
+
+
+def test_the_seeder_takes_the_held_out_libraries_only_when_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded: list[list[str]] = []
+
+    def seed(specs: Sequence[LibrarySpec], **options: object) -> Manifest:
+        seeded.append([spec.name for spec in specs])
+        return Manifest(seed=0, libraries=(), bugs=())
+
+    monkeypatch.setattr("cyclefix.bench.projects_seed.seed_manifest", seed)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # the seeder sets it: undone after
+    parser = argparse.ArgumentParser()
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    out = str(tmp_path / "manifest.json")
+    for named in ([], ["--libraries", "isodate", "toolz"]):
+        args = parser.parse_args(["bench", "projects-seed", "--manifest", out, *named])
+        assert args.func(args) == 0
+    assert seeded == [[spec.name for spec in CANDIDATES], ["isodate", "toolz"]]
+    assert not {spec.name for spec in CANDIDATES} & {spec.name for spec in HELD_OUT}

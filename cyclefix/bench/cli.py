@@ -218,13 +218,13 @@ def run_projects_seed(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from cyclefix.bench.projects_libraries import CANDIDATES
+    from cyclefix.bench.projects_libraries import CANDIDATES, HELD_OUT
     from cyclefix.bench.projects_manifest import write_manifest
     from cyclefix.bench.projects_seed import seed_manifest
     from cyclefix.bench.report import machine_description
     from cyclefix.errors import CyclefixError
 
-    known = {spec.name: spec for spec in CANDIDATES}
+    known = {spec.name: spec for spec in (*CANDIDATES, *HELD_OUT)}
     unknown = [name for name in args.libraries if name not in known]
     if unknown:
         raise CyclefixError(
