@@ -16,7 +16,7 @@ import pytest
 
 from cyclefix.bench import cli as bench_cli
 from cyclefix.bench.projects_edit import smallest_edit
-from cyclefix.bench.projects_judge import baseline_passing, judge_fix
+from cyclefix.bench.projects_judge import baseline_passing, judge_fix, not_passing_again
 from cyclefix.bench.projects_libraries import (
     CANDIDATES,
     HELD_OUT,
@@ -46,6 +46,7 @@ from cyclefix.bench.run_settings import BenchSettings, load_all
 from cyclefix.errors import CyclefixError
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, check
+from cyclefix.runner.results import Outcome, TestCaseResult, TestRunResult
 
 BOUNDS = """\
 def _bounded(value, low, high):
@@ -433,3 +434,31 @@ def test_the_seeder_takes_the_held_out_libraries_only_when_named(
         assert args.func(args) == 0
     assert seeded == [[spec.name for spec in CANDIDATES], ["isodate", "toolz"]]
     assert not {spec.name for spec in CANDIDATES} & {spec.name for spec in HELD_OUT}
+
+
+def test_the_judge_matches_parameter_ids_renumbered_between_runs() -> None:
+    expected = frozenset({"t.py::test_a[x-expected7]", "t.py::test_a[y-expected8]", "t.py::test_b"})
+
+    def run(*cases: tuple[str, Outcome]) -> TestRunResult:
+        tests = tuple(TestCaseResult(nodeid, outcome) for nodeid, outcome in cases)
+        return TestRunResult(Path("."), tests, 0, 0.1)
+
+    renumbered = run(
+        ("t.py::test_a[x-expected8]", "passed"),
+        ("t.py::test_a[y-expected7]", "passed"),
+        ("t.py::test_b", "passed"),
+    )
+    assert not_passing_again(expected, renumbered) == []
+    one_fails = run(
+        ("t.py::test_a[x-expected8]", "failed"),
+        ("t.py::test_a[y-expected7]", "passed"),
+        ("t.py::test_b", "passed"),
+    )
+    assert not_passing_again(expected, one_fails) == [
+        "t.py::test_a[x-expected7]",
+        "t.py::test_a[y-expected8]",
+    ]
+    assert not_passing_again(expected, run(("t.py::test_a[x-expected7]", "passed"))) == [
+        "t.py::test_a[y-expected8]",
+        "t.py::test_b",
+    ]
