@@ -138,6 +138,9 @@ def test_a_spectrum_that_tells_nothing_apart_keeps_the_evidence_order(project: P
     assert "percent_of" in order  # executed, so still a suspect, after the evidence
     loc = localize(ProjectIndex(project), run.failures, spectrum=run)
     assert loc.lines == {}
+    # No line is quoted as suspicious, but every line the failing test ran is a place for
+    # token edits: a short function's few lines are few candidates.
+    assert loc.scored_lines[("shop/money.py", "percent_of")] == ((2, 1.0), (4, 1.0))
 
 
 def test_the_crash_frame_wins_among_equal_scores(project: Path) -> None:

@@ -102,8 +102,9 @@ def localize(
                 votes[key] += 0.5  # type: ignore[assignment]
     ordered = sorted(votes, key=lambda k: (-votes[k], k[0] != focus, first_rank[k], k))
     scores, notes = spectrum_scores(index, failures, spectrum)
-    # Suspicious lines need only the lines to differ, even where the functions tie.
-    line_scores = dict(scores)
+    # Suspicious lines need only the lines to differ, even where the functions tie; token
+    # edits take every line failing tests ran, tied or not (refine.suspicious_lines).
+    line_scores, edit_scores = dict(scores), dict(scores)
     blamed_by_trace: dict[tuple[str, str], TestCaseResult] = {}
     if scores and spectrum is not None:
         resolve = FunctionResolver(index, spectrum.root)
@@ -158,7 +159,7 @@ def localize(
     chosen_keys = {(t.path, t.qualname) for t in chosen}
     current = {
         key: score
-        for key, score in line_scores.items()
+        for key, score in edit_scores.items()
         if key in chosen_keys and unchanged_since_trace(index, spectrum, key[0])
     }
     return Localization(
@@ -166,7 +167,7 @@ def localize(
         primary,
         blamed,
         {k: v for k, v in scores.items() if k in chosen_keys},
-        lines={key: score.lines for key, score in current.items() if score.lines},
+        lines={k: s.lines for k, s in current.items() if k in line_scores and s.lines},
         notes=notes,
         scored_lines={k: score.scored_lines for k, score in current.items() if score.scored_lines},
     )
