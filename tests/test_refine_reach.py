@@ -234,6 +234,22 @@ def test_a_whole_module_over_the_window_narrows_to_the_function_the_test_names(
     assert any("only `double` shown" in n for n in result.notes)
 
 
+def test_a_function_whose_docstring_overflows_the_window_is_shown_cut_and_fixed_whole(
+    tmp_path: Path,
+) -> None:
+    examples = "".join(f"    >>> double({i})\n    {2 * i}\n" for i in range(150))
+    calc = f'def double(x):\n    """Twice x.\n\n{examples}    """\n    return x + x + 1\n'
+    project = write(tmp_path / "p", {"calc.py": calc, "tests/test_calc.py": DOUBLE_TEST})
+    cut = 'def double(x):\n    """Twice x.\n    (... 301 more lines of this docstring not shown ...)\n    """\n'
+    backend = WindowedScripted([fence(cut + "    return x + x\n")], n_ctx=1500)
+    result = fix(project, backend, config=CONFIG)
+    assert result.status == "fixed", result
+    assert any("the long docstring of the code shown" in n for n in result.notes)
+    # The fix changes the one line; the docstring the model never saw whole stays whole.
+    assert result.diff.count("\n-    ") == 1 and result.diff.count("\n+    ") == 1
+    assert "+    return x + x\n" in result.diff
+
+
 def test_no_prompt_that_fits_ends_not_fixed_with_a_note_not_an_error(tmp_path: Path) -> None:
     project = double_project(tmp_path / "p", 3)
     backend = WindowedScripted([DOUBLE_FIX], n_ctx=60)

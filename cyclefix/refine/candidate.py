@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cyclefix.models.backend import Backend, GenerationOptions, GenerationResult
 from cyclefix.refine.copies import FORKS_PER_COPY, copied_answers
+from cyclefix.refine.docstrings import restored
 from cyclefix.refine.fork import CopyResumed, branch_prefixes, branched_from
 from cyclefix.refine.guard import new_undefined_names, stdlib_imports_for
 from cyclefix.refine.importtime import import_failure
@@ -208,6 +209,8 @@ class Candidates:
             return done(
                 "copy", code, "identical to the faulty code (whitespace and comments ignored)"
             )
+        # A docstring the prompt showed cut goes back whole (the user's file keeps it).
+        code = restored(code, prompt.cut_docstrings)
         # The answer may rewrite any function the prompt showed in full, in any file.
         scratch, state = rnd.scratch, rnd.state
         editable = (*rnd.targets, *prompt.related)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cyclefix.models.backend import Backend, Fork
 from cyclefix.refine.argument_swaps import argument_swaps
+from cyclefix.refine.docstrings import with_cuts
 from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
 from cyclefix.refine.prompt import (
     COPY_NOTE,
@@ -96,7 +97,7 @@ class CopyPlanner:
         edit (on MBPP, forking it lost 3 fixes): once a copy is COPY_RISK likely, it is drawn
         as sampling would draw it, given that it writes no copy back."""
         risk = COPY_RISK if prompt.from_scratch else LIKELY_COPY
-        under_test = code_under_test(targets)
+        under_test = with_cuts(code_under_test(targets), prompt.cut_docstrings)
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
             copies.append(under_test)  # bringing it back changes nothing either: a copy too
@@ -165,7 +166,8 @@ class CopyPlanner:
             scored_key, scorings = self._scored
             if scored_key != repr(build_refine_messages(prompt)):
                 scorings = {}
-            for code in dict.fromkeys((prompt.faulty_code, code_under_test(targets))):
+            under_test = with_cuts(code_under_test(targets), prompt.cut_docstrings)
+            for code in dict.fromkeys((prompt.faulty_code, under_test)):
                 scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
                 copy, forks, _ = scored
                 lines = prompt.suspicious_lines
@@ -192,7 +194,7 @@ def copied_answers(prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]
     round's forks branch off, with the answers written so far."""
     return [
         answer_prefix(c) + copy_continuation(c)
-        for c in (prompt.faulty_code, code_under_test(targets))
+        for c in (prompt.faulty_code, with_cuts(code_under_test(targets), prompt.cut_docstrings))
     ]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cyclefix.models.backend import ChatMessage
+from cyclefix.refine.docstrings import cut_docstrings
 from cyclefix.refine.outline import named_outline
 from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
@@ -112,6 +113,20 @@ def _drop_context(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
     return dataclasses.replace(prompt, context=""), "the rest of the module"
 
 
+def _cut_docstrings(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
+    if prompt.cut_docstrings:
+        return None
+    faulty, cuts = cut_docstrings(prompt.faulty_code)
+    under, more = cut_docstrings(prompt.code_under_test)
+    made = tuple(dict.fromkeys((*cuts, *more)))
+    if not made:
+        return None
+    cut = dataclasses.replace(
+        prompt, faulty_code=faulty, code_under_test=under, cut_docstrings=made
+    )
+    return cut, "the long docstring of the code shown, past its opening (put back in the fix)"
+
+
 def _shorten_test_source_to(limit: int) -> _Narrowing:
     def narrow(prompt: RefinePrompt) -> tuple[RefinePrompt, str] | None:
         if len(prompt.test_source) <= limit:
@@ -138,6 +153,7 @@ NARROWINGS: tuple[_Narrowing, ...] = (
     _shorten_feedback(FEEDBACK_SHORT),
     _drop_description,
     _drop_context,
+    _cut_docstrings,
     _shorten_test_source,
     _drop_test_source,
     _shorten_feedback(FEEDBACK_SHORTEST),
@@ -150,13 +166,14 @@ def fit_prompt(prompt: RefinePrompt, backend: object, max_tokens: int) -> Fitted
     prompt as it is."""
     if not isinstance(backend, WindowedBackend):
         return FittedPrompt(prompt)
-    limit = backend.n_ctx - answer_room(prompt, max_tokens, backend)
 
     def tokens(candidate: RefinePrompt) -> int:
         return backend.count_tokens(build_refine_messages(candidate))
 
     def fits(candidate: RefinePrompt) -> bool:
-        return tokens(candidate) <= limit
+        # The answer's room counts the code shown: a cut docstring makes room there too.
+        room = answer_room(candidate, max_tokens, backend)
+        return tokens(candidate) <= backend.n_ctx - room
 
     if fits(prompt):
         return trimmed(prompt, tokens)

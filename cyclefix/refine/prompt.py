@@ -52,6 +52,9 @@ class RefinePrompt:
     # The lines the traced run singles out in the code under test, the less suspicious with a
     # penalty (not part of the messages: where token edits are tried, refine.token_edits).
     suspicious_lines: tuple[EditLine, ...] = ()
+    # Long docstrings shown cut to fit the window: (cut, whole) as the code shown had them; an
+    # answer's cut docstrings are put back whole before it is spliced (refine.docstrings).
+    cut_docstrings: tuple[tuple[str, str], ...] = ()
 
 
 def _fence(code: str) -> str:
