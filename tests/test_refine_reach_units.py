@@ -232,15 +232,17 @@ def test_exception_message_falls_back_to_the_reports_first_line() -> None:
     assert exception_message(error) == "ImportError while importing x"
 
 
+def file_targets(sources: dict[str, str], names: dict[str, str]) -> list[Target]:
+    """One target per file: the function `names[path]`, the file its source."""
+    return [Target(path, names[path], 1, text.count("\n"), text) for path, text in sources.items()]
+
+
 def test_a_multi_file_splice_adds_imports_only_where_code_changed() -> None:
     sources = {
         "a.py": "def f():\n    return 1\n",
         "b.py": "def g():\n    return 2\n",
     }
-    targets = [
-        Target("a.py", "f", 1, 2, sources["a.py"]),
-        Target("b.py", "g", 1, 2, sources["b.py"]),
-    ]
+    targets = file_targets(sources, {"a.py": "f", "b.py": "g"})
     spliced = splice_candidate(sources, targets, "import math\n\ndef g():\n    return math.e\n")
     assert set(spliced.files) == {"b.py"}
     assert spliced.files["b.py"].startswith("import math\n")
@@ -343,10 +345,7 @@ def test_a_method_shown_without_its_class_replaces_the_method_not_a_namesake_fun
         "version.py": "class Version:\n    def compare(self, other):\n        return 1\n",
         "legacy.py": "def compare(a, b):\n    return Version(a).compare(b)\n",
     }
-    targets = [
-        Target("version.py", "Version.compare", 2, 3, sources["version.py"]),
-        Target("legacy.py", "compare", 1, 2, sources["legacy.py"]),
-    ]
+    targets = file_targets(sources, {"version.py": "Version.compare", "legacy.py": "compare"})
     spliced = splice_candidate(sources, targets, "def compare(self, other):\n    return 0\n")
     assert set(spliced.files) == {"version.py"}
     assert "        return 0\n" in spliced.files["version.py"]
