@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from cyclefix.refine.copies import code_under_test
 from cyclefix.refine.docstrings import (
     KEPT_LINES,
     LONG_DOCSTRING,
@@ -12,6 +13,8 @@ from cyclefix.refine.docstrings import (
     restored,
     with_cuts,
 )
+from cyclefix.refine.prompt import RefinePrompt
+from cyclefix.refine.types import Target
 
 EXAMPLES = "".join(f"    >>> table({i})\n    '{i}'\n" for i in range(20))
 CODE = (
@@ -68,3 +71,9 @@ def test_an_answer_that_rewrote_the_docstring_keeps_its_own() -> None:
     _, cuts = cut_docstrings(CODE)
     answer = 'def table(rows):\n    """Tables."""\n    return str(rows)\n'
     assert restored(answer, cuts) == answer
+
+
+def test_the_code_under_test_is_scored_with_the_docstrings_the_prompt_cut() -> None:
+    cut, cuts = cut_docstrings(CODE)
+    prompt = RefinePrompt(("table",), cut, "failed", code_under_test=cut, cut_docstrings=cuts)
+    assert code_under_test(prompt, [Target("m.py", "table", 1, 46, CODE)]) == cut

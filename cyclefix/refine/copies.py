@@ -97,7 +97,7 @@ class CopyPlanner:
         edit (on MBPP, forking it lost 3 fixes): once a copy is COPY_RISK likely, it is drawn
         as sampling would draw it, given that it writes no copy back."""
         risk = COPY_RISK if prompt.from_scratch else LIKELY_COPY
-        under_test = with_cuts(code_under_test(targets), prompt.cut_docstrings)
+        under_test = code_under_test(prompt, targets)
         copies = [prompt.faulty_code]
         if normalized_code(under_test) != normalized_code(prompt.faulty_code):
             copies.append(under_test)  # bringing it back changes nothing either: a copy too
@@ -166,7 +166,7 @@ class CopyPlanner:
             scored_key, scorings = self._scored
             if scored_key != repr(build_refine_messages(prompt)):
                 scorings = {}
-            under_test = with_cuts(code_under_test(targets), prompt.cut_docstrings)
+            under_test = code_under_test(prompt, targets)
             for code in dict.fromkeys((prompt.faulty_code, under_test)):
                 scored = scorings.get(code) or self.scored_copy(prompt, code, 1.0, 1.0)[1]
                 copy, forks, _ = scored
@@ -184,9 +184,11 @@ class CopyPlanner:
             yield code
 
 
-def code_under_test(targets: Sequence[Target]) -> str:
-    """The code of the round's targets as the prompt would show it unchanged."""
-    return "\n".join(t.source.rstrip() for t in targets) + "\n"
+def code_under_test(prompt: RefinePrompt, targets: Sequence[Target]) -> str:
+    """The code of the round's targets as `prompt` would show it unchanged (its long
+    docstrings cut as the prompt's are, refine.docstrings)."""
+    whole = "\n".join(t.source.rstrip() for t in targets) + "\n"
+    return with_cuts(whole, prompt.cut_docstrings)
 
 
 def copied_answers(prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]:
@@ -194,7 +196,7 @@ def copied_answers(prompt: RefinePrompt, targets: Sequence[Target]) -> list[str]
     round's forks branch off, with the answers written so far."""
     return [
         answer_prefix(c) + copy_continuation(c)
-        for c in (prompt.faulty_code, with_cuts(code_under_test(targets), prompt.cut_docstrings))
+        for c in (prompt.faulty_code, code_under_test(prompt, targets))
     ]
 
 
