@@ -37,7 +37,8 @@ def argument_swaps(
     spans = line_spans(text, [line.text for line in lines])
     penalty_of = {line.text.strip(): line.penalty for line in lines}
     refused = {normalized_code(code), *(normalized_code(c) for c in seen)}
-    starts = _line_starts(code, len(FENCE))
+    lines_of_code = code.splitlines(keepends=True)
+    starts = _line_starts(lines_of_code, len(FENCE))
     found: dict[str, TokenEdit] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -45,8 +46,8 @@ def argument_swaps(
         for first, second in zip(node.args, node.args[1:], strict=False):
             if isinstance(first, ast.Starred) or isinstance(second, ast.Starred):
                 continue
-            a_start, a_end = _offsets(first, code, starts)
-            b_start, b_end = _offsets(second, code, starts)
+            a_start, a_end = _offsets(first, lines_of_code, starts)
+            b_start, b_end = _offsets(second, lines_of_code, starts)
             span = next(((s, e) for s, e in spans if s <= a_start and b_end <= e), None)
             if span is None:
                 continue
@@ -86,17 +87,16 @@ def _model_gap(text: str, forks: Sequence[Fork], at: int, second: str) -> float:
     return max([SWAP_GAP, *gaps])
 
 
-def _line_starts(code: str, base: int) -> list[int]:
-    """Offsets in the answer of each line of `code` (which starts `base` characters in)."""
+def _line_starts(lines: Sequence[str], base: int) -> list[int]:
+    """Offsets in the answer of each of the code's `lines` (it starts `base` characters in)."""
     starts = [base]
-    for line in code.splitlines(keepends=True):
+    for line in lines:
         starts.append(starts[-1] + len(line))
     return starts
 
 
-def _offsets(node: ast.expr, code: str, starts: Sequence[int]) -> tuple[int, int]:
+def _offsets(node: ast.expr, lines: Sequence[str], starts: Sequence[int]) -> tuple[int, int]:
     """Where `node` starts and ends in the answer (ast columns count UTF-8 bytes)."""
-    lines = code.splitlines(keepends=True)
 
     def at(line: int, column: int) -> int:
         return starts[line - 1] + len(lines[line - 1].encode()[:column].decode(errors="replace"))
