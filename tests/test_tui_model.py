@@ -27,9 +27,11 @@ async def test_real_model_refines_an_example_in_the_tui(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: not app.busy, "the refinement", timeout=420)
         result = app.last_result
         assert result is not None and result.status in ("fixed", "not_fixed"), result
-        # The model's answer streamed into the panel, and every attempt is in the history.
+        # Every answer the model wrote streamed into the panel (a token edit, often the fix
+        # here, writes none), and every attempt is in the history.
         streamed = "\n".join(app.model_output.lines)
-        assert "def " in streamed
+        if any(not (a.token_edit or a.partial) for a in result.attempts):
+            assert "def " in streamed
         assert app.fix_view.attempts.row_count == len(result.attempts) > 0
         # Nothing reaches the file without accepting.
         assert (project / "calendar_utils.py").read_text() == before
