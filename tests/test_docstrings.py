@@ -67,6 +67,12 @@ def test_a_method_cut_indented_and_answered_dedented_gets_it_back_at_its_indenta
     assert restored(answer, cuts) == CODE.replace("rows + 1", "rows")
 
 
+def test_an_answer_that_reworded_the_cut_opening_still_gets_the_whole_docstring_back() -> None:
+    cut, cuts = cut_docstrings(CODE)
+    answer = cut.replace("Format `rows`", "Render rows").replace("rows + 1", "rows")
+    assert restored(answer, cuts) == CODE.replace("rows + 1", "rows")
+
+
 def test_an_answer_that_rewrote_the_docstring_keeps_its_own() -> None:
     _, cuts = cut_docstrings(CODE)
     answer = 'def table(rows):\n    """Tables."""\n    return str(rows)\n'

@@ -31,21 +31,9 @@ def cut_docstrings(code: str) -> tuple[str, tuple[Cut, ...]]:
         return code, ()
     lines = code.splitlines(keepends=True)
     cuts: list[tuple[int, int, str]] = []  # (first line, last line, cut text), 1-based
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            continue
-        first = node.body[0] if node.body else None
-        if not (
-            isinstance(first, ast.Expr)
-            and isinstance(first.value, ast.Constant)
-            and isinstance(first.value.value, str)
-            and first.end_lineno is not None
-        ):
-            continue
-        start, end = first.lineno, first.end_lineno
-        if end - start + 1 <= LONG_DOCSTRING:
-            continue
-        cuts.append((start, end, _cut(lines[start - 1 : end])))
+    for start, end in _docstring_spans(tree):
+        if end - start + 1 > LONG_DOCSTRING:
+            cuts.append((start, end, _cut(lines[start - 1 : end])))
     if not cuts:
         return code, ()
     made: list[Cut] = []
@@ -86,25 +74,63 @@ def with_cuts(code: str, cuts: Sequence[Cut]) -> str:
 
 
 def restored(code: str, cuts: Sequence[Cut]) -> str:
-    """`code` (an answer, dedented or not) with each cut docstring it holds, line for line
-    whatever its indentation, replaced by the whole docstring at that indentation."""
+    """`code` (an answer, dedented or not) with each docstring that holds a cut's note line, or
+    opens as a cut does, replaced by that cut's whole docstring at the answer's indentation:
+    the model never read the rest, so no answer may drop it (even one that reworded the
+    opening)."""
+    if not cuts:
+        return code
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return code
     lines = code.splitlines(keepends=True)
-    for text, whole in cuts:
-        cut_lines = text.splitlines()
-        width = len(cut_lines)
-        wanted = [line.strip() for line in cut_lines]
-        for at in range(len(lines) - width + 1):
-            if [line.strip() for line in lines[at : at + width]] != wanted:
-                continue
-            shown_indent = _indent(cut_lines[0])
-            answer_indent = _indent(lines[at])
-            whole_lines = [
-                answer_indent + line.removeprefix(shown_indent) if line.strip() else "\n"
-                for line in whole.splitlines(keepends=True)
-            ]
-            lines[at : at + width] = whole_lines
-            break
+    left = list(cuts)
+    found: list[tuple[int, int, str]] = []  # (first line, last line, whole text), 1-based
+    for start, end in _docstring_spans(tree):
+        held = [line.strip() for line in lines[start - 1 : end]]
+        cut = next((c for c in left if _note(c) in held), None)
+        cut = cut or next((c for c in left if c[0].splitlines()[0].strip() == held[0]), None)
+        if cut is None:
+            continue
+        left.remove(cut)
+        text, whole = cut
+        shown_indent, answer_indent = _indent(text), _indent(lines[start - 1])
+        found.append(
+            (
+                start,
+                end,
+                "".join(
+                    answer_indent + line.removeprefix(shown_indent) if line.strip() else "\n"
+                    for line in whole.splitlines(keepends=True)
+                ),
+            )
+        )
+    for start, end, whole in sorted(found, reverse=True):
+        lines[start - 1 : end] = [whole]
     return "".join(lines)
+
+
+def _docstring_spans(tree: ast.Module) -> list[tuple[int, int]]:
+    """The first and last lines of every docstring statement of a function or class."""
+    spans = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        first = node.body[0] if node.body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+            and first.end_lineno is not None
+        ):
+            spans.append((first.lineno, first.end_lineno))
+    return spans
+
+
+def _note(cut: Cut) -> str:
+    """The line of a cut that says what was left out."""
+    return cut[0].splitlines()[-2].strip()
 
 
 def _indent(line: str) -> str:
