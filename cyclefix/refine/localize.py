@@ -104,7 +104,7 @@ def localize(
     scores, notes = spectrum_scores(index, failures, spectrum)
     # Suspicious lines need only the lines to differ, even where the functions tie; token
     # edits take every line failing tests ran, tied or not (refine.suspicious_lines).
-    line_scores, edit_scores = dict(scores), dict(scores)
+    line_scores, edit_scores = dict(scores), scores
     blamed_by_trace: dict[tuple[str, str], TestCaseResult] = {}
     if scores and spectrum is not None:
         resolve = FunctionResolver(index, spectrum.root)
