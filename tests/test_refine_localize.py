@@ -131,6 +131,18 @@ def test_among_equal_scores_the_deepest_callee_comes_first(project: Path) -> Non
     assert ranking(project, run)[:3] == ["percent_of", "Invoice.tax", "Invoice.summary"]
 
 
+def test_among_equal_scores_a_function_failing_tests_ran_more_of_comes_first(
+    project: Path,
+) -> None:
+    # summary (what the assert calls) and percent_of tie and neither calls the other: a
+    # one-line getter is a smaller place for the fault than the code the test ran more of.
+    case = failing(
+        "test_summary", INIT, SUMMARY, percent(2, 4), assert_source="assert s.summary() == 'x'"
+    )
+    run = traced(project, case, passing("test_init", INIT))
+    assert ranking(project, run)[:2] == ["percent_of", "Invoice.summary"]
+
+
 def test_a_spectrum_that_tells_nothing_apart_keeps_the_evidence_order(project: Path) -> None:
     run = traced(project, failing("test_tax", INIT, TAX, percent(2, 4)))
     order = ranking(project, run)

@@ -39,6 +39,8 @@ class FunctionScore:
     lines_tied: bool = False
     # The lines failing tests ran in it with their scores, best first (at most a dozen).
     scored_lines: tuple[tuple[int, float], ...] = ()
+    # How many of its lines failing tests executed (more code run, more places for the fault).
+    failing_lines: int = 0
 
 
 def ochiai(failed: int, passed: int, total_failed: int) -> float:
@@ -93,7 +95,10 @@ def score_functions(
         line_best = max((ochiai(f, p, total_failed) for f, p in counts.values() if f), default=0.0)
         score = max(ochiai(failed, passed, total_failed), line_best)
         scored_lines = _scored_lines(counts, total_failed)
-        scores[key] = FunctionScore(key, score, failed, passed, lines, tied, scored_lines)
+        failing_lines = sum(1 for f, _ in counts.values() if f > 0)
+        scores[key] = FunctionScore(
+            key, score, failed, passed, lines, tied, scored_lines, failing_lines
+        )
     return scores
 
 

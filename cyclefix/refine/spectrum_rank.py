@@ -94,8 +94,9 @@ def rank_by_spectrum(
     focus: str | None,
 ) -> list[FunctionKey]:
     """Executed functions by score, then failing tests reaching them, then crash frames, then
-    callees before callers, then the file the user named, then the evidence ranking; the
-    evidence's suspects no failing test executed come last, in their own order."""
+    callees before callers, then the file the user named, then more lines run by failing tests
+    (a one-line getter the assert calls is a smaller place for the fault), then the evidence
+    ranking; the evidence's suspects no failing test executed come last, in their own order."""
     crashed: set[FunctionKey] = set()
     for case, _ in per_test:
         for frame in reversed(case.project_frames):
@@ -122,6 +123,7 @@ def rank_by_spectrum(
             k not in crashed,
             -depth[k],
             k[0] != focus,
+            -scores[k].failing_lines,
             evidence_rank.get(k, len(evidence)),
             k,
         ),
