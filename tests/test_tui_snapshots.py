@@ -7,6 +7,7 @@ Update after an intended change with: pytest tests/test_tui_snapshots.py --snaps
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,20 @@ from tui_support import (
 from cyclefix.tui.app import CyclefixApp
 
 
-async def settle(pilot: Pilot[Any]) -> None:
+async def settle(pilot: Pilot[Any], timeout: float = 5.0) -> None:
+    """Until the screen stops changing: on a loaded machine a table's column widths are
+    worked out some idle moments after its rows arrive."""
     pilot.app.clear_notifications()
     await pilot.pause(0.2)
     await pilot.wait_for_scheduled_animations()
+    deadline = time.monotonic() + timeout
+    shown = pilot.app.export_screenshot()
+    while time.monotonic() < deadline:
+        await pilot.pause(0.2)
+        now = pilot.app.export_screenshot()
+        if now == shown:
+            return
+        shown = now
 
 
 def test_snapshot_failing(snap_compare: Any, tmp_path: Path) -> None:

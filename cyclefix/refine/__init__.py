@@ -34,6 +34,7 @@ from cyclefix.refine.types import (
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.project import CONFIG_FILES
 from cyclefix.runner.results import CollectionError, Frame, TestCaseResult, TestRunResult
+from cyclefix.runner.warm import WarmWorkers
 
 __all__ = [
     "CONFIG_FILES",
@@ -63,6 +64,7 @@ __all__ = [
     "TestsStarted",
     "TextGenerated",
     "Verdict",
+    "WarmWorkers",
     "apply_and_keep",
     "apply_fix",
     "check",

@@ -19,6 +19,7 @@ from cyclefix.runner import (
     Confinement,
     ProjectPython,
     SandboxLimits,
+    WarmWorkers,
     find_project_python,
     find_project_root,
     order_failing_first,
@@ -96,9 +97,11 @@ def check(
     on_event: Callable[[RefineEvent], None] | None = None,
     cancel: threading.Event | None = None,
     confinement: Confinement | None = None,
+    warm: WarmWorkers | None = None,
 ) -> TestRunResult:
     """One traced run of the tests that matter for `path` (a `Selection` is reused as is;
-    `tests` then do not apply), the previously failing first."""
+    `tests` then do not apply), the previously failing first; `warm`: the session's warm
+    workers (runner.warm)."""
     chosen = path if isinstance(path, Selection) else select(path, tests, config=config)
     root, python = chosen.root, chosen.python
     selection = order_failing_first(chosen.tests, previously_failing)
@@ -114,6 +117,7 @@ def check(
         trace=True,
         pass_env=config.pass_env,
         confinement=confinement,
+        warm=warm,
     )
     if python.note:
         run = dataclasses.replace(run, notes=(*run.notes, python.note))

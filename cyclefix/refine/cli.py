@@ -17,7 +17,11 @@ from cyclefix.cli import EXIT_NOT_FIXED, EXIT_OK, EXIT_USAGE
 from cyclefix.models.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from cyclefix.config import ResolvedSettings
+    from rich.console import Console
+
+    from cyclefix.config import ResolvedSettings, Settings
+    from cyclefix.refine import RefineConfig, Selection, WarmWorkers
+    from cyclefix.refine.console import Progress
     from cyclefix.refine.types import FixResult
 
 # The flag that replaces each project setting that needs trust (named in the refusal).
@@ -213,7 +217,6 @@ def _run_fix(args: argparse.Namespace) -> int:
         print_result,
     )
     from cyclefix.refine.report import fix_result_to_dict
-    from cyclefix.refine.types import FixResult
 
     command_started = time.monotonic()
     if (args.commit or args.stage) and not args.apply:
@@ -243,44 +246,11 @@ def _run_fix(args: argparse.Namespace) -> int:
 
     # Worked out once: the check and the fix run the same tests with the same Python.
     selection = refine.select(path, tests, config=config)
-    tests_started = time.monotonic()
-    initial = _in_worker(
-        lambda: refine.check(selection, config=config, on_event=progress, cancel=cancel),
-        cancel,
-    )
-    initial_tests_s = time.monotonic() - tests_started
-    model_load_s = 0.0
-    # Import-time errors in project code are bugs for the model (refine.importtime); other
-    # collection errors, no tests or nothing failing end without loading it.
-    settled = FixResult.without_model(initial, time.monotonic() - tests_started)
-    result: FixResult
-    if settled is not None:
-        result = settled
-    else:
-        loading = time.monotonic()
-        with out.status(f"Loading model {plain(settings.model)}…"):
-            backend = refine.open_backend(
-                settings.model, n_threads=settings.threads, n_gpu_layers=settings.gpu_layers
-            )
-        model_load_s = time.monotonic() - loading
-        device = getattr(backend, "device", None)
-        if device is not None:
-            progress.print(f"Model {plain(backend.name)} on {plain(device.describe())}")
-        try:
-            result = _in_worker(
-                lambda: refine.fix(
-                    selection,
-                    backend,
-                    config=config,
-                    initial_run=initial,
-                    on_event=progress,
-                    cancel=cancel,
-                ),
-                cancel,
-            )
-        finally:
-            progress.stop()
-            backend.close()
+    # pytest and its plugins started once for the candidates: each run a fork (runner.warm).
+    with refine.WarmWorkers() as warm:
+        result, initial_tests_s, model_load_s = _check_and_fix(
+            selection, settings, config, progress, cancel, warm, out
+        )
     applied, kept = False, ""
     if args.apply and result.status == "fixed":
         try:
@@ -307,6 +277,61 @@ def _run_fix(args: argparse.Namespace) -> int:
     if result.status == "error":
         return EXIT_USAGE
     return EXIT_NOT_FIXED
+
+
+def _check_and_fix(
+    selection: Selection,
+    settings: Settings,
+    config: RefineConfig,
+    progress: Progress,
+    cancel: threading.Event,
+    warm: WarmWorkers,
+    out: Console,
+) -> tuple[FixResult, float, float]:
+    """The user's run of the tests, then (when something fails) the model's fix; with the
+    seconds of that run and of loading the model."""
+    from cyclefix import refine
+    from cyclefix.refine.console import plain
+    from cyclefix.refine.types import FixResult
+
+    tests_started = time.monotonic()
+    initial = _in_worker(
+        # Cold: a worker pays off from its second run, and this kind runs once per command.
+        lambda: refine.check(selection, config=config, on_event=progress, cancel=cancel),
+        cancel,
+    )
+    initial_tests_s = time.monotonic() - tests_started
+    # Import-time errors in project code are bugs for the model (refine.importtime); other
+    # collection errors, no tests or nothing failing end without loading it.
+    settled = FixResult.without_model(initial, time.monotonic() - tests_started)
+    if settled is not None:
+        return settled, initial_tests_s, 0.0
+    loading = time.monotonic()
+    with out.status(f"Loading model {plain(settings.model)}…"):
+        backend = refine.open_backend(
+            settings.model, n_threads=settings.threads, n_gpu_layers=settings.gpu_layers
+        )
+    model_load_s = time.monotonic() - loading
+    device = getattr(backend, "device", None)
+    if device is not None:
+        progress.print(f"Model {plain(backend.name)} on {plain(device.describe())}")
+    try:
+        result = _in_worker(
+            lambda: refine.fix(
+                selection,
+                backend,
+                config=config,
+                initial_run=initial,
+                on_event=progress,
+                cancel=cancel,
+                warm=warm,
+            ),
+            cancel,
+        )
+    finally:
+        progress.stop()
+        backend.close()
+    return result, initial_tests_s, model_load_s
 
 
 def _in_worker(job: Any, cancel: threading.Event) -> Any:

@@ -61,7 +61,7 @@ from cyclefix.refine.types import (
     Target,
 )
 from cyclefix.refine.verify import Verifier
-from cyclefix.runner import scratch_copy
+from cyclefix.runner import WarmWorkers, scratch_copy
 from cyclefix.runner.results import TestRunResult
 
 
@@ -103,10 +103,12 @@ def fix(
     initial_run: TestRunResult | None = None,
     on_event: Callable[[RefineEvent], None] | None = None,
     cancel: threading.Event | None = None,
+    warm: WarmWorkers | None = None,
 ) -> FixResult:
     """Find and verify a fix for the failing tests of `path`; never touches the user's files.
     A `Selection` (refine.check.select, as the check before it used) is reused as is;
-    `tests` then do not apply."""
+    `tests` then do not apply. `warm`: the session's warm workers (runner.warm), whose forks
+    run the candidates' tests without starting pytest each time."""
     started = time.monotonic()
     emit = on_event or (lambda _event: None)
     # A missing path raises here, before any result.
@@ -116,7 +118,7 @@ def fix(
         selection = (
             path if isinstance(path, Selection) else select(path, tests, config=config, root=root)
         )
-        session = _Session(selection, backend, config, emit, deadline)
+        session = _Session(selection, backend, config, emit, deadline, warm)
         result = session.run(initial_run, started)
     except CyclefixError as exc:
         seconds = time.monotonic() - started
@@ -137,6 +139,7 @@ class _Session:
         config: RefineConfig,
         emit: Callable[[RefineEvent], None],
         deadline: _Deadline,
+        warm: WarmWorkers | None = None,
     ) -> None:
         self.root = selection.root
         self.selection = selection
@@ -153,6 +156,7 @@ class _Session:
             emit,
             deadline.event,
             config.pass_env,
+            warm,
         )
         self.notes: list[str] = [selection.python.note] if selection.python.note else []
         self.candidates = Candidates(backend, config, self.verifier, emit, deadline.event)

@@ -27,6 +27,7 @@ from cyclefix.runner import (
     Confinement,
     ProjectPython,
     SandboxLimits,
+    WarmWorkers,
     order_failing_first,
     run_tests,
     scratch_copy,
@@ -85,8 +86,10 @@ class Verifier:
         emit: Callable[[RefineEvent], None],
         cancel: threading.Event,
         pass_env: Sequence[str] = (),
+        warm: WarmWorkers | None = None,
     ) -> None:
         self.root = root
+        self.warm = warm
         self.selection = tuple(selection)
         self.explicit_tests = explicit_tests
         self.limits = limits
@@ -145,6 +148,7 @@ class Verifier:
                 confinement=Confinement(self.root) if scratch else None,
                 pass_env=self.pass_env,
                 stop_on_first_failure=stop_on_first_failure,
+                warm=self.warm,
             )
         finally:
             if before is not None:

@@ -27,6 +27,7 @@ from cyclefix.runner.run import run_tests
 from cyclefix.runner.sandbox import SandboxLimits
 from cyclefix.runner.scratch import scratch_copy
 from cyclefix.runner.select import order_failing_first, select_tests
+from cyclefix.runner.warm import WarmWorkers
 
 __all__ = [
     "Callee",
@@ -39,6 +40,7 @@ __all__ = [
     "SandboxLimits",
     "TestCaseResult",
     "TestRunResult",
+    "WarmWorkers",
     "bound_text",
     "feedback_text",
     "find_project_python",

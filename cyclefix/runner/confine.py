@@ -142,32 +142,35 @@ def landlock_abi() -> int:
     return int(version) if version > 0 else 0
 
 
-def apply_from_environment() -> None:
-    """The launcher's entry point: enforce the plan in ``CYCLEFIX_CONFINE``, or exit."""
+def apply_from_environment() -> bool:
+    """The launcher's entry point: enforce the plan in ``CYCLEFIX_CONFINE``, or exit; whether
+    a private /dev/shm was mounted."""
     text = os.environ.pop(protocol.ENV_CONFINE, None)
     if not text:
-        return
+        return False
     try:
-        apply(ConfinePlan.from_json(text))
+        return apply(ConfinePlan.from_json(text))
     except (ConfinementError, OSError, ValueError) as exc:
         sys.stderr.write(f"cyclefix: cannot confine the test process: {exc}\n")
         sys.stderr.flush()
         os._exit(protocol.CONFINE_EXIT_CODE)
 
 
-def apply(plan: ConfinePlan) -> None:
-    """Put the plan in place in this (single-threaded) process; raises ConfinementError."""
+def apply(plan: ConfinePlan) -> bool:
+    """Put the plan in place in this (single-threaded) process; raises ConfinementError.
+    Whether a private /dev/shm was mounted."""
     if plan.loopback_up:
         _loopback_up()
     if plan.remap is not None:
         remap_imports(plan.remap[0], plan.remap[1])
     if not (plan.writable or plan.drop_capabilities):
-        return
+        return False
     libc = _libc()
     writable = plan.writable
     # Needs CAP_SYS_ADMIN: before Landlock and the capabilities go. Where the mount fails the
     # host's /dev/shm stays read-only: more confined, never less, so the run goes on.
-    if plan.private_shm and _mount_private_shm(libc):
+    shm_mounted = plan.private_shm and _mount_private_shm(libc)
+    if shm_mounted:
         writable = (*writable, SHM_FOLDER)
     libc.prctl.restype = ctypes.c_int
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -175,6 +178,7 @@ def apply(plan: ConfinePlan) -> None:
         _restrict_writes(libc, writable, plan.deny_tcp)
     if plan.drop_capabilities:
         _drop_capabilities(libc)
+    return shm_mounted
 
 
 # ---------------------------------------------------------------- /dev/shm

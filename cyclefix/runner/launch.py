@@ -73,17 +73,19 @@ def collect_timeout(limits: SandboxLimits) -> float:
     return max(MIN_COLLECT_TIMEOUT, 3 * limits.per_test_timeout)
 
 
-def pytest_argv(
+def pytest_argv(settings: ProcessSettings, pytest_args: Sequence[str]) -> list[str]:
+    """The command line of a cold pytest process with these arguments."""
+    return [settings.python, "-c", LAUNCHER, *pytest_args]
+
+
+def pytest_arguments(
     settings: ProcessSettings,
     args: Sequence[str],
     deselected: Sequence[str],
     ignored: Sequence[str],
 ) -> list[str]:
-    """The command line of one pytest process, skipping node ids and modules already seen."""
+    """pytest's arguments for one process, skipping node ids and modules already seen."""
     return [
-        settings.python,
-        "-c",
-        LAUNCHER,
         "-p",
         PLUGIN_MODULE,
         *PYTEST_OPTIONS,
@@ -148,22 +150,14 @@ def process_environment(
     """The test process's environment: the allowlist (environment.py), our private folder
     first on PYTHONPATH, the pipe numbers and the settings the plugin and launcher read."""
     confined = settings.confinement
-    env = child_environment(
-        parent,
-        pass_env=settings.pass_env,
+    env = interpreter_environment(
+        settings.pass_env,
+        settings.autoload_plugins,
         private_home=workdir / "home" if confined is not None else None,
         remap=(confined.original, settings.root) if confined is not None else None,
+        parent=parent,
     )
-    existing = env.get("PYTHONPATH")
-    plugin_dir = plugin_directory()
-    if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
-        plugin_directory.cache_clear()
-        plugin_dir = plugin_directory()
     limits = settings.limits
-    env["PYTHONPATH"] = str(plugin_dir) + (os.pathsep + existing if existing else "")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONHASHSEED"] = "0"
-    env["PYTHONNOUSERSITE"] = "1"
     env[protocol.ENV_RESULTS_FD] = str(results_fd)
     env[protocol.ENV_KEY_FD] = str(key_fd)
     env[protocol.ENV_ROOT] = str(settings.root)
@@ -175,10 +169,33 @@ def process_environment(
         env[protocol.ENV_CONFINE] = plan.to_json()
     if confined is not None:
         env[protocol.ENV_CANDIDATE] = "1"
-    if not settings.autoload_plugins:
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if settings.trace:
         env[protocol.ENV_TRACE] = "1"
+    return env
+
+
+def interpreter_environment(
+    pass_env: Sequence[str],
+    autoload_plugins: bool,
+    *,
+    private_home: Path | None,
+    remap: tuple[Path, Path] | None = None,
+    parent: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """What a test interpreter starts with, before any run's own settings: the allowlist and
+    our private folder first on PYTHONPATH (a warm worker starts with this too)."""
+    env = child_environment(parent, pass_env=pass_env, private_home=private_home, remap=remap)
+    existing = env.get("PYTHONPATH")
+    plugin_dir = plugin_directory()
+    if not (plugin_dir / f"{PLUGIN_MODULE}.py").exists():  # a temp cleaner removed it
+        plugin_directory.cache_clear()
+        plugin_dir = plugin_directory()
+    env["PYTHONPATH"] = str(plugin_dir) + (os.pathsep + existing if existing else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONNOUSERSITE"] = "1"
+    if not autoload_plugins:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return env
 
 

@@ -27,6 +27,7 @@ PLUGIN_MODULE = "_cyclefix_pytest_plugin"
 PROTOCOL_MODULE = "_cyclefix_protocol"
 CONFINE_MODULE = "_cyclefix_confine"
 TRACE_MODULE = "_cyclefix_trace"
+WARM_MODULE = "_cyclefix_warm"
 # Every runner file the test process runs, and its private module name there.
 PRIVATE_COPIES = (
     ("plugin.py", PLUGIN_MODULE),
@@ -38,6 +39,7 @@ PRIVATE_COPIES = (
     ("testfiles.py", "_cyclefix_testfiles"),
     ("integrity.py", "_cyclefix_integrity"),
     ("watchdog.py", "_cyclefix_watchdog"),
+    ("warm_worker.py", WARM_MODULE),
 )
 
 # Environment of the test process (names only: every value is public to the code under test).
@@ -53,6 +55,9 @@ ENV_CONFINE = "CYCLEFIX_CONFINE"
 ENV_TRACE = "CYCLEFIX_TRACE"
 # "1" in a candidate's run: a skip raised by the code under test is an error there.
 ENV_CANDIDATE = "CYCLEFIX_CANDIDATE"
+# A warm worker's environment (warm.py): its control socket, the user's project.
+ENV_WARM_CONTROL_FD = "CYCLEFIX_WARM_FD"
+ENV_WARM_PROJECT = "CYCLEFIX_WARM_PROJECT"
 FIRST_OPTION = "--cyclefix-first"
 # Node ids a rerun skips, matched exactly (pytest's --deselect takes prefixes: test_a, test_ab).
 SKIP_OPTION = "--cyclefix-skip"

@@ -35,6 +35,7 @@ from cyclefix.runner.launch import (
     collect_timeout,
     confine_plan,
     process_environment,
+    pytest_arguments,
     pytest_argv,
     read_available,
 )
@@ -60,6 +61,7 @@ from cyclefix.runner.sandbox import (
     SandboxLimits,
     SandboxResult,
 )
+from cyclefix.runner.warm import WarmRun, WarmWorkers, worker_kind
 
 FIRST_OPTION = protocol.FIRST_OPTION
 WATCHDOG_EXIT_CODE = protocol.WATCHDOG_EXIT_CODE
@@ -93,6 +95,7 @@ def run_tests(
     stop_on_first_failure: bool = False,
     confinement: Confinement | None = None,
     pass_env: Sequence[str] = (),
+    warm: WarmWorkers | None = None,
 ) -> TestRunResult:
     """Run pytest in `root` on `tests` (pytest args relative to root; empty: the whole suite).
 
@@ -111,6 +114,8 @@ def run_tests(
     no TCP connections, and import the copy where the environment pointed into the original;
     layers this OS lacks are named once in the notes. `pass_env`: environment names passed
     through besides the allowlist (environment.py); ``CYCLEFIX_*`` never is.
+    `warm`: the session's warm workers (warm.py); each process of the run is then a fork of
+    one, where this machine allows it, instead of a fresh interpreter.
     Raises CyclefixError when the folder or the interpreter is unusable, or pytest refuses
     the arguments; test failures, hangs and crashes are results, not errors.
     """
@@ -136,6 +141,7 @@ def run_tests(
         on_test=on_test,
         on_collected=on_collected,
         cancel=cancel,
+        warm=warm,
     )
     return run.execute()
 
@@ -149,6 +155,7 @@ class _Run:
     on_test: Callable[[TestCaseResult], None] | None
     on_collected: Callable[[int], None] | None
     cancel: threading.Event | None
+    warm: WarmWorkers | None = None
     tests: list[TestCaseResult] = field(default_factory=list)
     collection_errors: list[CollectionError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -256,7 +263,7 @@ class _Run:
         deselected: Sequence[str],
         ignored: Sequence[str],
     ) -> tuple[ProcessReport, SandboxResult]:
-        argv = pytest_argv(self.settings, self.args, deselected, ignored)
+        args = pytest_arguments(self.settings, self.args, deselected, ignored)
         key = protocol.new_key()
         attempt = ProcessReport(verifier=protocol.RecordVerifier(key))
         per_test = self.settings.limits.per_test_timeout
@@ -271,14 +278,7 @@ class _Run:
             os.set_blocking(results_read, False)
             env = process_environment(self.settings, plan, workdir, results_write, key_read)
             attempt.spawned = time.monotonic()
-            process = SandboxedProcess(
-                argv,
-                cwd=self.settings.root,
-                env=env,
-                limits=limits,
-                cancel=self.cancel,
-                pass_fds=(results_write, key_read),
-            )
+            process = self._start(args, env, limits, (results_write, key_read))
             fds.close(results_write)  # the child holds the only write end now
             fds.close(key_read)
             with process:
@@ -287,9 +287,25 @@ class _Run:
                 )
         return attempt, outcome
 
+    def _start(
+        self, args: list[str], env: dict[str, str], limits: SandboxLimits, fds: tuple[int, int]
+    ) -> SandboxedProcess | WarmRun:
+        """The run's next pytest process: forked by a warm worker, or a fresh one."""
+        root = self.settings.root
+        if self.warm is not None:
+            kind = worker_kind(self.settings)
+            forked = self.warm.start(kind, args, env, root, fds, limits, self.cancel)
+            if forked is not None:
+                return forked
+            self.notes.extend(n for n in self.warm.take_notes() if n not in self.notes)
+        argv = pytest_argv(self.settings, args)
+        return SandboxedProcess(
+            argv, cwd=root, env=env, limits=limits, cancel=self.cancel, pass_fds=fds
+        )
+
     def _follow(
         self,
-        process: SandboxedProcess,
+        process: SandboxedProcess | WarmRun,
         attempt: ProcessReport,
         results: int,
         hang_after: float,

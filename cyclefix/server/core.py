@@ -36,6 +36,7 @@ from cyclefix.refine import (
     CONFIG_FILES,
     FixResult,
     TestRunResult,
+    WarmWorkers,
     feedback_text,
     find_project_root,
 )
@@ -159,6 +160,8 @@ class ServerCore(LanguageServer):
         )
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cyclefix")
         self.models = ModelHolder()
+        # pytest and its plugins kept started across saves: each run is a fork (runner.warm).
+        self.warm = WarmWorkers()
         self.projects: dict[Path, ProjectState] = {}
         # One job per project root: a newer save supersedes (cancels) the one in flight.
         self.board: JobBoard[LspJob] = JobBoard(on_cancel=_end_cancelled)
@@ -386,6 +389,7 @@ class ServerCore(LanguageServer):
         if self._refining is not None:
             self._refining.cancel.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.warm.close()
         # A generation still running stops at its next token; close the model after it.
         self.models.close_when_free(timeout=10)
 

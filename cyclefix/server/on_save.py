@@ -108,6 +108,7 @@ class TestsOnSave(Refinement):
             previously_failing=state.failing_nodeids(),
             on_event=on_event,
             cancel=job.cancel,
+            warm=self.warm,
         )
         if run.cancelled or job.cancel.is_set():
             return

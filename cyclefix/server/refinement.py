@@ -112,7 +112,7 @@ class Refinement(FixActions):
             except CyclefixError as exc:
                 return install_hint(spec, str(exc))
             # The check's selection (root, tests, interpreter) is the refinement's too.
-            return fix(chosen, backend, cancel=cancel, **kwargs)
+            return fix(chosen, backend, cancel=cancel, warm=self.warm, **kwargs)
 
     def _on_event(self, job: LspJob, event: RefineEvent) -> None:
         if isinstance(event, AttemptFinished):

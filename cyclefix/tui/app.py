@@ -130,6 +130,7 @@ class CyclefixApp(Panels):
             job.cancel.set()
         if self.session.refine_job is None:
             self.session.models.close_when_free(timeout=10)
+        self.session.warm.close()
 
     # ----- actions ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from cyclefix.refine import (
     TestCaseResult,
     TestRunResult,
     TestsFinished,
+    WarmWorkers,
     check,
     fix,
     open_backend,
@@ -92,6 +93,8 @@ class TuiSession:
         self.board: JobBoard[TuiJob] = JobBoard()
         # The factory already carries the hardware settings (threads, gpuLayers).
         self.models = ModelHolder(lambda spec, **_hardware: backend_factory(spec))
+        # pytest and its plugins kept started across runs: each run is a fork (runner.warm).
+        self.warm = WarmWorkers()
         self.fix: VerifiedFix | None = None
         # The outcome of the latest refinement, whatever its status.
         self.last_result: FixResult | None = None
@@ -293,6 +296,7 @@ class TuiSession:
                 previously_failing=previously_failing,
                 on_event=partial(_post_event, post, job.id, forward_finished=False),
                 cancel=job.cancel,
+                warm=self.warm,
             )
         except CyclefixError as exc:
             post(JobFailed(job.id, str(exc)))
@@ -329,6 +333,7 @@ class TuiSession:
                     initial_run=initial,
                     on_event=partial(_post_event, post, job.id, forward_finished=True),
                     cancel=job.cancel,
+                    warm=self.warm,
                 )
         except ModelError as exc:
             post(JobFailed(job.id, install_hint(spec, str(exc)), model_error=True))
