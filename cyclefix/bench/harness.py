@@ -38,7 +38,15 @@ from cyclefix.bench.tasks import BenchTask
 from cyclefix.bench.workspace import TaskWorkspace
 from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import GenerationOptions, GenerationResult
-from cyclefix.refine import Backend, FixResult, ModelError, RefineConfig, TestRunResult, fix
+from cyclefix.refine import (
+    Backend,
+    FixResult,
+    ModelError,
+    RefineConfig,
+    TestRunResult,
+    WarmWorkers,
+    fix,
+)
 
 
 def select_tasks(
@@ -315,7 +323,11 @@ class BenchRun:
             extend_to_budget=self.settings.extend_to_budget,
         )
         log.clear()
-        result = fix(ws.project, log, config=config, initial_run=visible_run, cancel=cancel)
+        # As `cyclefix fix` runs them: the candidates' tests forked from a warm worker.
+        with WarmWorkers() as warm:
+            result = fix(
+                ws.project, log, config=config, initial_run=visible_run, cancel=cancel, warm=warm
+            )
         if result.status == "cancelled" or cancel.is_set():
             return None
         return self._round_lines(task, sample, ws, log, first, result)

@@ -236,8 +236,9 @@ class WarmRun:
         self._deadline = self.started + limits.run_timeout if limits.run_timeout else None
         try:
             worker.send(request, (*pass_fds, write))
-        except OSError as exc:
-            self._end_worker(f"the warm test process stopped taking runs ({exc})")
+        except OSError:
+            os.close(read)
+            raise
         finally:
             os.close(write)
 
@@ -382,7 +383,12 @@ class WarmWorkers:
                 self._notes.append(f"test runs start cold: {exc}")
             return None
         request = {"args": args, "env": env, "cwd": str(cwd)}
-        return WarmRun(worker, request, pass_fds, limits, cancel, busy)
+        try:
+            return WarmRun(worker, request, pass_fds, limits, cancel, busy)
+        except OSError:  # the worker ended between runs: this one starts cold
+            worker.discard("the warm test process stopped taking runs")
+            busy.release()
+            return None
 
     def _worker(self, kind: WorkerKind) -> WarmWorker:
         worker = self._workers.get(kind)
