@@ -149,7 +149,8 @@ class WarmWorker:
 
     @property
     def alive(self) -> bool:
-        return not self.process.exited and not self.process.killed_reason
+        """Still serving runs (looks at the process now: it may have ended between runs)."""
+        return not self.process.wait(0.0) and not self.process.killed_reason
 
     def message(self, timeout: float) -> dict[str, Any] | None:
         """The worker's next control line within `timeout` seconds; None when it sent none
