@@ -209,16 +209,14 @@ def _run(tests: dict[str, Outcome]) -> TestRunResult:
 
 
 def test_verdicts_read_base_and_plus_apart() -> None:
-    assert verdicts(_run({"test_base_inputs": "passed", "test_plus_inputs": "failed"})) == (
-        True,
-        False,
-    )
-    assert verdicts(_run({"test_base_inputs": "failed", "test_plus_inputs": "passed"})) == (
-        False,
-        False,
-    )
+    base_only = _run({"test_base_inputs": "passed", "test_plus_inputs": "failed"})
+    assert verdicts(base_only, has_plus=True) == (True, False)
+    plus_only = _run({"test_base_inputs": "failed", "test_plus_inputs": "passed"})
+    assert verdicts(plus_only, has_plus=True) == (False, False)
+    # An answer whose tests never ran (its import hung) fails both, never leaves plus unscored.
+    assert verdicts(_run({}), has_plus=True) == (False, False)
     # HumanEval's single `check` test: base only.
-    assert verdicts(_run({"test_hidden": "passed"})) == (True, None)
+    assert verdicts(_run({"test_hidden": "passed"}), has_plus=False) == (True, None)
 
 
 def _line(task: str, k: int, status: RoundStatus, passed: bool, visible: bool) -> RoundResult:

@@ -48,12 +48,15 @@ class ScoreLine:
     plus: bool | None
 
 
-def verdicts(result: TestRunResult) -> tuple[bool, bool | None]:
-    """(base, plus) of one scoring run: plus is every hidden test, base the base inputs' alone."""
+def verdicts(result: TestRunResult, has_plus: bool) -> tuple[bool, bool | None]:
+    """(base, plus) of one scoring run: plus is every hidden test, base the base inputs' alone;
+    plus None for a suite without plus tests (HumanEval here)."""
+    if not has_plus:
+        return result.all_passed, None
     names = {t.nodeid.rsplit("::", 1)[-1]: t for t in result.tests}
     base_test = names.get(BASE_TEST)
-    if base_test is None:
-        return result.all_passed, None
+    if base_test is None:  # the answer never let its tests run (an import that hangs or fails)
+        return False, False
     clean = not result.collection_errors and not result.timed_out and not result.cancelled
     return clean and base_test.outcome == "passed", result.all_passed
 
@@ -61,10 +64,11 @@ def verdicts(result: TestRunResult) -> tuple[bool, bool | None]:
 class ScoreRecorder:
     """A score listener writing one line per scoring run of `model`'s tasks."""
 
-    def __init__(self, out_dir: Path, model: str, samples: int) -> None:
+    def __init__(self, out_dir: Path, model: str, samples: int, has_plus: bool) -> None:
         self.path = out_dir / SCORES_FILE
         self.model = model
         self.samples = samples
+        self.has_plus = has_plus
         self._lock = threading.Lock()
 
     def _sample(self, ws: TaskWorkspace) -> int | None:
@@ -80,7 +84,7 @@ class ScoreRecorder:
         sample = self._sample(ws)
         if sample is None or result.cancelled:
             return
-        base, plus = verdicts(result)
+        base, plus = verdicts(result, self.has_plus)
         source: ScoreSource = "round0" if changed is None else "fix"
         line = ScoreLine(self.model, ws.task.task_id, sample, source, base, plus)
         text = json.dumps(asdict(line)) + "\n"
@@ -96,7 +100,7 @@ def scores_recorded(suite: str, out_dir: Path, model: str, samples: int) -> Any:
         return contextlib.nullcontext()
     from cyclefix.bench.workspace import score_listener
 
-    return score_listener(ScoreRecorder(out_dir, model, samples))
+    return score_listener(ScoreRecorder(out_dir, model, samples, suite == "evalplus-mbpp"))
 
 
 def read_scores(out_dir: Path) -> dict[tuple[str, str, int, str], ScoreLine]:
