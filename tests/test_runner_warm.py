@@ -4,6 +4,7 @@ results a fresh process gives, confined the same way, and nothing of one run rea
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +192,44 @@ def test_a_worker_that_cannot_start_leaves_the_run_cold_with_a_note(
         run = run_tests(project, limits=LIMITS, warm=warm)
         assert outcomes(run) == {"test_ok": "passed"}
     assert not any("start cold" in note for note in run.notes)
+
+
+def test_a_worker_prepared_ahead_serves_the_first_candidate_run(
+    project: Path, tmp_path: Path, warm: WarmWorkers
+) -> None:
+    with_tests(project, "def test_ok():\n    assert add(1, 2) == 3\n")
+    copy = copy_of(project, tmp_path)
+    warm.prepare(project, python=sys.executable, limits=LIMITS, confinement=Confinement(project))
+    run = run_tests(copy, limits=LIMITS, confinement=Confinement(project), warm=warm)
+    assert outcomes(run) == {"test_ok": "passed"}
+    assert warm.take_notes() == []
+    serving = workers_of(project)
+    assert serving  # the prepared worker (its unshare and its interpreter)
+    run = run_tests(copy, limits=LIMITS, confinement=Confinement(project), warm=warm)
+    assert outcomes(run) == {"test_ok": "passed"}
+    assert workers_of(project) == serving
+
+
+def workers_of(project: Path) -> list[int]:
+    """Processes started as warm workers for `project` (by their initial environment)."""
+    marker = f"CYCLEFIX_WARM_PROJECT={project}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_closing_while_a_worker_is_prepared_leaves_nothing_running(project: Path) -> None:
+    workers = WarmWorkers()
+    workers.prepare(project, python=sys.executable, limits=LIMITS, confinement=None)
+    workers.close()
+    assert workers_of(project) == []
+    with_tests(project, "def test_ok():\n    assert add(1, 2) == 3\n")
+    # A closed pool runs nothing warm: the run starts cold and still gives its results.
+    assert outcomes(run_tests(project, limits=LIMITS, warm=workers)) == {"test_ok": "passed"}
+    assert workers_of(project) == []

@@ -234,6 +234,7 @@ class _Session:
         if raised:
             self.notes.append(raised)
         passed_before = frozenset(t.nodeid for t in initial.passed)
+        self.verifier.prepare_candidates()  # warming up while the model reads its first prompt
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
 

@@ -119,6 +119,18 @@ class Verifier:
             f"(a test of this project took {slowest:.1f} s)"
         )
 
+    def prepare_candidates(self) -> None:
+        """Start the candidates' warm worker in the background (runner.warm): the first
+        candidate's run then forks from it instead of starting pytest."""
+        if self.warm is not None:
+            self.warm.prepare(
+                self.root,
+                python=self.python.python,
+                limits=self.limits,
+                confinement=Confinement(self.root),
+                pass_env=self.pass_env,
+            )
+
     def run_tests(
         self,
         root: Path,

@@ -93,6 +93,19 @@ class HeadTailBuffer:
                 if len(self._tail) > 2 * self._tail_limit:
                     del self._tail[: len(self._tail) - self._tail_limit]
 
+    def read_from(self, fd: int) -> bool:
+        """Take what the (non-blocking) pipe holds now; False at end of file."""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            self.feed(chunk)
+
     def text(self) -> str:
         with self._lock:
             tail = bytes(self._tail[-self._tail_limit :])
@@ -325,18 +338,11 @@ class SandboxedProcess:
 
     def _read_output(self) -> bool:
         """Read what is there; False at end of file."""
-        while True:
-            try:
-                chunk = os.read(self._stdout.fileno(), 1 << 16)
-            except BlockingIOError:
-                return True
-            except OSError:
-                chunk = b""
-            if not chunk:
-                with contextlib.suppress(KeyError, ValueError):
-                    self._selector.unregister(self._stdout.fileno())
-                return False
-            self._output.feed(chunk)
+        if self._output.read_from(self._stdout.fileno()):
+            return True
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._stdout.fileno())
+        return False
 
     def _enforce_limits(self) -> None:
         if self.killed_reason:

@@ -30,13 +30,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cyclefix.runner import confine, protocol
 from cyclefix.runner.isolation import detect_isolation
-from cyclefix.runner.launch import ProcessSettings, interpreter_environment
+from cyclefix.runner.launch import Confinement, ProcessSettings, interpreter_environment
 from cyclefix.runner.sandbox import (
     HeadTailBuffer,
     SandboxedProcess,
@@ -294,16 +295,7 @@ class WarmRun:
 
     def _read_output(self) -> bool:
         """Read what is there; False at end of file."""
-        while True:
-            try:
-                chunk = os.read(self._out, 1 << 16)
-            except BlockingIOError:
-                return True
-            except OSError:
-                return False
-            if not chunk:
-                return False
-            self._output.feed(chunk)
+        return self._output.read_from(self._out)
 
     def output(self) -> str:
         return self._output.text()
@@ -346,6 +338,8 @@ class WarmWorkers:
 
     def __init__(self) -> None:
         self._workers: dict[WorkerKind, WarmWorker] = {}
+        # Workers being started in the background (prepare), by kind.
+        self._starting: dict[WorkerKind, threading.Thread] = {}
         self._busy: dict[WorkerKind, threading.Lock] = {}
         self._failed: dict[WorkerKind, int] = {}
         self._lock = threading.Lock()
@@ -369,6 +363,10 @@ class WarmWorkers:
         if usable(kind.confined):
             return None
         with self._lock:
+            starting = self._starting.get(kind)
+        if starting is not None:
+            starting.join()  # started ahead by prepare: take it when it is ready
+        with self._lock:
             if self._closed or self._failed.get(kind, 0) >= MAX_FAILED_STARTS:
                 return None
             busy = self._busy.setdefault(kind, threading.Lock())
@@ -378,10 +376,7 @@ class WarmWorkers:
             worker = self._worker(kind)
         except (WarmUnavailable, OSError) as exc:
             busy.release()
-            with self._lock:
-                self._failed[kind] = self._failed.get(kind, 0) + 1
-            with self._lock:
-                self._notes.append(f"test runs start cold: {exc}")
+            self._failed_start(kind, exc)
             return None
         request = {"args": args, "env": env, "cwd": str(cwd)}
         try:
@@ -402,6 +397,65 @@ class WarmWorkers:
             self._workers[kind] = worker
         return worker
 
+    def prepare(
+        self,
+        root: Path,
+        *,
+        python: str,
+        limits: SandboxLimits,
+        confinement: Confinement | None,
+        pass_env: Sequence[str] = (),
+        autoload_plugins: bool = True,
+    ) -> None:
+        """Start the worker for runs like run_tests(root, ...) with these settings in the
+        background, so that the first of them finds it warm (the refine loop asks while the
+        model reads its first prompt)."""
+        settings = ProcessSettings(
+            root=root,
+            python=python,
+            limits=limits,
+            confinement=confinement,
+            autoload_plugins=autoload_plugins,
+            pass_env=tuple(pass_env),
+        )
+        kind = worker_kind(settings)
+        if usable(kind.confined):
+            return
+        with self._lock:
+            if (
+                self._closed
+                or kind in self._workers
+                or kind in self._starting
+                or self._failed.get(kind, 0) >= MAX_FAILED_STARTS
+            ):
+                return
+            thread = threading.Thread(
+                target=self._start_ahead, args=(kind,), name="cyclefix-warm", daemon=True
+            )
+            self._starting[kind] = thread
+        thread.start()
+
+    def _start_ahead(self, kind: WorkerKind) -> None:
+        try:
+            worker = WarmWorker(kind)
+        except (WarmUnavailable, OSError) as exc:
+            self._failed_start(kind, exc)
+        else:
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._workers[kind] = worker
+            if closed:
+                worker.close()
+        finally:
+            with self._lock:
+                self._starting.pop(kind, None)
+
+    def _failed_start(self, kind: WorkerKind, exc: Exception) -> None:
+        with self._lock:
+            self._failed[kind] = self._failed.get(kind, 0) + 1
+            self._notes.append(f"test runs start cold: {exc}")
+
     def take_notes(self) -> list[str]:
         """Why workers failed to start since the last call."""
         with self._lock:
@@ -411,6 +465,10 @@ class WarmWorkers:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            starting = list(self._starting.values())
+        for thread in starting:  # a worker started ahead closes itself once ready
+            thread.join()
+        with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
             worker.close()
