@@ -227,7 +227,6 @@ class WarmRun:
         self.timed_out = False
         self.cancelled = False
         self.killed_reason = ""
-        self.notes: list[str] = []
         self._closed = False
         self.duration = 0.0
         self._output = HeadTailBuffer(limits.output_limit)
@@ -322,7 +321,7 @@ class WarmRun:
             network_isolated=process.network_isolated,
             process_limit=process.process_limit,
             killed_reason=self.killed_reason,
-            notes=(*process.notes, *self.notes),
+            notes=tuple(process.notes),
         )
 
     def __enter__(self) -> WarmRun:
