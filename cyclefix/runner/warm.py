@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -166,9 +166,7 @@ class WarmWorker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            with selectors.DefaultSelector() as selector:
-                selector.register(self.control, selectors.EVENT_READ)
-                selector.select(min(0.02, remaining))
+            wait_readable((self.control.fileno(),), min(0.02, remaining))
 
     def _next_line(self) -> dict[str, Any] | None:
         with contextlib.suppress(BlockingIOError, InterruptedError):
@@ -266,10 +264,8 @@ class WarmRun:
             now = time.monotonic()
             if end is not None and now >= end:
                 return False
-            with selectors.DefaultSelector() as selector:
-                selector.register(self.worker.control, selectors.EVENT_READ)
-                selector.register(self._out, selectors.EVENT_READ)
-                selector.select(0.02 if end is None else max(0.0, min(0.02, end - now)))
+            step = 0.02 if end is None else max(0.0, min(0.02, end - now))
+            wait_readable((self.worker.control.fileno(), self._out), step)
         return True
 
     def _enforce_limits(self) -> None:
@@ -477,6 +473,14 @@ class WarmWorkers:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def wait_readable(fds: Sequence[int], seconds: float) -> None:
+    """Until one of `fds` has something to read (or has closed), at most `seconds`."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    poller.poll(int(seconds * 1000))
 
 
 def usable(confined: bool) -> str:
