@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import warm_support
 from project_support import make_project
 
 from cyclefix.models.scripted import ScriptedBackend
@@ -32,6 +33,10 @@ from cyclefix.runner import (
 from cyclefix.runner import confine as confine_module
 from cyclefix.runner.isolation import detect_isolation
 from cyclefix.runner.run import UNTRUSTED_NODEID
+from cyclefix.runner.warm import WarmWorkers
+
+# Each candidate-run probe below runs fresh and forked from a warm worker.
+workers = warm_support.workers
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 LIMITS = SandboxLimits(per_test_timeout=2.0, run_timeout=60.0)
@@ -80,11 +85,19 @@ def candidate(body: str, returns: str = "a + b") -> str:
 WRONG = "a * b"
 
 
-def run_confined(root: Path, tests: tuple[str, ...] = ()) -> TestRunResult:
-    """The project's tests as a candidate's run: on a scratch copy, confined."""
+def run_confined(
+    root: Path, tests: tuple[str, ...] = (), warm: WarmWorkers | None = None
+) -> TestRunResult:
+    """The project's tests as a candidate's run: on a scratch copy, confined (forked from a
+    warm worker when `warm` is given)."""
     with scratch_copy(root) as copy:
         return run_tests(
-            copy, tests, limits=LIMITS, autoload_plugins=False, confinement=Confinement(root)
+            copy,
+            tests,
+            limits=LIMITS,
+            autoload_plugins=False,
+            confinement=Confinement(root),
+            warm=warm,
         )
 
 
@@ -120,7 +133,7 @@ def without_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @needs_landlock
 def test_a_candidate_writes_nothing_outside_its_scratch_copy(
-    calc: Path, fake_home: Path, tmp_path: Path
+    calc: Path, fake_home: Path, tmp_path: Path, workers: WarmWorkers | None
 ) -> None:
     canary = tmp_path / "canary"
     canary.mkdir()
@@ -148,7 +161,7 @@ def test_a_candidate_writes_nothing_outside_its_scratch_copy(
             return a - b
         """
     )
-    result = fix(calc, ScriptedBackend([hostile]), config=CONFIG)
+    result = fix(calc, ScriptedBackend([hostile]), config=CONFIG, warm=workers)
     # Every write was refused (or the candidate would have failed), and nothing changed.
     assert result.status == "fixed", [a.detail for r in result.rounds for a in r.attempts]
     assert {p: tree_digest(p) for p in before} == before
@@ -252,8 +265,10 @@ def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
      "import unittest\nraise unittest.SkipTest('no')"],
     ids=["skip", "xfail", "unittest-skip"],
 )  # fmt: skip
-def test_a_candidate_that_skips_the_tests_is_tests_failed(calc: Path, body: str) -> None:
-    result = fix(calc, ScriptedBackend([candidate(body, WRONG)]), config=CONFIG)
+def test_a_candidate_that_skips_the_tests_is_tests_failed(
+    calc: Path, body: str, workers: WarmWorkers | None
+) -> None:
+    result = fix(calc, ScriptedBackend([candidate(body, WRONG)]), config=CONFIG, warm=workers)
     verdicts = [a.verdict for r in result.rounds for a in r.attempts]
     assert result.status == "not_fixed" and "tests_failed" in verdicts, verdicts
     assert "passed" not in verdicts
@@ -261,29 +276,35 @@ def test_a_candidate_that_skips_the_tests_is_tests_failed(calc: Path, body: str)
     assert "skipped the test" in final.feedback, final.feedback
 
 
-def test_a_test_that_skips_itself_still_skips_in_a_candidate_run(calc: Path) -> None:
+def test_a_test_that_skips_itself_still_skips_in_a_candidate_run(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
     (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     (calc / "test_skips.py").write_text(
         "import pytest\n\ndef test_skips():\n    pytest.skip('not on this machine')\n"
     )
-    run = run_confined(calc)
+    run = run_confined(calc, warm=workers)
     assert run.all_passed, [(t.nodeid, t.outcome, t.exc_message) for t in run.tests]
     assert [t.outcome for t in run.tests if t.nodeid.endswith("test_skips")] == ["skipped"]
 
 
-def test_unsigned_lines_make_the_run_fail_whatever_they_say(calc: Path) -> None:
+def test_unsigned_lines_make_the_run_fail_whatever_they_say(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
     (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     (calc / "test_forge.py").write_text(
         "def test_forges():\n" + textwrap.indent(FORGE_RECORDS.replace("os._exit(0)", ""), "    ")
     )
-    run = run_confined(calc)
+    run = run_confined(calc, warm=workers)
     assert not run.all_passed
     untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
     assert untrusted and untrusted[0].exc_type == "UntrustedResults"
     assert "forged" in (untrusted[0].exc_message or "")
 
 
-def test_a_failing_test_whose_record_is_suppressed_fails_the_run(calc: Path) -> None:
+def test_a_failing_test_whose_record_is_suppressed_fails_the_run(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
     (calc / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     # The record of the failing test goes to /dev/null; the session's end still arrives.
     (calc / "conftest.py").write_text(
@@ -310,7 +331,7 @@ def test_a_failing_test_whose_record_is_suppressed_fails_the_run(calc: Path) -> 
         "        os.dup2(copy, fd)\n"
     )
     (calc / "test_fails.py").write_text("def test_fails():\n    assert False\n")
-    run = run_confined(calc)
+    run = run_confined(calc, warm=workers)
     assert not run.all_passed
     untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
     # Records are numbered under the signature: the gap breaks the chain at the next one.
@@ -351,12 +372,16 @@ def test_setns_is_refused_and_no_capability_is_held():
 
 @needs_network_namespace
 @pytest.mark.parametrize("confined", [True, False], ids=["candidate", "in-place"])
-def test_no_host_interface_or_namespace_is_reachable(calc: Path, confined: bool) -> None:
+def test_no_host_interface_or_namespace_is_reachable(
+    calc: Path, confined: bool, workers: WarmWorkers | None
+) -> None:
     (calc / "test_host.py").write_text(HOST_PROBES)
     if confined:
-        run = run_confined(calc, ("test_host.py",))
+        run = run_confined(calc, ("test_host.py",), warm=workers)
     else:
-        run = run_tests(calc, ("test_host.py",), limits=LIMITS, autoload_plugins=False)
+        run = run_tests(
+            calc, ("test_host.py",), limits=LIMITS, autoload_plugins=False, warm=workers
+        )
     assert run.network_isolated
     assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
 
@@ -425,12 +450,14 @@ def test_a_local_server():
 @needs_landlock
 @needs_network_namespace
 @needs_private_mounts
-def test_a_candidates_tests_may_use_process_pools_shm_and_local_servers(calc: Path) -> None:
+def test_a_candidates_tests_may_use_process_pools_shm_and_local_servers(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
     """What passes in the user's own run passes confined too, or every candidate "regresses"
     it: /dev/shm is the sandbox's own tmpfs, and TCP stays inside its network namespace."""
     (calc / "test_everyday.py").write_text(EVERYDAY_TESTS)
     host_shm = set(os.listdir("/dev/shm"))
-    run = run_confined(calc, ("test_everyday.py",))
+    run = run_confined(calc, ("test_everyday.py",), warm=workers)
     assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
     assert "cyclefix-shm-probe" not in set(os.listdir("/dev/shm")) - host_shm
 
@@ -439,7 +466,7 @@ def test_a_candidates_tests_may_use_process_pools_shm_and_local_servers(calc: Pa
 
 
 def test_no_cyclefix_secret_reaches_the_tests(
-    calc: Path, fake_home: Path, monkeypatch: pytest.MonkeyPatch
+    calc: Path, fake_home: Path, monkeypatch: pytest.MonkeyPatch, workers: WarmWorkers | None
 ) -> None:
     monkeypatch.setenv("CYCLEFIX_API_KEY", "sk-cyclefix-secret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
@@ -461,6 +488,7 @@ def test_no_cyclefix_secret_reaches_the_tests(
             autoload_plugins=False,
             confinement=Confinement(calc),
             pass_env=("PROJECT_SETTING", "CYCLEFIX_API_KEY"),
+            warm=workers,
         )
     assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
 
@@ -469,7 +497,7 @@ def test_no_cyclefix_secret_reaches_the_tests(
 
 
 def test_an_absolute_pythonpath_into_the_project_imports_the_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: WarmWorkers | None
 ) -> None:
     root = make_project(
         tmp_path / "lib_project",
@@ -483,12 +511,18 @@ def test_an_absolute_pythonpath_into_the_project_imports_the_copy(
     monkeypatch.setenv("PYTHONPATH", str(root / "lib"))
     with scratch_copy(root) as copy:
         (copy / "lib" / "helper.py").write_text("VALUE = 'copy'\n")
-        run = run_tests(copy, limits=LIMITS, autoload_plugins=False, confinement=Confinement(root))
+        run = run_tests(
+            copy,
+            limits=LIMITS,
+            autoload_plugins=False,
+            confinement=Confinement(root),
+            warm=workers,
+        )
     assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
 
 
 def test_a_dependency_folder_inside_the_project_but_not_copied_stays_importable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: WarmWorkers | None
 ) -> None:
     root = make_project(
         tmp_path / "venv_project",
@@ -499,7 +533,7 @@ def test_a_dependency_folder_inside_the_project_but_not_copied_stays_importable(
         },
     )
     monkeypatch.setenv("PYTHONPATH", str(root / ".venv" / "lib" / "site-packages"))
-    run = run_confined(root)
+    run = run_confined(root, warm=workers)
     assert [t.outcome for t in run.tests] == ["passed"], [t.exc_message for t in run.tests]
 
 
@@ -520,7 +554,9 @@ def test_an_editable_install_of_the_project_is_pointed_at_the_copy(
     assert len(moved) == 2
 
 
-def test_latin1_and_large_files_reach_the_tests_unchanged(tmp_path: Path) -> None:
+def test_latin1_and_large_files_reach_the_tests_unchanged(
+    tmp_path: Path, workers: WarmWorkers | None
+) -> None:
     source = "# -*- coding: latin-1 -*-\nNAME = 'café'\n".encode("latin-1")
     root = make_project(
         tmp_path / "data_project",
@@ -537,7 +573,7 @@ def test_latin1_and_large_files_reach_the_tests_unchanged(tmp_path: Path) -> Non
     (root / "latin.py").write_bytes(source)
     (root / "data").mkdir()
     (root / "data" / "big.bin").write_bytes(os.urandom(1024) * (40 * 1024))
-    run = run_confined(root)
+    run = run_confined(root, warm=workers)
     assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
 
 

@@ -7,10 +7,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import warm_support
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.runner.integrity import Baseline
+from cyclefix.runner.warm import WarmWorkers
+
+# Each candidate-run probe below runs fresh and forked from a warm worker.
+workers = warm_support.workers
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
 TESTS = (
@@ -60,16 +65,18 @@ def calc(tmp_path: Path) -> Path:
     [REBIND_RUNTEST, REBIND_TEST_MODULE, REGISTER_PLUGIN, REPLACE_TEST_FUNCTIONS],
     ids=["runtest", "test-module-name", "plugin", "test-functions"],
 )
-def test_rebinding_the_test_machinery_is_never_a_pass(calc: Path, body: str) -> None:
-    result = fix(calc, ScriptedBackend([hostile(body)]), config=CONFIG)
+def test_rebinding_the_test_machinery_is_never_a_pass(
+    calc: Path, body: str, workers: WarmWorkers | None
+) -> None:
+    result = fix(calc, ScriptedBackend([hostile(body)]), config=CONFIG, warm=workers)
     verdicts = [a.verdict for a in result.attempts]
     assert result.status == "not_fixed" and "passed" not in verdicts, verdicts
     assert "ReplacedTestMachinery" in result.attempts[0].feedback
 
 
-def test_a_fix_that_rebinds_nothing_still_passes(calc: Path) -> None:
+def test_a_fix_that_rebinds_nothing_still_passes(calc: Path, workers: WarmWorkers | None) -> None:
     answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
-    result = fix(calc, ScriptedBackend([answer]), config=CONFIG)
+    result = fix(calc, ScriptedBackend([answer]), config=CONFIG, warm=workers)
     assert result.status == "fixed"
 
 
