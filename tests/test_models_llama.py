@@ -175,6 +175,37 @@ def test_scored_choices_give_every_sampled_token_a_chance(backend: LlamaCppBacke
     assert uncertain > 0
 
 
+def test_a_generation_after_a_scored_copy_draws_the_steps_it_shares(
+    backend: LlamaCppBackend,
+) -> None:
+    # models.replay: the steps that follow the copy come from the scoring's logits; greedy, the
+    # answer is the one generated without a copy scored before it.
+    prefix = "```python\n"
+    options = GenerationOptions(
+        temperature=0.0, max_tokens=48, stop=("\n```",), answer_prefix=prefix, record_forks=True
+    )
+    backend.generate([ChatMessage("user", "Say hi.")], GREEDY)  # nothing scored is left
+    plain = backend.generate(ADD, options)
+    assert plain.completion_tokens_replayed == 0 and "a + b" in plain.text
+    # The copy: that answer with its last statement wrong, as faulty code shows it.
+    copy = plain.text[len(prefix) :].replace("a + b", "a - b")
+    assert backend.forks_along(ADD, prefix, copy)
+    replayed = backend.generate(ADD, options)
+    assert 0 < replayed.completion_tokens_replayed < replayed.completion_tokens
+    assert (replayed.text, replayed.completion_tokens) == (plain.text, plain.completion_tokens)
+    # Its forks are sampling's own, those of the drawn steps from the scoring's rows.
+    assert [f.offset for f in replayed.forks] == [f.offset for f in plain.forks]
+    for mine, theirs in zip(replayed.forks, plain.forks, strict=True):
+        assert abs(mine.margin - theirs.margin) < 0.3
+    # A scoring is replayed once: the next generation evaluates every step.
+    again = backend.generate(ADD, options)
+    assert again.completion_tokens_replayed == 0 and again.text == plain.text
+    # A prompt that leaves the copy (another answer prefix) is not replayed.
+    assert backend.forks_along(ADD, prefix, copy)
+    other = backend.generate(ADD, dataclasses.replace(options, answer_prefix=prefix + "import"))
+    assert other.completion_tokens_replayed == 0
+
+
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:
     result = backend.generate(ADD, GenerationOptions(temperature=0.0, max_tokens=5))
     assert result.finish_reason == "length"

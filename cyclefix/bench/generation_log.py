@@ -116,6 +116,7 @@ def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float)
         prompt_eval_s=round(attempt.prompt_eval_s, 3),
         prompt_tokens_cached=attempt.prompt_tokens_cached,
         generate_s=round(attempt.generate_s, 3),
+        completion_tokens_replayed=attempt.completion_tokens_replayed,
         tests_s=round(attempt.tests_s, 3),
         tests_phases=run_phases(attempt.tests_phases),
     )

@@ -50,6 +50,7 @@ class AttemptStats:
     prompt_eval_s: float = 0.0
     prompt_tokens_cached: int = 0
     generate_s: float = 0.0
+    completion_tokens_replayed: int = 0
     tests_s: float = 0.0
     # tests_s split: startup_s, collect_s, tests_s, total_s (refine.report); None if no run.
     tests_phases: dict[str, float] | None = None

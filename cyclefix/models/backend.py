@@ -71,6 +71,8 @@ class GenerationResult:
     forks: tuple[Fork, ...] = ()
     # Prompt tokens reused from the KV cache of the previous call (not evaluated again).
     prompt_tokens_cached: int = 0
+    # Completion tokens drawn from a copy scored just before (models.replay), not evaluated.
+    completion_tokens_replayed: int = 0
 
     @property
     def generate_seconds(self) -> float:
@@ -89,32 +91,36 @@ SAMPLER_TOP_K = 40
 SAMPLER_MIN_P = 0.05
 
 
-def sampling_chances(fork: Fork, temperature: float, top_p: float) -> tuple[float, list[float]]:
-    """The chance that sampling takes the chosen token at `fork`, and each of its choices
-    (the runner-up alone when the choices are unknown), as llama.cpp's sampler chain has it."""
-    gaps = [0.0, *(c.gap for c in fork.known_choices)]
-    top = max(gaps)
-    weights = [math.exp(g - top) for g in gaps]
+def chain_chances(logits: Sequence[float], temperature: float, top_p: float) -> list[float]:
+    """The chance llama.cpp's sampler chain gives each of `logits` (the top-k survivors, in
+    any order): top-p keeps the likeliest until they hold `top_p`, min-p drops any below
+    SAMPLER_MIN_P of the likeliest, both on the raw probabilities; then the temperature (0:
+    the likeliest alone)."""
+    top = max(logits)
+    weights = [math.exp(value - top) for value in logits]
     total = sum(weights)
-    # Top-p keeps the likeliest tokens until they hold top_p; min-p drops any below
-    # SAMPLER_MIN_P of the likeliest; both before the temperature.
+    order = sorted(range(len(logits)), key=lambda i: -logits[i])
+    if temperature <= 0:
+        return [1.0 if i == order[0] else 0.0 for i in range(len(logits))]
     kept: set[int] = set()
     held = 0.0
-    for i in sorted(range(len(gaps)), key=lambda i: -gaps[i]):
+    for i in order:
         kept.add(i)
         held += weights[i] / total
         if held >= top_p:
             break
-    kept = {i for i in kept if weights[i] >= SAMPLER_MIN_P}
-    if temperature <= 0:
-        best = max(range(len(gaps)), key=lambda i: gaps[i])
-        chances = [1.0 if i == best else 0.0 for i in range(len(gaps))]
-    else:
-        tempered = [
-            math.exp((g - top) / temperature) if i in kept else 0.0 for i, g in enumerate(gaps)
-        ]
-        norm = sum(tempered)
-        chances = [t / norm for t in tempered]
+    kept = {i for i in kept if weights[i] >= SAMPLER_MIN_P}  # the likeliest always stays
+    tempered = [
+        math.exp((logits[i] - top) / temperature) if i in kept else 0.0 for i in range(len(logits))
+    ]
+    norm = sum(tempered)
+    return [t / norm for t in tempered]
+
+
+def sampling_chances(fork: Fork, temperature: float, top_p: float) -> tuple[float, list[float]]:
+    """The chance that sampling takes the chosen token at `fork`, and each of its choices
+    (the runner-up alone when the choices are unknown), as llama.cpp's sampler chain has it."""
+    chances = chain_chances([0.0, *(c.gap for c in fork.known_choices)], temperature, top_p)
     return chances[0], chances[1:]
 
 

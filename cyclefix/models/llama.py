@@ -9,6 +9,7 @@ so a prompt after an unrelated one, or the first one of a fresh process, skips i
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,14 @@ from cyclefix.models.llama_runtime import _LOG, import_llama_cpp
 from cyclefix.models.llama_runtime import LLAMA_CPP_INSTALL_HINT as LLAMA_CPP_INSTALL_HINT
 from cyclefix.models.llama_runtime import count_physical_cores as count_physical_cores
 from cyclefix.models.llama_runtime import default_thread_count as default_thread_count
+from cyclefix.models.replay import (
+    AnswerText,
+    ScoredAnswer,
+    ScoredRow,
+    replay,
+    replay_start,
+    whole_text,
+)
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -131,6 +140,8 @@ class LlamaCppBackend:
         llama = self._llama
         self._states = PrefixStates(state_key(llama, model_path, lora_path, lora_scale), state_dir)
         self._recent = RecentReads()
+        # The copy the last scoring read, while the cache still holds it (models.replay).
+        self._scored: ScoredAnswer | None = None
         eos_id = llama.token_eos()
         bos_id = llama.token_bos()
         self._eos_text = self._token_text(eos_id)
@@ -215,91 +226,123 @@ class LlamaCppBackend:
                 f"window of {self.n_ctx}"
             )
         cached = self._reuse_prefix(llama, messages, prompt_tokens)
+        replayed = self._replayed(prompt_tokens, options)
+        drawn = [token for token, _ in replayed]
         if self._prompt_lookup:
             # Read here without logits: with a draft model llama-cpp-python keeps the logits
             # of every token it evaluates, which would slow the prompt by a sixth or more.
             live = common_prefix(llama.input_ids[: llama.n_tokens], prompt_tokens)
             self._extend_cache(llama, prompt_tokens[:-1], min(live, len(prompt_tokens) - 1))
-        sampled = calls = 0
-        first_token_at: float | None = None
         # Per sampled token: the best candidates' ids and logits, for forks.
         candidates: dict[int, tuple[Any, Any]] = {}
+        if options.record_forks:
+            for step, (_, row) in enumerate(replayed):
+                candidates[step] = (row.ids[:FORK_TOP_K], row.logits[:FORK_TOP_K])
+        # The steps drawn from the scored copy come first; the model samples after them.
+        completion_prompt = [*prompt_tokens, *drawn]
+        sampled = calls = 0
+        first_token_at = time.perf_counter() if drawn else None
 
         def count_and_check_cancel(input_ids: Any, logits: Any) -> bool:
             # Called once per sampled token with the ids before it, and once more when the
             # stream ends: with the same ids, or with drafted tokens not yet checked too.
             nonlocal sampled, calls, first_token_at
             calls += 1
-            sampled = max(sampled, min(len(input_ids) - len(prompt_tokens) + 1, sampled + 1))
+            sampled = max(sampled, min(len(input_ids) - len(completion_prompt) + 1, sampled + 1))
             if first_token_at is None:
                 first_token_at = time.perf_counter()
-            if options.record_forks and sampled - 1 not in candidates:
-                candidates[sampled - 1] = self._best_candidates(llama)
+            step = len(drawn) + sampled - 1
+            if options.record_forks and step not in candidates:
+                candidates[step] = self._best_candidates(llama)
             return cancel is not None and cancel.is_set()
 
-        pieces: list[str] = []
-        if options.answer_prefix:
-            pieces.append(options.answer_prefix)
-            if on_text is not None:
-                on_text(options.answer_prefix)
+        answer = AnswerText(options, on_text, until)
+        answer.add(options.answer_prefix, check=False)
+        if drawn:
+            answer.add(llama.detokenize(drawn).decode("utf-8", errors="replace"))
         finish_reason: FinishReason = "length"
-        # With stream=True this is an iterator of chunks; the declared type is a Union.
-        stream: Iterator[Any] = llama.create_completion(  # type: ignore[assignment]
-            prompt_tokens,
-            max_tokens=options.max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=SAMPLER_TOP_K,
-            min_p=SAMPLER_MIN_P,
-            seed=options.seed,
-            stop=[*options.stop, self._eos_text] if self._eos_text else list(options.stop),
-            stream=True,
-            stopping_criteria=StoppingCriteriaList([count_and_check_cancel]),
-        )
-        try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                text = choice["text"]
-                if text:
-                    pieces.append(text)
-                    if on_text is not None:
-                        on_text(text)
-                    if until is not None and until("".join(pieces)):
+        if answer.ended or drawn[-1:] == [llama.token_eos()]:
+            finish_reason = "stop"
+        elif len(drawn) < options.max_tokens:
+            # With stream=True this is an iterator of chunks; the declared type is a Union.
+            stream: Iterator[Any] = llama.create_completion(  # type: ignore[assignment]
+                completion_prompt,
+                max_tokens=options.max_tokens - len(drawn),
+                temperature=options.temperature,
+                top_p=options.top_p,
+                top_k=SAMPLER_TOP_K,
+                min_p=SAMPLER_MIN_P,
+                seed=options.seed,
+                stop=[*options.stop, self._eos_text] if self._eos_text else list(options.stop),
+                stream=True,
+                stopping_criteria=StoppingCriteriaList([count_and_check_cancel]),
+            )
+            try:
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    answer.add(choice["text"])
+                    if answer.ended:
                         finish_reason = "stop"
                         break
-                if choice["finish_reason"] == "stop":
-                    finish_reason = "stop"
-                elif choice["finish_reason"] == "length":
-                    finish_reason = "length"
-                if cancel is not None and cancel.is_set():
-                    break
-            else:
-                calls -= 1  # the stream ran to its end: its last call sampled nothing
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+                    if choice["finish_reason"] == "stop":
+                        finish_reason = "stop"
+                    elif choice["finish_reason"] == "length":
+                        finish_reason = "length"
+                    if cancel is not None and cancel.is_set():
+                        break
+                else:
+                    calls -= 1  # the stream ran to its end: its last call sampled nothing
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
         if cancel is not None and cancel.is_set():
             finish_reason = "cancelled"
         finished = time.perf_counter()
-        text = "".join(pieces)
+        text = answer.text
         forks: tuple[Fork, ...] = ()
         if candidates:
             generated = [int(t) for t in llama.input_ids[len(prompt_tokens) : llama.n_tokens]]
+            if len(generated) < len(drawn):  # ended within the drawn steps: none evaluated
+                generated = drawn
             forks = self._forks(llama, generated, candidates, len(options.answer_prefix), len(text))
         return GenerationResult(
             text=text,
             prompt_tokens=len(prompt_tokens),
             # Every sampled token, the end-of-turn token included.
-            completion_tokens=max(calls, 0),
+            completion_tokens=len(drawn) + max(calls, 0),
             seconds=finished - started,
             prompt_seconds=(first_token_at or finished) - started,
             finish_reason=finish_reason,
             forks=forks,
             prompt_tokens_cached=max(cached, 0),
+            completion_tokens_replayed=len(drawn),
         )
+
+    def _replayed(
+        self, prompt: Sequence[int], options: GenerationOptions
+    ) -> list[tuple[int, ScoredRow]]:
+        """The answer's first steps drawn from the copy scored last, with the rows they were
+        drawn from, where this prompt continues it and the cache still holds it
+        (models.replay); empty otherwise, or with prompt-lookup drafts on."""
+        scored, self._scored = self._scored, None
+        llama = self._require_loaded()
+        if scored is None or self._prompt_lookup:
+            return []
+        start = replay_start(scored, prompt)
+        held = common_prefix(llama.input_ids[: llama.n_tokens], scored.tokens)
+        if start is None or held < len(scored.tokens):
+            return []
+        rng = random.Random(options.seed)
+        eos = frozenset({llama.token_eos()})
+        drawn = replay(scored, start, options.temperature, options.top_p, rng, eos)
+        # A character split across tokens is left for the model to finish.
+        while drawn and not whole_text(llama.detokenize(drawn)):
+            drawn.pop()
+        drawn = drawn[: options.max_tokens]
+        return [(token, scored.rows[start + i]) for i, token in enumerate(drawn)]
 
     def forks_along(
         self,
@@ -322,6 +365,7 @@ class LlamaCppBackend:
         enough: ForksCheck | None,
     ) -> tuple[Fork, ...]:
         llama = self._require_loaded()
+        self._scored = None  # the cache is about to change
         prompt = self._prompt_tokens(messages, answer_prefix)
         answer: list[int] = llama.tokenize(continuation.encode("utf-8"), add_bos=False)
         if not answer or len(prompt) + len(answer) >= self.n_ctx:
@@ -336,9 +380,12 @@ class LlamaCppBackend:
         llama.n_tokens = cached
         offsets = self._text_offsets(llama, answer, len(answer_prefix))
         forks: list[Fork] = []  # per answer token: the sampler's other choices
+        rows: list[ScoredRow] = []  # per answer token: the sampler's best, for a replay
 
         def score(row: Any) -> None:
-            choices = self._choices(llama, row, answer[len(forks)])
+            best = self._best_row(row)
+            rows.append(best)
+            choices = self._choices(llama, row, best, answer[len(forks)])
             runner_up = next((c for c in choices if c.text), Choice("", -float("inf")))
             forks.append(Fork(offsets[len(forks)], runner_up.text, -runner_up.gap, choices))
 
@@ -360,6 +407,7 @@ class LlamaCppBackend:
                     return ()
         except RuntimeError as exc:
             raise ModelError(f"llama.cpp failed while reading an answer: {exc}") from exc
+        self._scored = ScoredAnswer(tuple(prompt), tuple(answer[: len(rows)]), tuple(rows))
         return tuple(forks)
 
     def _reuse_prefix(
@@ -460,12 +508,20 @@ class LlamaCppBackend:
         return np.ctypeslib.as_array(llama._ctx.get_logits_ith(index), shape=(llama.n_vocab(),))
 
     @staticmethod
-    def _choices(llama: llama_cpp.Llama, row: Any, chosen: int) -> tuple[Choice, ...]:
-        """The tokens other than `chosen` among the sampler's best SAMPLER_TOP_K, best first."""
+    def _best_row(row: Any) -> ScoredRow:
+        """The sampler's best SAMPLER_TOP_K tokens of a logits row and their logits, best first."""
         import numpy as np
 
         best = [int(t) for t in np.argpartition(row, -SAMPLER_TOP_K)[-SAMPLER_TOP_K:]]
         best.sort(key=lambda t: -row[t])
+        return ScoredRow(tuple(best), tuple(float(row[t]) for t in best))
+
+    @staticmethod
+    def _choices(
+        llama: llama_cpp.Llama, row: Any, top: ScoredRow, chosen: int
+    ) -> tuple[Choice, ...]:
+        """The tokens other than `chosen` among the sampler's best (`top`), best first."""
+        best = list(top.ids)
         if chosen not in best:
             best.pop()  # the sampler never takes it; scored as the least of the best instead
         chosen_logit = float(row[chosen])

@@ -189,6 +189,7 @@ class Candidates:
                 prompt_eval_s=gen.prompt_seconds,
                 prompt_tokens_cached=gen.prompt_tokens_cached,
                 generate_s=gen.generate_seconds,
+                completion_tokens_replayed=gen.completion_tokens_replayed,
                 tests_s=verified.seconds if verified else 0.0,
                 tests_phases=verified.phases if verified else None,
             )

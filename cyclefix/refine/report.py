@@ -52,6 +52,7 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "prompt_eval_s": round(a.prompt_eval_s, 3),
         "prompt_tokens_cached": a.prompt_tokens_cached,
         "generate_s": round(a.generate_s, 3),
+        "completion_tokens_replayed": a.completion_tokens_replayed,
         "tests_s": round(a.tests_s, 3),
         "tests_phases": run_phases(a.tests_phases),
     }

@@ -105,6 +105,8 @@ class Attempt:
     prompt_eval_s: float = 0.0
     prompt_tokens_cached: int = 0
     generate_s: float = 0.0
+    # Of its completion tokens, those drawn from the copy scored before it (models.replay).
+    completion_tokens_replayed: int = 0
     tests_s: float = 0.0
     # How its test runs' time split (process start, collection, the tests); None when none ran.
     tests_phases: RunPhases | None = None
