@@ -17,6 +17,7 @@ from cyclefix.models.hardware import (
     build_features,
     check_safe_build,
     choose_device,
+    repack_weights,
 )
 
 CPU_AMX = "processor : 0\nflags : fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n"
@@ -29,6 +30,9 @@ def fake_llama_cpp(gpu: bool, system_info: str = BUILD_SAFE) -> Any:
     return SimpleNamespace(
         llama_supports_gpu_offload=lambda: gpu,
         llama_print_system_info=lambda: system_info.encode(),
+        llama_cpp=SimpleNamespace(
+            llama_model_default_params=lambda: SimpleNamespace(use_extra_bufts=True)
+        ),
     )
 
 
@@ -90,6 +94,39 @@ def test_llama_gets_n_gpu_layers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     with pytest.raises(ModelError):
         llama_mod.LlamaCppBackend(tmp_path / "m.gguf", n_threads=3, n_gpu_layers=0)
     assert seen["n_gpu_layers"] == 0
+
+
+def test_weights_are_not_repacked_for_the_cpu_of_an_avx512_machine() -> None:
+    cpu = choose_device(fake_llama_cpp(gpu=False), None, 2)
+    assert not repack_weights(cpu, CPU_PLAIN)
+    assert repack_weights(cpu, "processor : 0\nflags : fpu avx2 fma\n")
+    assert repack_weights(cpu, "")  # no /proc/cpuinfo: llama.cpp's default
+    assert repack_weights(choose_device(fake_llama_cpp(gpu=True), None, 2), CPU_PLAIN)
+
+
+def test_llama_loads_with_the_repacking_chosen_and_the_defaults_stay(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    module = fake_llama_cpp(gpu=False)
+    repacked: list[bool] = []
+
+    def llama(**kwargs: Any) -> Any:
+        repacked.append(module.llama_cpp.llama_model_default_params().use_extra_bufts)
+        raise ValueError("stop after the parameters are known")
+
+    module.Llama = llama
+    monkeypatch.setattr(llama_mod, "import_llama_cpp", lambda: module)
+    quiet_log = SimpleNamespace(install=lambda module: None, last_error=lambda: "stopped")
+    monkeypatch.setattr(llama_mod, "_LOG", quiet_log)
+    monkeypatch.setattr(
+        llama_mod, "read_gguf_info", lambda path: SimpleNamespace(context_length=lambda: 4096)
+    )
+    monkeypatch.setattr(llama_mod, "read_cpuinfo", lambda: CPU_PLAIN)
+    for asked in (None, True, False):
+        with pytest.raises(ModelError):
+            llama_mod.LlamaCppBackend(tmp_path / "m.gguf", n_threads=2, weight_repack=asked)
+    assert repacked == [False, True, False]
+    assert module.llama_cpp.llama_model_default_params().use_extra_bufts
 
 
 def test_one_thread_is_singular() -> None:

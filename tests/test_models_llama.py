@@ -206,6 +206,18 @@ def test_a_generation_after_a_scored_copy_draws_the_steps_it_shares(
     assert other.completion_tokens_replayed == 0
 
 
+def test_weights_repacked_or_not_give_the_same_greedy_answer() -> None:
+    answers = []
+    for repack in (True, False):
+        loaded = LlamaCppBackend(model_path(FAST_MODEL), n_ctx=2048, weight_repack=repack)
+        try:
+            assert loaded._require_loaded().model_params.use_extra_bufts == repack
+            answers.append(loaded.generate(ADD, GREEDY).text)
+        finally:
+            loaded.close()
+    assert "return a + b" in answers[0] and answers[0] == answers[1]
+
+
 def test_max_tokens_ends_with_length(backend: LlamaCppBackend) -> None:
     result = backend.generate(ADD, GenerationOptions(temperature=0.0, max_tokens=5))
     assert result.finish_reason == "length"

@@ -60,6 +60,22 @@ def cpu_flags(cpuinfo: str) -> set[str]:
     return set()
 
 
+def repack_weights(device: Device, cpuinfo: str) -> bool:
+    """Whether llama.cpp repacks the weights for its CPU kernels (its default): not for a model
+    on the CPU of an AVX-512 machine, where its plain kernels read a prompt about 30% faster
+    (1.5B, Q4_K_M; generation about 20% slower) and the load skips a copy of the weights:
+    cyclefix reads far more tokens than it writes (benchmarks/RESULTS.md, model-side speed)."""
+    return device.gpu_layers != 0 or "avx512f" not in cpu_flags(cpuinfo)
+
+
+def read_cpuinfo(path: Path = Path("/proc/cpuinfo")) -> str:
+    """/proc/cpuinfo's text; empty where there is none (not Linux)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def build_features(system_info: str) -> set[str]:
     """Features a llama.cpp build reports as on (`AVX2 = 1 | AMX_INT8 = 1 | ...`)."""
     features: set[str] = set()
@@ -80,9 +96,8 @@ def amx_crash_risk(cpuinfo: str, system_info: str) -> bool:
 
 def check_safe_build(llama_cpp_module: Any, cpuinfo_path: Path = Path("/proc/cpuinfo")) -> None:
     """ModelError with the rebuild one-liner instead of a segfault on the first token."""
-    try:
-        cpuinfo = cpuinfo_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    cpuinfo = read_cpuinfo(cpuinfo_path)
+    if not cpuinfo:
         return  # not Linux: no AMX check possible, llama.cpp's defaults apply
     info = getattr(llama_cpp_module, "llama_print_system_info", None)
     if not callable(info):

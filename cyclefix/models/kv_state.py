@@ -325,6 +325,8 @@ def state_key(llama: Any, model_path: Path, lora_path: Path | None, lora_scale: 
         if hasattr(params, name)
     }
     settings["n_gpu_layers"] = int(llama.model_params.n_gpu_layers)
+    if hasattr(llama.model_params, "use_extra_bufts"):  # weights repacked: other kernels
+        settings["weight_repack"] = int(llama.model_params.use_extra_bufts)
     return StateKey(model, json.dumps(settings, sort_keys=True), llama_cpp.__version__)
 
 

@@ -31,7 +31,7 @@ from cyclefix.models.backend import (
 )
 from cyclefix.models.errors import ModelError
 from cyclefix.models.gguf_check import read_gguf_info
-from cyclefix.models.hardware import check_safe_build, choose_device
+from cyclefix.models.hardware import check_safe_build, choose_device, read_cpuinfo, repack_weights
 from cyclefix.models.kv_state import (
     PrefixStates,
     RecentReads,
@@ -41,7 +41,7 @@ from cyclefix.models.kv_state import (
     snapshot,
     state_key,
 )
-from cyclefix.models.llama_runtime import _LOG, import_llama_cpp
+from cyclefix.models.llama_runtime import _LOG, import_llama_cpp, model_params_amended
 
 # Re-exported: callers and tests use them from here.
 from cyclefix.models.llama_runtime import LLAMA_CPP_INSTALL_HINT as LLAMA_CPP_INSTALL_HINT
@@ -96,10 +96,13 @@ class LlamaCppBackend:
         lora_scale: float = 1.0,
         state_dir: Path | None = None,
         prompt_lookup: int = 0,
+        weight_repack: bool | None = None,
     ) -> None:
         """state_dir: where the KV states of prompt openings are saved for later processes;
         None keeps them in memory only. prompt_lookup: draft up to this many tokens per step
-        from the prompt (speculative decoding; 0: off, see PROMPT_LOOKUP_NOTE)."""
+        from the prompt (speculative decoding; 0: off, see PROMPT_LOOKUP_NOTE). weight_repack:
+        llama.cpp's repacking of the weights for its CPU kernels (None: as
+        models.hardware.repack_weights chooses for this machine)."""
         info = read_gguf_info(model_path)
         llama_cpp_module = import_llama_cpp()
         from llama_cpp import llama_chat_format
@@ -111,6 +114,9 @@ class LlamaCppBackend:
         check_safe_build(llama_cpp_module)
         # Where the layers run; named in the output of `fix` and `tui`.
         self.device = choose_device(llama_cpp_module, n_gpu_layers, self.n_threads)
+        if weight_repack is None:
+            weight_repack = repack_weights(self.device, read_cpuinfo())
+        self.weight_repack = weight_repack
         self.model_path = model_path
         self._name = name or model_path.stem
         self._lock = threading.Lock()
@@ -121,20 +127,21 @@ class LlamaCppBackend:
 
             draft = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
         try:
-            self._llama: llama_cpp.Llama | None = llama_cpp_module.Llama(
-                model_path=str(model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                n_gpu_layers=self.device.gpu_layers,
-                n_batch=n_batch,
-                verbose=False,
-                lora_path=str(lora_path) if lora_path else None,
-                lora_scale=lora_scale,
-                draft_model=draft,
-                # Its logits rows must span the context: it keeps one per token evaluated.
-                logits_all=draft is not None,
-            )
+            with model_params_amended(llama_cpp_module, use_extra_bufts=weight_repack):
+                self._llama: llama_cpp.Llama | None = llama_cpp_module.Llama(
+                    model_path=str(model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_gpu_layers=self.device.gpu_layers,
+                    n_batch=n_batch,
+                    verbose=False,
+                    lora_path=str(lora_path) if lora_path else None,
+                    lora_scale=lora_scale,
+                    draft_model=draft,
+                    # Its logits rows must span the context: it keeps one per token evaluated.
+                    logits_all=draft is not None,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model_path}: {_LOG.last_error()}") from exc
         llama = self._llama

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import os
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,32 @@ def default_thread_count() -> int:
         physical = None
     counts = [n for n in (physical, allowed) if n]
     return min(counts) if counts else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def model_params_amended(llama_cpp_module: Any, **fields: Any) -> Iterator[None]:
+    """While a Llama loads: its model parameters with `fields` set. llama-cpp-python builds
+    them from llama_model_default_params() and takes no argument for some fields (weight
+    repacking), so the defaults are amended for the load."""
+    bindings = llama_cpp_module.llama_cpp
+    defaults = bindings.llama_model_default_params
+
+    def amended() -> Any:
+        params = defaults()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    with _LOADING:
+        bindings.llama_model_default_params = amended
+        try:
+            yield
+        finally:
+            bindings.llama_model_default_params = defaults
+
+
+# One amended load at a time: the defaults are the module's.
+_LOADING = threading.Lock()
 
 
 def import_llama_cpp() -> Any:
