@@ -107,24 +107,33 @@ def raw_llama_speed(
     max_tokens: int = 64,
     n_ctx: int = 8192,
     n_gpu_layers: int = 0,
+    weight_repack: bool | None = None,
     **llama_settings: Any,
 ) -> RawSpeed:
     """Prompt and generation speed of plain llama.cpp on `prompts`, one after another.
 
     llama_settings go to `llama_cpp.Llama` as they are (n_batch, n_ubatch, flash_attn, ...).
+    weight_repack: None repacks the weights as cyclefix would on this machine
+    (models.hardware.repack_weights), so that both load the same model.
     """
     import llama_cpp
     import numpy as np
 
-    llama = llama_cpp.Llama(
-        model_path=str(model),
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        n_threads_batch=llama_settings.pop("n_threads_batch", n_threads),
-        n_gpu_layers=n_gpu_layers,
-        verbose=False,
-        **llama_settings,
-    )
+    from cyclefix.models.hardware import Device, read_cpuinfo, repack_weights
+    from cyclefix.models.llama_runtime import model_params_amended
+
+    if weight_repack is None:
+        weight_repack = repack_weights(Device(n_gpu_layers, n_threads), read_cpuinfo())
+    with model_params_amended(llama_cpp, use_extra_bufts=weight_repack):
+        llama = llama_cpp.Llama(
+            model_path=str(model),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=llama_settings.pop("n_threads_batch", n_threads),
+            n_gpu_layers=n_gpu_layers,
+            verbose=False,
+            **llama_settings,
+        )
     calls: list[RawCall] = []
     n_vocab = llama.n_vocab()
     try:
@@ -162,6 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-ubatch", type=int, default=512)
     parser.add_argument("--threads-batch", type=int, default=None)
     parser.add_argument("--flash-attn", action="store_true")
+    parser.add_argument(
+        "--repack",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="weight repacking for the CPU kernels (auto: as cyclefix chooses here)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     parser.add_argument("--json", action="store_true", help="print the totals as JSON")
     args = parser.parse_args(argv)
@@ -180,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_ubatch=args.n_ubatch,
         n_threads_batch=args.threads_batch or args.threads,
         flash_attn=args.flash_attn,
+        weight_repack=None if args.repack == "auto" else args.repack == "on",
     )
     if args.json:
         totals = {

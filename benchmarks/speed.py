@@ -73,6 +73,8 @@ class SpeedRun:
     test_phases: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0  # evaluated, i.e. less those reused from the KV cache
     completion_tokens: int = 0
+    # Of those, drawn from a scored copy without evaluating them (models.replay).
+    completion_tokens_replayed: int = 0
     attempts: int = 0
     error: str = ""
 
@@ -100,6 +102,9 @@ def speed_run_from_json(
             int(a.get("prompt_tokens", 0)) - int(a.get("prompt_tokens_cached", 0)) for a in attempts
         ),
         completion_tokens=sum(int(a.get("completion_tokens", 0)) for a in attempts),
+        completion_tokens_replayed=sum(
+            int(a.get("completion_tokens_replayed", 0)) for a in attempts
+        ),
         attempts=len(attempts),
         error=str(data.get("error") or ""),
     )
@@ -223,13 +228,14 @@ def raw_rows(runs: list[SpeedRun], args: argparse.Namespace) -> list[RawRow]:
 def raw_table(runs: list[SpeedRun], rows: list[RawRow]) -> str:
     """cyclefix's own calls beside plain llama.cpp on the same prompts, tokens per second."""
     head = ["model", "threads", "prompts", "raw prompt tok/s", "raw gen tok/s"]
-    head += ["cyclefix prompt tok/s", "cyclefix gen tok/s", "gen ratio"]
+    head += ["cyclefix prompt tok/s", "cyclefix gen tok/s (evaluated)", "gen ratio"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         sel = [r for r in runs if r.model == row.model and r.phases]
         prompt_s = sum(r.phases["prompt_eval_s"] for r in sel)
         generate_s = sum(r.phases["generate_s"] for r in sel)
-        tokens = sum(r.completion_tokens for r in sel)
+        # Steps drawn from a scored copy cost no evaluation: only the others are compared.
+        tokens = sum(r.completion_tokens - r.completion_tokens_replayed for r in sel)
         own_gen = tokens / generate_s if generate_s > 0 else 0.0
         cells = [row.model, str(row.threads), str(row.prompts)]
         cells += [f"{row.prompt_tps:.1f}", f"{row.generate_tps:.1f}"]
