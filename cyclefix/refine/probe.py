@@ -37,15 +37,41 @@ def call_line(call: ProbedCall) -> str:
 
 
 def probe_lines(case: TestCaseResult, shown: Sequence[Target]) -> tuple[str, ...]:
-    """The recorded calls of the functions `shown`, in their order, at most MAX_CALLS."""
+    """The recorded calls of the functions `shown`, in their order, at most MAX_CALLS; not
+    those the failing line's feedback already tells (`restated`)."""
     calls = {(e.path, e.qualname): e.calls for e in case.executed if e.calls}
     lines: list[str] = []
     for target in shown:
         for call in calls.pop((target.path, target.qualname), ())[:CALLS_PER_FUNCTION]:
             if len(lines) == MAX_CALLS:
                 return tuple(lines)
-            lines.append(call_line(call))
+            if not restated(call, case):
+                lines.append(call_line(call))
     return tuple(lines)
+
+
+def restated(call: ProbedCall, case: TestCaseResult) -> bool:
+    """Whether the feedback on the failing line already says what `call` did: that line calls
+    the function itself, and the feedback's actual output is what it returned, or the test's
+    error is what it raised (a test of one function: the line would repeat it, in tokens
+    every prompt pays for)."""
+    name = call.call.split("(", 1)[0].rpartition(".")[2]
+    line = case.assert_source or case.line_source or ""
+    if not name or f"{name}(" not in line:
+        return False
+    if call.returned is not None and case.actual is not None:
+        return _shown_as(call.returned, case.actual)
+    if call.raised is not None and case.exc_type:
+        return call.raised.startswith(f"{case.exc_type}(")
+    return False
+
+
+def _shown_as(short: str, whole: str) -> bool:
+    """Whether `short`, a value rendered bounded ("[1, 2, 3, ...]"), is `whole`'s rendering."""
+    if short == whole:
+        return True
+    head, cut, _ = short.partition("...")
+    return bool(cut) and len(head) >= 8 and whole.startswith(head)
 
 
 def with_probe(feedback: str, case: TestCaseResult | None, shown: Sequence[Target]) -> str:
