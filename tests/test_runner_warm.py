@@ -233,3 +233,27 @@ def test_closing_while_a_worker_is_prepared_leaves_nothing_running(project: Path
     # A closed pool runs nothing warm: the run starts cold and still gives its results.
     assert outcomes(run_tests(project, limits=LIMITS, warm=workers)) == {"test_ok": "passed"}
     assert workers_of(project) == []
+
+
+def test_a_worker_prepared_before_a_fix_serves_its_candidates(
+    project: Path, warm: WarmWorkers
+) -> None:
+    # What `cyclefix fix` does beside the user's run: the fix's first candidate finds it.
+    from cyclefix.models.scripted import ScriptedBackend
+    from cyclefix.refine import RefineConfig, check, fix, prepare_candidates, select
+
+    (project / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    with_tests(project, "def test_ok():\n    assert add(1, 2) == 3\n")
+    config = RefineConfig(rounds=1, extend_to_budget=False)
+    selection = select(project, config=config)
+    prepare_candidates(selection, config, warm)
+    deadline = time.monotonic() + 30
+    while not (serving := workers_of(project)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert serving  # started ahead, before the fix
+    initial = check(selection, config=config)  # the user's run: a fresh process
+    answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
+    backend = ScriptedBackend([answer])
+    result = fix(selection, backend, config=config, initial_run=initial, warm=warm)
+    assert result.status == "fixed" and warm.take_notes() == []
+    assert workers_of(project) == serving  # the same worker ran the candidate

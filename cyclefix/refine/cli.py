@@ -294,6 +294,8 @@ def _check_and_fix(
     from cyclefix.refine.console import plain
     from cyclefix.refine.types import FixResult
 
+    # The candidates' worker warms up beside the user's run and the model's load.
+    refine.prepare_candidates(selection, config, warm)
     tests_started = time.monotonic()
     initial = _in_worker(
         # Cold: a worker pays off from its second run, and this kind runs once per command.

@@ -131,6 +131,35 @@ def fix(
     return result
 
 
+def prepare_candidates(selection: Selection, config: RefineConfig, warm: WarmWorkers) -> None:
+    """Start the warm worker that `fix(selection, config=config, warm=warm)` will fork its
+    candidates from, ahead of the fix (runner.warm): beside the user's run of the tests and
+    the model's load, its start does not slow the model's first prompt, whose two threads on
+    two cores it would (a worker's kind does not depend on the per-test timeout that the
+    user's run may raise)."""
+    _verifier(selection, config, lambda event: None, threading.Event(), warm).prepare_candidates()
+
+
+def _verifier(
+    selection: Selection,
+    config: RefineConfig,
+    emit: Callable[[RefineEvent], None],
+    cancel: threading.Event,
+    warm: WarmWorkers | None,
+) -> Verifier:
+    return Verifier(
+        selection.root,
+        selection.tests,
+        selection.explicit,
+        limits_for(config),
+        selection.python,
+        emit,
+        cancel,
+        config.pass_env,
+        warm,
+    )
+
+
 class _Session:
     def __init__(
         self,
@@ -147,17 +176,7 @@ class _Session:
         self.config = config
         self.emit = emit
         self.deadline = deadline
-        self.verifier = Verifier(
-            self.root,
-            selection.tests,
-            selection.explicit,
-            limits_for(config),
-            selection.python,
-            emit,
-            deadline.event,
-            config.pass_env,
-            warm,
-        )
+        self.verifier = _verifier(selection, config, emit, deadline.event, warm)
         self.notes: list[str] = [selection.python.note] if selection.python.note else []
         self.candidates = Candidates(backend, config, self.verifier, emit, deadline.event)
         self.copies = CopyPlanner(backend, config, self.candidates.answers, deadline.event)
