@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cyclefix.config import tests_under_root
 from cyclefix.errors import CyclefixError
-from cyclefix.refine import check, select
+from cyclefix.refine import check, prepare_candidates, select
 from cyclefix.server.core import LspJob, RefineMode
 from cyclefix.server.diagnostics import syntax_problem
 from cyclefix.server.progress import JobProgress, run_status_line
@@ -101,6 +101,9 @@ class TestsOnSave(Refinement):
         config = settings.refine_config()
         # Worked out once (root, tests, interpreter): the refinement reuses it.
         chosen = await self.in_thread(select, target, tests, config=config)
+        refine = job.refine == "always" or (job.refine == "auto" and settings.auto_refine)
+        if refine:  # a fix's candidates would fork from it: it warms up beside this run
+            prepare_candidates(chosen, config, self.warm)
         run = await self.in_thread(
             check,
             chosen,
@@ -124,7 +127,6 @@ class TestsOnSave(Refinement):
         self.log(f"{root.name}: {summary}")
         if job.tests_done is not None and not job.tests_done.done():
             job.tests_done.set_result(run)
-        refine = job.refine == "always" or (job.refine == "auto" and settings.auto_refine)
         if not refine or not run.failures or run.collection_errors:
             job.progress.end(summary)
             return
