@@ -73,6 +73,16 @@ def test_check_safe_build_prints_the_rebuild_one_liner(tmp_path: Path) -> None:
     check_safe_build(fake_llama_cpp(False, BUILD_NATIVE), tmp_path / "missing")  # not Linux
 
 
+def loading_into(module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LlamaCppBackend loads with the fake llama_cpp `module` (its Llama() raises to stop)."""
+    monkeypatch.setattr(llama_mod, "import_llama_cpp", lambda: module)
+    quiet_log = SimpleNamespace(install=lambda module: None, last_error=lambda: "stopped")
+    monkeypatch.setattr(llama_mod, "_LOG", quiet_log)
+    monkeypatch.setattr(
+        llama_mod, "read_gguf_info", lambda path: SimpleNamespace(context_length=lambda: 4096)
+    )
+
+
 def test_llama_gets_n_gpu_layers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
@@ -82,12 +92,7 @@ def test_llama_gets_n_gpu_layers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
     module = fake_llama_cpp(gpu=True)
     module.Llama = llama
-    monkeypatch.setattr(llama_mod, "import_llama_cpp", lambda: module)
-    quiet_log = SimpleNamespace(install=lambda module: None, last_error=lambda: "stopped")
-    monkeypatch.setattr(llama_mod, "_LOG", quiet_log)
-    monkeypatch.setattr(
-        llama_mod, "read_gguf_info", lambda path: SimpleNamespace(context_length=lambda: 4096)
-    )
+    loading_into(module, monkeypatch)
     with pytest.raises(ModelError):
         llama_mod.LlamaCppBackend(tmp_path / "m.gguf", n_threads=3)
     assert seen["n_gpu_layers"] == ALL_LAYERS and seen["n_threads"] == 3
@@ -115,12 +120,7 @@ def test_llama_loads_with_the_repacking_chosen_and_the_defaults_stay(
         raise ValueError("stop after the parameters are known")
 
     module.Llama = llama
-    monkeypatch.setattr(llama_mod, "import_llama_cpp", lambda: module)
-    quiet_log = SimpleNamespace(install=lambda module: None, last_error=lambda: "stopped")
-    monkeypatch.setattr(llama_mod, "_LOG", quiet_log)
-    monkeypatch.setattr(
-        llama_mod, "read_gguf_info", lambda path: SimpleNamespace(context_length=lambda: 4096)
-    )
+    loading_into(module, monkeypatch)
     monkeypatch.setattr(llama_mod, "read_cpuinfo", lambda: CPU_PLAIN)
     for asked in (None, True, False):
         with pytest.raises(ModelError):

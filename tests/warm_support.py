@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cyclefix.runner import SandboxLimits
-from cyclefix.runner.warm import WarmRun, WarmWorkers, WorkerKind, usable
+from cyclefix.runner.warm import WarmRun, WarmWorkers, usable
 
 
 class CountingWorkers(WarmWorkers):
@@ -20,17 +18,8 @@ class CountingWorkers(WarmWorkers):
         super().__init__()
         self.forked = 0
 
-    def start(
-        self,
-        kind: WorkerKind,
-        args: list[str],
-        env: dict[str, str],
-        cwd: Path,
-        pass_fds: tuple[int, int],
-        limits: SandboxLimits,
-        cancel: threading.Event | None,
-    ) -> WarmRun | None:
-        run = super().start(kind, args, env, cwd, pass_fds, limits, cancel)
+    def start(self, *args: Any, **kwargs: Any) -> WarmRun | None:
+        run = super().start(*args, **kwargs)
         self.forked += run is not None
         return run
 
