@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 from tui_support import (
     COPY_REPLY,
     FIX_REPLY,
@@ -27,20 +29,32 @@ from tui_support import (
 from cyclefix.tui.app import CyclefixApp
 
 
-async def settle(pilot: Pilot[Any], timeout: float = 5.0) -> None:
-    """Until the screen stops changing: on a loaded machine a table's column widths are
-    worked out some idle moments after its rows arrive."""
+async def settle(pilot: Pilot[Any], timeout: float = 10.0) -> None:
+    """Until every table has measured its rows and the screen stops changing: a DataTable
+    works out its column widths when its message pump is idle, which on a loaded machine
+    comes some moments after its rows arrive."""
     pilot.app.clear_notifications()
     await pilot.pause(0.2)
     await pilot.wait_for_scheduled_animations()
     deadline = time.monotonic() + timeout
-    shown = pilot.app.export_screenshot()
-    while time.monotonic() < deadline:
+    shown, unchanged = pilot.app.export_screenshot(), 0
+    while time.monotonic() < deadline and unchanged < STABLE_CAPTURES:
         await pilot.pause(0.2)
         now = pilot.app.export_screenshot()
-        if now == shown:
-            return
+        unchanged = unchanged + 1 if now == shown and tables_measured(pilot.app) else 0
         shown = now
+
+
+# Captures 0.2 s apart that must agree before a screenshot is compared.
+STABLE_CAPTURES = 3
+
+
+def tables_measured(app: App[Any]) -> bool:
+    """No DataTable holds rows or cells it has not measured yet (Textual's own bookkeeping)."""
+    return not any(
+        table._require_update_dimensions or table._new_rows or table._updated_cells
+        for table in app.screen.query(DataTable)
+    )
 
 
 def test_snapshot_failing(snap_compare: Any, tmp_path: Path) -> None:

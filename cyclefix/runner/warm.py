@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cyclefix.errors import CyclefixError
 from cyclefix.runner import confine, protocol
 from cyclefix.runner.isolation import detect_isolation
 from cyclefix.runner.launch import Confinement, ProcessSettings, interpreter_environment
@@ -369,7 +370,7 @@ class WarmWorkers:
             return None  # runs at once in one session (rare): the other one starts cold
         try:
             worker = self._worker(kind)
-        except (WarmUnavailable, OSError) as exc:
+        except (WarmUnavailable, OSError, CyclefixError) as exc:  # e.g. no such interpreter
             busy.release()
             self._failed_start(kind, exc)
             return None
@@ -433,7 +434,7 @@ class WarmWorkers:
     def _start_ahead(self, kind: WorkerKind) -> None:
         try:
             worker = WarmWorker(kind)
-        except (WarmUnavailable, OSError) as exc:
+        except (WarmUnavailable, OSError, CyclefixError) as exc:  # e.g. no such interpreter
             self._failed_start(kind, exc)
         else:
             with self._lock:
