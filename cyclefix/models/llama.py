@@ -268,9 +268,11 @@ class LlamaCppBackend:
         if drawn:
             answer.add(llama.detokenize(drawn).decode("utf-8", errors="replace"))
         finish_reason: FinishReason = "length"
+        evaluated = False  # whether the model sampled after the drawn steps
         if answer.ended or drawn[-1:] == [llama.token_eos()]:
             finish_reason = "stop"
         elif len(drawn) < options.max_tokens:
+            evaluated = True
             # With stream=True this is an iterator of chunks; the declared type is a Union.
             stream: Iterator[Any] = llama.create_completion(  # type: ignore[assignment]
                 completion_prompt,
@@ -311,9 +313,12 @@ class LlamaCppBackend:
         text = answer.text
         forks: tuple[Fork, ...] = ()
         if candidates:
-            generated = [int(t) for t in llama.input_ids[len(prompt_tokens) : llama.n_tokens]]
-            if len(generated) < len(drawn):  # ended within the drawn steps: none evaluated
-                generated = drawn
+            # Ended within the drawn steps, the cache still holds the scored copy past them.
+            generated = (
+                [int(t) for t in llama.input_ids[len(prompt_tokens) : llama.n_tokens]]
+                if evaluated
+                else drawn
+            )
             forks = self._forks(llama, generated, candidates, len(options.answer_prefix), len(text))
         return GenerationResult(
             text=text,
