@@ -114,16 +114,18 @@ class AnswerText:
         self.text = ""
         self.ended = False
         self._after_prefix = len(options.answer_prefix)
+        self._longest_stop = max((len(stop) for stop in options.stop), default=0)
 
     def add(self, piece: str, *, check: bool = True) -> None:
         """Append `piece` (the prefix with `check` off: stops and `until` do not apply)."""
         if self.ended or not piece:
             return
+        before = len(self.text)
         self.text += piece
         if check:
-            found = [
-                at for stop in self.stops if (at := self.text.find(stop, self._after_prefix)) >= 0
-            ]
+            # The text before `piece` held no stop: only one ending in `piece` is new.
+            start = max(self._after_prefix, before - self._longest_stop + 1)
+            found = [at for stop in self.stops if (at := self.text.find(stop, start)) >= 0]
             if found:
                 self.text = self.text[: min(found)]
                 self.ended = True
