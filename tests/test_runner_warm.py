@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,24 +237,32 @@ def test_closing_while_a_worker_is_prepared_leaves_nothing_running(project: Path
 
 
 def test_a_worker_prepared_before_a_fix_serves_its_candidates(
-    project: Path, warm: WarmWorkers
+    project: Path, warm: WarmWorkers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What `cyclefix fix` does beside the user's run: the fix's first candidate finds it.
     from cyclefix.models.scripted import ScriptedBackend
     from cyclefix.refine import RefineConfig, check, fix, prepare_candidates, select
 
+    started_in: list[str] = []  # the thread each worker was started in
+    starting = threading.Event()
+
+    class Recorded(warm_module.WarmWorker):
+        def __init__(self, kind: warm_module.WorkerKind) -> None:
+            started_in.append(threading.current_thread().name)
+            starting.set()
+            super().__init__(kind)
+
+    monkeypatch.setattr(warm_module, "WarmWorker", Recorded)
     (project / "calc.py").write_text("def add(a, b):\n    return a - b\n")
     with_tests(project, "def test_ok():\n    assert add(1, 2) == 3\n")
     config = RefineConfig(rounds=1, extend_to_budget=False)
     selection = select(project, config=config)
     prepare_candidates(selection, config, warm)
-    deadline = time.monotonic() + 30
-    while not (serving := workers_of(project)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert serving  # started ahead, before the fix
+    assert starting.wait(30)  # before the user's run and the fix
     initial = check(selection, config=config)  # the user's run: a fresh process
     answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
     backend = ScriptedBackend([answer])
     result = fix(selection, backend, config=config, initial_run=initial, warm=warm)
     assert result.status == "fixed" and warm.take_notes() == []
-    assert workers_of(project) == serving  # the same worker ran the candidate
+    # One worker, started ahead by prepare's thread; the candidate forked from it.
+    assert started_in == ["cyclefix-warm"]
