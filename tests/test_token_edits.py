@@ -18,6 +18,7 @@ from cyclefix.refine.suspicious_lines import LINE_PENALTY, edit_lines
 from cyclefix.refine.token_edits import (
     EDITS_PER_ROUND,
     MAX_EDITS_PER_ROUND,
+    callables_as_operands,
     line_spans,
     scored_until,
     token_edits,
@@ -234,3 +235,45 @@ def test_an_unlikely_copy_is_scored_only_as_far_as_its_suspicious_lines() -> Non
     assert backend.read[0] < backend.read[1]
     # Read up to the line's last token, and not on through the next line.
     assert forks[-1].offset >= scored_until(copy, [LINE]) > forks[-2].offset
+
+
+PERCENT = "def percent_of(cents, percent):\n    return cents * percent // 100\n"
+PERCENT_LINE = "return cents * percent // 100"
+
+
+def test_a_function_put_where_an_operand_was_is_no_edit() -> None:
+    # The model's `round` there starts `round(cents ...`; alone it is `round * percent`.
+    text = copy_of(PERCENT)
+    forks = scored(
+        text,
+        {
+            (PERCENT_LINE, " cents"): [
+                Choice(" round", -0.5),
+                Choice(" math", -0.7),
+                Choice(" int", -0.8),
+                Choice(" total", -2.0),
+            ],
+            (PERCENT_LINE, " 100"): [Choice(" 50", -1.0)],
+        },
+    )
+    codes = [e.code for e in token_edits(text, forks, [EditLine(PERCENT_LINE)])]
+    assert PERCENT.replace("100", "50") in codes
+    assert PERCENT.replace("cents *", "total *") in codes
+    assert not [c for c in codes if any(f" {n} *" in c for n in ("round", "math", "int"))]
+
+
+@pytest.mark.parametrize(
+    ("code", "names"),
+    [
+        ("def f(x):\n    return round * x\n", {"round"}),
+        ("def f(x):\n    return -abs\n", {"abs"}),
+        ("def f(x):\n    return floor + x\n", {"floor"}),  # the guard would import it
+        ("def f(x, round):\n    return round * x\n", set()),  # a parameter of that name
+        ("def f(x):\n    import math\n    return math * x\n", set()),  # bound by its import
+        ("def f(x):\n    return int | None\n", set()),  # a union of types
+        ("def f(x):\n    return '%s' % str\n", set()),  # formatting
+        ("def f(x):\n    return inf * x\n", set()),  # a number once imported
+    ],
+)
+def test_callables_as_operands_are_found_where_they_would_raise(code: str, names: set[str]) -> None:
+    assert callables_as_operands(code) == names

@@ -59,6 +59,8 @@ _STDLIB_MODULES = frozenset(
     ["math", "heapq", "itertools", "functools", "collections", "re", "string", "bisect"]
 )
 _UNDEFINED = re.compile(r"^NameError: undefined name '(\w+)'$")
+# The names above that stand for a function, class or module once imported (not `inf`).
+IMPORTED_CALLABLES = (frozenset(_STDLIB_NAMES) - {"inf"}) | _STDLIB_MODULES
 
 
 def stdlib_imports_for(problems: list[str]) -> list[str] | None:

@@ -13,12 +13,14 @@ other. The likeliest alternatives go first (AlphaRepair's idea, on the model at 
 from __future__ import annotations
 
 import ast
+import builtins
 import textwrap
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cyclefix.models.backend import Fork
+from cyclefix.refine.guard import IMPORTED_CALLABLES
 from cyclefix.refine.source import normalized_code
 from cyclefix.refine.types import EditLine
 
@@ -35,6 +37,12 @@ EDIT_SHARE = 1 / 3
 # `[n + 1]` to `[n]`).
 REACH_PENALTY = {1: 0.0, 0: 1.0, 2: 1.0, 3: 2.0, 4: 2.5}
 FENCE = "```python\n"
+# Operators no function, class or module supports (`|` joins types, `%` formats strings).
+_ARITHMETIC = (
+    ast.Add, ast.Sub, ast.Mult, ast.MatMult, ast.Div, ast.FloorDiv, ast.Pow,
+    ast.LShift, ast.RShift, ast.BitAnd, ast.BitXor,
+)  # fmt: skip
+_SIGNS = (ast.USub, ast.UAdd, ast.Invert)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ def token_edits(
                     continue
                 ranked.append((choice.gap - penalty - line_penalty, i, reach, choice.text))
     found: dict[str, TokenEdit] = {}
+    misused = callables_as_operands(original)
     for gap, i, reach, choice_text in sorted(ranked, key=lambda edit: -edit[0]):
         if limit is not None and len(found) >= limit:
             break
@@ -115,9 +124,40 @@ def token_edits(
         key = normalized_code(code) if code is not None else None
         if code is None or key is None or key in refused or key in found:
             continue
+        if not callables_as_operands(code) <= misused:
+            continue  # `round * percent`: the model meant `round(`, the tests would only say so
         line = next(text[start:end] for start, end in spans if start <= at < end)
         found[key] = TokenEdit(code, gap, line)
     return list(found.values())
+
+
+def callables_as_operands(code: str) -> set[str]:
+    """Names of builtin functions and classes, or of the standard-library names the guard
+    imports, that `code` uses as an operand of arithmetic (a TypeError wherever it runs),
+    unless `code` binds them itself."""
+    tree = ast.parse(textwrap.dedent(code))
+    bound: set[str] = set()
+    operands: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add(node.asname or node.name.partition(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
+            operands += (node.left, node.right)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _SIGNS):
+            operands.append(node.operand)
+    return {
+        n.id
+        for n in operands
+        if isinstance(n, ast.Name)
+        and n.id not in bound
+        and (n.id in IMPORTED_CALLABLES or callable(getattr(builtins, n.id, None)))
+    }
 
 
 def fenced_code(answer: str) -> str | None:
