@@ -30,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CYCLEFIX = Path(sys.executable).parent / "cyclefix"
+# The fix rate is also told at these seconds of the whole command (issue 19).
+WITHIN_SECONDS = (15, 30, 60, 120, 300)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,11 @@ def main() -> int:
     fixed = [r for r in rows if r["fixed"]]
     median = statistics.median(r["command_seconds"] for r in fixed) if fixed else None
     print(f"{args.model}: {len(fixed)}/{len(rows)} fixed; median command seconds (fixed): {median}")
+    within = ", ".join(
+        f"{sum(r['command_seconds'] <= limit for r in fixed)} within {limit} s"
+        for limit in WITHIN_SECONDS
+    )
+    print(f"fixed against time (whole command): {within}")
     return 0
 
 
