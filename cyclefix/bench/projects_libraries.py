@@ -83,6 +83,9 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     LibrarySpec("isodate", "0.7.2", package="src/isodate", tests=("tests",), pythonpath="src"),
     LibrarySpec("boltons", "26.2.0", package="boltons", tests=("tests",)),
     LibrarySpec("tabulate", "0.10.0", package="tabulate", tests=("test",)),
+    # A second held-out set (manifest-unseen-2.json), seeded at stop 29 after its engine change.
+    LibrarySpec("idna", "3.21", package="idna", tests=("tests",)),
+    LibrarySpec("pathspec", "1.1.1", package="pathspec", tests=("tests",)),
 )
 
 
