@@ -84,3 +84,36 @@ def test_a_quick_suite_runs_in_one_process(tmp_path: Path) -> None:
     result, runs = candidate_runs(make_project(tmp_path / "calc", quick), [RIGHT])
     assert result.status == "fixed"
     assert len(runs) == 1 and len(runs[0].tests) == 11
+
+
+# A unittest class whose first test hands state to the next (pathspec's symlink check does).
+CLASS_STATE_SUITE = {
+    **SLOW_SUITE,
+    "test_double.py": textwrap.dedent(
+        """
+        import unittest
+
+        from calc import double
+
+
+        class DoubleTest(unittest.TestCase):
+            def test_1_learns_the_factor(self):
+                self.__class__.factor = 2
+
+            def test_2_doubles(self):
+                self.assertEqual(double(5), self.factor * 5)
+        """
+    ),
+}
+
+
+def test_a_failing_test_runs_after_the_tests_of_its_class_that_ran_before_it(
+    tmp_path: Path,
+) -> None:
+    result, runs = candidate_runs(make_project(tmp_path / "calc", CLASS_STATE_SUITE), [RIGHT])
+    assert result.status == "fixed" and not result.sandbox_only
+    assert runs[0].selected == (
+        "test_double.py::DoubleTest::test_1_learns_the_factor",
+        "test_double.py::DoubleTest::test_2_doubles",
+    )
+    assert runs[0].all_passed and len(runs[1].tests) == 12

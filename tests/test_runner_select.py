@@ -15,7 +15,7 @@ from cyclefix.runner import (
     run_tests,
     select_tests,
 )
-from cyclefix.runner.select import imported_modules, module_names
+from cyclefix.runner.select import imported_modules, module_names, with_class_predecessors
 
 
 def make_project(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -315,3 +315,20 @@ def test_the_rest_runs_when_the_failing_tests_pass(ordered_project: Path) -> Non
 def test_without_the_option_every_test_runs(ordered_project: Path) -> None:
     run = quick_run(ordered_project, ("test_b.py", "test_a.py"), stop=False)
     assert len(run.tests) == 5 and len(run.failures) == 1
+
+
+def test_tests_of_a_class_that_ran_before_a_failing_one_come_with_it() -> None:
+    order = ["t.py::C::test_a", "t.py::C::test_b", "t.py::C::test_c", "t.py::test_f", "u.py::D::x"]
+    assert with_class_predecessors(["t.py::C::test_b", "u.py::D::x"], order) == (
+        "t.py::C::test_a",
+        "t.py::C::test_b",
+        "u.py::D::x",
+    )
+
+
+def test_functions_bring_no_predecessors_and_unknown_ids_come_last() -> None:
+    order = ["t.py::test_a", "t.py::test_b"]
+    assert with_class_predecessors(["t.py::test_b", "v.py::C::y"], order) == (
+        "t.py::test_b",
+        "v.py::C::y",
+    )

@@ -249,6 +249,7 @@ class _Session:
             return dataclasses.replace(settled, initial_tests_s=self.initial_tests_s)
         # What the user's run says of itself (tests not run after hangs, a rerun) is theirs to see.
         self.notes.extend(n for n in initial.notes if n not in self.notes)
+        self.verifier.test_order = tuple(t.nodeid for t in initial.tests)
         raised = self.verifier.fit_timeout_to(initial)
         if raised:
             self.notes.append(raised)

@@ -32,6 +32,7 @@ from cyclefix.runner import (
     run_tests,
     scratch_copy,
     select_tests,
+    with_class_predecessors,
 )
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import RunPhases, TestRunResult
@@ -103,6 +104,8 @@ class Verifier:
         # Tests that passed in the user's run but fail confined on their code: excused for
         # the whole fix, and left out of every later candidate run (in the order found).
         self.sandbox_only: tuple[str, ...] = ()
+        # The user's run's test ids in the order they ran (runner.select.with_class_predecessors).
+        self.test_order: tuple[str, ...] = ()
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -241,7 +244,8 @@ class Verifier:
         that no candidate ran in; None when the copy or the run could not be made."""
         try:
             with scratch_copy(self.root) as fresh:
-                return self.run_tests(fresh, nodeids, scratch=True)
+                leading = with_class_predecessors(nodeids, self.test_order)
+                return self.run_tests(fresh, leading, scratch=True)
         except (CyclefixError, OSError):
             return None
 
@@ -255,7 +259,9 @@ class Verifier:
         """The selection with the candidate's `files` in place, the tests failing in
         `base_run` (the code it rewrites) first; staged where the tests take a while."""
         failing = [t.nodeid for t in base_run.failures] if base_run is not None else []
-        selection = order_failing_first(self.selection, failing)
+        leading = with_class_predecessors(failing, self.test_order)
+        failing_now = frozenset(failing)
+        selection = order_failing_first(self.selection, leading)
         # Not left out with --deselect (pytest's matches prefixes: test_a would drop test_ab),
         # so a run must not stop at one: the tests after it would go unjudged.
         stop_at_failure = not self.sandbox_only
@@ -274,12 +280,12 @@ class Verifier:
             return self.with_files(scratch, files, base, lambda: whole(trace=True))
 
         def staged() -> TestRunResult:
-            first = self.run_tests(scratch, failing, scratch=True, trace=True)
+            first = self.run_tests(scratch, leading, scratch=True, trace=True)
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
                 return whole(stop_on_first_failure=stop_at_failure)  # the rest must still pass
-            if first.passed:
+            if any(t.nodeid in failing_now for t in first.passed):
                 return whole()  # progress, if it broke nothing else: run it all to know
             ran = {t.nodeid for t in first.tests}
             rest = tuple(t for t in base_run.tests if t.nodeid not in ran)

@@ -3,6 +3,7 @@
 find_project_root(path)              the folder pytest runs in
 select_tests(root, changed, explicit) which tests (pytest args); () is the whole suite
 order_failing_first(tests, failing)  the same selection, previously failing tests first
+with_class_predecessors(ids, order)  those tests and the ones of their classes run before them
 run_tests(root, tests, ...)          pytest in a sandbox -> TestRunResult
 Confinement(original)                run_tests(confinement=...): a scratch copy's run, confined
 find_project_python(root)            the interpreter for a project's tests (its own venv)
@@ -26,7 +27,7 @@ from cyclefix.runner.results import (
 from cyclefix.runner.run import run_tests
 from cyclefix.runner.sandbox import SandboxLimits
 from cyclefix.runner.scratch import scratch_copy
-from cyclefix.runner.select import order_failing_first, select_tests
+from cyclefix.runner.select import order_failing_first, select_tests, with_class_predecessors
 from cyclefix.runner.warm import WarmWorkers
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "run_tests",
     "scratch_copy",
     "select_tests",
+    "with_class_predecessors",
 ]

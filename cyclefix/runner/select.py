@@ -79,6 +79,28 @@ def order_failing_first(tests: Sequence[str], previously_failing: Sequence[str])
     return (*(f"--cyclefix-first={nodeid}" for nodeid in failing), *(args[i] for i in ranked))
 
 
+def with_class_predecessors(nodeids: Sequence[str], order: Sequence[str]) -> tuple[str, ...]:
+    """`nodeids` and the tests of their classes that ran before them in `order` (the user's
+    run), in that order: a test class may hand state from one test to the next
+    (`self.__class__.flag` set by an earlier test), so a test run ahead of the others alone
+    can fail for want of it. Ids not in `order` come last, as given."""
+    wanted = dict.fromkeys(nodeids)
+    position = {nodeid: i for i, nodeid in enumerate(order)}
+    last_in_class: dict[str, int] = {}
+    for nodeid in wanted:
+        parts = nodeid.split("::")
+        if len(parts) >= 3 and nodeid in position:
+            key = "::".join(parts[:-1])
+            last_in_class[key] = max(last_in_class.get(key, -1), position[nodeid])
+    leading = [
+        nodeid
+        for i, nodeid in enumerate(order)
+        if nodeid in wanted
+        or ("::" in nodeid and i < last_in_class.get(nodeid.rpartition("::")[0], -1))
+    ]
+    return (*leading, *(n for n in wanted if n not in position))
+
+
 def _covers(arg: str, nodeid: str) -> bool:
     """Whether pytest arg `arg` (a path or node id) selects test `nodeid`."""
     arg = arg.rstrip("/")
