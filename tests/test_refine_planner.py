@@ -11,7 +11,7 @@ from pathlib import Path
 from cyclefix.refine.copies import BranchesFn, EditsFn, PartsFn, plan_round
 from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
 from cyclefix.refine.round import Outcome
-from cyclefix.refine.token_edits import EDITS_PER_ROUND
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND
 from cyclefix.refine.types import Attempt, RefineConfig, Verdict
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
@@ -286,6 +286,22 @@ def test_a_round_tries_four_edits_then_more_while_they_take_under_its_share() ->
     script = Script(*(outcome("tests_failed") for _ in range(20)))
     plan(script, forked, edits_for=lambda p: edits, edit_seconds=60.0)
     assert sum(c.token_edit for c in script.calls) == len(edits)
+
+
+def test_edits_the_guard_turns_away_take_no_place_in_the_round() -> None:
+    edits = [f"edit {i}" for i in range(10)]
+    # Three edits name an undefined name (no test ran); four more reach the tests.
+    turned_away = [outcome("undefined_names") for _ in range(3)]
+    script = Script(*turned_away, *(outcome("tests_failed") for _ in range(20)))
+    plan(script, forked, edits_for=lambda p: edits)
+    assert sum(c.token_edit for c in script.calls) == EDITS_PER_ROUND + 3
+
+
+def test_a_round_tests_at_most_its_most_edits() -> None:
+    edits = [f"edit {i}" for i in range(MAX_EDITS_PER_ROUND + 10)]
+    script = Script(*(outcome("tests_failed") for _ in range(MAX_EDITS_PER_ROUND + 20)))
+    plan(script, forked, edits_for=lambda p: edits, edit_seconds=600.0)
+    assert sum(c.token_edit for c in script.calls) == MAX_EDITS_PER_ROUND
 
 
 def test_an_edit_that_runs_into_a_tests_timeout_ends_the_rounds_extra_edits() -> None:

@@ -10,14 +10,13 @@ from edit_support import copy_of, scored
 
 from cyclefix.models.backend import Choice, Fork
 from cyclefix.models.scripted import ScriptedBackend
-from cyclefix.refine.copies import CopyPlanner
+from cyclefix.refine.copies import EDIT_BACKLOG, CopyPlanner
 from cyclefix.refine.localize import Localization
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.spectrum import FunctionScore
 from cyclefix.refine.suspicious_lines import LINE_PENALTY, edit_lines
 from cyclefix.refine.token_edits import (
     EDITS_PER_ROUND,
-    MAX_EDITS_PER_ROUND,
     callables_as_operands,
     line_spans,
     scored_until,
@@ -170,7 +169,7 @@ def test_the_planner_edits_the_code_shown_at_its_suspicious_lines_a_few_per_roun
     # Only the edits taken count as tried: the next round goes on down the list.
     later = list(planner.token_edits(prompt, (target(),)))
     assert later and not set(later) & set(first)
-    assert len(later) <= MAX_EDITS_PER_ROUND
+    assert len(later) <= EDIT_BACKLOG
 
 
 def test_edits_not_taken_stay_candidates_when_a_later_round_has_no_lines_to_edit() -> None:

@@ -43,6 +43,8 @@ from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Token edits of a fix's targets kept as candidates for later rounds (likeliest first).
 EDIT_BACKLOG = 48
+# Verdicts the guard gives an edit before any test runs: such an edit takes no place in a round.
+TURNED_AWAY = (*RESAMPLED, "undefined_names")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4
@@ -150,7 +152,7 @@ class CopyPlanner:
         return (chance(forks) if forks else 0.0), scored
 
     def token_edits(self, prompt: RefinePrompt, targets: Sequence[Target]) -> Iterator[str]:
-        """Up to MAX_EDITS_PER_ROUND codes not tried yet, likeliest first, each the code
+        """Up to EDIT_BACKLOG codes not tried yet, likeliest first, each the code
         `prompt` shows, or the code under test, with one token of a suspicious line changed to
         one the model nearly chose there when reading it under `prompt` (refine.token_edits),
         or two arguments of a call there swapped (refine.argument_swaps).
@@ -179,7 +181,7 @@ class CopyPlanner:
             if edit.code not in tried:
                 ranked.setdefault(edit.code, edit)
         self._edit_backlog[key] = list(ranked.values())[:EDIT_BACKLOG]
-        for code in list(ranked)[:MAX_EDITS_PER_ROUND]:
+        for code in list(ranked)[:EDIT_BACKLOG]:
             self.edits_tried.append(code)
             yield code
 
@@ -276,18 +278,24 @@ def plan_round(
     def edits(more: bool) -> Outcome | None:
         """The round's next token edits in turn, up to four, with `more` then on while they
         have taken under `edit_seconds` and none ran into a test's timeout (an edit of a loop
-        that never ends: the next ones likely wait as long); the one that passes, if any. An
+        that never ends: the next ones likely wait as long); the one that passes, if any. Edits
+        the guard turns away before any test runs (an undefined name) cost milliseconds and
+        take no place among them. An
         edit counts only when it passes: one that gets further by chance (four more tests pass
         when a wrong index raises elsewhere) is no base for the rounds after it."""
         nonlocal score_s, taken, edit_time, hung
-        while taken < EDITS_PER_ROUND or (more and not hung and edit_time < edit_seconds):
+        while taken < EDITS_PER_ROUND or (
+            more and not hung and edit_time < edit_seconds and taken < MAX_EDITS_PER_ROUND
+        ):
             code = None if stop.is_set() else next(codes, None)
             if code is None:
                 return None
             began = time.monotonic()
             # The round's first attempt carries the scoring's seconds, an edit or an answer.
             tried = attempt(prompt, temperature, partial=code, token_edit=True, score_s=score_s)
-            score_s, taken, edit_time = 0.0, taken + 1, edit_time + time.monotonic() - began
+            score_s, edit_time = 0.0, edit_time + time.monotonic() - began
+            if tried.attempt.verdict not in TURNED_AWAY:
+                taken += 1
             attempts.append(tried.attempt)
             if tried.attempt.verdict == "passed":
                 return tried
