@@ -278,11 +278,11 @@ def plan_round(
     def edits(more: bool) -> Outcome | None:
         """The round's next token edits in turn, up to four, with `more` then on while they
         have taken under `edit_seconds` and none ran into a test's timeout (an edit of a loop
-        that never ends: the next ones likely wait as long); the one that passes, if any. Edits
-        the guard turns away before any test runs (an undefined name) cost milliseconds and
-        take no place among them. An
-        edit counts only when it passes: one that gets further by chance (four more tests pass
-        when a wrong index raises elsewhere) is no base for the rounds after it."""
+        that never ends: the next ones likely wait as long), at most MAX_EDITS_PER_ROUND; the
+        one that passes, if any. Edits the guard turns away before any test runs (an undefined
+        name) cost milliseconds and take no place among them. An edit counts only when it
+        passes: one that gets further by chance (four more tests pass when a wrong index
+        raises elsewhere) is no base for the rounds after it."""
         nonlocal score_s, taken, edit_time, hung
         while taken < EDITS_PER_ROUND or (
             more and not hung and edit_time < edit_seconds and taken < MAX_EDITS_PER_ROUND
