@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from cyclefix.refine import open_backend
-from cyclefix.refine.copies import CopyPlanner
+from cyclefix.refine.copies import EDIT_BACKLOG, CopyPlanner
 from cyclefix.refine.prompt import RefinePrompt
-from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND, token_edits
+from cyclefix.refine.token_edits import EDITS_PER_ROUND, token_edits
 from cyclefix.refine.types import EditLine, RefineConfig, Target
 
 pytestmark = pytest.mark.model
@@ -41,7 +41,7 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         every = [edit.code for edit in token_edits(copy, forks, [EditLine(LINE)])]
     finally:
         backend.close()
-    assert 0 < len(chosen) <= MAX_EDITS_PER_ROUND and set(chosen) <= set(every)
+    assert 0 < len(chosen) <= EDIT_BACKLOG and set(chosen) <= set(every)
     # Likeliest first (further down, gaps a rounding apart may swap between two scorings).
     assert chosen[:EDITS_PER_ROUND] == every[:EDITS_PER_ROUND]
     for code in every:
