@@ -14,6 +14,8 @@ import io
 import re
 import tokenize
 
+from cyclefix.refine.indentation import leading_whitespace
+
 # Places an outline is cut at, from its end, looking for a start of it that parses.
 PARSE_TRIES = 60
 
@@ -82,14 +84,15 @@ def _parsed_prefix(context: str) -> tuple[ast.Module, str, bool] | None:
     return None
 
 
-def _narrowed_import(node: ast.Import | ast.ImportFrom, named: set[str]) -> str:
-    """The import with only its `named` names, on one line at its own indentation."""
+def _narrowed_import(node: ast.Import | ast.ImportFrom, named: set[str], line: str) -> str:
+    """The import with only its `named` names, on one line at the indentation of `line`,
+    where it stands."""
     names = ", ".join(
         alias.name + (f" as {alias.asname}" if alias.asname else "")
         for alias in node.names
         if _bound(alias) in named
     )
-    indent = " " * node.col_offset
+    indent = leading_whitespace(line)
     if isinstance(node, ast.Import):
         return f"{indent}import {names}"
     return f"{indent}from {'.' * node.level}{node.module or ''} import {names}"
@@ -130,7 +133,7 @@ def named_outline(context: str, shown: str) -> str | None:
         if not used:
             dropped += 1
         elif isinstance(item, ast.Import | ast.ImportFrom) and used != _defined_names(item):
-            shown_lines[item.lineno] = _narrowed_import(item, named)
+            shown_lines[item.lineno] = _narrowed_import(item, named, lines[item.lineno - 1])
         else:
             keep(item)
     for node in tree.body:  # a class header stays where one of its members does

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclefix.errors import CyclefixError
+from cyclefix.refine.indentation import leading_whitespace
 from cyclefix.refine.types import Target
 
 # qualname used for a whole-module target, the fallback when no function can be pinned down.
@@ -40,20 +41,30 @@ class FunctionSpan:
     name: str
     start_line: int  # first decorator line, 1-based
     end_line: int  # inclusive
-    indent: str  # the def line's indentation
     is_method: bool
 
 
+def is_overload(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A `@typing.overload` signature: for type checkers only, never run, never the fix."""
+    return any(
+        (isinstance(d, ast.Name) and d.id == "overload")
+        or (isinstance(d, ast.Attribute) and d.attr == "overload")
+        for d in node.decorator_list
+    )
+
+
 def function_spans(tree: ast.Module) -> list[FunctionSpan]:
-    """Top-level functions and methods of top-level classes (nested defs belong to their parent)."""
+    """Top-level functions and methods of top-level classes (nested defs belong to their parent),
+    without `@overload` signatures: the name is the implementation's."""
     spans: list[FunctionSpan] = []
 
     def add(node: ast.FunctionDef | ast.AsyncFunctionDef, owner: str | None) -> None:
+        if is_overload(node):
+            return
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         end = node.end_lineno or node.lineno
         qual = f"{owner}.{node.name}" if owner else node.name
-        indent = " " * node.col_offset
-        spans.append(FunctionSpan(qual, node.name, start, end, indent, owner is not None))
+        spans.append(FunctionSpan(qual, node.name, start, end, owner is not None))
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -63,6 +74,21 @@ def function_spans(tree: ast.Module) -> list[FunctionSpan]:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     add(item, node.name)
     return spans
+
+
+def function_node(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The def of a top-level function or method ("Class.name") that the name is bound to:
+    the last one, not an `@overload` signature."""
+    found: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    for node in tree.body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        for item in members:
+            if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) or is_overload(item):
+                continue
+            name = f"{node.name}.{item.name}" if isinstance(node, ast.ClassDef) else item.name
+            if name == qualname:
+                found = item
+    return found
 
 
 def span_text(source: str, span: FunctionSpan) -> str:
@@ -109,7 +135,7 @@ def module_context(
     def outline(shown: list[str]) -> None:
         out.extend((line, False) for line in shown)
 
-    def function(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, indent: str) -> None:
+    def function(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> None:
         if qualname in exclude:
             return
         if qualname in whole:
@@ -118,21 +144,23 @@ def module_context(
             return
         header_end = node.body[0].lineno - 1 if node.body else node.lineno
         outline(lines[node.lineno - 1 : max(header_end, node.lineno)])
+        # The body's own indentation: a tab-indented module's outline stays tab-indented.
+        indent = leading_whitespace(lines[node.body[0].lineno - 1])
         doc = ast.get_docstring(node)
         if doc:
-            outline([f'{indent}    """{doc.strip().splitlines()[0]}"""'])
-        outline([f"{indent}    ..."])
+            outline([f'{indent}"""{doc.strip().splitlines()[0]}"""'])
+        outline([f"{indent}..."])
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            function(node, node.name, "")
+            function(node, node.name)
         elif isinstance(node, ast.ClassDef):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             body_start = node.body[0].lineno if node.body else node.lineno + 1
             outline(lines[first - 1 : body_start - 1])
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    function(item, f"{node.name}.{item.name}", " " * item.col_offset)
+                    function(item, f"{node.name}.{item.name}")
                 else:
                     outline(lines[item.lineno - 1 : item.end_lineno or item.lineno])
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):

@@ -7,7 +7,13 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cyclefix.refine.source import MODULE_QUALNAME, FunctionSpan, function_spans
+from cyclefix.refine.indentation import (
+    conform_indentation,
+    has_tab_indentation,
+    indents_with_tabs,
+    leading_whitespace,
+)
+from cyclefix.refine.source import MODULE_QUALNAME, FunctionSpan, function_spans, is_overload
 from cyclefix.refine.types import Target
 
 
@@ -68,6 +74,8 @@ def splice_candidate(
     if not targets:
         raise SpliceError("wrong_target", "nothing to rewrite")
     code = textwrap.dedent(code)
+    if has_tab_indentation(code):  # spaces first: an answer mixing both does not parse
+        code = textwrap.dedent(conform_indentation(code, tabs=False))
     tree = parse_candidate(code)
     cand_lines = code.splitlines(keepends=True)
     # A whole-module target takes the candidate as the new module when it is one.
@@ -84,6 +92,11 @@ def splice_candidate(
     target_files = list(dict.fromkeys(t.path for t in targets if t.qualname != MODULE_QUALNAME))
     trees = {p: ast.parse(sources[p]) for p in target_files}
     spans: dict[str, list[FunctionSpan]] = {p: function_spans(trees[p]) for p in target_files}
+    tabbed = {p: indents_with_tabs(sources[p]) for p in target_files}
+
+    def in_style(text: str, path: str) -> str:
+        return conform_indentation(text, tabs=True) if tabbed[path] else text
+
     target_names = {t.qualname for t in targets}
     target_bare_names = {t.qualname.rsplit(".", 1)[-1] for t in targets}
 
@@ -123,14 +136,15 @@ def splice_candidate(
             return False
         path, span = found
         newline = _newline(sources[path])
-        text = _indent(_node_text(cand_lines, node), span.indent, newline)
+        indent = leading_whitespace(sources[path].splitlines()[span.start_line - 1])
+        text = _indent(in_style(_node_text(cand_lines, node), path), indent, newline)
         edits[path].append(_Edit(span.start_line, span.end_line, text))
         replaced.append(span.qualname)
         return True
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name not in target_bare_names and _is_stub(node):
+            if is_overload(node) or (node.name not in target_bare_names and _is_stub(node)):
                 continue  # an echo of the prompt's module outline, not a rewrite
             if not replace(node, node.name, False):
                 new_helpers.append(_node_text(cand_lines, node))
@@ -138,7 +152,7 @@ def splice_candidate(
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    if item.name not in target_bare_names and _is_stub(item):
+                    if is_overload(item) or (item.name not in target_bare_names and _is_stub(item)):
                         continue
                     replace(item, f"{node.name}.{item.name}", True)
     if not replaced:
@@ -150,7 +164,8 @@ def splice_candidate(
         source = sources[path]
         newline = _newline(source)
         if path == first.path and new_helpers:
-            text = newline.join(_indent(h, "", newline) for h in new_helpers) + newline
+            text = newline.join(_indent(in_style(h, path), "", newline) for h in new_helpers)
+            text += newline
             edits[path].append(_Edit(first.start_line, first.start_line - 1, text))
         # Imports go only where the answer's code went: a file it left alone stays as it is.
         if new_imports and edits[path]:
