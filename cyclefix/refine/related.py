@@ -15,7 +15,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
 from cyclefix.refine.project_index import ProjectIndex
-from cyclefix.refine.source import MODULE_QUALNAME, function_spans, target_for_span
+from cyclefix.refine.source import (
+    MODULE_QUALNAME,
+    function_node,
+    function_spans,
+    target_for_span,
+)
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import TestCaseResult
 
@@ -116,19 +121,7 @@ def _function_node(
     index: ProjectIndex, target: Target
 ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     tree = index.tree(target.path)
-    if tree is None:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name == target.qualname:
-                return node
-        elif isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and (
-                    f"{node.name}.{item.name}" == target.qualname
-                ):
-                    return item
-    return None
+    return function_node(tree, target.qualname) if tree is not None else None
 
 
 def _import_bindings(index: ProjectIndex, rel: str, tree: ast.Module) -> dict[str, _Binding]:

@@ -12,6 +12,7 @@ from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import (
     FunctionSpan,
     SourceError,
+    function_node,
     function_spans,
     read_source,
     target_for_span,
@@ -161,19 +162,7 @@ def _callers_among(
 
 def _function_node(index: ProjectIndex, key: FunctionKey) -> ast.AST | None:
     tree = index.tree(key[0])
-    if tree is None:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == key[1]:
-            return node
-        if isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if (
-                    isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                    and f"{node.name}.{item.name}" == key[1]
-                ):
-                    return item
-    return None
+    return function_node(tree, key[1]) if tree is not None else None
 
 
 def function_target(index: ProjectIndex, key: FunctionKey) -> Target | None:
