@@ -288,3 +288,44 @@ def test_the_evidence_s_whole_module_fallback_gives_way_to_traced_functions_of_i
     )
     run = traced(project, unnamed, passing("test_init", INIT))
     assert ranking(project, run)[:2] == ["Invoice.tax", "Invoice.__init__"]
+
+
+CHECKS = (
+    "def abort(message):\n"  # 1
+    '    """Fail: the caller found a state it cannot handle."""\n'  # 2
+    "    raise AssertionError(message)\n"  # 3
+    "\n"  # 4
+    "def normalize(parts):\n"  # 5
+    "    if parts is None:\n"  # 6
+    "        abort('no parts')\n"  # 7
+    "    return parts\n"  # 8
+    "\n"  # 9
+    "def load(text):\n"  # 10
+    "    return normalize(text.split() or None)\n"  # 11
+)
+
+
+def test_a_function_that_only_raises_comes_after_the_caller_that_chose_to_fail(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "checks.py").write_text(CHECKS)
+    load = ExecutedFunction("checks.py", "load", 10, (11,))
+    messenger = ExecutedFunction("checks.py", "abort", 1, (3,))
+    caller = ExecutedFunction("checks.py", "normalize", 5, (6, 7))
+    run = traced(
+        tmp_path,
+        failing("test_empty", load, caller, messenger),
+        passing("test_words", load, ExecutedFunction("checks.py", "normalize", 5, (6, 8))),
+    )
+    assert ranking(tmp_path, run) == ["normalize", "load", "abort"]
+
+
+def test_suspects_are_not_cut_by_their_size(tmp_path: Path) -> None:
+    long_body = "".join(f"    total += {n}\n" for n in range(200))
+    source = f"def build(n):\n    total = n\n{long_body}    return check(total)\n\n"
+    source += "def check(total):\n    return total > 0\n"
+    (tmp_path / "long.py").write_text(source)
+    build = ExecutedFunction("long.py", "build", 1, (2, 3))
+    check = ExecutedFunction("long.py", "check", 206, (207,))
+    run = traced(tmp_path, failing("test_build", build, check), passing("test_check", check))
+    assert ranking(tmp_path, run) == ["build", "check"]

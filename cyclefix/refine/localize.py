@@ -10,7 +10,8 @@ failing tests reached it, then the crash frames, then callees before their calle
 (a helper that every failing test reaches through `Invoice.tax` is where the wrong value is
 made), then the evidence above. Where every executed function scores the same (one failing
 test, and no passing test ran any of its code), the evidence orders and the executed functions
-it missed follow. An untraced run keeps the evidence ranking, with a note.
+it missed follow. An untraced run keeps the evidence ranking, with a note. A function that
+only raises comes last: its callers chose to fail. At most MAX_TARGETS suspects, of any size.
 
 The parts: refine.project_index (the parsed modules), refine.evidence (one failing test's
 suspects), refine.spectrum_rank (the traced run's ranking); here they are combined.
@@ -18,13 +19,19 @@ suspects), refine.spectrum_rank (the traced run's ranking); here they are combin
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cyclefix.refine.evidence import suspects_for_test
 from cyclefix.refine.project_index import ProjectIndex
-from cyclefix.refine.source import called_functions, function_spans, target_for_span
+from cyclefix.refine.source import (
+    called_functions,
+    function_node,
+    function_spans,
+    target_for_span,
+)
 from cyclefix.refine.spectrum import FunctionScore
 from cyclefix.refine.spectrum_rank import (
     FunctionResolver,
@@ -38,7 +45,8 @@ from cyclefix.refine.spectrum_rank import (
 from cyclefix.refine.types import Target
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
-# At most this many suspects are ranked; the loop rewrites one at a time, best first.
+# At most this many suspects are ranked, whatever their size; the loop rewrites one at a
+# time, best first (refine.turns).
 MAX_TARGETS = 5
 
 
@@ -143,7 +151,11 @@ def localize(
         first_in_file.setdefault(t.path, t)
     module_paths = {path for path, t in first_in_file.items() if t.qualname == "<module>"}
     targets = [t for t in targets if (t.qualname == "<module>") == (t.path in module_paths)]
-    chosen = _limit(targets)
+    # A function that only raises is the messenger: the failing tests reach it because their
+    # caller decided to fail (pathspec's `assert_unreachable`), so it goes last.
+    messengers = [t for t in targets if _only_raises(index, t)]
+    targets = [t for t in targets if t not in messengers] + messengers
+    chosen = targets[:MAX_TARGETS]
     blamed: dict[tuple[str, str], TestCaseResult] = {}
     for key in ordered:
         case = next(
@@ -173,13 +185,16 @@ def localize(
     )
 
 
-def _limit(targets: list[Target], max_lines: int = 160) -> list[Target]:
-    chosen: list[Target] = []
-    lines = 0
-    for t in targets:
-        size = t.end_line - t.start_line + 1
-        if chosen and (len(chosen) >= MAX_TARGETS or lines + size > max_lines):
-            break
-        chosen.append(t)
-        lines += size
-    return chosen
+def _only_raises(index: ProjectIndex, target: Target) -> bool:
+    """Whether the function's body, past its docstring, is one `raise` (or `assert False`)."""
+    tree = index.tree(target.path)
+    node = function_node(tree, target.qualname) if tree is not None else None
+    if node is None:
+        return False
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    if len(body) != 1:
+        return False
+    stmt = body[0]
+    return isinstance(stmt, ast.Raise) or (
+        isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and not stmt.test.value
+    )
