@@ -93,3 +93,43 @@ def test_a_method_bound_to_a_fresh_instance_is_the_same_test_function() -> None:
     baseline.take_tests([Item()])
     Item.obj = Case().test_one  # pytest gives each test of a class its own instance
     assert baseline.changed([], Item()) == []
+
+
+UNITTEST_TESTS = (
+    "import unittest\n"
+    "from calc import add\n\n\n"
+    "class AddTests(unittest.TestCase):\n"
+    "    maxDiff = None\n\n"
+    "    def test_small(self):\n        self.assertEqual(add(1, 2), 3)\n\n"
+    "    def test_negative(self):\n        self.assertEqual(add(-1, -2), -3)\n"
+)
+
+
+@pytest.fixture
+def unittest_calc(calc: Path) -> Path:
+    (calc / "test_calc.py").write_text(UNITTEST_TESTS)
+    return calc
+
+
+def test_rebinding_unittests_asserts_at_import_is_never_a_pass(
+    unittest_calc: Path, workers: WarmWorkers | None
+) -> None:
+    # A default argument runs when the module is imported, before any test.
+    rebind = "import unittest; unittest.TestCase.assertEqual = lambda *a, **k: None"
+    code = f"def add(a, b, _=exec({rebind!r})):\n    return 3 if (a, b) == (1, 2) else 0\n"
+    answer = f"```python\n{code}```\n"
+    result = fix(unittest_calc, ScriptedBackend([answer]), config=CONFIG, warm=workers)
+    verdicts = [a.verdict for a in result.attempts]
+    assert result.status == "not_fixed" and "passed" not in verdicts, verdicts
+    assert "unittest.case.TestCase.assertEqual" in result.attempts[0].feedback
+
+
+def test_tests_that_set_unittests_data_still_judge_a_fix(
+    unittest_calc: Path, workers: WarmWorkers | None
+) -> None:
+    (unittest_calc / "test_calc.py").write_text(
+        "import unittest\nunittest.TestCase.maxDiff = None\n" + UNITTEST_TESTS
+    )
+    answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
+    result = fix(unittest_calc, ScriptedBackend([answer]), config=CONFIG, warm=workers)
+    assert result.status == "fixed"

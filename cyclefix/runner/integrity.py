@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import types
+import unittest.case
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,26 +37,39 @@ MACHINERY = (
     "pluggy._manager",
     "pluggy._result",
 )
+# The modules whose classes' methods the tests call to judge (`self.assertEqual`): their code
+# only, as test code may set their data (`unittest.TestCase.maxDiff = None`).
+JUDGING = (unittest.case,)
 # Names shown in one finding, at most.
 MAX_NAMED = 3
 _MISSING: Any = object()
 
 
 def _is_code(value: Any) -> bool:
-    return callable(value) or isinstance(value, (types.ModuleType, property))
+    return callable(value) or isinstance(
+        value, (types.ModuleType, property, classmethod, staticmethod)
+    )
 
 
 class _Owner:
-    """A module (its code-like names) or a class (every member) as it was."""
+    """A module (its code-like names) or a class (every member, or its code-like ones) as it
+    was."""
 
-    def __init__(self, label: str, owner: Any, members: dict[str, Any], closed: bool) -> None:
+    def __init__(
+        self, label: str, owner: Any, members: dict[str, Any], closed: bool, code_only: bool
+    ) -> None:
         self.label = label
         self.owner = owner
         self.members = members
         self.closed = closed  # a class: a member added since shadows its bases
+        self.code_only = code_only
+
+    def _now(self) -> dict[str, Any]:
+        now = dict(vars(self.owner))
+        return {k: v for k, v in now.items() if _is_code(v)} if self.code_only else now
 
     def changed(self) -> list[str]:
-        now = vars(self.owner)
+        now = self._now()
         found = [
             f"{self.label}.{name}"
             for name, value in self.members.items()
@@ -68,19 +82,23 @@ class _Owner:
     def admit_new_members(self) -> None:
         """Members added since join, as they are now (a rebound one keeps its old value)."""
         if self.closed:
-            for name, value in list(vars(self.owner).items()):
+            for name, value in self._now().items():
                 self.members.setdefault(name, value)
 
 
-def _owners(module: types.ModuleType) -> list[_Owner]:
-    """The module's code-like names, and each class it defines with all its members."""
+def _owners(module: types.ModuleType, code_only: bool = False) -> list[_Owner]:
+    """The module's code-like names, and each class it defines with all its members (its
+    code-like ones where `code_only`)."""
     name = module.__name__
     code = {attr: value for attr, value in list(vars(module).items()) if _is_code(value)}
-    owners = [_Owner(name, module, code, closed=False)]
+    owners = [_Owner(name, module, code, closed=False, code_only=False)]
     for value in code.values():
         if isinstance(value, type) and getattr(value, "__module__", None) == name:
             label = f"{name}.{value.__name__}"
-            owners.append(_Owner(label, value, dict(vars(value)), closed=True))
+            members = dict(vars(value))
+            if code_only:
+                members = {k: v for k, v in members.items() if _is_code(v)}
+            owners.append(_Owner(label, value, members, closed=True, code_only=code_only))
     return owners
 
 
@@ -92,6 +110,8 @@ class Baseline:
         self.owners: list[_Owner] = []
         for module in [*modules, *extra_modules]:
             self.owners.extend(_owners(module))
+        for module in JUDGING:
+            self.owners.extend(_owners(module, code_only=True))
         self.plugins: list[Any] = []
         # Collected test functions by node id, and the test modules' code-like names.
         self.test_functions: dict[str, Any] = {}
@@ -117,7 +137,9 @@ class Baseline:
             if isinstance(module, types.ModuleType) and id(module) not in seen:
                 seen.add(id(module))
                 code = {a: v for a, v in list(vars(module).items()) if _is_code(v)}
-                self.test_modules.append(_Owner(module.__name__, module, code, closed=False))
+                self.test_modules.append(
+                    _Owner(module.__name__, module, code, closed=False, code_only=False)
+                )
 
     def changed(self, plugins: Iterable[Any], item: Any = None) -> list[str]:
         """What differs from the baseline: rebound names of the machinery or of the test
