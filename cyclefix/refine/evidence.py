@@ -103,6 +103,11 @@ def suspects_for_test(
             if all((t.path, t.qualname) != (f.path, f.qualname) for f in found):
                 found.append(t)
 
+    # An exception the test caught and its failing statement inspects was made where raised.
+    for frame in case.caught_frames:
+        target = index.target_at(frame.path, frame.line)
+        if target:
+            add([target])
     # The deepest project frame is where it went wrong; callers come after it.
     for frame in reversed(case.project_frames):
         if is_test_code(frame.path):

@@ -94,10 +94,13 @@ def rank_by_spectrum(
     scores: Mapping[FunctionKey, FunctionScore],
     focus: str | None,
 ) -> list[FunctionKey]:
-    """Executed functions by score, then failing tests reaching them, then crash frames, then
-    callees before callers, then the file the user named, then more lines run by failing tests
-    (a one-line getter the assert calls is a smaller place for the fault), then the evidence
-    ranking; the evidence's suspects no failing test executed come last, in their own order."""
+    """Where project code raised an exception a failing test caught and then inspected (its
+    values were made there) first, then executed functions by score, then failing tests
+    reaching them, then crash frames, then callees before callers, then the file the user
+    named, then more lines run by failing tests (a one-line getter the assert calls is a
+    smaller place for the fault), then the evidence ranking; the evidence's suspects no
+    failing test executed come last, in their own order."""
+    caught = caught_raise_sites(index, [case for case, _ in per_test])
     crashed: set[FunctionKey] = set()
     for case, _ in per_test:
         for frame in reversed(case.project_frames):
@@ -120,6 +123,7 @@ def rank_by_spectrum(
     ranked = sorted(
         scores,
         key=lambda k: (
+            k not in caught,
             *group(k),
             k not in crashed,
             -depth[k],
@@ -130,6 +134,17 @@ def rank_by_spectrum(
         ),
     )
     return ranked + [k for k in evidence if k not in scores]
+
+
+def caught_raise_sites(index: ProjectIndex, failures: Sequence[TestCaseResult]) -> set[FunctionKey]:
+    """The functions where exceptions were raised that failing tests caught and inspected."""
+    sites: set[FunctionKey] = set()
+    for case in failures:
+        for frame in case.caught_frames:
+            target = index.target_at(frame.path, frame.line)
+            if target is not None:
+                sites.add((target.path, target.qualname))
+    return sites
 
 
 def _callers_among(

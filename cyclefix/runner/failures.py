@@ -12,6 +12,8 @@ import ast
 import inspect
 import linecache
 import os
+import re
+import unittest.case
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,33 @@ else:
         import _cyclefix_testfiles as testfiles
     except ImportError:
         from cyclefix.runner import assertions, testfiles
+
+
+# The tracebacks of exceptions unittest's assertRaises caught in the running test, by the
+# exception's id: unittest drops them (`with_traceback(None)`) before the test's asserts.
+_caught_tracebacks: dict[int, tuple[BaseException, Any]] = {}
+# Kept per test at most: a loop of subTests catching thousands keeps the first ones.
+MAX_CAUGHT = 256
+
+
+def keep_caught_tracebacks() -> None:
+    """Have assertRaises keep the traceback of what it caught for this test's record."""
+    context: Any = unittest.case._AssertRaisesContext
+    original = context.__exit__
+    if getattr(original, "_cyclefix_keeps", False):
+        return
+
+    def __exit__(self: Any, exc_type: Any, exc_value: Any, tb: Any) -> Any:
+        if exc_value is not None and tb is not None and len(_caught_tracebacks) < MAX_CAUGHT:
+            _caught_tracebacks[id(exc_value)] = (exc_value, tb)
+        return original(self, exc_type, exc_value, tb)
+
+    __exit__._cyclefix_keeps = True  # type: ignore[attr-defined]
+    context.__exit__ = __exit__
+
+
+def forget_caught_tracebacks() -> None:
+    _caught_tracebacks.clear()
 
 
 class ProjectPaths:
@@ -162,6 +191,7 @@ def failure_details(
         details["line_source"] = assertions.clean(
             assertions.bound(statement, assertions.SOURCE_LIMIT)
         )
+        details["caught_frames"] = _caught_frames(paths, test_entry, statement)
         if isinstance(exc, AssertionError) and not raised_in_project:
             assertions.assert_details(compared, details, statement, exc, function, after_test)
         else:
@@ -177,6 +207,57 @@ def failure_details(
             assertions.bound(f"{helper}\n\n\n{details['test_source']}", assertions.SOURCE_LIMIT)
         )
     return details
+
+
+def _caught_frames(paths: ProjectPaths, test_entry: Any, statement: str) -> list[protocol.Frame]:
+    """Where project code raised the exceptions the failing statement inspects: a test that
+    caught one (`ctx.exception`, `excinfo.value`, `except E as err`) and asserts on it
+    checks values made where it was raised (the deepest project non-test frame)."""
+    frames: list[protocol.Frame] = []
+    try:
+        local_values = test_entry.frame.f_locals
+        for name in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", statement)):
+            held = _held_exception(local_values.get(name))
+            frame = _raise_site(paths, _traceback_of(held)) if held is not None else None
+            if frame is not None and frame not in frames:
+                frames.append(frame)
+    except Exception:  # a frame without locals, an odd object: no evidence, not an error
+        return frames
+    return frames[:5]
+
+
+def _held_exception(value: object) -> BaseException | None:
+    """The exception a test variable holds, looking only at types pytest and unittest define
+    (never at the project's own attributes, which could run its code)."""
+    if BaseException in type(value).__mro__:
+        return value  # type: ignore[return-value]
+    if isinstance(value, unittest.case._AssertRaisesContext):
+        held = vars(value).get("exception")
+    elif isinstance(value, pytest.ExceptionInfo):
+        info = vars(value).get("_excinfo")
+        held = info[1] if info else None
+    else:
+        return None
+    return held if BaseException in type(held).__mro__ else None
+
+
+def _traceback_of(exc: BaseException) -> Any:
+    kept = _caught_tracebacks.get(id(exc))
+    return kept[1] if kept is not None and kept[0] is exc else exc.__traceback__
+
+
+def _raise_site(paths: ProjectPaths, tb: Any) -> protocol.Frame | None:
+    """The deepest frame of a traceback in a project non-test file."""
+    found: protocol.Frame | None = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        rel = paths.relative(filename)
+        if rel is not None and not testfiles.is_pytest_file(rel):
+            source = assertions.clean(linecache.getline(filename, tb.tb_lineno).strip())
+            function = tb.tb_frame.f_code.co_name
+            found = {"path": rel, "line": tb.tb_lineno, "function": function, "source": source}
+        tb = tb.tb_next
+    return found
 
 
 def _callees(paths: ProjectPaths, function: assertions.FunctionSource) -> dict[str, list[str]]:

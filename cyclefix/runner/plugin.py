@@ -141,6 +141,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if _channel is not None:
+        failures.keep_caught_tracebacks()  # before integrity's baseline records unittest
         plugin = CyclefixPlugin(_channel, _Settings(config))
         config.pluginmanager.register(plugin, "cyclefix-results")
         plugin.start()
@@ -328,6 +329,7 @@ class CyclefixPlugin:
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.current = nodeid
+        failures.forget_caught_tracebacks()
         self.alarm_fired = False
         self.last_compare = None
         self.reports = {}

@@ -97,6 +97,9 @@ class Details(TypedDict, total=False):
     test_source: str | None
     line_source: str | None
     project_frames: list[Frame]
+    # Where project code raised the exceptions the failing statement inspects (caught by the
+    # test: `ctx.exception`, `excinfo.value`).
+    caught_frames: list[Frame]
     # The name a failing test calls -> [project file, the function's own name].
     callees: dict[str, list[str]]
     # The plugin's own analysis failed (repr of its exception); the rest is what it had.

@@ -46,6 +46,8 @@ class TestCaseResult:
     test_source: str | None = None
     # Line in a project file where the exception was raised (deepest project frame).
     project_frames: tuple[Frame, ...] = ()
+    # Where project code raised exceptions the test caught and its failing statement inspects.
+    caught_frames: tuple[Frame, ...] = ()
     stdout: str = ""
     stderr: str = ""
     # Source of the failing statement in the test file (the assert, or the line that raised).
