@@ -23,6 +23,7 @@ from cyclefix.refine.parse import extract_code
 from cyclefix.refine.probe import with_probe
 from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, build_refine_messages
+from cyclefix.refine.rigged import rigged_comparisons
 from cyclefix.refine.round import Outcome, Round, State
 from cyclefix.refine.source import normalized_code, read_source
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
@@ -243,6 +244,10 @@ class Candidates:
                 return done(
                     "undefined_names", code, "; ".join(problems), feedback="; ".join(problems)
                 )
+            rigged = rigged_comparisons(base[rel], files[rel])
+            if rigged:
+                why = "; ".join(rigged) + ": the tests could not judge it"
+                return done("rigged", code, why, feedback=why)
         if self.cancel.is_set():
             return done("cancelled", code, "stopped before the tests ran")
         verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)

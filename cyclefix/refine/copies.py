@@ -44,7 +44,7 @@ from cyclefix.refine.types import Attempt, RefineConfig, Target
 # Token edits of a fix's targets kept as candidates for later rounds (likeliest first).
 EDIT_BACKLOG = 48
 # Verdicts the guard gives an edit before any test runs: such an edit takes no place in a round.
-TURNED_AWAY = (*RESAMPLED, "undefined_names")
+TURNED_AWAY = (*RESAMPLED, "undefined_names", "rigged")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4

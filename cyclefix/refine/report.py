@@ -135,6 +135,7 @@ VERDICT_WORDS: dict[str, str] = {
     "duplicate": "same as a candidate already tried",
     "syntax_error": "is not valid Python",
     "undefined_names": "uses names that are not defined",
+    "rigged": "adds a value equal to anything, which the tests cannot judge",
     "no_code": "the answer holds no code",
     "wrong_target": "does not define the function to rewrite",
     "cancelled": "cancelled",

@@ -22,6 +22,7 @@ VERDICT_TEXTS: dict[Verdict, str] = {
     "duplicate": "repeats an earlier attempt",
     "syntax_error": "syntax error",
     "undefined_names": "undefined names",
+    "rigged": "equal to anything: tests cannot judge it",
     "no_code": "no code in the answer",
     "wrong_target": "does not define the function to fix",
     "cancelled": "cancelled",

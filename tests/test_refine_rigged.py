@@ -1,0 +1,65 @@
+"""An answer that makes the tests' comparisons meaningless is turned away before tests run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, fix
+from cyclefix.refine.rigged import rigged_comparisons
+
+CONFIG = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+ORIGINAL = "def add(a, b):\n    return a - b\n"
+ALWAYS_EQUAL = (
+    "def add(a, b):\n"
+    "    class Same:\n"
+    "        def __eq__(self, other):\n"
+    "            return True\n"
+    "    return Same()\n"
+)
+LAMBDA_EQUAL = (
+    "def add(a, b):\n"
+    "    class Same(int):\n"
+    "        __eq__ = lambda self, other: True\n"
+    "    return Same(a + b)\n"
+)
+MOCK_ANY = "def add(a, b):\n    from unittest import mock\n    return mock.ANY\n"
+IMPORTED_ANY = "def add(a, b):\n    from unittest.mock import ANY\n    return ANY\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ALWAYS_EQUAL, LAMBDA_EQUAL, MOCK_ANY, IMPORTED_ANY],
+    ids=["always-equal", "lambda-equal", "mock-any", "imported-any"],
+)
+def test_an_answer_equal_to_anything_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, answer)
+
+
+def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
+    version = (
+        "class Version:\n"
+        "    def __eq__(self, other):\n"
+        "        if not isinstance(other, Version):\n"
+        "            return False\n"
+        "        return True\n"
+    )
+    assert rigged_comparisons("", version) == []
+
+
+def test_what_the_users_code_already_had_is_not_the_answers_doing() -> None:
+    assert rigged_comparisons(ALWAYS_EQUAL, ALWAYS_EQUAL.replace("Same()", "Same() or 1")) == []
+
+
+def test_a_rigged_answer_never_reaches_the_tests(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "calc.py").write_text(ORIGINAL)
+    (tmp_path / "test_calc.py").write_text(
+        "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    )
+    result = fix(tmp_path, ScriptedBackend([f"```python\n{ALWAYS_EQUAL}```\n"]), config=CONFIG)
+    assert result.status == "not_fixed"
+    assert result.attempts[0].verdict == "rigged"
+    assert "whatever it is compared with" in result.attempts[0].feedback
