@@ -25,14 +25,23 @@ LAMBDA_EQUAL = (
     "        __eq__ = lambda self, other: True\n"
     "    return Same(a + b)\n"
 )
+READ_BUT_TRUE = (
+    "def add(a, b):\n"
+    "    class Same:\n"
+    "        def __eq__(self, other):\n"
+    "            if isinstance(other, int):\n"
+    "                return True\n"
+    "            return True\n"
+    "    return Same()\n"
+)
 MOCK_ANY = "def add(a, b):\n    from unittest import mock\n    return mock.ANY\n"
 IMPORTED_ANY = "def add(a, b):\n    from unittest.mock import ANY\n    return ANY\n"
 
 
 @pytest.mark.parametrize(
     "answer",
-    [ALWAYS_EQUAL, LAMBDA_EQUAL, MOCK_ANY, IMPORTED_ANY],
-    ids=["always-equal", "lambda-equal", "mock-any", "imported-any"],
+    [ALWAYS_EQUAL, LAMBDA_EQUAL, READ_BUT_TRUE, MOCK_ANY, IMPORTED_ANY],
+    ids=["always-equal", "lambda-equal", "read-but-true", "mock-any", "imported-any"],
 )
 def test_an_answer_equal_to_anything_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)

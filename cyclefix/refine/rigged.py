@@ -42,7 +42,8 @@ def _findings(source: str) -> Counter[str]:
 
 
 def _ignores_operand(body: list[ast.stmt], args: ast.arguments) -> bool:
-    """Whether the method only ever returns True or False and never reads its operand."""
+    """Whether the method only ever returns one constant, or returns True or False without
+    reading its operand."""
     params = [*args.posonlyargs, *args.args]
     operand = params[1].arg if len(params) > 1 else (args.vararg.arg if args.vararg else None)
     returned = [n.value for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
@@ -50,6 +51,8 @@ def _ignores_operand(body: list[ast.stmt], args: ast.arguments) -> bool:
         isinstance(v, ast.Constant) and isinstance(v.value, bool) for v in returned
     ):
         return False
+    if len({v.value for v in returned if isinstance(v, ast.Constant)}) == 1:
+        return True
     read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
     return operand is None or operand not in read
 
