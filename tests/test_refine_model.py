@@ -139,3 +139,50 @@ def test_real_model_sees_the_failing_path_across_two_modules(backend, tmp_path: 
         for change in result.changes:
             change.path.write_text(change.fixed)
         assert check(project).all_passed
+
+
+TABBED_FILES = {
+    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
+    "globs/__init__.py": "",
+    "globs/pattern.py": (
+        "class Pattern:\n"
+        '\t"""A glob split into its path segments."""\n\n'
+        "\tdef __init__(self, text):\n"
+        "\t\tself.segments = text.split('/')\n\n"
+        "\tdef first_literal(self):\n"
+        '\t\t"""The index of the first segment without a wildcard, or -1."""\n'
+        "\t\tfor i in range(1, len(self.segments)):\n"
+        "\t\t\tif '*' not in self.segments[i]:\n"
+        "\t\t\t\treturn i\n"
+        "\t\treturn -1\n"
+    ),
+    "tests/test_pattern.py": (
+        "from globs.pattern import Pattern\n\n\n"
+        "def test_first_literal_may_be_the_first_segment():\n"
+        "    assert Pattern('src/*/x').first_literal() == 0\n\n\n"
+        "def test_first_literal_after_wildcards():\n"
+        "    assert Pattern('*/b').first_literal() == 1\n\n\n"
+        "def test_no_literal():\n"
+        "    assert Pattern('*/*').first_literal() == -1\n"
+    ),
+}
+
+
+def test_real_model_fixes_a_method_of_a_tab_indented_class(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project = tmp_path / "globs_project"
+    for rel, text in TABBED_FILES.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    config = RefineConfig(rounds=2, budget_seconds=150, extend_to_budget=False)
+    result = fix(project, backend, config=config)
+    assert result.status == "fixed", [(a.verdict, a.detail) for a in result.attempts]
+    (change,) = result.changes
+    # The fix keeps the file's tabs: only the faulty line differs.
+    changed = [
+        (old, new)
+        for old, new in zip(change.original.splitlines(), change.fixed.splitlines(), strict=True)
+        if old != new
+    ]
+    assert len(changed) == 1 and changed[0][1].startswith("\t\tfor i in range(")
+    change.path.write_text(change.fixed)
+    assert check(project).all_passed
