@@ -186,3 +186,56 @@ def test_real_model_fixes_a_method_of_a_tab_indented_class(backend, tmp_path: Pa
     assert len(changed) == 1 and changed[0][1].startswith("\t\tfor i in range(")
     change.path.write_text(change.fixed)
     assert check(project).all_passed
+
+
+CAUGHT_FILES = {
+    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
+    "names/__init__.py": "",
+    "names/errors.py": (
+        "class BadChar(ValueError):\n"
+        "    def __init__(self, message, position):\n"
+        "        super().__init__(message)\n"
+        "        self.position = position\n\n\n"
+        "def check(text):\n"
+        '    """Raise BadChar at the first underscore, its position counted from 1."""\n'
+        "    for index, char in enumerate(text):\n"
+        "        if char == '_':\n"
+        "            raise BadChar('no underscores', position=index + 2)\n"
+        "    return text\n\n\n"
+        "def describe(error):\n"
+        "    return f'{error} at {error.position}'\n"
+    ),
+    "tests/test_errors.py": (
+        "import unittest\n"
+        "from names.errors import BadChar, check, describe\n\n\n"
+        "class Positions(unittest.TestCase):\n"
+        "    def test_position_counts_from_one(self):\n"
+        "        for text, position in [('a_b', 2), ('ab_', 3)]:\n"
+        "            with self.assertRaises(BadChar) as ctx:\n"
+        "                check(text)\n"
+        "            err = ctx.exception\n"
+        "            self.assertTrue(describe(err))\n"
+        "            self.assertEqual(err.position, position)\n\n"
+        "    def test_underscores_are_refused(self):\n"
+        "        with self.assertRaises(BadChar):\n"
+        "            check('a_b')\n\n"
+        "    def test_clean_text_passes(self):\n"
+        "        self.assertEqual(check('ab'), 'ab')\n"
+    ),
+}
+
+
+def test_real_model_fixes_where_the_exception_the_test_inspects_was_raised(  # type: ignore[no-untyped-def]
+    backend, tmp_path: Path
+) -> None:
+    project = tmp_path / "names_project"
+    for rel, text in CAUGHT_FILES.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    config = RefineConfig(rounds=2, budget_seconds=150, extend_to_budget=False)
+    result = fix(project, backend, config=config)
+    assert result.status == "fixed", [(a.verdict, a.detail) for a in result.attempts]
+    (change,) = result.changes
+    assert [t.qualname for t in change.targets] == ["check"]
+    change.path.write_text(change.fixed)
+    assert check(project).all_passed
