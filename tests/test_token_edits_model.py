@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ast
 import threading
+from pathlib import Path
 
 import pytest
 
-from cyclefix.refine import open_backend
+from cyclefix.refine import fix, open_backend
 from cyclefix.refine.copies import EDIT_BACKLOG, CopyPlanner
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.token_edits import EDITS_PER_ROUND, token_edits
@@ -54,3 +55,46 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         assert [old.strip() for old, _ in changed] == [LINE]
     # The shipped line is among the model's own alternatives there.
     assert CODE.replace("[1]", "[0]") in every
+
+
+def test_the_real_models_edits_reach_the_assignment_an_error_flows_from(tmp_path: Path) -> None:
+    files = {
+        "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
+        "codec.py": (
+            "LIMIT = 10\n\n\n"
+            "class TooLong(ValueError):\n    pass\n\n\n"
+            "def encode(text, final):\n"
+            '    """The text as bytes; over LIMIT bytes is too long, one more allowed while more\n'
+            '    input may follow (not final) or for a trailing dot."""\n'
+            "    data = text.encode()\n"
+            "    spare = not final and text.endswith('.')\n"
+            "    if len(data) > LIMIT + spare:\n"
+            "        raise TooLong(text)\n"
+            "    return data\n"
+        ),
+        "tests/test_codec.py": (
+            "import pytest\n"
+            "from codec import TooLong, encode\n\n\n"
+            "def test_a_trailing_dot_is_one_byte_more():\n"
+            "    assert encode('abcdefghij.', final=True) == b'abcdefghij.'\n\n\n"
+            "def test_final_input_over_the_limit_is_too_long():\n"
+            "    with pytest.raises(TooLong):\n"
+            "        encode('abcdefghijk', final=True)\n"
+        ),
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    backend = open_backend("qwen2.5-coder-0.5b")
+    try:
+        config = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False)
+        result = fix(tmp_path, backend, config=config)
+    finally:
+        backend.close()
+    assignment = "spare = not final and text.endswith('.')"
+    edited = [
+        a.code
+        for a in result.attempts
+        if a.token_edit and assignment not in a.code and "if len(data) > LIMIT + spare:" in a.code
+    ]
+    assert edited, [(a.verdict, a.token_edit, a.detail) for a in result.attempts]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cyclefix.refine.flow_lines import flow_lines
 from cyclefix.refine.localize import Localization
 from cyclefix.refine.types import EditLine, Target
 
@@ -60,9 +61,13 @@ def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple
     """The lines of `targets` that failing tests ran and `code` holds: where token edits are
     tried (refine.token_edits), best scored first, a line scoring below the function's best
     with a penalty (LINE_PENALTY at a score of 0). Lines the feedback does not quote count
-    too: a few lines that tie (a short function's, or a handful in a long one) are few tokens."""
+    too: a few lines that tie (a short function's, or a handful in a long one) are few tokens.
+    The lines the failing test's error flows from count as best scored."""
     held = {line.strip() for line in code.splitlines()} - {""}
     penalties: dict[str, float] = {}
+    for text in _error_flow_texts(loc, targets):
+        if text in held:
+            penalties[text] = 0.0
     for target in targets:
         key = (target.path, target.qualname)
         scored = loc.scored_lines.get(key, ())
@@ -75,6 +80,28 @@ def edit_lines(loc: Localization, targets: Sequence[Target], code: str) -> tuple
                 penalty = LINE_PENALTY * (1 - score / best)
                 penalties[text] = min(penalties.get(text, penalty), penalty)
     return tuple(EditLine(text, penalty) for text, penalty in penalties.items())
+
+
+def _error_flow_texts(loc: Localization, targets: Sequence[Target]) -> list[str]:
+    """The stripped lines the failing test's error flows from (refine.flow_lines), in targets
+    that still hold the line it was raised at (the frame's text where its number says)."""
+    primary = loc.primary
+    if primary is None:
+        return []
+    texts: list[str] = []
+    for frame in (*primary.caught_frames, *primary.project_frames):
+        for target in targets:
+            source = target.source.splitlines()
+            offset = frame.line - target.start_line
+            if frame.path != target.path or not 0 <= offset < len(source):
+                continue
+            if source[offset].strip() != frame.source.strip():
+                continue  # the file changed since the run: the number points elsewhere
+            for number in flow_lines(target, frame.line):
+                text = source[number - target.start_line].strip()
+                if text and text not in texts:
+                    texts.append(text)
+    return texts
 
 
 def with_suspicious_lines(
