@@ -86,7 +86,7 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     # A second held-out set (manifest-unseen-2.json), seeded at stop 29 after its engine change.
     LibrarySpec("idna", "3.21", package="idna", tests=("tests",)),
     LibrarySpec("pathspec", "1.1.1", package="pathspec", tests=("tests",)),
-    # A third held-out set (manifest-unseen-3.json), seeded at stop 30 after its first engine changes.
+    # A third held-out set (manifest-unseen-3.json), seeded at stop 30 after its first changes.
     LibrarySpec("sqlparse", "0.6.1", package="sqlparse", tests=("tests",)),
     LibrarySpec("pyasn1", "0.6.5", package="pyasn1", tests=("tests",)),
 )
