@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_support import make_project
 
 from cyclefix.refine import RefineConfig, check, fix, open_backend
 from cyclefix.refine.types import FixResult
@@ -86,7 +87,6 @@ def test_cli_fix_json_apply_with_real_model(tmp_path: Path) -> None:
 
 # The helper of another module holds the bug; the failing asserts name only the caller.
 SHOP_FILES = {
-    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
     "shop/__init__.py": "",
     "shop/money.py": (
         "def percent_of(amount: int, percent: int) -> int:\n"
@@ -114,10 +114,7 @@ SHOP_FILES = {
 
 
 def test_real_model_sees_the_failing_path_across_two_modules(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    project = tmp_path / "shop_project"
-    for rel, text in SHOP_FILES.items():
-        (project / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project / rel).write_text(text)
+    project = make_project(tmp_path / "shop_project", SHOP_FILES)
     prompts: list[str] = []
 
     class Recording:
@@ -142,7 +139,6 @@ def test_real_model_sees_the_failing_path_across_two_modules(backend, tmp_path: 
 
 
 TABBED_FILES = {
-    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
     "globs/__init__.py": "",
     "globs/pattern.py": (
         "class Pattern:\n"
@@ -169,10 +165,7 @@ TABBED_FILES = {
 
 
 def test_real_model_fixes_a_method_of_a_tab_indented_class(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    project = tmp_path / "globs_project"
-    for rel, text in TABBED_FILES.items():
-        (project / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project / rel).write_text(text)
+    project = make_project(tmp_path / "globs_project", TABBED_FILES)
     config = RefineConfig(rounds=2, budget_seconds=150, extend_to_budget=False)
     result = fix(project, backend, config=config)
     assert result.status == "fixed", [(a.verdict, a.detail) for a in result.attempts]
@@ -189,7 +182,6 @@ def test_real_model_fixes_a_method_of_a_tab_indented_class(backend, tmp_path: Pa
 
 
 CAUGHT_FILES = {
-    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
     "names/__init__.py": "",
     "names/errors.py": (
         "class BadChar(ValueError):\n"
@@ -228,10 +220,7 @@ CAUGHT_FILES = {
 def test_real_model_fixes_where_the_exception_the_test_inspects_was_raised(  # type: ignore[no-untyped-def]
     backend, tmp_path: Path
 ) -> None:
-    project = tmp_path / "names_project"
-    for rel, text in CAUGHT_FILES.items():
-        (project / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project / rel).write_text(text)
+    project = make_project(tmp_path / "names_project", CAUGHT_FILES)
     config = RefineConfig(rounds=2, budget_seconds=150, extend_to_budget=False)
     result = fix(project, backend, config=config)
     assert result.status == "fixed", [(a.verdict, a.detail) for a in result.attempts]

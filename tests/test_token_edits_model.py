@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from project_support import make_project
 
 from cyclefix.refine import fix, open_backend
 from cyclefix.refine.copies import EDIT_BACKLOG, CopyPlanner
@@ -59,7 +60,6 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
 
 def test_the_real_models_edits_reach_the_assignment_an_error_flows_from(tmp_path: Path) -> None:
     files = {
-        "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n",
         "codec.py": (
             "LIMIT = 10\n\n\n"
             "class TooLong(ValueError):\n    pass\n\n\n"
@@ -82,13 +82,11 @@ def test_the_real_models_edits_reach_the_assignment_an_error_flows_from(tmp_path
             "        encode('abcdefghijk', final=True)\n"
         ),
     }
-    for rel, text in files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
+    project = make_project(tmp_path / "codec_project", files)
     backend = open_backend("qwen2.5-coder-0.5b")
     try:
         config = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False)
-        result = fix(tmp_path, backend, config=config)
+        result = fix(project, backend, config=config)
     finally:
         backend.close()
     assignment = "spare = not final and text.endswith('.')"
