@@ -124,3 +124,26 @@ def test_a_run_records_where_nothing_was_caught_without_frames(tmp_path: Path) -
     (tmp_path / "test_plain.py").write_text("def test_one():\n    assert 1 + 1 == 3\n")
     case = run_tests(tmp_path, ["test_plain.py"]).tests[0]
     assert case.outcome == "failed" and case.caught_frames == ()
+
+
+def test_a_projects_own_traceback_property_never_runs_in_the_plugin(tmp_path: Path) -> None:
+    (tmp_path / "sneaky.py").write_text(
+        "from pathlib import Path\n\n"
+        "class Sneaky(ValueError):\n"
+        "    @property\n"
+        "    def __traceback__(self):\n"
+        "        Path(__file__).with_name('ran').write_text('yes')\n"
+        "        return None\n\n"
+        "def fail():\n"
+        "    raise Sneaky('x')\n"
+    )
+    (tmp_path / "test_sneaky.py").write_text(
+        "from sneaky import Sneaky, fail\n\n"
+        "def test_caught():\n"
+        "    try:\n        fail()\n    except Sneaky as err:\n        caught = err\n"
+        "    assert caught.args == ()\n"
+    )
+    case = run_tests(tmp_path, ["test_sneaky.py"]).tests[0]
+    assert case.outcome == "failed"
+    assert [(f.path, f.function) for f in case.caught_frames] == [("sneaky.py", "fail")]
+    assert not (tmp_path / "ran").exists()

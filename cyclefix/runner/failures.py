@@ -229,11 +229,13 @@ def _caught_frames(paths: ProjectPaths, test_entry: Any, statement: str) -> list
 def _held_exception(value: object) -> BaseException | None:
     """The exception a test variable holds, looking only at types pytest and unittest define
     (never at the project's own attributes, which could run its code)."""
-    if BaseException in type(value).__mro__:
+    # By the type's own MRO: isinstance() would read a project object's `__class__`.
+    kinds = type(value).__mro__
+    if BaseException in kinds:
         return value  # type: ignore[return-value]
-    if isinstance(value, unittest.case._AssertRaisesContext):
+    if unittest.case._AssertRaisesContext in kinds:
         held = vars(value).get("exception")
-    elif isinstance(value, pytest.ExceptionInfo):
+    elif pytest.ExceptionInfo in kinds:
         info = vars(value).get("_excinfo")
         held = info[1] if info else None
     else:
@@ -243,7 +245,13 @@ def _held_exception(value: object) -> BaseException | None:
 
 def _traceback_of(exc: BaseException) -> Any:
     kept = _caught_tracebacks.get(id(exc))
-    return kept[1] if kept is not None and kept[0] is exc else exc.__traceback__
+    if kept is not None and kept[0] is exc:
+        return kept[1]
+    # BaseException's own slot: a project class's `__traceback__` property never runs here.
+    return _TRACEBACK_SLOT.__get__(exc, type(exc))
+
+
+_TRACEBACK_SLOT: Any = vars(BaseException)["__traceback__"]
 
 
 def _raise_site(paths: ProjectPaths, tb: Any) -> protocol.Frame | None:
