@@ -28,7 +28,6 @@ from cyclefix.refine.evidence import suspects_for_test
 from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import (
     called_functions,
-    function_node,
     function_spans,
     target_for_span,
 )
@@ -187,8 +186,7 @@ def localize(
 
 def _only_raises(index: ProjectIndex, target: Target) -> bool:
     """Whether the function's body, past its docstring, is one `raise` (or `assert False`)."""
-    tree = index.tree(target.path)
-    node = function_node(tree, target.qualname) if tree is not None else None
+    node = index.function_node(target.path, target.qualname)
     if node is None:
         return False
     body = node.body[1:] if ast.get_docstring(node) is not None else node.body

@@ -10,6 +10,7 @@ from cyclefix.refine.source import (
     FunctionSpan,
     SourceError,
     enclosing_function,
+    function_node,
     function_spans,
     read_source,
     target_for_span,
@@ -70,6 +71,13 @@ class ProjectIndex:
             except SyntaxError:
                 self._trees[rel] = None
         return self._trees[rel]
+
+    def function_node(
+        self, rel: str, qualname: str
+    ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The def `qualname` ("Class.name") is bound to in `rel` (source.function_node)."""
+        tree = self.tree(rel)
+        return function_node(tree, qualname) if tree is not None else None
 
     def target_at(self, rel: str, line: int) -> Target | None:
         tree, src = self.tree(rel), self.source(rel)

@@ -17,7 +17,6 @@ from pathlib import PurePosixPath
 from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import (
     MODULE_QUALNAME,
-    function_node,
     function_spans,
     target_for_span,
 )
@@ -76,11 +75,11 @@ def path_functions(
 def callees(index: ProjectIndex, target: Target) -> list[Target]:
     """Project functions `target` calls: in its own module, or imported into it (`f(...)` of
     `from .m import f`, `m.f(...)` of `import pkg.m as m`); a class called is its __init__."""
-    node = _function_node(index, target)
+    node = index.function_node(target.path, target.qualname)
     if node is None:
         return []
     tree = index.tree(target.path)
-    assert tree is not None  # _function_node parsed it
+    assert tree is not None  # function_node parsed it
     bindings = _import_bindings(index, target.path, tree)
     cls = target.qualname.rsplit(".", 1)[0] if "." in target.qualname else None
     found: list[Target] = []
@@ -115,13 +114,6 @@ def definition(index: ProjectIndex, rel: str, name: str, hops: int = REEXPORT_HO
     if bound is not None and bound[1] is not None and bound[0] != rel:
         return definition(index, bound[0], bound[1], hops - 1)
     return []
-
-
-def _function_node(
-    index: ProjectIndex, target: Target
-) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    tree = index.tree(target.path)
-    return function_node(tree, target.qualname) if tree is not None else None
 
 
 def _import_bindings(index: ProjectIndex, rel: str, tree: ast.Module) -> dict[str, _Binding]:
@@ -183,7 +175,7 @@ def executed_neighbours(
             counts[key] = counts.get(key, 0) + 1
     if not counts:
         return []
-    focus_node = _function_node(index, focus)
+    focus_node = index.function_node(focus.path, focus.qualname)
     called = _called_names(focus_node) if focus_node is not None else set()
     bare = focus.qualname.rsplit(".", 1)[-1]
     found: list[Target] = []
@@ -191,7 +183,7 @@ def executed_neighbours(
         target = function_target(index, path, qualname)
         if target is None:
             continue
-        node = _function_node(index, target)
+        node = index.function_node(target.path, target.qualname)
         calls_focus = node is not None and bare in _called_names(node)
         if target.qualname.rsplit(".", 1)[-1] in called or calls_focus:
             found.append(target)

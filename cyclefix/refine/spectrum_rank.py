@@ -3,7 +3,6 @@ tests, then crash frames, then callees before their callers."""
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.source import (
     FunctionSpan,
     SourceError,
-    function_node,
     function_spans,
     read_source,
     target_for_span,
@@ -157,7 +155,7 @@ def _callers_among(
         by_name.setdefault(key[1].rsplit(".", 1)[-1], []).append(key)
     calls: dict[FunctionKey, set[FunctionKey]] = {}
     for key in keys:
-        node = _function_node(index, key)
+        node = index.function_node(*key)
         names = set(called_names(node)) if node is not None else set()
         calls[key] = {k for name in names for k in by_name.get(name, ()) if k != key}
     callers: dict[FunctionKey, set[FunctionKey]] = {key: set() for key in keys}
@@ -173,11 +171,6 @@ def _callers_among(
         for callee in reached:
             callers[callee].add(caller)
     return callers
-
-
-def _function_node(index: ProjectIndex, key: FunctionKey) -> ast.AST | None:
-    tree = index.tree(key[0])
-    return function_node(tree, key[1]) if tree is not None else None
 
 
 def function_target(index: ProjectIndex, key: FunctionKey) -> Target | None:

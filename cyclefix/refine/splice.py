@@ -93,6 +93,7 @@ def splice_candidate(
     trees = {p: ast.parse(sources[p]) for p in target_files}
     spans: dict[str, list[FunctionSpan]] = {p: function_spans(trees[p]) for p in target_files}
     tabbed = {p: indents_with_tabs(sources[p]) for p in target_files}
+    source_lines = {p: sources[p].splitlines() for p in target_files}
 
     def in_style(text: str, path: str) -> str:
         return conform_indentation(text, tabs=True) if tabbed[path] else text
@@ -136,7 +137,7 @@ def splice_candidate(
             return False
         path, span = found
         newline = _newline(sources[path])
-        indent = leading_whitespace(sources[path].splitlines()[span.start_line - 1])
+        indent = leading_whitespace(source_lines[path][span.start_line - 1])
         text = _indent(in_style(_node_text(cand_lines, node), path), indent, newline)
         edits[path].append(_Edit(span.start_line, span.end_line, text))
         replaced.append(span.qualname)
