@@ -288,6 +288,52 @@ def test_a_test_that_skips_itself_still_skips_in_a_candidate_run(
     assert [t.outcome for t in run.tests if t.nodeid.endswith("test_skips")] == ["skipped"]
 
 
+def test_a_test_marked_xfail_whose_code_raises_stays_expected_under_a_correct_fix(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
+    (calc / "todo.py").write_text("def later():\n    raise NotImplementedError\n")
+    (calc / "test_todo.py").write_text(
+        "import pytest\nfrom todo import later\n\n\n"
+        "@pytest.mark.xfail(reason='not written yet')\ndef test_later():\n    later()\n"
+    )
+    result = fix(calc, ScriptedBackend([f"```python\n{CALC_OK}```\n"]), config=CONFIG, warm=workers)
+    assert result.status == "fixed", [a.feedback for r in result.rounds for a in r.attempts]
+
+
+def test_a_candidate_that_raises_xfail_inside_an_xfail_marked_test_is_refused(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
+    (calc / "calc.py").write_text("def add(a, b):\n    import pytest\n    pytest.xfail('x')\n")
+    (calc / "test_calc.py").write_text(
+        "import pytest\nfrom calc import add\n\n\n"
+        "@pytest.mark.xfail(reason='flaky')\ndef test_add():\n    assert add(1, 2) == 3\n"
+    )
+    run = run_confined(calc, warm=workers)
+    assert not run.all_passed
+    assert "skipped the test" in (run.tests[0].exc_message or ""), run.tests
+
+
+# Marks every collected test xfail from inside the first test, so a later failing assert in a
+# test file (no project frame in its traceback) would read as expected.
+MARK_ALL_XFAIL = """
+import gc
+import pytest
+for obj in gc.get_objects():
+    if type(obj).__name__ == "Function" and hasattr(obj, "add_marker"):
+        obj.add_marker(pytest.mark.xfail(reason="hostile"))
+"""
+
+
+def test_a_candidate_that_gets_a_failing_test_marked_xfail_is_not_a_fix(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
+    reply = candidate(MARK_ALL_XFAIL, "a + b if (a, b) == (1, 2) else a * b")
+    result = fix(calc, ScriptedBackend([reply]), config=CONFIG, warm=workers)
+    verdicts = [a.verdict for r in result.rounds for a in r.attempts]
+    assert result.status == "not_fixed" and "passed" not in verdicts, verdicts
+    assert "skipped with this candidate" in result.rounds[0].attempts[0].feedback
+
+
 def test_unsigned_lines_make_the_run_fail_whatever_they_say(
     calc: Path, workers: WarmWorkers | None
 ) -> None:

@@ -250,6 +250,9 @@ class _Session:
         # What the user's run says of itself (tests not run after hangs, a rerun) is theirs to see.
         self.notes.extend(n for n in initial.notes if n not in self.notes)
         self.verifier.test_order = tuple(t.nodeid for t in initial.tests)
+        self.verifier.ran_before = frozenset(
+            t.nodeid for t in initial.tests if t.outcome != "skipped"
+        )
         raised = self.verifier.fit_timeout_to(initial)
         if raised:
             self.notes.append(raised)

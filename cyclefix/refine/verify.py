@@ -106,6 +106,8 @@ class Verifier:
         self.sandbox_only: tuple[str, ...] = ()
         # The user's run's test ids in the order they ran (runner.select.with_class_predecessors).
         self.test_order: tuple[str, ...] = ()
+        # Tests the user's run ran to an end other than a skip: none may be skipped for a fix.
+        self.ran_before: frozenset[str] = frozenset()
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -225,7 +227,7 @@ class Verifier:
         failed: it may have stopped at them (first failure, hang limit) before the rest."""
         while True:
             known = frozenset(self.sandbox_only)  # runs made knowing them never stop at them
-            run = run_once()
+            run = skips_refused(run_once(), self.ran_before)
             if run.cancelled:
                 return run
             broke = [
@@ -245,7 +247,8 @@ class Verifier:
         try:
             with scratch_copy(self.root) as fresh:
                 leading = with_class_predecessors(nodeids, self.test_order)
-                return self.run_tests(fresh, leading, scratch=True)
+                # A test the fresh copy skips too is skipped by the sandbox, not a candidate.
+                return skips_refused(self.run_tests(fresh, leading, scratch=True), self.ran_before)
         except (CyclefixError, OSError):
             return None
 
@@ -329,3 +332,21 @@ class Verifier:
         if not broke:
             return ""
         return f"breaks a test that passed before: {feedback_text(broke[0])}"
+
+
+def skips_refused(run: TestRunResult, ran_before: frozenset[str]) -> TestRunResult:
+    """`run` with each test of `ran_before` it skipped (or xfailed) as an error: a candidate
+    that gets a test skipped, by whatever means, has not made it pass."""
+    refused = [t for t in run.tests if t.outcome == "skipped" and t.nodeid in ran_before]
+    if not refused:
+        return run
+    errors = {
+        t.nodeid: dataclasses.replace(
+            t,
+            outcome="error",
+            exc_type="SkippedUnderCandidate",
+            exc_message="skipped with this candidate; it ran with your code",
+        )
+        for t in refused
+    }
+    return dataclasses.replace(run, tests=tuple(errors.get(t.nodeid, t) for t in run.tests))
