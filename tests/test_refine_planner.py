@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.refine.copies import BranchesFn, EditsFn, PartsFn, plan_round
+from cyclefix.refine.copies import LONG_ANSWER_CHARS, BranchesFn, EditsFn, PartsFn, plan_round
 from cyclefix.refine.prompt import COPY_NOTE, RefinePrompt
 from cyclefix.refine.round import Outcome
 from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND
@@ -91,9 +92,10 @@ def plan(
     parts_for: PartsFn = lambda outcome: (),
     edits_for: EditsFn = lambda prompt: (),
     edit_seconds: float = 0.0,
+    prompt: RefinePrompt = PROMPT,
 ) -> tuple[Outcome, list[Attempt]]:
     return plan_round(
-        PROMPT,
+        prompt,
         0.2,
         attempt=script,
         branches_for=branches_for,
@@ -264,6 +266,16 @@ def test_an_answer_unlike_the_code_comes_before_the_edits() -> None:
     counted, _ = plan(script, edits_for=lambda p: ["edit"])
     assert [c.token_edit for c in script.calls] == [False, True]
     assert counted.attempt.verdict == "passed"
+
+
+def test_a_long_functions_edits_all_come_before_its_answer() -> None:
+    # Writing a long function back takes a minute or more; an edit takes a test run.
+    body = "".join(f"    x{i} = {i}\n" for i in range(LONG_ANSWER_CHARS // 10))
+    long_prompt = dataclasses.replace(PROMPT, faulty_code=f"def f():\n{body}    return 1\n")
+    edits = [f"edit {i}" for i in range(6)]
+    script = Script(*(outcome("tests_failed") for _ in range(20)))
+    plan(script, edits_for=lambda p: edits, edit_seconds=60.0, prompt=long_prompt)
+    assert [c.token_edit for c in script.calls][:7] == [True] * 6 + [False]
 
 
 def test_an_answer_that_passes_leaves_the_edits_untried() -> None:

@@ -38,7 +38,7 @@ def argument_swaps(
     penalty_of = {line.text.strip(): line.penalty for line in lines}
     refused = {normalized_code(code), *(normalized_code(c) for c in seen)}
     lines_of_code = code.splitlines(keepends=True)
-    starts = _line_starts(lines_of_code, len(FENCE))
+    starts = line_starts(lines_of_code, len(FENCE))
     found: dict[str, TokenEdit] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -46,8 +46,8 @@ def argument_swaps(
         for first, second in zip(node.args, node.args[1:], strict=False):
             if isinstance(first, ast.Starred) or isinstance(second, ast.Starred):
                 continue
-            a_start, a_end = _offsets(first, lines_of_code, starts)
-            b_start, b_end = _offsets(second, lines_of_code, starts)
+            a_start, a_end = node_offsets(first, lines_of_code, starts)
+            b_start, b_end = node_offsets(second, lines_of_code, starts)
             span = next(((s, e) for s, e in spans if s <= a_start and b_end <= e), None)
             if span is None:
                 continue
@@ -63,31 +63,33 @@ def argument_swaps(
             if new_code is None or key is None or key in refused or key in found:
                 continue
             line = text[span[0] : span[1]]
-            gap = _model_gap(text, forks, a_start, text[b_start:b_end]) - penalty_of.get(line, 0.0)
+            gap = model_gap(text, forks, a_start, text[b_start:b_end]) - penalty_of.get(line, 0.0)
             found[key] = TokenEdit(new_code, gap, line)
     return sorted(found.values(), key=lambda edit: -edit.gap)
 
 
-def _model_gap(text: str, forks: Sequence[Fork], at: int, second: str) -> float:
-    """The model's gap for starting the second argument where the copy starts the first
-    (SWAP_GAP at the least): its best choice there that begins the second argument, when the
-    copy's own token does not begin it too (then the scores tell the two apart nowhere)."""
+def model_gap(
+    text: str, forks: Sequence[Fork], at: int, written: str, floor: float = SWAP_GAP
+) -> float:
+    """The model's gap for writing `written` where the copy has `text` from `at` on (`floor`
+    at the least): its best choice there that begins `written`, when the copy's own token
+    does not begin it too (then the scores tell the two apart nowhere)."""
     index = next((i for i in range(len(forks) - 1, -1, -1) if forks[i].offset <= at), None)
     if index is None or index + 1 >= len(forks):
-        return SWAP_GAP
+        return floor
     start, end = forks[index].offset, forks[index + 1].offset
-    wanted = text[start:at] + second
+    wanted = text[start:at] + written
     if wanted.startswith(text[start:end]):
-        return SWAP_GAP
+        return floor
     gaps = [
         choice.gap
         for choice in forks[index].known_choices
         if len(choice.text) > at - start and wanted.startswith(choice.text)
     ]
-    return max([SWAP_GAP, *gaps])
+    return max([floor, *gaps])
 
 
-def _line_starts(lines: Sequence[str], base: int) -> list[int]:
+def line_starts(lines: Sequence[str], base: int) -> list[int]:
     """Offsets in the answer of each of the code's `lines` (it starts `base` characters in)."""
     starts = [base]
     for line in lines:
@@ -95,7 +97,7 @@ def _line_starts(lines: Sequence[str], base: int) -> list[int]:
     return starts
 
 
-def _offsets(node: ast.expr, lines: Sequence[str], starts: Sequence[int]) -> tuple[int, int]:
+def node_offsets(node: ast.expr, lines: Sequence[str], starts: Sequence[int]) -> tuple[int, int]:
     """Where `node` starts and ends in the answer (ast columns count UTF-8 bytes)."""
 
     def at(line: int, column: int) -> int:

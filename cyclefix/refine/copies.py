@@ -23,6 +23,7 @@ from cyclefix.models.backend import Backend, Fork
 from cyclefix.refine.argument_swaps import argument_swaps
 from cyclefix.refine.docstrings import with_cuts
 from cyclefix.refine.fork import branch_prefixes, copy_probability, sampled_branches
+from cyclefix.refine.operator_edits import operator_edits
 from cyclefix.refine.prompt import (
     COPY_NOTE,
     RefinePrompt,
@@ -43,6 +44,9 @@ from cyclefix.refine.types import Attempt, RefineConfig, Target
 
 # Token edits of a fix's targets kept as candidates for later rounds (likeliest first).
 EDIT_BACKLOG = 48
+# Code shown longer than this (about 450 tokens) takes long enough to write back that the
+# round's token edits go before the answer, all of them.
+LONG_ANSWER_CHARS = 1600
 # Verdicts the guard gives an edit before any test runs: such an edit takes no place in a round.
 TURNED_AWAY = (*RESAMPLED, "undefined_names", "rigged")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
@@ -155,7 +159,8 @@ class CopyPlanner:
         """Up to EDIT_BACKLOG codes not tried yet, likeliest first, each the code
         `prompt` shows, or the code under test, with one token of a suspicious line changed to
         one the model nearly chose there when reading it under `prompt` (refine.token_edits),
-        or two arguments of a call there swapped (refine.argument_swaps).
+        two arguments of a call there swapped (refine.argument_swaps), or one operator or
+        number there changed to a neighbour (refine.operator_edits).
         The code under test keeps its suspicious lines when the attempt shown has rewritten
         them; the edits of earlier rounds on the same targets not taken yet stay candidates
         (a round that starts from an attempt that got further has no traced lines to edit).
@@ -175,6 +180,8 @@ class CopyPlanner:
                 lines = prompt.suspicious_lines
                 edits += token_edits(copy, forks, lines, self.edits_tried, EDIT_BACKLOG)
                 edits += argument_swaps(copy, forks, lines, self.edits_tried)
+                if forks:  # ranked by the model's scores: a backend without logits gets none
+                    edits += operator_edits(copy, forks, lines, self.edits_tried)
         tried = set(self.edits_tried)
         ranked: dict[str, TokenEdit] = {}
         for edit in sorted(edits, key=lambda e: -e.gap):
@@ -304,8 +311,11 @@ def plan_round(
 
     # Four edits before the answer where the model would write the code back (the round
     # starts from a fork), the answer first otherwise (unlike the code, it is often the fix);
-    # more edits after it: one passing a few weak tests by chance must not preempt it.
-    if forked and (edited := edits(more=False)) is not None:
+    # more edits after it: one passing a few weak tests by chance must not preempt it. All of
+    # them first where the answer would take long to write: a long function's whole rewrite
+    # costs a minute or more on a laptop's CPU, an edit a test run.
+    long_answer = len(prompt.faulty_code) > LONG_ANSWER_CHARS
+    if (forked or long_answer) and (edited := edits(more=long_answer)) is not None:
         return edited, attempts
     first = branches.pop(0) if branches else ""
     outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
