@@ -11,6 +11,7 @@ from project_support import make_project
 
 from cyclefix.refine import fix, open_backend
 from cyclefix.refine.copies import EDIT_BACKLOG, CopyPlanner
+from cyclefix.refine.operator_edits import operator_edits
 from cyclefix.refine.prompt import RefinePrompt
 from cyclefix.refine.token_edits import EDITS_PER_ROUND, token_edits
 from cyclefix.refine.types import EditLine, RefineConfig, Target
@@ -40,7 +41,9 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         planner.branches_off_copies(prompt, 0.2, (target,), 0)
         chosen = list(planner.token_edits(prompt, (target,)))
         _, (copy, forks, _) = planner.scored_copy(prompt, CODE, 1.0, 1.0)
-        every = [edit.code for edit in token_edits(copy, forks, [EditLine(LINE)])]
+        lines = [EditLine(LINE)]
+        edits = token_edits(copy, forks, lines) + operator_edits(copy, forks, lines)
+        every = list(dict.fromkeys(e.code for e in sorted(edits, key=lambda e: -e.gap)))
     finally:
         backend.close()
     assert 0 < len(chosen) <= EDIT_BACKLOG and set(chosen) <= set(every)
@@ -56,6 +59,30 @@ def test_the_real_models_alternatives_at_the_suspicious_line_give_whole_candidat
         assert [old.strip() for old, _ in changed] == [LINE]
     # The shipped line is among the model's own alternatives there.
     assert CODE.replace("[1]", "[0]") in every
+
+
+def test_the_real_models_scoring_ranks_every_operator_edit_among_the_token_edits() -> None:
+    code = (
+        "def is_child_of(self, other):\n"
+        '    """Whether `other` is this node\'s parent."""\n'
+        "    return not self.parent == other\n"
+    )
+    line = "return not self.parent == other"
+    feedback = "Test Case Failed: assert child.is_child_of(root), Actual output: False"
+    backend = open_backend("qwen2.5-coder-0.5b")
+    try:
+        planner = CopyPlanner(backend, RefineConfig(), [], threading.Event())
+        prompt = RefinePrompt(("is_child_of",), code, feedback, suspicious_lines=(EditLine(line),))
+        target = Target("tree.py", "is_child_of", 1, 3, code)
+        chosen = list(planner.token_edits(prompt, (target,)))
+        _, (copy, forks, _) = planner.scored_copy(prompt, code, 1.0, 1.0)
+        operators = [e.code for e in operator_edits(copy, forks, [EditLine(line)])]
+    finally:
+        backend.close()
+    # `not` taken away, `==` to `!=`: each a candidate, whatever the model rated it.
+    assert code.replace("not self", "self") in operators
+    assert code.replace("==", "!=") in operators
+    assert set(operators) <= set(chosen)
 
 
 def test_the_real_models_edits_reach_the_assignment_an_error_flows_from(tmp_path: Path) -> None:
