@@ -40,6 +40,20 @@ async def test_refining_reuses_the_apps_run_instead_of_running_the_tests_again(
     assert any(event.scratch for event in started)  # the candidate still ran
 
 
+async def test_a_refinement_takes_the_chosen_failing_test_then_the_other_failing_ones(
+    tmp_path: Path,
+) -> None:
+    project = copy_project(tmp_path)
+    app = make_app(project, factory=scripted_factory([FIX_REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        failing = [case.nodeid for case in app.test_results if not case.ok]
+        chosen = failing[-1]
+        selection = app.session.refine_selection(chosen)
+    assert len(failing) == 2
+    assert selection == (chosen, failing[0], "tests/test_calc.py::test_add")
+
+
 def _collect(started: list[refine.TestsStarted]) -> Callable[[Message], None]:
     def hook(message: Message) -> None:
         if isinstance(message, RefineNews) and isinstance(message.event, refine.TestsStarted):

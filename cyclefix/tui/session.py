@@ -205,10 +205,13 @@ class TuiSession:
     # ----- refinement ---------------------------------------------------------------------
 
     def refine_selection(self, nodeid: str) -> tuple[str, ...]:
-        """The failing test to fix plus every passing one, so a fix may not break them."""
+        """The failing test chosen, then the other failing ones (as on the command line: a
+        fix that passes one weak test and leaves the bug for the rest is no fix), then every
+        passing one, so a fix may not break them."""
         cases = self.ledger.cases
+        failing = [other for other, case in cases.items() if not case.ok and other != nodeid]
         passing = [other for other, case in cases.items() if case.outcome == "passed"]
-        return (nodeid, *passing)
+        return (nodeid, *failing, *passing)
 
     def initial_run(self, tests: tuple[str, ...]) -> TestRunResult | None:
         """What is known of `tests` as the refinement's first run, so they do not run twice;
