@@ -34,6 +34,15 @@ def _children_with_plugins(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def without_operator_edits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round's answers and forks alone: no operator edit fixes the bug before them (tests
+    of the fork mechanics, whose one-token bugs an operator edit would undo first)."""
+    from cyclefix.refine import copies
+
+    monkeypatch.setattr(copies, "operator_edits", lambda *args, **kwargs: [])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """An xdist worker keeps to its share of the CPUs, and so do the llama.cpp threads and the
     pytest children it starts: llama.cpp sizes its thread pool from this affinity, and two

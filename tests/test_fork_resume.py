@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from project_support import make_project
 
 from cyclefix.models.backend import (
@@ -140,6 +141,7 @@ class ContinuingBackend(ScriptedBackend):
         return GenerationResult(text, 100, len(self.written), 0.01, 0.0, "stop")
 
 
+@pytest.mark.usefixtures("without_operator_edits")
 def test_a_forked_fix_is_verified_with_the_rest_of_the_copy_not_the_models(
     tmp_path: Path,
 ) -> None:

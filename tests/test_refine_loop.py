@@ -340,6 +340,7 @@ def test_a_copy_is_continued_from_where_the_model_was_least_sure(leap: Path) -> 
     assert [a.temperature for a in attempts] == [CONFIG.first_temperature] * 4
 
 
+@pytest.mark.usefixtures("without_operator_edits")
 def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: Path) -> None:
     copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
     # Sure everywhere but at the bug: at 0.2, sigmoid(0.3 / 0.2) = 0.82 that it copies.
@@ -354,6 +355,7 @@ def test_a_likely_copy_is_never_generated_the_round_starts_from_its_forks(leap: 
     assert backend.options[0].answer_prefix == copied[: copied.rindex("!= 0")] + "== 0"
 
 
+@pytest.mark.usefixtures("without_operator_edits")
 def test_a_resample_that_would_most_likely_copy_starts_from_a_fork_too(leap: Path) -> None:
     copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
     # Likely even at the resample's temperature: sigmoid(0.6 / 0.9) = 0.66.
@@ -370,6 +372,7 @@ def test_a_resample_that_would_most_likely_copy_starts_from_a_fork_too(leap: Pat
     )
 
 
+@pytest.mark.usefixtures("without_operator_edits")
 def test_a_rewrite_from_the_intent_leaves_the_code_under_test_too(leap: Path) -> None:
     still_wrong = fence("def is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n")
     copied = _leap_copy_as_llama_gives_it(leap).removesuffix("\n")
