@@ -89,6 +89,9 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     # A third held-out set (manifest-unseen-3.json), seeded at stop 30 after its first changes.
     LibrarySpec("sqlparse", "0.6.1", package="sqlparse", tests=("tests",)),
     LibrarySpec("pyasn1", "0.6.5", package="pyasn1", tests=("tests",)),
+    # A fourth held-out set (manifest-unseen-4.json), seeded at stop 31.
+    LibrarySpec("pycparser", "3.12", package="pycparser", tests=("tests",)),
+    LibrarySpec("mistune", "3.4.0", package="src/mistune", tests=("tests",), pythonpath="src"),
 )
 
 
