@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import pairwise
 
 from cyclefix.models.backend import Fork
-from cyclefix.refine.argument_swaps import line_starts, model_gap, node_offsets
-from cyclefix.refine.source import normalized_code
-from cyclefix.refine.token_edits import FENCE, TokenEdit, fenced_code, line_spans
+from cyclefix.refine.copied_code import CopiedCode, model_gap
+from cyclefix.refine.token_edits import TokenEdit
 from cyclefix.refine.types import EditLine
 
 # An operator edit's gap when the model offers nothing better where it starts: after the
@@ -73,36 +72,15 @@ def operator_edits(
     """The operator edits of `lines` in `text` (a fenced answer that copies the code, scored
     token by token into `forks`), likeliest first: only edits inside one line that parse,
     change the code and are not among `seen` codes."""
-    code = fenced_code(text)
-    if code is None or not text.startswith(FENCE):
+    copied = CopiedCode.read(text, lines, seen)
+    if copied is None or not copied.spans:
         return []
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return []  # indented code: the copy of a method is dedented, so not an answer copy
-    spans = line_spans(text, [line.text for line in lines])
-    if not spans:
-        return []
-    penalty_of = {line.text.strip(): line.penalty for line in lines}
-    refused = {normalized_code(code), *(normalized_code(c) for c in seen)}
-    lines_of_code = code.splitlines(keepends=True)
-    starts = line_starts(lines_of_code, len(FENCE))
-
-    def where(node: ast.expr) -> tuple[int, int]:
-        return node_offsets(node, lines_of_code, starts)
-
     found: dict[str, TokenEdit] = {}
-    for start, end, new in _replacements(tree, text, where):
-        span = next(((s, e) for s, e in spans if s <= start and end <= e), None)
-        if span is None:
-            continue
-        new_code = fenced_code(text[:start] + new + text[end:])
-        key = normalized_code(new_code) if new_code is not None else None
-        if new_code is None or key is None or key in refused or key in found:
-            continue
-        line = text[span[0] : span[1]]
-        gap = model_gap(text, forks, start, new + text[end : span[1]], OPERATOR_GAP)
-        found[key] = TokenEdit(new_code, gap - penalty_of.get(line, 0.0), line)
+    for start, end, new in _replacements(copied.tree, text, copied.where):
+        span = copied.span_around(start, end)
+        if span is not None:
+            gap = model_gap(text, forks, start, new + text[end : span[1]], OPERATOR_GAP)
+            copied.add_edit(text[:start] + new + text[end:], span, gap, found)
     return sorted(found.values(), key=lambda edit: -edit.gap)
 
 
