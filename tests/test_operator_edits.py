@@ -102,3 +102,9 @@ def test_the_model_writing_the_new_operator_ranks_the_edit_higher_and_a_line_pen
     assert edit.code == code.replace("+", "-") and edit.gap == -0.5
     (edit,) = operator_edits(text, scored(text, {}), [EditLine(line, 1.5)])
     assert edit.gap == OPERATOR_GAP - 1.5
+
+
+def test_formatting_and_joining_strings_is_left_alone() -> None:
+    code = 'def f(x):\n    return "%s items" % x + "!"\n'
+    lines = edited_lines(code, 'return "%s items" % x + "!"')
+    assert not any("//" in line or "-" in line for line in lines)

@@ -104,7 +104,7 @@ def _replacements(tree: ast.Module, text: str, where: _Where) -> Iterator[_Repla
     for node in nodes:
         yield from _negations(node, text, where)
     for node in nodes:
-        if isinstance(node, ast.BinOp):
+        if isinstance(node, ast.BinOp) and not (_text(node.left) or _text(node.right)):
             left_end, right_start = where(node.left)[1], where(node.right)[0]
             yield from _between(text, left_end, right_start, _BINARY, _ARITHMETIC)
             yield from _dropped_one(node, text, where)
@@ -114,6 +114,13 @@ def _replacements(tree: ast.Module, text: str, where: _Where) -> Iterator[_Repla
     for node in nodes:
         if isinstance(node, ast.expr) and id(node) not in signed:
             yield from _numbers(node, where)
+
+
+def _text(node: ast.expr) -> bool:
+    """Whether `node` is written as a string: `"%s" % x` formats, `"a" + b` joins."""
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
+    )
 
 
 def _between(
