@@ -75,8 +75,9 @@ CyclefixTestTimeout = assertions.CyclefixTestTimeout
 
 # Exceptions that skip a test or mark it xfail themselves, whoever raises them.
 _SKIPPING = (pytest.skip.Exception, pytest.xfail.Exception)
-# The type's own MRO, read through the C slot: a project metaclass cannot answer for it.
+# A type's own MRO and name, read through the C slots: a project metaclass cannot answer.
 _TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_NAME = type.__dict__["__name__"]
 
 
 def _expected_failure(item: pytest.Item, error: BaseException) -> bool:
@@ -86,9 +87,9 @@ def _expected_failure(item: pytest.Item, error: BaseException) -> bool:
     if item.get_closest_marker("xfail") is None:
         return False
     kinds = _TYPE_MRO.__get__(type(error))
-    return not any(kind in kinds for kind in _SKIPPING) and "SkipTest" not in (
-        kind.__name__ for kind in kinds
-    )
+    # By identity and by slot: `in` and `__name__` could run a project metaclass's code.
+    skipping = any(kind is skip for kind in kinds for skip in _SKIPPING)
+    return not skipping and not any(_TYPE_NAME.__get__(kind) == "SkipTest" for kind in kinds)
 
 
 class _Writer:
