@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 
 from cyclefix.models.backend import Fork
@@ -52,6 +52,7 @@ _ARITHMETIC = {
     "&": ("|",),
     "|": ("&",),
 }
+_BOOLEANS = {"and": ("or",), "or": ("and",)}
 _COMPARISON = re.compile(r"==|!=|<=|>=|<|>|\bis\s+not\b|\bis\b|\bnot\s+in\b|\bin\b")
 _BOOLEAN = re.compile(r"\band\b|\bor\b")
 _BINARY = re.compile(r"\*\*|//|<<|>>|[-+*/%@&|^]")
@@ -100,7 +101,8 @@ def _replacements(tree: ast.Module, text: str, where: _Where) -> Iterator[_Repla
                     text, where(left)[1], where(right)[0], _COMPARISON, _COMPARISONS
                 )
         elif isinstance(node, ast.BoolOp):
-            yield from _boolean(node, text, where)
+            for left, right in pairwise(node.values):
+                yield from _between(text, where(left)[1], where(right)[0], _BOOLEAN, _BOOLEANS)
     for node in nodes:
         yield from _negations(node, text, where)
     for node in nodes:
@@ -124,7 +126,7 @@ def _text(node: ast.expr) -> bool:
 
 
 def _between(
-    text: str, start: int, end: int, pattern: re.Pattern[str], others: dict[str, tuple[str, ...]]
+    text: str, start: int, end: int, pattern: re.Pattern[str], others: Mapping[str, tuple[str, ...]]
 ) -> Iterator[_Replacement]:
     """The operator written between two operands (at `start`..`end` of `text`, among brackets
     and spaces) replaced by each of its `others`."""
@@ -134,15 +136,6 @@ def _between(
     written = " ".join(found.group().split())
     for other in others.get(written, ()):
         yield found.start(), found.end(), other
-
-
-def _boolean(node: ast.BoolOp, text: str, where: _Where) -> Iterator[_Replacement]:
-    """`and` for `or` and back, at each place they are written."""
-    other = "or" if isinstance(node.op, ast.And) else "and"
-    for left, right in pairwise(node.values):
-        found = _BOOLEAN.search(text, where(left)[1], where(right)[0])
-        if found is not None:
-            yield found.start(), found.end(), other
 
 
 def _negations(node: ast.AST, text: str, where: _Where) -> Iterator[_Replacement]:
