@@ -26,6 +26,7 @@ from tui_support import (
 from cyclefix.models.backend import ChatMessage, GenerationOptions, GenerationResult, TextCallback
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.tui.help_screen import HelpScreen
+from cyclefix.tui.messages import CheckDone, FilesChanged
 from cyclefix.tui.model_chooser import ModelChooser
 
 
@@ -428,6 +429,18 @@ async def test_accept_and_reject_during_the_first_run_say_why(tmp_path: Path) ->
         assert app.busy and not app.test_results
         assert notifications(app) == ["No verified fix to accept.", "No fix to reject."]
         gate.touch()
+
+
+async def test_a_test_run_that_ends_as_the_app_quits_is_dropped(tmp_path: Path) -> None:
+    app = make_app(copy_project(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: idle_with_results(app), "the first test run")
+        run = app.session.initial_run(app.results.nodeids)
+        assert run is not None
+        late = app.session.start_job("tests", "running tests…")
+    # The panels are gone; the worker's last message must not reach for them.
+    app._check_done(CheckDone(late.id, run, full=True))
+    app._files_changed(FilesChanged((app.root / "calc.py",)))
 
 
 async def test_refine_while_a_refinement_runs_says_so(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.app import App, ComposeResult
+from textual.widgets.data_table import ColumnKey
 
 from cyclefix.cli import build_parser, main
 from cyclefix.refine import Attempt, FileChange
@@ -25,6 +27,7 @@ from cyclefix.tui.project import (
     python_files,
     selection_for_changes,
 )
+from cyclefix.tui.widgets.results_table import ResultsTable
 from cyclefix.tui.widgets.source_view import render_source
 from cyclefix.tui.widgets.status_bar import StatusInfo, status_text
 
@@ -189,3 +192,32 @@ def test_cli_registers_tui_with_its_options() -> None:
 def test_cli_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tui", str(tmp_path / "nowhere")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+class _OneTable(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ResultsTable(show_timings=False, id="results")
+
+
+def _case(name: str, message: str) -> CaseResult:
+    return CaseResult(
+        nodeid=f"tests/test_calc.py::{name}",
+        outcome="failed",
+        path="tests/test_calc.py",
+        exc_type="AssertionError",
+        exc_message=message,
+    )
+
+
+async def test_results_columns_fit_their_cells_at_once_and_shrink() -> None:
+    app = _OneTable()
+    async with app.run_test(size=(140, 20)):
+        table = app.query_one(ResultsTable)
+        long_case = _case("test_a_rather_long_test_name", "assert 10 == 20")
+        table.show_results([long_case])
+        # Before the table is next idle: Textual alone would still show the labels' widths.
+        widths = {str(key.value): column.width for key, column in table.columns.items()}
+        assert widths["test"] == len("test_a_rather_long_test_name")
+        assert widths["feedback"] == len(short_feedback(long_case))
+        table.show_results([_case("test_b", "assert 1 == 2")])
+        assert table.columns[ColumnKey("test")].width == len("test_b")

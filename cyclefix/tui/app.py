@@ -418,6 +418,8 @@ class CyclefixApp(Panels):
     @on(FilesChanged)
     def _files_changed(self, message: FilesChanged) -> None:
         session = self.session
+        if not self.is_running:
+            return
         changed = [path for path in message.paths if not session.own_writes.is_own(path)]
         if not changed:
             return

@@ -143,6 +143,10 @@ class Panels(App[None]):
         return self.query_one("#fix", FixView)
 
     def _job_of(self, message: JobMessage) -> TuiJob | None:
+        """The job `message` is news of; None once the app is shutting down (its panels go
+        while the workers' last messages are still being handled)."""
+        if not self.is_running:
+            return None
         return self.session.job_of(message.job)
 
     # ----- messages from the workers ------------------------------------------------------

@@ -9,8 +9,13 @@ from textual.widgets import DataTable
 
 from cyclefix.refine import CollectionError, TestCaseResult
 from cyclefix.tui.formatting import first_line, nodeid_test, outcome_text, short_feedback
+from cyclefix.tui.widgets.fitted_columns import fit_columns
 
 COLLECTION_KEY_PREFIX = "collection-error:"
+EMPTY_KEY = "empty"  # the row that says why there is nothing to show
+
+Cells = tuple[Text, Text, Text, Text]
+_BLANK_CELLS = (Text(""), Text(""), Text(""))
 
 
 class ResultsTable(DataTable[Text]):
@@ -45,37 +50,28 @@ class ResultsTable(DataTable[Text]):
     ) -> None:
         """Replace the rows, keeping the cursor on the same test when it is still there."""
         selected = self.selected_nodeid
-        self.clear()
-        self._order = []
-        for error in collection_errors:
-            key = COLLECTION_KEY_PREFIX + error.path
-            self.add_row(
-                Text(error.path, style="red"),
-                Text("collect", style="bold red"),
-                Text(""),
-                Text(first_line(error.message), style="red"),
-                key=key,
-            )
-            self._order.append(key)
         ordered = [c for c in cases if not c.ok] + [c for c in cases if c.ok]
-        for case in ordered:
-            timing = Text(f"{case.duration:.2f}s" if self.show_timings else "")
-            self.add_row(
-                Text(nodeid_test(case.nodeid), style="" if case.ok else "bold"),
-                outcome_text(case.outcome),
-                timing,
-                Text(short_feedback(case)),
-                key=case.nodeid,
-            )
-            self._order.append(case.nodeid)
-        if not self._order and empty_message:
-            self.add_row(
-                Text(empty_message, style="yellow"), Text(""), Text(""), Text(""), key="empty"
-            )
+        rows = [(COLLECTION_KEY_PREFIX + e.path, _error_cells(e)) for e in collection_errors]
+        rows += [(case.nodeid, self._case_cells(case)) for case in ordered]
+        self._order = [key for key, _ in rows]
+        if not rows and empty_message:
+            rows.append((EMPTY_KEY, (Text(empty_message, style="yellow"), *_BLANK_CELLS)))
+        self.clear()
+        fit_columns(self, [cells for _, cells in rows])
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
         if selected in self._order:
             self.move_cursor(row=self._order.index(selected), animate=False)
         elif self._order:
             self.move_cursor(row=0, animate=False)
+
+    def _case_cells(self, case: TestCaseResult) -> Cells:
+        return (
+            Text(nodeid_test(case.nodeid), style="" if case.ok else "bold"),
+            outcome_text(case.outcome),
+            Text(f"{case.duration:.2f}s" if self.show_timings else ""),
+            Text(short_feedback(case)),
+        )
 
     @property
     def selected_nodeid(self) -> str | None:
@@ -83,3 +79,12 @@ class ResultsTable(DataTable[Text]):
         if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
             return None
         return self._order[self.cursor_row]
+
+
+def _error_cells(error: CollectionError) -> Cells:
+    return (
+        Text(error.path, style="red"),
+        Text("collect", style="bold red"),
+        Text(""),
+        Text(first_line(error.message), style="red"),
+    )
