@@ -702,3 +702,21 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
     # its two turns after round 2, so round 3 moves on to `g`.
     assert "+ 4 if x == 1" in backend.calls[1][-1].content
     assert [r.targets for r in result.rounds] == [("f",), ("f",), ("g",)]
+
+
+def test_a_round_past_its_share_of_the_time_starts_no_new_attempt(tmp_path: Path) -> None:
+    _one_module_project(
+        tmp_path,
+        "calc",
+        "def total(xs):\n    return sum(xs) + 1\n",
+        "test_calc",
+        "from calc import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
+    )
+    # Each answer takes about 3 s to write and none parses: a round may resample it 4 times.
+    broken = fence("def total(xs):\n    return sum(xs (\n")
+    backend = ScriptedBackend([broken] * 12, token_delay=3.0 / len(broken.split()))
+    config = RefineConfig(rounds=2, budget_seconds=16, extend_to_budget=False, resamples=4)
+    result = fix(tmp_path, backend, config=config)
+    # Round 1 had half the 16 s: it started no attempt past 8 s, and round 2 got its turn.
+    assert [r.index for r in result.rounds] == [1, 2]
+    assert len(result.rounds[0].attempts) <= 3 < 1 + config.resamples

@@ -26,7 +26,13 @@ from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, build_refine_messages
 from cyclefix.refine.related import callees, path_functions
 from cyclefix.refine.report import fix_result_to_dict
-from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
+from cyclefix.refine.schedule import (
+    STALE_EXTRA_ROUNDS,
+    RoundBudget,
+    RoundStop,
+    round_plan,
+    round_share,
+)
 from cyclefix.refine.splice import splice_candidate
 from cyclefix.refine.turns import FOCUS_ROUNDS, choose_focus
 from cyclefix.refine.types import Attempt, FixResult, RefineConfig, RoundRecord, Target
@@ -52,6 +58,23 @@ def test_extra_rounds_only_when_asked_and_until_the_model_offers_nothing_new() -
         assert budget.allows(index)
         budget.finished(round_plan(index, budget.config), tested=False)
     assert not budget.allows(3 + STALE_EXTRA_ROUNDS) and budget.gave_up
+
+
+def test_each_round_may_start_attempts_in_its_share_of_the_time_left() -> None:
+    cycle = RefineConfig(rounds=4, extend_to_budget=False)
+    assert [round_share(i, cycle, 120.0) for i in (1, 2, 3, 4)] == [30.0, 40.0, 60.0, 120.0]
+    extending = RefineConfig(rounds=4)
+    # The last round asked for, and every extra one, keep half for the rounds after them.
+    assert [round_share(i, extending, 120.0) for i in (3, 4, 5)] == [60.0, 60.0, 60.0]
+
+
+def test_a_round_stops_when_its_share_passes_or_the_fix_must_stop() -> None:
+    fix_stop = threading.Event()
+    assert RoundStop(fix_stop, 0.0).is_set()
+    open_round = RoundStop(fix_stop, 60.0)
+    assert not open_round.is_set()
+    fix_stop.set()
+    assert open_round.is_set()
 
 
 def test_a_tested_candidate_resets_the_stale_count() -> None:

@@ -32,6 +32,7 @@ from cyclefix.refine.prompt import (
     copy_continuation,
 )
 from cyclefix.refine.round import RESAMPLED, Outcome, better
+from cyclefix.refine.schedule import Stop
 from cyclefix.refine.source import normalized_code
 from cyclefix.refine.token_edits import (
     EDITS_PER_ROUND,
@@ -241,7 +242,7 @@ def plan_round(
     attempt: AttemptFn,
     branches_for: BranchesFn,
     config: RefineConfig,
-    stop: threading.Event,
+    stop: Stop,
     parts_for: PartsFn = lambda outcome: (),
     edits_for: EditsFn = lambda prompt: (),
     edit_seconds: float = 0.0,

@@ -46,7 +46,13 @@ from cyclefix.refine.round import (
     worse,
 )
 from cyclefix.refine.sandbox_only import sandbox_only_note
-from cyclefix.refine.schedule import STALE_EXTRA_ROUNDS, RoundBudget, round_plan
+from cyclefix.refine.schedule import (
+    STALE_EXTRA_ROUNDS,
+    RoundBudget,
+    RoundStop,
+    round_plan,
+    round_share,
+)
 from cyclefix.refine.source import SourceError
 from cyclefix.refine.token_edits import EDIT_SHARE
 from cyclefix.refine.types import (
@@ -338,13 +344,16 @@ class _Session:
                 p, t, rnd.targets, self.candidates.generations
             ),
             config=self.config,
-            stop=self.deadline.event,
+            stop=RoundStop(self.deadline.event, self._round_share(rnd.index)),
             parts_for=lambda outcome: partial_answers(
                 base_files(rnd, outcome.files), outcome.files
             ),
             edits_for=lambda p: self.copies.token_edits(p, rnd.targets),
             edit_seconds=max(0.0, EDIT_SHARE * self.config.budget_seconds - self._edit_seconds()),
         )
+
+    def _round_share(self, index: int) -> float:
+        return round_share(index, self.config, max(0.0, self.deadline.expires - time.monotonic()))
 
     def _edit_seconds(self) -> float:
         """Seconds the fix's token edits have taken so far (their test runs and checks)."""

@@ -5,11 +5,19 @@ end without a fix and `extend_to_budget` is on, more rounds follow while time re
 tests as the judge, more diverse candidates are the cheapest lever there is. Extra rounds
 alternate a refinement of the code at rising temperatures with a rewrite from the intent
 (signature, docstring and test alone); the loop's suspect turns move them across functions.
+
+No round starts a new attempt once it has used its share of the time left (`round_share`):
+where one candidate's test run takes twenty seconds, a round on the wrong suspect used to spend
+the whole budget (its answer, a dozen edits, resamples) and the suspect after it never had a
+turn.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from cyclefix.refine.types import RefineConfig
 
@@ -18,6 +26,9 @@ EXTRA_TEMPERATURES = (0.6, 0.8, 1.0)
 # Extra rounds in a row with no new candidate for the tests (every answer a copy, a repeat or
 # broken) before the loop gives up early: the model has nothing different left to offer.
 STALE_EXTRA_ROUNDS = 3
+# The rounds a round's share of the time left is counted over, at the least: the last round
+# asked for keeps half for the extra rounds when they may follow.
+SHARE_ROUNDS_MIN = 2
 
 
 @dataclass(frozen=True)
@@ -63,3 +74,31 @@ class RoundBudget:
     @property
     def gave_up(self) -> bool:
         return self.stale >= STALE_EXTRA_ROUNDS
+
+
+def round_share(index: int, config: RefineConfig, seconds_left: float) -> float:
+    """The seconds round `index` may start attempts in: the time left shared evenly over the
+    rounds asked for still to come (this one included), half of it past them; all of it in
+    the last round when no extra round may follow."""
+    rounds_left = config.rounds - index + 1
+    if rounds_left <= 1 and not config.extend_to_budget:
+        return seconds_left
+    return seconds_left / max(SHARE_ROUNDS_MIN, rounds_left)
+
+
+class Stop(Protocol):
+    """What says a round may start no more attempts (a threading.Event is one)."""
+
+    def is_set(self) -> bool: ...
+
+
+class RoundStop:
+    """Set once the fix must stop (`event`: the budget, or the user's cancel) or the round's
+    share of the time has passed; an attempt under way still finishes."""
+
+    def __init__(self, event: threading.Event, seconds: float) -> None:
+        self.event = event
+        self.ends = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        return self.event.is_set() or time.monotonic() >= self.ends
