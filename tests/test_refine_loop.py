@@ -704,19 +704,24 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
     assert [r.targets for r in result.rounds] == [("f",), ("f",), ("g",)]
 
 
-def test_a_round_past_its_share_of_the_time_starts_no_new_attempt(tmp_path: Path) -> None:
+def test_a_round_past_its_share_of_the_time_ends_and_the_next_suspect_gets_a_turn(
+    tmp_path: Path,
+) -> None:
+    # The bug is in `g`; the test names `f`, the first suspect (as in the test above).
     _one_module_project(
         tmp_path,
         "calc",
-        "def total(xs):\n    return sum(xs) + 1\n",
+        "def g(x):\n    return x - 1\n\n\ndef f(x):\n    return g(x) * 2\n",
         "test_calc",
-        "from calc import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
+        "from calc import f, g\n\n\ndef test_f():\n    assert f(1) == 4\n"
+        "\n\ndef test_g_gives_a_number():\n    assert isinstance(g(0), int)\n",
     )
-    # Each answer takes about 3 s to write and none parses: a round may resample it 4 times.
-    broken = fence("def total(xs):\n    return sum(xs (\n")
-    backend = ScriptedBackend([broken] * 12, token_delay=3.0 / len(broken.split()))
-    config = RefineConfig(rounds=2, budget_seconds=16, extend_to_budget=False, resamples=4)
+    # Each answer takes about 2 s to write and none parses: a round may resample it 4 times.
+    broken = fence("def f(x):\n    return g(x (\n")
+    backend = ScriptedBackend([broken] * 20, token_delay=2.0 / len(broken.split()))
+    config = RefineConfig(rounds=3, budget_seconds=16, extend_to_budget=False, resamples=4)
     result = fix(tmp_path, backend, config=config)
-    # Round 1 had half the 16 s: it started no attempt past 8 s, and round 2 got its turn.
-    assert [r.index for r in result.rounds] == [1, 2]
+    # Round 1 had a third of the 16 s: it started no attempt past 5.3 s, and that used up
+    # `f`'s turns (two rounds when they end on their own).
     assert len(result.rounds[0].attempts) <= 3 < 1 + config.resamples
+    assert [r.targets for r in result.rounds][:2] == [("f",), ("g",)]

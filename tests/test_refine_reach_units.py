@@ -70,11 +70,13 @@ def test_each_round_may_start_attempts_in_its_share_of_the_time_left() -> None:
 
 def test_a_round_stops_when_its_share_passes_or_the_fix_must_stop() -> None:
     fix_stop = threading.Event()
-    assert RoundStop(fix_stop, 0.0).is_set()
+    spent = RoundStop(fix_stop, 0.0)
+    assert spent.is_set() and spent.cut
     open_round = RoundStop(fix_stop, 60.0)
     assert not open_round.is_set()
     fix_stop.set()
-    assert open_round.is_set()
+    # The fix's own stop (budget or cancel) is no cut of the round's share.
+    assert open_round.is_set() and not open_round.cut
 
 
 def test_a_tested_candidate_resets_the_stale_count() -> None:

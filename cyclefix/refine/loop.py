@@ -55,6 +55,7 @@ from cyclefix.refine.schedule import (
 )
 from cyclefix.refine.source import SourceError
 from cyclefix.refine.token_edits import EDIT_SHARE
+from cyclefix.refine.turns import FOCUS_ROUNDS
 from cyclefix.refine.types import (
     Attempt,
     FixFinished,
@@ -297,7 +298,8 @@ class _Session:
             if plan.from_intent:
                 prompt = dataclasses.replace(prompt, from_scratch=True)
             rnd = Round(index, scratch, targets, state, passed_before)
-            outcome, attempts = self._plan(rnd, prompt, plan.temperature)
+            round_stop = RoundStop(self.deadline.event, self._round_share(index))
+            outcome, attempts = self._plan(rnd, prompt, plan.temperature, round_stop)
             # Tests found to fail only in the sandbox no longer judge progress either (a run
             # that stopped early carries them over as they were in the code it started from).
             state.run = self.verifier.without_sandbox_only(state.run)
@@ -324,7 +326,9 @@ class _Session:
                     self.focus.progressed = f"{targets[0].path}::{targets[0].qualname}"
                 latest = None
                 continue
-            _count_fruitless(fruitless, targets)
+            # A round its time share cut short: the suspect had its turns (its edits not taken
+            # yet wait for its next one).
+            _count_fruitless(fruitless, targets, FOCUS_ROUNDS if round_stop.cut else 1)
             if verdict not in (*RESAMPLED, "cancelled"):
                 # CYCLE refines the latest attempt, unless it passes fewer tests than the code
                 # it was meant to improve: then the next round starts from that code again.
@@ -333,7 +337,7 @@ class _Session:
         return self._result(self._status_when_stopped(), initial, state.run, started)
 
     def _plan(
-        self, rnd: Round, prompt: RefinePrompt, temperature: float
+        self, rnd: Round, prompt: RefinePrompt, temperature: float, stop: RoundStop
     ) -> tuple[Outcome, list[Attempt]]:
         """The round's attempts (refine.copies.plan_round) and the one that counts."""
         return plan_round(
@@ -344,7 +348,7 @@ class _Session:
                 p, t, rnd.targets, self.candidates.generations
             ),
             config=self.config,
-            stop=RoundStop(self.deadline.event, self._round_share(rnd.index)),
+            stop=stop,
             parts_for=lambda outcome: partial_answers(
                 base_files(rnd, outcome.files), outcome.files
             ),
@@ -415,10 +419,12 @@ class _Session:
             )
 
 
-def _count_fruitless(fruitless: dict[tuple[str, str], int], targets: tuple[Target, ...]) -> None:
+def _count_fruitless(
+    fruitless: dict[tuple[str, str], int], targets: tuple[Target, ...], rounds: int = 1
+) -> None:
     for t in targets:
         key = (t.path, t.qualname)
-        fruitless[key] = fruitless.get(key, 0) + 1
+        fruitless[key] = fruitless.get(key, 0) + rounds
 
 
 __all__ = ["SourceError", "assert_reach", "fix", "unified_diff"]

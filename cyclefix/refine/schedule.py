@@ -9,7 +9,7 @@ alternate a refinement of the code at rising temperatures with a rewrite from th
 No round starts a new attempt once it has used its share of the time left (`round_share`):
 where one candidate's test run takes twenty seconds, a round on the wrong suspect used to spend
 the whole budget (its answer, a dozen edits, resamples) and the suspect after it never had a
-turn.
+turn. A round its share cut short uses up its suspect's turns (refine.turns).
 """
 
 from __future__ import annotations
@@ -94,11 +94,16 @@ class Stop(Protocol):
 
 class RoundStop:
     """Set once the fix must stop (`event`: the budget, or the user's cancel) or the round's
-    share of the time has passed; an attempt under way still finishes."""
+    share of the time has passed; an attempt under way still finishes. `cut`: the share ended
+    the round while it had more attempts to start."""
 
     def __init__(self, event: threading.Event, seconds: float) -> None:
         self.event = event
         self.ends = time.monotonic() + seconds
+        self.cut = False
 
     def is_set(self) -> bool:
-        return self.event.is_set() or time.monotonic() >= self.ends
+        if self.event.is_set():
+            return True
+        self.cut = self.cut or time.monotonic() >= self.ends
+        return self.cut

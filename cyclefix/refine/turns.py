@@ -1,7 +1,8 @@
 """Whose turn it is: the one suspect a round rewrites.
 
 One function at a time keeps a small model's attention on it. The best suspect gets
-FOCUS_ROUNDS rounds without progress, then the others take their turns: first the function the
+FOCUS_ROUNDS rounds without progress (one round its time share cut short counts for all of
+them: refine.schedule), then the others take their turns: first the function the
 latest failure pointed at, then the suspects in rank order, then the helpers the best one calls
 in other modules. A function whose rewrite was kept as progress keeps its turns first. Import-time errors in project code put where they raised first.
 """
