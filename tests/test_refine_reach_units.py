@@ -60,12 +60,12 @@ def test_extra_rounds_only_when_asked_and_until_the_model_offers_nothing_new() -
     assert not budget.allows(3 + STALE_EXTRA_ROUNDS) and budget.gave_up
 
 
-def test_each_round_may_start_attempts_in_its_share_of_the_time_left() -> None:
+def test_each_round_may_start_attempts_in_half_the_time_left() -> None:
     cycle = RefineConfig(rounds=4, extend_to_budget=False)
-    assert [round_share(i, cycle, 120.0) for i in (1, 2, 3, 4)] == [30.0, 40.0, 60.0, 120.0]
+    assert [round_share(i, cycle, 120.0) for i in (1, 2, 3, 4)] == [60.0, 60.0, 60.0, 120.0]
+    # The last round asked for keeps half for the extra rounds when they may follow.
     extending = RefineConfig(rounds=4)
-    # The last round asked for, and every extra one, keep half for the rounds after them.
-    assert [round_share(i, extending, 120.0) for i in (3, 4, 5)] == [60.0, 60.0, 60.0]
+    assert [round_share(i, extending, 120.0) for i in (4, 5)] == [60.0, 60.0]
 
 
 def test_a_round_stops_when_its_share_passes_or_the_fix_must_stop() -> None:

@@ -6,7 +6,7 @@ tests as the judge, more diverse candidates are the cheapest lever there is. Ext
 alternate a refinement of the code at rising temperatures with a rewrite from the intent
 (signature, docstring and test alone); the loop's suspect turns move them across functions.
 
-No round starts a new attempt once it has used its share of the time left (`round_share`):
+No round starts a new attempt once it has used half the time left (`round_share`):
 where one candidate's test run takes twenty seconds, a round on the wrong suspect used to spend
 the whole budget (its answer, a dozen edits, resamples) and the suspect after it never had a
 turn. A round its share cut short uses up its suspect's turns (refine.turns).
@@ -26,9 +26,9 @@ EXTRA_TEMPERATURES = (0.6, 0.8, 1.0)
 # Extra rounds in a row with no new candidate for the tests (every answer a copy, a repeat or
 # broken) before the loop gives up early: the model has nothing different left to offer.
 STALE_EXTRA_ROUNDS = 3
-# The rounds a round's share of the time left is counted over, at the least: the last round
-# asked for keeps half for the extra rounds when they may follow.
-SHARE_ROUNDS_MIN = 2
+# A round may start attempts in 1/SHARE_DIVISOR of the time left: the best suspect's round
+# the most, each next one half as much (a round that ends sooner leaves its time to the rest).
+SHARE_DIVISOR = 2
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,11 @@ class RoundBudget:
 
 
 def round_share(index: int, config: RefineConfig, seconds_left: float) -> float:
-    """The seconds round `index` may start attempts in: the time left shared evenly over the
-    rounds asked for still to come (this one included), half of it past them; all of it in
-    the last round when no extra round may follow."""
-    rounds_left = config.rounds - index + 1
-    if rounds_left <= 1 and not config.extend_to_budget:
+    """The seconds round `index` may start attempts in: half the time left, all of it in the
+    last round when no extra round may follow."""
+    if index >= config.rounds and not config.extend_to_budget:
         return seconds_left
-    return seconds_left / max(SHARE_ROUNDS_MIN, rounds_left)
+    return seconds_left / SHARE_DIVISOR
 
 
 class Stop(Protocol):
