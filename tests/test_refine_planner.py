@@ -278,6 +278,23 @@ def test_a_long_functions_edits_all_come_before_its_answer() -> None:
     assert [c.token_edit for c in script.calls][:7] == [True] * 6 + [False]
 
 
+def test_a_round_whose_time_went_on_its_edits_ends_without_an_answer() -> None:
+    stop = threading.Event()
+
+    def edits(prompt: RefinePrompt) -> Iterator[str]:
+        yield "edit 0"
+        stop.set()  # the round's share passes while its second edit is tested
+        yield "edit 1"
+        yield "edit 2"
+
+    script = Script(*(outcome("tests_failed") for _ in range(5)))
+    counted, attempts = plan(script, forked, stop=stop, edits_for=edits)
+    assert [c.token_edit for c in script.calls] == [True, True]
+    # Nothing of the edits to keep or refine: an edit counts only when it passes.
+    assert counted.attempt.verdict == "cancelled" and counted.run is None
+    assert [a.verdict for a in attempts] == ["tests_failed", "tests_failed"]
+
+
 def test_an_answer_that_passes_leaves_the_edits_untried() -> None:
     taken: list[str] = []
 

@@ -318,6 +318,9 @@ def plan_round(
     long_answer = len(prompt.faulty_code) > LONG_ANSWER_CHARS
     if (forked or long_answer) and (edited := edits(more=long_answer)) is not None:
         return edited, attempts
+    if attempts and stop.is_set():
+        # The round's time went on its edits: the answer waits for the suspect's next turn.
+        return unanswered(attempts[-1]), attempts
     first = branches.pop(0) if branches else ""
     outcome = attempt(prompt, temperature, first, forked=forked, score_s=score_s)
     score_s = 0.0
@@ -363,6 +366,12 @@ def plan_round(
             outcome = rewrite
         outcome = with_parts(rewrite, outcome)
     return outcome, attempts
+
+
+def unanswered(last: Attempt) -> Outcome:
+    """The outcome of a round stopped before its answer: nothing to refine or keep (`last`,
+    its latest attempt, marked cancelled)."""
+    return Outcome(dataclasses.replace(last, verdict="cancelled"), {}, None, None)
 
 
 def retry_note(attempt: Attempt, names: Sequence[str]) -> str:
