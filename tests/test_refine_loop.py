@@ -725,3 +725,29 @@ def test_a_round_past_its_share_of_the_time_ends_and_the_next_suspect_gets_a_tur
     # turns (two rounds when they end on their own).
     assert len(result.rounds[0].attempts) <= 4 < 1 + config.resamples
     assert [r.targets for r in result.rounds][:2] == [("f",), ("g",)]
+
+
+def test_a_candidate_that_gets_further_but_breaks_a_test_stops_at_that_test(
+    tmp_path: Path,
+) -> None:
+    keep = "".join(
+        f"\n\ndef test_keep_{i}():\n    time.sleep(0.2)\n    assert inc(0) > 0\n" for i in range(6)
+    )
+    _one_module_project(
+        tmp_path,
+        "calc",
+        "def inc(x):\n    return x + 2\n",
+        "test_calc",
+        "import time\n\nfrom calc import inc\n\n\ndef test_inc_one():\n    assert inc(1) == 2\n"
+        "\n\ndef test_inc_big():\n    assert inc(10**20) == 10**20 + 1\n"
+        "\n\ndef test_inc_gives_an_int():\n    assert isinstance(inc(1), int)\n" + keep,
+    )
+    # The tests take over a second: the failing ones run alone first. This answer passes
+    # one of them (progress) and breaks `test_inc_gives_an_int`.
+    backend = ScriptedBackend([fence("def inc(x):\n    return float(x + 1)\n")])
+    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+    result = fix(tmp_path, backend, config=config)
+    answer = result.attempts[0]
+    assert answer.verdict == "regressed", answer
+    # The failing tests once, then the others only up to the broken one: no `test_keep_*`.
+    assert answer.tests_total == 3 and answer.tests_passed == 1

@@ -339,6 +339,15 @@ def test_the_rerun_after_a_dead_process_skips_exactly_the_tests_seen(tmp_path: P
     assert cases["test_exits_later"].outcome == "passed"
 
 
+def test_skipped_node_ids_are_left_out_exactly(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        {"tests/test_a.py": "def test_a():\n    pass\n\n\ndef test_ab():\n    pass\n"},
+    )
+    run = run_tests(root, skip=["tests/test_a.py::test_a"], autoload_plugins=False)
+    assert [t.nodeid for t in run.tests] == ["tests/test_a.py::test_ab"]
+
+
 def test_os_exit_inside_a_test(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",

@@ -144,9 +144,11 @@ class Verifier:
         scratch: bool,
         stop_on_first_failure: bool = False,
         trace: bool = False,
+        skip: Sequence[str] = (),
     ) -> TestRunResult:
-        """One run of `selection` in `root`: the user's project, or the scratch copy;
-        `trace`: a candidate's run records what its failing tests' calls did (refine.probe)."""
+        """One run of `selection` (but the node ids of `skip`) in `root`: the user's project,
+        or the scratch copy; `trace`: a candidate's run records what its failing tests' calls
+        did (refine.probe)."""
         self.emit(TestsStarted(root, tuple(selection), scratch))
         # Tests that hang only in the sandbox do not count towards the candidate's hangs.
         hangs = CANDIDATE_MAX_HANGS + len(self.sandbox_only)
@@ -166,6 +168,7 @@ class Verifier:
                 pass_env=self.pass_env,
                 stop_on_first_failure=stop_on_first_failure,
                 warm=self.warm,
+                skip=skip,
             )
         finally:
             if before is not None:
@@ -289,7 +292,16 @@ class Verifier:
             if first.all_passed:
                 return whole(stop_on_first_failure=stop_at_failure)  # the rest must still pass
             if any(t.nodeid in failing_now for t in first.passed):
-                return whole()  # progress, if it broke nothing else: run it all to know
+                # Progress, if it broke nothing else: the other tests, up to the first that
+                # fails (each passed before: a regression, and the candidate is not kept).
+                others = self.run_tests(
+                    scratch,
+                    selection,
+                    scratch=True,
+                    stop_on_first_failure=stop_at_failure,
+                    skip=tuple(t.nodeid for t in first.tests),
+                )
+                return merged_runs(first, others)
             ran = {t.nodeid for t in first.tests}
             rest = tuple(t for t in base_run.tests if t.nodeid not in ran)
             note = f"the other {len(rest)} test(s) were not run: the failing tests still fail"
@@ -332,6 +344,21 @@ class Verifier:
         if not broke:
             return ""
         return f"breaks a test that passed before: {feedback_text(broke[0])}"
+
+
+def merged_runs(first: TestRunResult, then: TestRunResult) -> TestRunResult:
+    """Two runs of one candidate, the second left out the tests of the first, as one."""
+    tests = first.tests + then.tests
+    errors = first.collection_errors + then.collection_errors
+    return dataclasses.replace(
+        then,
+        tests=tests,
+        exit_code=2 if errors else 1 if any(not t.ok for t in tests) else 0,
+        collection_errors=errors,
+        duration=first.duration + then.duration,
+        notes=(*first.notes, *(n for n in then.notes if n not in first.notes)),
+        traced=first.traced,
+    )
 
 
 def skips_refused(run: TestRunResult, ran_before: frozenset[str]) -> TestRunResult:

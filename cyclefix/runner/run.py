@@ -96,6 +96,7 @@ def run_tests(
     confinement: Confinement | None = None,
     pass_env: Sequence[str] = (),
     warm: WarmWorkers | None = None,
+    skip: Sequence[str] = (),
 ) -> TestRunResult:
     """Run pytest in `root` on `tests` (pytest args relative to root; empty: the whole suite).
 
@@ -116,6 +117,8 @@ def run_tests(
     through besides the allowlist (environment.py); ``CYCLEFIX_*`` never is.
     `warm`: the session's warm workers (warm.py); each process of the run is then a fork of
     one, where this machine allows it, instead of a fresh interpreter.
+    `skip`: node ids left out of the run, exactly these (pytest's `--deselect` matches
+    prefixes: `test_a` would drop `test_ab` too).
     Raises CyclefixError when the folder or the interpreter is unusable, or pytest refuses
     the arguments; test failures, hangs and crashes are results, not errors.
     """
@@ -142,6 +145,7 @@ def run_tests(
         on_collected=on_collected,
         cancel=cancel,
         warm=warm,
+        skip=tuple(skip),
     )
     return run.execute()
 
@@ -156,6 +160,7 @@ class _Run:
     on_collected: Callable[[int], None] | None
     cancel: threading.Event | None
     warm: WarmWorkers | None = None
+    skip: tuple[str, ...] = ()
     tests: list[TestCaseResult] = field(default_factory=list)
     collection_errors: list[CollectionError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -170,7 +175,7 @@ class _Run:
     def execute(self) -> TestRunResult:
         started = time.monotonic()
         workdir = Path(tempfile.mkdtemp(prefix="cyclefix-run-"))
-        skip_tests: list[str] = []
+        skip_tests = list(self.skip)
         skip_modules: list[str] = []
         session_exits: list[int | None] = []
         timed_out = cancelled = False
