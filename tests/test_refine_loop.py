@@ -680,19 +680,24 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
     assert "assert candidate(3) == 6" in second_prompt  # the original code's own feedback
 
 
-def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_turns(
-    tmp_path: Path,
-) -> None:
-    # The bug is in the helper `g`; the test names `f`, the first suspect (a passing test runs
-    # `g` too, so the spectrum of the traced run does not put `g` first either).
+def _bug_in_the_helper(root: Path, test_f_body: str) -> None:
+    """The bug is in the helper `g`; the test names `f`, the first suspect (a passing test runs
+    `g` too, so the spectrum of the traced run does not put `g` first either)."""
     _one_module_project(
-        tmp_path,
+        root,
         "calc",
         "def g(x):\n    return x - 1\n\n\ndef f(x):\n    return g(x) * 2\n",
         "test_calc",
-        "from calc import f, g\n\n\ndef test_f():\n    assert f(1) == 4\n    assert f(2) == 6\n"
-        "\n\ndef test_g_gives_a_number():\n    assert isinstance(g(0), int)\n",
+        "from calc import f, g\n\n\ndef test_f():\n"
+        + test_f_body
+        + "\n\ndef test_g_gives_a_number():\n    assert isinstance(g(0), int)\n",
     )
+
+
+def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_turns(
+    tmp_path: Path,
+) -> None:
+    _bug_in_the_helper(tmp_path, "    assert f(1) == 4\n    assert f(2) == 6\n")
     further = fence("def f(x):\n    return g(x) * 2 + 4 if x == 1 else g(x) * 2\n")
     earlier = fence("def f(x):\n    return g(x) * 3\n")
     backend = ScriptedBackend([further, earlier, fence("def g(x):\n    return x + 1\n")])
@@ -707,15 +712,7 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
 def test_a_round_past_its_share_of_the_time_ends_and_the_next_suspect_gets_a_turn(
     tmp_path: Path,
 ) -> None:
-    # The bug is in `g`; the test names `f`, the first suspect (as in the test above).
-    _one_module_project(
-        tmp_path,
-        "calc",
-        "def g(x):\n    return x - 1\n\n\ndef f(x):\n    return g(x) * 2\n",
-        "test_calc",
-        "from calc import f, g\n\n\ndef test_f():\n    assert f(1) == 4\n"
-        "\n\ndef test_g_gives_a_number():\n    assert isinstance(g(0), int)\n",
-    )
+    _bug_in_the_helper(tmp_path, "    assert f(1) == 4\n")
     # Each answer takes about 2 s to write and none parses: a round may resample it 6 times.
     broken = fence("def f(x):\n    return g(x (\n")
     backend = ScriptedBackend([broken] * 20, token_delay=2.0 / len(broken.split()))
