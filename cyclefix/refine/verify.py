@@ -268,9 +268,8 @@ class Verifier:
         leading = with_class_predecessors(failing, self.test_order)
         failing_now = frozenset(failing)
         selection = order_failing_first(self.selection, leading)
-        # Not left out with --deselect (pytest's matches prefixes: test_a would drop test_ab),
-        # so a run must not stop at one: the tests after it would go unjudged.
-        stop_at_failure = not self.sandbox_only
+        # Left out, they judge nothing: a run may then stop at its first failure.
+        sandbox_only = tuple(self.sandbox_only)
 
         def whole(stop_on_first_failure: bool = False, trace: bool = False) -> TestRunResult:
             return self.run_tests(
@@ -279,6 +278,7 @@ class Verifier:
                 scratch=True,
                 stop_on_first_failure=stop_on_first_failure,
                 trace=trace,
+                skip=sandbox_only,
             )
 
         # Traced only where cheap (a quick suite, or the failing tests alone): the probe.
@@ -290,7 +290,7 @@ class Verifier:
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
-                return whole(stop_on_first_failure=stop_at_failure)  # the rest must still pass
+                return whole(stop_on_first_failure=True)  # the rest must still pass
             if any(t.nodeid in failing_now for t in first.passed):
                 # Progress, if it broke nothing else: the other tests, up to the first that
                 # fails (each passed before: a regression, and the candidate is not kept).
@@ -298,8 +298,8 @@ class Verifier:
                     scratch,
                     selection,
                     scratch=True,
-                    stop_on_first_failure=stop_at_failure,
-                    skip=tuple(t.nodeid for t in first.tests),
+                    stop_on_first_failure=True,
+                    skip=(*sandbox_only, *(t.nodeid for t in first.tests)),
                 )
                 return merged_runs(first, others)
             ran = {t.nodeid for t in first.tests}
