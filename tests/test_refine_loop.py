@@ -22,6 +22,7 @@ from cyclefix.models.backend import (
 )
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, check, fix
+from cyclefix.refine import types as refine_types
 from cyclefix.refine.prompt import answer_prefix
 from cyclefix.refine.types import AttemptFinished, RefineEvent
 
@@ -748,3 +749,32 @@ def test_a_candidate_that_gets_further_but_breaks_a_test_stops_at_that_test(
     assert answer.verdict == "regressed", answer
     # The failing tests once, then the others only up to the broken one: no `test_keep_*`.
     assert answer.tests_total == 3 and answer.tests_passed == 1
+
+
+@pytest.mark.parametrize(("failing", "traced"), [(5, True), (45, False)])
+def test_the_failing_tests_run_alone_are_traced_only_when_few(
+    tmp_path: Path, failing: int, traced: bool
+) -> None:
+    _one_module_project(
+        tmp_path,
+        "calc",
+        "def inc(x):\n    return x + 2\n",
+        "test_calc",
+        "import time\n\nimport pytest\n\nfrom calc import inc\n\n\n"
+        f"@pytest.mark.parametrize('x', range({failing}))\n"
+        "def test_inc(x):\n    time.sleep(1.2 / " + str(failing) + ")\n"
+        "    assert inc(x) == x + 1\n\n\ndef test_inc_gives_an_int():\n"
+        "    assert isinstance(inc(1), int)\n",
+    )
+    runs: list[refine_types.TestsFinished] = []
+
+    def record(event: RefineEvent) -> None:
+        if isinstance(event, refine_types.TestsFinished) and event.scratch:
+            runs.append(event)
+
+    backend = ScriptedBackend([fence("def inc(x):\n    return x + 3\n")])
+    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+    fix(tmp_path, backend, config=config, on_event=record)
+    # The tests take over a second: the failing ones run on their own first.
+    first = runs[0].run
+    assert len(first.tests) == failing and first.traced is traced

@@ -49,6 +49,10 @@ CANDIDATE_MAX_HANGS = 2
 # Below this many seconds of tests in the user's run, a candidate runs the whole selection in
 # one process: a second pytest start would cost more than the tests it saves.
 STAGED_MIN_TEST_SECONDS = 1.0
+# The failing tests run on their own are traced for the probe (refine.probe) up to this many,
+# their class's earlier tests included: tracing makes a run several times slower (pycparser's
+# unittest classes: 400 tests, 40 s traced, 9 s not).
+PROBE_MAX_TESTS = 40
 
 
 @dataclass(frozen=True)
@@ -281,12 +285,13 @@ class Verifier:
                 skip=sandbox_only,
             )
 
-        # Traced only where cheap (a quick suite, or the failing tests alone): the probe.
+        # Traced only where cheap (a quick suite, or a few failing tests alone): the probe.
         if base_run is None or not self._stageable(scratch, base_run, failing):
             return self.with_files(scratch, files, base, lambda: whole(trace=True))
 
         def staged() -> TestRunResult:
-            first = self.run_tests(scratch, leading, scratch=True, trace=True)
+            probe = len(leading) <= PROBE_MAX_TESTS
+            first = self.run_tests(scratch, leading, scratch=True, trace=probe)
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
