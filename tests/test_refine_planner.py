@@ -295,6 +295,15 @@ def test_a_round_whose_time_went_on_its_edits_ends_without_an_answer() -> None:
     assert [a.verdict for a in attempts] == ["tests_failed", "tests_failed"]
 
 
+def test_a_round_whose_share_passed_while_its_copy_was_scored_still_tries_one_edit() -> None:
+    stop = threading.Event()
+    stop.set()  # scoring a long function's copy took longer than the round's share
+    script = Script(outcome("passed"))
+    counted, _ = plan(script, forked, stop=stop, edits_for=lambda p: ["edit 0", "edit 1"])
+    assert [c.token_edit for c in script.calls] == [True]
+    assert counted.attempt.verdict == "passed"
+
+
 def test_an_answer_that_passes_leaves_the_edits_untried() -> None:
     taken: list[str] = []
 

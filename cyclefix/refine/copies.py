@@ -295,7 +295,8 @@ def plan_round(
         while taken < EDITS_PER_ROUND or (
             more and not hung and edit_time < edit_seconds and taken < MAX_EDITS_PER_ROUND
         ):
-            code = None if stop.is_set() else next(codes, None)
+            # A round's first attempt starts even when scoring its copy used up its share.
+            code = None if stop.is_set() and attempts else next(codes, None)
             if code is None:
                 return None
             began = time.monotonic()
