@@ -118,6 +118,51 @@ def test_a_repr_pytest_runs_to_write_the_failed_assert_is_not_recorded(tmp_path:
     assert set(executed_by(run, "test_area")) == {"Box.__init__", "Box.area"}
 
 
+BOX_UNITTEST = {
+    "pyproject.toml": "",
+    "box.py": (
+        "class Box:\n"
+        "    def __init__(self, side):\n"
+        "        self.side = side\n"
+        "\n"
+        "    def __repr__(self):\n"
+        "        return f'Box({self.side})'\n"
+        "\n"
+        "    def __eq__(self, other):\n"
+        "        return isinstance(other, Box) and self.side == other.side\n"
+        "\n"
+        "    def doubled(self):\n"
+        "        return [Box(self.side * 3)]\n"
+    ),
+    "test_box.py": (
+        "import unittest\n"
+        "from box import Box\n"
+        "\n"
+        "class BoxTests(unittest.TestCase):\n"
+        "    def test_doubled(self):\n"
+        "        self.assertEqual(Box(3).doubled(), [Box(6)])\n"
+        "\n"
+        "    def test_in(self):\n"
+        "        self.assertIn(Box(1), [Box(2)])\n"
+        "\n"
+        "    def test_repr(self):\n"
+        "        self.assertEqual(repr(Box(2)), 'Box(3)')\n"
+    ),
+}
+
+
+def test_a_repr_unittest_runs_to_write_the_failed_assert_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    run = traced_run(make_project(tmp_path / "proj", BOX_UNITTEST))
+    assert [case.outcome for case in run.tests] == ["failed"] * 3
+    # The assert compares with __eq__ (exercised) and writes its message with __repr__ (not).
+    assert set(executed_by(run, "test_doubled")) == {"Box.__init__", "Box.doubled", "Box.__eq__"}
+    assert set(executed_by(run, "test_in")) == {"Box.__init__", "Box.__eq__"}
+    # A repr the test asks for itself is what it exercised.
+    assert set(executed_by(run, "test_repr")) == {"Box.__init__", "Box.__repr__"}
+
+
 def test_tests_and_library_code_are_not_recorded(tmp_path: Path) -> None:
     run = traced_run(make_project(tmp_path / "proj", PACKAGE))
     assert executed_by(run, "test_nothing_of_ours") == {}

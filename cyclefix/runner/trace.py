@@ -55,6 +55,14 @@ ARGUMENTS_CHARS = 300
 _FORMATTING = tuple(
     os.sep + os.path.join("_pytest", part) + os.sep for part in ("assertion", "_io")
 )
+# unittest writes a failed assert's message with these (safe_repr, pprint.pformat of the
+# compared values), called from its asserts in case.py, which also run the project's __eq__.
+_UNITTEST_ASSERTS = os.sep + os.path.join("unittest", "case.py")
+_REPR_HELPERS = (
+    os.sep + os.path.join("unittest", "util.py"),
+    os.sep + "pprint.py",
+    os.sep + "reprlib.py",
+)
 # Callers looked through for those frames (repr() reaches __repr__ a few frames down).
 _FORMATTING_DEPTH = 12
 # Flags of code objects the probe skips: a call only creates a generator or coroutine.
@@ -347,15 +355,36 @@ class Tracer:
 
 
 def _formatting_failure(frame: Any) -> bool:
-    """Whether `frame` was called by pytest writing a failed assert's message."""
+    """Whether `frame` was called by pytest or this plugin, or by one of unittest's asserts
+    through its repr helpers, writing a failed assert's message."""
     caller = frame.f_back
-    for _ in range(_FORMATTING_DEPTH):
+    in_repr_helper = False
+    looked = 0
+    while looked < _FORMATTING_DEPTH:
         if caller is None:
             return False
-        if any(part in caller.f_code.co_filename for part in _FORMATTING):
+        filename = caller.f_code.co_filename
+        if any(part in filename for part in _FORMATTING) or _is_ours(filename):
             return True
+        if filename.endswith(_REPR_HELPERS):
+            # Not counted: pprint recurses two frames per level of a nested value.
+            in_repr_helper = True
+            looked -= 1
+        elif in_repr_helper:
+            # The helper's caller: unittest's assert, or code of the test or project (a repr
+            # it asked for is what it exercised).
+            return filename.endswith(_UNITTEST_ASSERTS)
+        elif filename.endswith(_UNITTEST_ASSERTS):
+            return False  # called by the assert itself (an __eq__): exercised
         caller = caller.f_back
+        looked += 1
     return False
+
+
+def _is_ours(filename: str) -> bool:
+    """A file of the plugin's (protocol.PRIVATE_COPIES): it renders the failed assert's values
+    for the feedback."""
+    return os.path.basename(filename).startswith("_cyclefix_")
 
 
 def _frame_of(code: Any) -> Any:
