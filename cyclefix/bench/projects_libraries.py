@@ -92,6 +92,9 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     # A fourth held-out set (manifest-unseen-4.json), seeded at stop 31.
     LibrarySpec("pycparser", "3.12", package="pycparser", tests=("tests",)),
     LibrarySpec("mistune", "3.4.0", package="src/mistune", tests=("tests",), pythonpath="src"),
+    # A fifth held-out set (manifest-unseen-5.json), seeded at stop 33.
+    LibrarySpec("docopt-ng", "0.9.0", package="docopt", tests=("tests",)),
+    LibrarySpec("pytz", "2026.6", package="pytz", tests=("pytz/tests",)),
 )
 
 
