@@ -363,7 +363,7 @@ def _formatting_failure(frame: Any) -> bool:
     while looked < _FORMATTING_DEPTH:
         if caller is None:
             return False
-        filename = caller.f_code.co_filename
+        filename: str = caller.f_code.co_filename
         if any(part in filename for part in _FORMATTING) or _is_ours(filename):
             return True
         if filename.endswith(_REPR_HELPERS):
