@@ -117,3 +117,39 @@ def test_a_failing_test_runs_after_the_tests_of_its_class_that_ran_before_it(
         "test_double.py::DoubleTest::test_2_doubles",
     )
     assert runs[0].all_passed and len(runs[1].tests) == 12
+
+
+# The failing test comes last in its class: a candidate's run of it runs the two before it.
+CLASS_BEFORE_SUITE = {
+    **SLOW_SUITE,
+    "test_double.py": textwrap.dedent(
+        """
+        import time
+        import unittest
+
+        from calc import double
+
+
+        class DoubleTest(unittest.TestCase):
+            def test_1_two(self):
+                self.assertEqual(double(2), 4)
+
+            def test_2_slow(self):
+                time.sleep(0.2)
+
+            def test_3_five(self):
+                self.assertEqual(double(5), 10)
+        """
+    ),
+}
+
+
+def test_a_candidate_that_breaks_a_test_before_the_failing_one_stops_there(
+    tmp_path: Path,
+) -> None:
+    breaks_first = "```python\ndef double(x):\n    return x + 3\n```\n"
+    project = make_project(tmp_path / "calc", CLASS_BEFORE_SUITE)
+    result, runs = candidate_runs(project, [breaks_first, RIGHT])
+    assert result.status == "fixed" and result.attempts[0].verdict == "regressed"
+    assert [t.nodeid for t in runs[0].tests] == ["test_double.py::DoubleTest::test_1_two"]
+    assert "stopped at the first failure: 2 test(s) not run" in runs[0].notes

@@ -317,6 +317,24 @@ def test_without_the_option_every_test_runs(ordered_project: Path) -> None:
     assert len(run.tests) == 5 and len(run.failures) == 1
 
 
+def test_tests_that_may_fail_do_not_stop_the_run_and_another_failure_does(
+    ordered_project: Path,
+) -> None:
+    (ordered_project / "calc.py").write_text("def half(n):\n    return n // 2 if n else 1\n")
+    limits = SandboxLimits(per_test_timeout=5.0, run_timeout=60.0)
+    odd = "test_b.py::test_odd"
+    run = run_tests(
+        ordered_project, ("test_b.py", "test_a.py"), limits=limits, autoload_plugins=False,
+        stop_on_first_failure=True, may_fail=(odd,),
+    )  # fmt: skip
+    # test_odd fails as it did and the run goes on; test_a0 (half(0)) breaks and ends it.
+    assert [(t.nodeid, t.outcome) for t in run.tests] == [
+        (odd, "failed"),
+        ("test_a.py::test_a0", "failed"),
+    ]
+    assert "stopped at the first failure: 3 test(s) not run" in run.notes
+
+
 def test_tests_of_a_class_that_ran_before_a_failing_one_come_with_it() -> None:
     order = ["t.py::C::test_a", "t.py::C::test_b", "t.py::C::test_c", "t.py::test_f", "u.py::D::x"]
     assert with_class_predecessors(["t.py::C::test_b", "u.py::D::x"], order) == (

@@ -2,9 +2,10 @@
 
 A candidate is written into the scratch copy only for its run and the base text is put back
 after it; the previously failing tests run first. Where the selection's tests take a while (a
-real suite), they run first on their own: a candidate that fixes none of them costs only their
-time, one that fixes all is checked on the rest up to its first failure, and one that fixes some
-runs the whole selection (what else it changed decides whether it is progress). With explicit
+real suite), they run first on their own, after the tests of their class that ran before them,
+up to the first of those that fails (a regression): a candidate that fixes none of them costs
+only their time, and one that fixes some or all is checked on the rest up to its first failure
+(each passed before). With explicit
 `--tests`, a candidate that passes them must not break the other tests of the modules it
 changed either. A test that fails in a candidate's run but also fails confined on the user's
 unchanged code was not broken by it (refine.sandbox_only).
@@ -147,6 +148,7 @@ class Verifier:
         *,
         scratch: bool,
         stop_on_first_failure: bool = False,
+        may_fail: Sequence[str] = (),
         trace: bool = False,
         skip: Sequence[str] = (),
     ) -> TestRunResult:
@@ -171,6 +173,7 @@ class Verifier:
                 confinement=Confinement(self.root) if scratch else None,
                 pass_env=self.pass_env,
                 stop_on_first_failure=stop_on_first_failure,
+                may_fail=may_fail,
                 warm=self.warm,
                 skip=skip,
             )
@@ -291,12 +294,22 @@ class Verifier:
 
         def staged() -> TestRunResult:
             probe = len(leading) <= PROBE_MAX_TESTS
-            first = self.run_tests(scratch, leading, scratch=True, trace=probe)
+            # The tests of their class before them passed before: the first of those that
+            # fails is a regression, and the run stops there.
+            first = self.run_tests(
+                scratch,
+                leading,
+                scratch=True,
+                trace=probe,
+                stop_on_first_failure=True,
+                may_fail=(*failing, *sandbox_only),
+            )
             if first.collection_errors or first.cancelled or first.timed_out:
                 return first
             if first.all_passed:
                 return whole(stop_on_first_failure=True)  # the rest must still pass
-            if any(t.nodeid in failing_now for t in first.passed):
+            broke = any(not t.ok and t.nodeid not in failing_now for t in first.tests)
+            if not broke and any(t.nodeid in failing_now for t in first.passed):
                 # Progress, if it broke nothing else: the other tests, up to the first that
                 # fails (each passed before: a regression, and the candidate is not kept).
                 others = self.run_tests(
@@ -310,7 +323,8 @@ class Verifier:
                 return merged_runs(first, others)
             ran = {t.nodeid for t in first.tests}
             rest = tuple(t for t in base_run.tests if t.nodeid not in ran)
-            note = f"the other {len(rest)} test(s) were not run: the failing tests still fail"
+            why = "a test that passed before fails" if broke else "the failing tests still fail"
+            note = f"the other {len(rest)} test(s) were not run: {why}"
             return dataclasses.replace(first, tests=first.tests + rest, notes=(*first.notes, note))
 
         return self.with_files(scratch, files, base, staged)

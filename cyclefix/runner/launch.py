@@ -66,6 +66,8 @@ class ProcessSettings:
     autoload_plugins: bool = True
     trace: bool = False
     stop_on_first_failure: bool = False
+    # With stop_on_first_failure: tests whose failure does not stop the run.
+    may_fail: tuple[str, ...] = ()
     pass_env: tuple[str, ...] = ()
 
 
@@ -89,12 +91,20 @@ def pytest_arguments(
         "-p",
         PLUGIN_MODULE,
         *PYTEST_OPTIONS,
-        *(("--exitfirst",) if settings.stop_on_first_failure else ()),
+        *_stop_options(settings),
         f"--rootdir={settings.root}",
         *(f"{protocol.SKIP_OPTION}={nodeid}" for nodeid in deselected),
         *(f"--ignore={path}" for path in ignored),
         *args,
     ]
+
+
+def _stop_options(settings: ProcessSettings) -> tuple[str, ...]:
+    if not settings.stop_on_first_failure:
+        return ()
+    if not settings.may_fail:
+        return ("--exitfirst",)
+    return tuple(f"{protocol.MAY_FAIL_OPTION}={nodeid}" for nodeid in settings.may_fail)
 
 
 def confine_plan(

@@ -136,6 +136,9 @@ class _Settings:
         # A candidate's run: a skip raised by the code under test is an error there.
         self.candidate = env.get(protocol.ENV_CANDIDATE) == "1"
         self.trace = env.get(ENV_TRACE) == "1"
+        # Stop at the first test that does not pass but these (None: pytest's -x decides).
+        may_fail = config.getoption("cyclefix_may_fail", default=None)
+        self.may_fail = None if may_fail is None else frozenset(str(m) for m in may_fail)
 
 
 # ---------------------------------------------------------------- module hooks
@@ -155,6 +158,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         dest="cyclefix_skip",
         help="cyclefix: leave out this exact node id (a rerun: the tests already seen)",
+    )
+    parser.addoption(
+        protocol.MAY_FAIL_OPTION,
+        action="append",
+        default=None,
+        dest="cyclefix_may_fail",
+        help="cyclefix: stop at the first test that does not pass, unless it is one of these",
     )
 
 
@@ -459,6 +469,12 @@ class CyclefixPlugin:
             if max_hangs and self.hangs >= max_hangs and self.session is not None:
                 # The rest would most likely hang too, a timeout each: not worth the wait.
                 self.session.shouldstop = f"cyclefix: {self.hangs} test(s) timed out"
+        # -x for a run whose failing tests must all run: it stops at any other failure.
+        may_fail = self.settings.may_fail
+        failed = record["outcome"] not in ("passed", "skipped")
+        unexpected = failed and may_fail is not None and record["nodeid"] not in may_fail
+        if unexpected and self.session is not None:
+            self.session.shouldstop = "cyclefix: a test that passed before does not pass"
 
     def _check_integrity(self, record: protocol.CaseRecord) -> None:
         """A test after which the test machinery is not what it was errs, and ends the run:

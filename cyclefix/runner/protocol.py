@@ -61,6 +61,9 @@ ENV_WARM_PROJECT = "CYCLEFIX_WARM_PROJECT"
 FIRST_OPTION = "--cyclefix-first"
 # Node ids a rerun skips, matched exactly (pytest's --deselect takes prefixes: test_a, test_ab).
 SKIP_OPTION = "--cyclefix-skip"
+# With it, the session ends at the first test that does not pass, unless its node id is one
+# of these (failing before: a candidate's run goes on to see them all).
+MAY_FAIL_OPTION = "--cyclefix-may-fail"
 WATCHDOG_EXIT_CODE = 86
 # The launcher exits with this when it cannot confine the process as asked.
 CONFINE_EXIT_CODE = 87

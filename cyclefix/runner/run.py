@@ -93,6 +93,7 @@ def run_tests(
     autoload_plugins: bool = True,
     trace: bool = False,
     stop_on_first_failure: bool = False,
+    may_fail: Sequence[str] = (),
     confinement: Confinement | None = None,
     pass_env: Sequence[str] = (),
     warm: WarmWorkers | None = None,
@@ -110,6 +111,8 @@ def run_tests(
     `stop_on_first_failure=True` ends the run at the first test that does not pass (pytest's
     `-x`): with `order_failing_first`, a candidate's previously failing tests run first and
     the rest of the selection only when they all pass; the notes say how many did not run.
+    `may_fail`: with it, the tests whose failure does not stop the run (a candidate's
+    previously failing tests, run with those before them in their class).
     `confinement` marks `root` as a scratch copy of `confinement.original` that runs untrusted
     code: its processes may write only there and in a private temp folder (also HOME), make
     no TCP connections, and import the copy where the environment pointed into the original;
@@ -136,6 +139,7 @@ def run_tests(
         autoload_plugins=autoload_plugins,
         trace=trace,
         stop_on_first_failure=stop_on_first_failure,
+        may_fail=tuple(may_fail),
         pass_env=tuple(pass_env),
     )
     run = _Run(
@@ -244,7 +248,10 @@ class _Run:
         )
 
     def _stopped_at_failure(self) -> bool:
-        return self.settings.stop_on_first_failure and any(not t.ok for t in self.tests)
+        may_fail = set(self.settings.may_fail)
+        return self.settings.stop_on_first_failure and any(
+            not t.ok and t.nodeid not in may_fail for t in self.tests
+        )
 
     def _hang_limit_reached(self) -> bool:
         hangs = sum(1 for t in self.tests if t.outcome == "timeout")
