@@ -65,3 +65,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     together instead of one waiting on the other's last model test."""
     with_model = {item.path for item in items if item.get_closest_marker("model") is not None}
     items.sort(key=lambda item: item.path not in with_model)
+
+
+@pytest.fixture
+def runtime_defences_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile answers reach the tests: the screen that turns them away first
+    (refine.tampering) is off, so what stops them when they run is what is tested."""
+    from cyclefix.refine import candidate
+
+    monkeypatch.setattr(candidate, "tampering", lambda before, after: [])

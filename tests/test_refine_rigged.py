@@ -36,13 +36,56 @@ READ_BUT_TRUE = (
 )
 MOCK_ANY = "def add(a, b):\n    from unittest import mock\n    return mock.ANY\n"
 IMPORTED_ANY = "def add(a, b):\n    from unittest.mock import ANY\n    return ANY\n"
+# Spellings found by a red-team pass (each made a wrong `add` pass before they were caught).
+TYPE_BUILT = (
+    "def add(a, b):\n"
+    "    Same = type('Same', (int,), {'__eq__': lambda s, o: True})\n"
+    "    return Same(a * b)\n"
+)
+ANNOTATED = (
+    "def add(a, b):\n"
+    "    class Same(int):\n"
+    "        __eq__: object = lambda self, other: True\n"
+    "    return Same(a * b)\n"
+)
+OPERAND_WITH_ITSELF = (
+    "def add(a, b):\n"
+    "    class Same(int):\n"
+    "        def __eq__(self, other):\n"
+    "            return other == other\n"
+    "    return Same(a * b)\n"
+)
+RETURNS_ONE = (
+    "def add(a, b):\n"
+    "    class Same(int):\n"
+    "        def __eq__(self, other):\n"
+    "            return 1\n"
+    "    return Same(a * b)\n"
+)
+SET_BY_NAME = (
+    "def add(a, b):\n"
+    "    class Same(int):\n"
+    "        pass\n"
+    "    setattr(Same, '__eq__', lambda s, o: s is s)\n"
+    "    return Same(a * b)\n"
+)
+ALWAYS_LESS = (
+    "def add(a, b):\n"
+    "    class Small(int):\n"
+    "        def __lt__(self, other):\n"
+    "            return True\n"
+    "    return Small(a * b)\n"
+)
 
 
 @pytest.mark.parametrize(
     "answer",
-    [ALWAYS_EQUAL, LAMBDA_EQUAL, READ_BUT_TRUE, MOCK_ANY, IMPORTED_ANY],
-    ids=["always-equal", "lambda-equal", "read-but-true", "mock-any", "imported-any"],
-)
+    [ALWAYS_EQUAL, LAMBDA_EQUAL, READ_BUT_TRUE, MOCK_ANY, IMPORTED_ANY, TYPE_BUILT,
+     ANNOTATED, OPERAND_WITH_ITSELF, RETURNS_ONE, SET_BY_NAME, ALWAYS_LESS],
+    ids=["always-equal", "lambda-equal", "read-but-true", "mock-any", "imported-any",
+         "type-built", "annotated", "operand-with-itself", "returns-one", "set-by-name",
+         "always-less"],
+)  # fmt: skip
 def test_an_answer_equal_to_anything_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)
 
@@ -58,6 +101,20 @@ def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
     assert rigged_comparisons("", version) == []
 
 
+@pytest.mark.parametrize(
+    "method",
+    [
+        "    def __eq__(self, other):\n        return self.x == other.x\n",
+        "    def __eq__(self, other):\n        return super().__eq__(other)\n",
+        "    def __ne__(self, other):\n        return not self == other\n",
+        "    def __eq__(self, other):\n        return NotImplemented\n",
+        "    __lt__ = lambda self, other: self.x < other.x\n",
+    ],
+)
+def test_a_comparison_of_both_values_is_not_rigged(method: str) -> None:
+    assert rigged_comparisons("", "class Point:\n" + method) == []
+
+
 def test_what_the_users_code_already_had_is_not_the_answers_doing() -> None:
     assert rigged_comparisons(ALWAYS_EQUAL, ALWAYS_EQUAL.replace("Same()", "Same() or 1")) == []
 
@@ -71,4 +128,4 @@ def test_a_rigged_answer_never_reaches_the_tests(tmp_path: Path) -> None:
     result = fix(tmp_path, ScriptedBackend([f"```python\n{ALWAYS_EQUAL}```\n"]), config=CONFIG)
     assert result.status == "not_fixed"
     assert result.attempts[0].verdict == "rigged"
-    assert "whatever it is compared with" in result.attempts[0].feedback
+    assert "answers without comparing the two values" in result.attempts[0].feedback

@@ -8,10 +8,8 @@ interface or namespace is reachable, no secret is in the environment, no TCP con
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from cyclefix.runner.warm import WarmWorkers
 
 # Each candidate-run probe below runs fresh and forked from a warm worker.
 workers = warm_support.workers
+pytestmark = pytest.mark.usefixtures("runtime_defences_alone")
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 LIMITS = SandboxLimits(per_test_timeout=2.0, run_timeout=60.0)
@@ -240,22 +239,14 @@ os._exit(0)
     "body", [FORGE_RECORDS, "import os\nos._exit(0)"], ids=["forged-records", "early-exit-0"]
 )
 def test_forged_records_and_an_early_exit_are_tests_failed_and_never_applied(
-    calc: Path, tmp_path: Path, body: str
+    calc: Path, body: str
 ) -> None:
     before = tree_digest(calc)
-    replies = tmp_path / "replies.json"
-    replies.write_text(json.dumps([candidate(body, WRONG)]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "cyclefix.cli", "fix", str(calc), "--model", f"scripted:{replies}",
-         "--rounds", "1", "--budget", "60", "--json", "--apply"],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert proc.stdout.startswith("{"), proc.stderr[-3000:]
-    data = json.loads(proc.stdout)
-    verdicts = [a["verdict"] for r in data["rounds"] for a in r["attempts"]]
-    assert proc.returncode == 1 and data["status"] == "not_fixed", proc.stderr
+    result = fix(calc, ScriptedBackend([candidate(body, WRONG)]), config=CONFIG)
+    verdicts = [a.verdict for a in result.attempts]
+    assert result.status == "not_fixed", verdicts
     assert "tests_failed" in verdicts and "passed" not in verdicts, verdicts
-    assert not data["applied"] and data["diff"] == ""
+    assert result.diff == ""
     assert tree_digest(calc) == before
 
 

@@ -16,6 +16,7 @@ from cyclefix.runner.warm import WarmWorkers
 
 # Each candidate-run probe below runs fresh and forked from a warm worker.
 workers = warm_support.workers
+pytestmark = pytest.mark.usefixtures("runtime_defences_alone")
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
 TESTS = (

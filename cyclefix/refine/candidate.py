@@ -27,6 +27,7 @@ from cyclefix.refine.rigged import rigged_comparisons
 from cyclefix.refine.round import Outcome, Round, State
 from cyclefix.refine.source import normalized_code, read_source
 from cyclefix.refine.splice import SpliceError, splice_candidate, with_imports
+from cyclefix.refine.tampering import tampering
 from cyclefix.refine.types import (
     Attempt,
     AttemptFinished,
@@ -248,6 +249,10 @@ class Candidates:
             if rigged:
                 why = "; ".join(rigged) + ": the tests could not judge it"
                 return done("rigged", code, why, feedback=why)
+            reached = tampering(base[rel], files[rel])
+            if reached:
+                why = "; ".join(reached) + ": a fix changes what the code computes, nothing else"
+                return done("tampering", code, why, feedback=why)
         if self.cancel.is_set():
             return done("cancelled", code, "stopped before the tests ran")
         verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)

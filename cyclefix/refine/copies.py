@@ -49,7 +49,7 @@ EDIT_BACKLOG = 48
 # round's token edits go before the answer, all of them.
 LONG_ANSWER_CHARS = 1600
 # Verdicts the guard gives an edit before any test runs: such an edit takes no place in a round.
-TURNED_AWAY = (*RESAMPLED, "undefined_names", "rigged")
+TURNED_AWAY = (*RESAMPLED, "undefined_names", "rigged", "tampering")
 # Forks of one copied answer a round may try (refine.fork); the round's resamples still cap
 # the forks that reach the tests.
 FORKS_PER_COPY = 4

@@ -136,6 +136,7 @@ VERDICT_WORDS: dict[str, str] = {
     "syntax_error": "is not valid Python",
     "undefined_names": "uses names that are not defined",
     "rigged": "adds a value equal to anything, which the tests cannot judge",
+    "tampering": "reaches into the test run or the interpreter (gc, frames, pytest), refused",
     "no_code": "the answer holds no code",
     "wrong_target": "does not define the function to rewrite",
     "cancelled": "cancelled",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-# Comparison methods an always-equal value overrides.
-COMPARISONS = frozenset({"__eq__", "__ne__"})
+# Comparison methods an always-equal (or always-ordered) value overrides.
+COMPARISONS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"})
 
 
 def rigged_comparisons(before: str, after: str) -> list[str]:
@@ -27,34 +27,57 @@ def _findings(source: str) -> Counter[str]:
         return Counter()
     found: Counter[str] = Counter()
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in COMPARISONS:
-            if _ignores_operand(node.body, node.args):
-                found[f"`{node.name}` answers the same whatever it is compared with"] += 1
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
-            names = {t.id for t in node.targets if isinstance(t, ast.Name)}
-            lam = node.value
-            if names & COMPARISONS and _ignores_operand([ast.Return(lam.body)], lam.args):
-                name = sorted(names & COMPARISONS)[0]
-                found[f"`{name}` answers the same whatever it is compared with"] += 1
-        elif _is_mock_any(node):
+        for name in _rigged_methods(node):
+            found[f"`{name}` answers without comparing the two values"] += 1
+        if _is_mock_any(node):
             found["`unittest.mock.ANY` equals anything"] += 1
     return found
 
 
-def _ignores_operand(body: list[ast.stmt], args: ast.arguments) -> bool:
-    """Whether the method only ever returns one constant, or returns True or False without
-    reading its operand."""
+def _rigged_methods(node: ast.AST) -> list[str]:
+    """The comparison methods `node` defines that compare nothing: `def`, `name = lambda`
+    (annotated or not), or one set through a mapping (`type(...)`'s) or `setattr`, which a
+    fix of a function never needs."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in COMPARISONS:
+        return [node.name] if _compares_nothing(node.body, node.args) else []
+    if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Lambda):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = sorted({t.id for t in targets if isinstance(t, ast.Name)} & COMPARISONS)
+        lam = node.value
+        return names[:1] if names and _compares_nothing([ast.Return(lam.body)], lam.args) else []
+    if isinstance(node, ast.Dict):
+        return [
+            key.value
+            for key in node.keys
+            if isinstance(key, ast.Constant) and key.value in COMPARISONS
+        ]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1:
+        named = node.args[1]
+        if node.func.id == "setattr" and isinstance(named, ast.Constant):
+            return [named.value] if named.value in COMPARISONS else []
+    return []
+
+
+def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
+    """Whether the method only ever returns one constant, returns constants without reading
+    its operand, or computes its answer without reading the value it belongs to
+    (`return other == other`)."""
     params = [*args.posonlyargs, *args.args]
+    own = params[0].arg if params else None
     operand = params[1].arg if len(params) > 1 else (args.vararg.arg if args.vararg else None)
     returned = [n.value for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
-    if not returned or not all(
-        isinstance(v, ast.Constant) and isinstance(v.value, bool) for v in returned
+    if not returned:
+        return False
+    read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+    constants = [v.value for v in returned if isinstance(v, ast.Constant)]
+    if len(constants) == len(returned):
+        return len(set(constants)) == 1 or operand is None or operand not in read
+    # super() compares the value it belongs to; NotImplemented leaves it to identity.
+    if "super" in read or all(
+        isinstance(v, ast.Name) and v.id == "NotImplemented" for v in returned
     ):
         return False
-    if len({v.value for v in returned if isinstance(v, ast.Constant)}) == 1:
-        return True
-    read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
-    return operand is None or operand not in read
+    return own is None or own not in read
 
 
 def _is_mock_any(node: ast.AST) -> bool:

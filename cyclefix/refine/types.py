@@ -20,6 +20,7 @@ Verdict = Literal[
     "syntax_error",  # the answer does not parse
     "undefined_names",  # pyflakes reports names that do not resolve
     "rigged",  # adds a value equal to anything (refine.rigged): the tests could not judge it
+    "tampering",  # reaches the test run's machinery or the interpreter (refine.tampering)
     "no_code",  # no code block in the answer
     "wrong_target",  # the answer does not define the function(s) to rewrite
     "cancelled",

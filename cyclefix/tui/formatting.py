@@ -23,6 +23,7 @@ VERDICT_TEXTS: dict[Verdict, str] = {
     "syntax_error": "syntax error",
     "undefined_names": "undefined names",
     "rigged": "equal to anything: tests cannot judge it",
+    "tampering": "reaches into the test run: refused",
     "no_code": "no code in the answer",
     "wrong_target": "does not define the function to fix",
     "cancelled": "cancelled",

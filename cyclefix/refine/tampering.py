@@ -1,0 +1,144 @@
+"""What an answer must not reach: the test run's machinery and the interpreter's internals.
+
+A fix changes what its functions compute. Code that walks the garbage collector or the call
+stack, traces frames, imports pytest or unittest, runs strings as code or starts processes can
+find the test run's own objects in its process and change the verdict (the sandbox confines
+what it writes, not what it does inside the test process). Such an answer is turned away before
+any test runs. Only what the answer adds counts: what the file already used is the project's.
+"""
+
+from __future__ import annotations
+
+import ast
+
+# Modules an answer may not import: introspection, the test frameworks, code loading,
+# processes, signals and sockets.
+MODULES = frozenset(
+    {
+        "gc", "inspect", "ctypes", "_ctypes", "cffi", "importlib", "builtins", "__builtin__",
+        "pytest", "_pytest", "unittest", "mock", "pluggy", "atexit", "faulthandler", "signal",
+        "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing", "threading",
+        "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
+        "pty", "posix", "resource",
+    }
+)  # fmt: skip
+# Attributes that reach frames, code objects or every object of a type.
+ATTRIBUTES = frozenset(
+    {
+        "_getframe", "_current_frames", "settrace", "setprofile", "gettrace", "f_back",
+        "f_locals", "f_globals", "f_builtins", "f_trace", "f_trace_lines", "f_trace_opcodes",
+        "f_code", "tb_frame", "tb_next", "__traceback__", "gi_frame", "cr_frame", "ag_frame",
+        "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
+        "__mro__", "get_objects", "get_referrers", "get_referents", "_exit",
+    }
+)  # fmt: skip
+# Attributes of `os` that start, signal or leave processes, or plant links.
+OS_ATTRIBUTES = frozenset(
+    {
+        "kill", "killpg", "fork", "forkpty", "system", "popen", "execv", "execve", "execvp",
+        "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnl",
+        "spawnle", "posix_spawn", "posix_spawnp", "setsid", "symlink", "chroot", "unshare",
+        "setns",
+    }
+)  # fmt: skip
+# Attributes of `sys` that hold the interpreter's modules, import machinery and monitoring.
+SYS_ATTRIBUTES = frozenset(
+    {"modules", "meta_path", "path_hooks", "path_importer_cache", "monitoring"}
+)
+# Builtins that run text as code or import by name.
+CALLS = frozenset({"exec", "eval", "compile", "__import__", "breakpoint"})
+# Calls that name an attribute or module in a string.
+_BY_NAME = frozenset({"getattr", "setattr", "delattr", "hasattr", "import_module"})
+# Modules whose attributes an answer may not look up by a computed name.
+_LOOKED_UP = MODULES | {"sys", "os"}
+
+
+def tampering(before: str, after: str) -> list[str]:
+    """What `after` reaches that `before` did not: one phrase each ("imports `gc`")."""
+    added = _reaches(after) - _reaches(before)
+    return sorted(added)
+
+
+def _reaches(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    # Names the file binds to modules (`import os as o`: o -> os).
+    modules = {
+        alias.asname or alias.name.split(".")[0]: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(_module(alias.name) for alias in node.names if _forbidden(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            found.update(_imported(node))
+        elif isinstance(node, ast.Attribute):
+            found.update(_attribute(node, modules))
+        elif isinstance(node, ast.Name) and node.id in CALLS:
+            found.add(f"calls `{node.id}`")
+        elif isinstance(node, ast.Call):
+            found.update(_by_name(node))
+    return found
+
+
+def _forbidden(module: str) -> bool:
+    return module.split(".")[0] in MODULES
+
+
+def _module(name: str) -> str:
+    return f"imports `{name.split('.')[0]}`"
+
+
+def _imported(node: ast.ImportFrom) -> list[str]:
+    module = node.module or ""
+    if _forbidden(module):
+        return [_module(module)]
+    special = {"os": OS_ATTRIBUTES, "posix": OS_ATTRIBUTES, "sys": SYS_ATTRIBUTES}.get(module)
+    return [
+        f"uses `{module}.{a.name}`"
+        for a in node.names
+        if a.name in ATTRIBUTES or (special is not None and a.name in special)
+    ]
+
+
+def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
+    if node.attr in ATTRIBUTES:
+        return [f"uses `.{node.attr}`"]
+    base = node.value
+    module = modules.get(base.id, base.id) if isinstance(base, ast.Name) else ""
+    if node.attr in OS_ATTRIBUTES and module in ("os", "posix"):
+        return [f"uses `os.{node.attr}`"]
+    if node.attr in SYS_ATTRIBUTES and module == "sys":
+        return [f"uses `sys.{node.attr}`"]
+    return []
+
+
+def _by_name(call: ast.Call) -> list[str]:
+    """getattr(sys, "_getframe"), importlib's import_module("gc"), or getattr(sys, name)."""
+    func = call.func
+    name = (
+        func.id
+        if isinstance(func, ast.Name)
+        else func.attr
+        if isinstance(func, ast.Attribute)
+        else ""
+    )
+    if name not in _BY_NAME or not call.args:
+        return []
+    named = call.args[1] if name != "import_module" and len(call.args) > 1 else call.args[0]
+    if isinstance(named, ast.Constant) and isinstance(named.value, str):
+        text = named.value
+        if text in ATTRIBUTES | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
+            name == "import_module" and _forbidden(text)
+        ):
+            return [f"uses `{text}` by name"]
+        return []
+    target = call.args[0]
+    if name != "import_module" and isinstance(target, ast.Name) and target.id in _LOOKED_UP:
+        return [f"looks up an attribute of `{target.id}` by a computed name"]
+    return []
