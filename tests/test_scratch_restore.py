@@ -10,7 +10,12 @@ from pathlib import Path
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
-from cyclefix.runner.scratch import restore_scratch, scratch_copy, snapshot_scratch
+from cyclefix.runner.scratch import (
+    remove_tree,
+    restore_scratch,
+    scratch_copy,
+    snapshot_scratch,
+)
 
 
 def project(root: Path) -> Path:
@@ -155,3 +160,64 @@ def test_a_folder_swapped_for_a_link_outside_is_put_back_without_touching_the_ta
         assert not (scratch / "tests").is_symlink()
         assert (scratch / "tests" / "test_calc.py").read_text().startswith("def test_one")
     assert list(outside.iterdir()) == []
+
+
+def test_a_folder_under_a_parent_swapped_for_a_link_keeps_the_targets_mode(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path / "p")
+    (root / "data" / "private").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    (victim / "private").mkdir(parents=True)
+    os.chmod(victim / "private", 0o700)
+    with scratch_copy(root) as scratch:
+        os.chmod(scratch / "data" / "private", 0o700)
+        before = snapshot_scratch(scratch)
+        os.chmod(scratch / "data" / "private", 0o755)  # a mode to put back
+        os.rename(scratch / "data", scratch / "moved")
+        os.symlink(victim, scratch / "data")  # data/private now leads outside
+        restore_scratch(before, root)
+        assert stat.S_IMODE((victim / "private").stat().st_mode) == 0o700
+        assert not (scratch / "data").is_symlink() and not (scratch / "moved").exists()
+        assert stat.S_IMODE((scratch / "data" / "private").stat().st_mode) == 0o700
+
+
+def nest(folder: Path, depth: int) -> None:
+    """Folders `depth` deep under `folder`, made with relative paths (as a run can)."""
+    here = os.getcwd()
+    try:
+        folder.mkdir()
+        os.chdir(folder)
+        for _ in range(depth):
+            os.mkdir("d")
+            os.chdir("d")
+        Path("planted.txt").write_text("x")
+    finally:
+        os.chdir(here)
+
+
+def test_folders_nested_past_the_recursion_limit_are_removed(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    with scratch_copy(root) as scratch:
+        before = snapshot_scratch(scratch)
+        nest(scratch / "deep", 1500)
+        nest(scratch / "pkg" / "deeper", 1500)
+        restore_scratch(before, root)
+        assert not (scratch / "deep").exists() and not (scratch / "pkg" / "deeper").exists()
+        nest(scratch / "left", 1500)  # left for the copy's own removal
+        parent = scratch.parent
+    assert not parent.exists()
+
+
+def test_a_tree_with_unreadable_folders_is_removed(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f.txt").write_text("x")
+    os.symlink(tmp_path / "keep", tree / "a" / "link")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "k.txt").write_text("kept")
+    os.chmod(tree / "a" / "b", 0)
+    os.chmod(tree / "a", 0)
+    remove_tree(tree)
+    assert not tree.exists()
+    assert (tmp_path / "keep" / "k.txt").read_text() == "kept"  # the link's target stays

@@ -61,6 +61,7 @@ from cyclefix.runner.sandbox import (
     SandboxLimits,
     SandboxResult,
 )
+from cyclefix.runner.scratch import remove_tree
 from cyclefix.runner.warm import WarmRun, WarmWorkers, worker_kind
 
 FIRST_OPTION = protocol.FIRST_OPTION
@@ -211,7 +212,7 @@ class _Run:
             else:
                 self.notes.append(f"stopped after {MAX_RERUNS} reruns")
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
         not_run = (self.collected_total or 0) - len(self.tests)
         if self._hang_limit_reached() and not_run > 0:
             self.notes.append(f"stopped at the timeout limit: {not_run} test(s) not run")

@@ -12,6 +12,7 @@ runs cannot write.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import stat
@@ -45,7 +46,7 @@ def scratch_copy(root: Path, *, max_total_mb: float = 512.0) -> Iterator[Path]:
         _copy_tree(source, target, source, budget)
         yield target
     finally:
-        _remove_tree(parent)
+        remove_tree(parent)
 
 
 @dataclass
@@ -101,16 +102,87 @@ def _copy_link(source: Path, destination: Path, root: Path, budget: _CopyBudget)
     # A link to a folder outside the project (a shared venv, a data dir) is left out.
 
 
-def _remove_tree(path: Path) -> None:
-    def make_writable_and_retry(function: Callable[..., object], name: str, _: object) -> None:
-        with contextlib.suppress(OSError):
-            # chmod follows links: a link a run left in the copy may point anywhere.
-            for folder in (os.path.dirname(name), name):
-                if not os.path.islink(folder):
-                    os.chmod(folder, stat.S_IRWXU)
-            function(name)
+def remove_tree(path: Path) -> None:
+    """Remove `path` and everything under it, never following a link, however deep.
 
-    shutil.rmtree(path, onerror=make_writable_and_retry)
+    A candidate's run may leave folders nested past Python's recursion limit (shutil.rmtree
+    recurses on 3.11), past PATH_MAX, or without permissions: each folder met is moved up
+    into `path` under a fresh name and emptied there, so neither the recursion, the paths nor
+    the open folders grow with the depth. Errors are skipped: what cannot go stays.
+    """
+    try:
+        info = path.lstat()
+    except OSError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(path, stat.S_IRWXU)
+    try:
+        top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        fresh = itertools.count()
+        pending: list[str | None] = [None]  # None: `path` itself
+        while pending:
+            name = pending.pop()
+            _empty_folder(top, name, lambda: f".cyclefix-removing-{next(fresh)}", pending)
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=top)
+    finally:
+        os.close(top)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _empty_folder(
+    top: int, name: str | None, fresh_name: Callable[[], str], pending: list[str | None]
+) -> None:
+    """Unlink the files and links of folder `name` in `top` (None: `top` itself) and move its
+    folders up into `top`, each added to `pending`."""
+    try:
+        if name is not None:
+            if not stat.S_ISDIR(os.stat(name, dir_fd=top, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=top)
+                return
+            os.chmod(name, stat.S_IRWXU, dir_fd=top)  # checked above: a folder, not a link
+            folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+        else:
+            folder = os.dup(top)
+    except OSError:
+        return
+    try:
+        with os.scandir(folder) as entries:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for child, is_folder in children:
+            with contextlib.suppress(OSError):
+                if not is_folder:
+                    os.unlink(child, dir_fd=folder)
+                elif name is None:
+                    pending.append(child)  # already in `top`
+                else:
+                    pending.append(_move_up(folder, child, top, fresh_name))
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def _move_up(folder: int, child: str, top: int, fresh_name: Callable[[], str]) -> str:
+    """Move folder `child` of `folder` into `top` under a fresh name (a run may have taken
+    one: the next is tried); that name."""
+    for _ in range(8):
+        moved = fresh_name()
+        try:
+            os.rename(child, moved, src_dir_fd=folder, dst_dir_fd=top)
+            return moved
+        except OSError:
+            continue
+    raise OSError(f"cannot move {child} out of the way")
 
 
 # A file's identity: a rewrite, a chmod or a utime changes its ctime, which no call can set.
@@ -132,22 +204,48 @@ def _identity(info: os.stat_result) -> _Identity:
 
 
 def _walk(root: Path) -> tuple[dict[str, _Identity], dict[str, int]]:
+    """Every file, link and folder under `root`, without following links or recursing (a run
+    may nest folders past the recursion limit); what cannot be read is left out."""
     files: dict[str, _Identity] = {}
     folders: dict[str, int] = {}
-    for folder, dirnames, filenames in os.walk(root, followlinks=False):
-        base = Path(folder)
-        for name in dirnames:
-            path = base / name
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = list(scan)
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
             rel = path.relative_to(root).as_posix()
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                files[rel] = _identity(info)  # a link to a folder is not walked into
-            else:
+            if stat.S_ISDIR(info.st_mode):
                 folders[rel] = info.st_mode
-        for name in filenames:
-            path = base / name
-            files[path.relative_to(root).as_posix()] = _identity(path.lstat())
+                pending.append(path)
+            else:
+                files[rel] = _identity(info)  # a link to a folder is not walked into
     return files, folders
+
+
+def _real_path(root: Path, rel: str) -> bool:
+    """Whether no folder on the way from `root` to `rel` is something else now, such as a link
+    a run put in its place (chmod and writes through it would reach outside the copy); one
+    that is gone is made again, as a folder."""
+    path = root
+    for part in Path(rel).parts[:-1]:
+        path = path / part
+        try:
+            if not stat.S_ISDIR(path.lstat().st_mode):
+                return False
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+    return True
 
 
 def snapshot_scratch(scratch: Path) -> ScratchSnapshot:
@@ -167,26 +265,30 @@ def restore_scratch(snapshot: ScratchSnapshot, source: Path) -> tuple[str, ...]:
     files copied again from `source` (the user's project). Returns the relative paths it
     removed or put back."""
     root = snapshot.root
-    for rel, mode in snapshot.folders.items():
-        with contextlib.suppress(OSError):
-            now = (root / rel).lstat().st_mode
-            # Only a folder itself: chmod follows a link a run may have put in its place.
-            if stat.S_ISDIR(now) and stat.S_IMODE(now) != stat.S_IMODE(mode):
-                os.chmod(root / rel, stat.S_IMODE(mode))
     files, folders = _walk(root)
     touched: list[str] = []
     for rel in sorted(set(folders) - set(snapshot.folders), key=len):
-        if (root / rel).exists():
-            _remove_tree(root / rel)
-    for rel in files:
-        if rel not in snapshot.files and (root / rel).parent.exists():
-            with contextlib.suppress(FileNotFoundError):
+        remove_tree(root / rel)
+    for rel in files:  # new files, and links put where a file or folder was
+        if rel not in snapshot.files:
+            with contextlib.suppress(OSError):
                 os.unlink(root / rel)
             touched.append(rel)
+    for rel in sorted(set(snapshot.folders) - set(folders), key=len):
+        if _real_path(root, rel):
+            with contextlib.suppress(OSError):
+                (root / rel).mkdir(parents=True, exist_ok=True)
     for rel, identity in snapshot.files.items():
-        if files.get(rel) != identity:
+        if files.get(rel) != identity and _real_path(root, rel):
             _put_back(root / rel, source / rel, source, snapshot.sources.get(rel))
             touched.append(rel)
+    for rel, mode in snapshot.folders.items():
+        with contextlib.suppress(OSError):
+            now = (root / rel).lstat().st_mode
+            # The folder itself, reached through folders only: chmod follows links.
+            changed = stat.S_ISDIR(now) and stat.S_IMODE(now) != stat.S_IMODE(mode)
+            if changed and _real_path(root, rel):
+                os.chmod(root / rel, stat.S_IMODE(mode))
     return tuple(touched)
 
 
@@ -195,7 +297,7 @@ def _put_back(path: Path, original: Path, source: Path, data: bytes | None) -> N
     `scratch_copy` copies it (absent where the project has no such file)."""
     with contextlib.suppress(FileNotFoundError):
         if path.is_dir() and not path.is_symlink():
-            _remove_tree(path)
+            remove_tree(path)
         else:
             os.unlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)

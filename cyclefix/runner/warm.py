@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
@@ -45,6 +44,7 @@ from cyclefix.runner.sandbox import (
     SandboxLimits,
     SandboxResult,
 )
+from cyclefix.runner.scratch import remove_tree
 
 WARM_MODULE = protocol.WARM_MODULE
 # The worker's launcher (its confinement is applied by the module itself, first thing).
@@ -119,7 +119,7 @@ class WarmWorker:
             )
         except Exception:
             ours.close()
-            shutil.rmtree(self.home, ignore_errors=True)
+            remove_tree(self.home)
             raise
         finally:
             theirs.close()
@@ -203,7 +203,7 @@ class WarmWorker:
         if not self.process.wait(1.0):
             self.process.kill("closed")
         self.process.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+        remove_tree(self.home)
 
 
 class WarmRun:
