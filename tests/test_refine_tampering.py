@@ -45,6 +45,9 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["try:", "    1 / 0", "except ZeroDivisionError as e:", "    e.__traceback__"],
          "uses `.__traceback__`"),
         (["().__class__.__mro__[1].__subclasses__()"], "uses `.__subclasses__`"),
+        (["import logging.handlers"], "imports `logging.handlers`"),
+        (["from logging import handlers"], "imports `logging.handlers`"),
+        (["import asyncio"], "imports `asyncio`"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:
@@ -61,6 +64,7 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["import sys", "sys.maxsize"],
         ["modules = {}", "modules.get('x')"],
         ["import platform", "platform.system()"],
+        ["import logging", "logging.getLogger(__name__)"],
         ["a.kill()"],
     ],
 )

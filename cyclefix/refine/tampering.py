@@ -19,9 +19,11 @@ MODULES = frozenset(
         "pytest", "_pytest", "unittest", "mock", "pluggy", "atexit", "faulthandler", "signal",
         "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing", "threading",
         "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
-        "pty", "posix", "resource",
+        "pty", "posix", "resource", "asyncio",
     }
 )  # fmt: skip
+# Submodules of allowed packages that connect to sockets (a syslog handler: /dev/log).
+SUBMODULES = frozenset({"logging.handlers", "logging.config"})
 # Attributes that reach frames, code objects or every object of a type.
 ATTRIBUTES = frozenset(
     {
@@ -87,19 +89,23 @@ def _reaches(source: str) -> set[str]:
 
 
 def _forbidden(module: str) -> bool:
-    return module.split(".")[0] in MODULES
+    return module.split(".")[0] in MODULES or any(
+        module == sub or module.startswith(sub + ".") for sub in SUBMODULES
+    )
 
 
 def _module(name: str) -> str:
-    return f"imports `{name.split('.')[0]}`"
+    top = name.split(".")[0]
+    return f"imports `{top if top in MODULES else name}`"
 
 
 def _imported(node: ast.ImportFrom) -> list[str]:
     module = node.module or ""
     if _forbidden(module):
         return [_module(module)]
+    found = [_module(f"{module}.{a.name}") for a in node.names if _forbidden(f"{module}.{a.name}")]
     special = {"os": OS_ATTRIBUTES, "posix": OS_ATTRIBUTES, "sys": SYS_ATTRIBUTES}.get(module)
-    return [
+    return found + [
         f"uses `{module}.{a.name}`"
         for a in node.names
         if a.name in ATTRIBUTES or (special is not None and a.name in special)
