@@ -134,3 +134,25 @@ def test_tests_that_set_unittests_data_still_judge_a_fix(
     answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
     result = fix(unittest_calc, ScriptedBackend([answer]), config=CONFIG, warm=workers)
     assert result.status == "fixed"
+
+
+# Answers of a red-team pass that rebind the machinery where no class member changes: the
+# plugin's own objects, pytest.approx and pytest.raises.
+HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+APPROX_TESTS = (
+    "import pytest\n"
+    "from calc import add\n\n\n"
+    "def test_small():\n    assert add(1, 2) == pytest.approx(3)\n\n\n"
+    "def test_raises():\n    with pytest.raises(TypeError):\n        add(1, 'x')\n"
+)
+
+
+@pytest.mark.parametrize("name", ["plugin_instance_override", "approx_raises_not_guarded"])
+def test_rebinding_the_plugins_objects_or_approx_is_never_a_pass(
+    calc: Path, name: str, workers: WarmWorkers | None
+) -> None:
+    (calc / "test_calc.py").write_text(APPROX_TESTS)
+    reply = f"```python\n{(HOSTILE / f'{name}.py').read_text()}```\n"
+    result = fix(calc, ScriptedBackend([reply]), config=CONFIG, warm=workers)
+    verdicts = [a.verdict for a in result.attempts]
+    assert result.status == "not_fixed" and "passed" not in verdicts, verdicts

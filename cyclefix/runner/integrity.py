@@ -32,6 +32,8 @@ MACHINERY = (
     "_pytest.skipping",
     "_pytest.fixtures",
     "_pytest.unittest",
+    "_pytest.python_api",  # pytest.approx's comparisons
+    "_pytest.raises",  # pytest.raises (pytest 8.4+; in python_api before)
     "pluggy._callers",
     "pluggy._hooks",
     "pluggy._manager",
@@ -116,6 +118,14 @@ class Baseline:
         # Collected test functions by node id, and the test modules' code-like names.
         self.test_functions: dict[str, Any] = {}
         self.test_modules: list[_Owner] = []
+
+    def pin(self, label: str, owner: Any, names: Iterable[str]) -> None:
+        """`owner`'s attributes `names` as they are now (an object the machinery holds, such
+        as pytest's hook relay), and no method of it shadowed by one set on the object."""
+        pinned = {name: vars(owner)[name] for name in names if name in vars(owner)}
+        self.owners.append(_Owner(label, owner, pinned, closed=False, code_only=False))
+        methods = {k: v for k, v in vars(owner).items() if _is_code(v)}
+        self.owners.append(_Owner(label, owner, methods, closed=True, code_only=True))
 
     def take_plugins(self, plugins: Iterable[Any]) -> None:
         self.plugins = list(plugins)

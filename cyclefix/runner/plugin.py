@@ -290,6 +290,9 @@ class CyclefixPlugin:
         if self.settings.candidate:  # before any test module (and code under test) is imported
             ours = (assertions, failures, integrity, protocol, testfiles, watchdog)
             self.integrity = integrity.Baseline((sys.modules[__name__], *ours))
+            # This plugin's own state: where its records go and how they are made.
+            self.integrity.pin("the cyclefix plugin", self, ("writer", "settings", "watchdog"))
+            self.integrity.pin("the cyclefix plugin's writer", self.writer, ())
         self.writer.write({"event": "session_start", "t": time.monotonic()})
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
