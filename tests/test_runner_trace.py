@@ -94,19 +94,18 @@ def test_a_comprehension_is_recorded_under_its_own_code_name(tmp_path: Path) -> 
     assert any(name.startswith("Cart.total.<locals>.") for name in total)
 
 
+# A class with a repr of its own, which the tests' failure messages show.
+BOX_CLASS = (
+    "class Box:\n"
+    "    def __init__(self, side):\n"
+    "        self.side = side\n"
+    "\n"
+    "    def __repr__(self):\n"
+    "        return f'Box({self.side})'\n"
+)
 BOX = {
     "pyproject.toml": "",
-    "box.py": (
-        "class Box:\n"
-        "    def __init__(self, side):\n"
-        "        self.side = side\n"
-        "\n"
-        "    def __repr__(self):\n"
-        "        return f'Box({self.side})'\n"
-        "\n"
-        "    def area(self):\n"
-        "        return self.side * 2\n"
-    ),
+    "box.py": BOX_CLASS + "\n    def area(self):\n        return self.side * 2\n",
     "test_box.py": "from box import Box\n\ndef test_area():\n    assert Box(3).area() == 9\n",
 }
 
@@ -121,13 +120,7 @@ def test_a_repr_pytest_runs_to_write_the_failed_assert_is_not_recorded(tmp_path:
 BOX_UNITTEST = {
     "pyproject.toml": "",
     "box.py": (
-        "class Box:\n"
-        "    def __init__(self, side):\n"
-        "        self.side = side\n"
-        "\n"
-        "    def __repr__(self):\n"
-        "        return f'Box({self.side})'\n"
-        "\n"
+        BOX_CLASS + "\n"
         "    def __eq__(self, other):\n"
         "        return isinstance(other, Box) and self.side == other.side\n"
         "\n"
