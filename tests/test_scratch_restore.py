@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
+from cyclefix.runner import Confinement, SandboxLimits, run_tests
 from cyclefix.runner.scratch import (
     remove_tree,
     restore_scratch,
@@ -221,3 +222,40 @@ def test_a_tree_with_unreadable_folders_is_removed(tmp_path: Path) -> None:
     remove_tree(tree)
     assert not tree.exists()
     assert (tmp_path / "keep" / "k.txt").read_text() == "kept"  # the link's target stays
+
+
+# Run by the first test before the process dies: every later test "passes" (initial conftests
+# load before the test-machinery baseline is taken).
+FORCE_PASS = textwrap.dedent(
+    """
+    import pytest
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):
+        outcome = yield
+        outcome.get_result().outcome = "passed"
+    """
+)
+
+
+def test_a_conftest_planted_before_a_crash_is_gone_for_the_process_that_runs_the_rest(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("")
+    (root / "test_order.py").write_text(
+        "import os, pathlib\n\n\n"
+        "def test_a_plants_and_dies():\n"
+        f"    pathlib.Path(__file__).with_name('conftest.py').write_text({FORCE_PASS!r})\n"
+        "    os._exit(3)\n\n\n"
+        "def test_b_fails():\n    assert False\n"
+    )
+    limits = SandboxLimits(per_test_timeout=5.0, run_timeout=60.0)
+    with scratch_copy(root) as scratch:
+        run = run_tests(
+            scratch, limits=limits, autoload_plugins=False, confinement=Confinement(root)
+        )
+        outcomes = {t.nodeid.split("::")[-1]: t.outcome for t in run.tests}
+        assert outcomes == {"test_a_plants_and_dies": "error", "test_b_fails": "failed"}
+        assert not (scratch / "conftest.py").exists()

@@ -61,7 +61,7 @@ from cyclefix.runner.sandbox import (
     SandboxLimits,
     SandboxResult,
 )
-from cyclefix.runner.scratch import remove_tree
+from cyclefix.runner.scratch import remove_tree, restore_scratch, snapshot_scratch
 from cyclefix.runner.warm import WarmRun, WarmWorkers, worker_kind
 
 FIRST_OPTION = protocol.FIRST_OPTION
@@ -186,8 +186,13 @@ class _Run:
         timed_out = cancelled = False
         network_isolated = True
         plan = confine_plan(self.settings, workdir, self.notes)
+        confinement = self.settings.confinement
+        # A process that hung or crashed may have planted a conftest.py for the next one.
+        before = snapshot_scratch(self.settings.root) if confinement is not None else None
         try:
-            for _ in range(MAX_RERUNS + 1):
+            for rerun in range(MAX_RERUNS + 1):
+                if rerun and before is not None and confinement is not None:
+                    restore_scratch(before, confinement.original)
                 limits = self.settings.limits
                 if limits.run_timeout:
                     remaining = limits.run_timeout - (time.monotonic() - started)
