@@ -85,6 +85,8 @@ def _reaches(source: str) -> set[str]:
             found.add(f"calls `{node.id}`")
         elif isinstance(node, ast.Call):
             found.update(_by_name(node))
+        elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
+            found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
     return found
 
 
@@ -121,6 +123,8 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
         return [f"uses `os.{node.attr}`"]
     if node.attr in SYS_ATTRIBUTES and module == "sys":
         return [f"uses `sys.{node.attr}`"]
+    if node.attr == "__dict__" and module in _LOOKED_UP:
+        return [f"looks up an attribute of `{module}` by a computed name"]
     return []
 
 
@@ -134,6 +138,10 @@ def _by_name(call: ast.Call) -> list[str]:
         if isinstance(func, ast.Attribute)
         else ""
     )
+    if name == "vars" and call.args:
+        target = call.args[0]
+        if isinstance(target, ast.Name) and target.id in _LOOKED_UP:
+            return [f"looks up an attribute of `{target.id}` by a computed name"]
     if name not in _BY_NAME or not call.args:
         return []
     named = call.args[1] if name != "import_module" and len(call.args) > 1 else call.args[0]
