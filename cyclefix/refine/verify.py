@@ -37,7 +37,6 @@ from cyclefix.runner import (
 )
 from cyclefix.runner.feedback import feedback_text
 from cyclefix.runner.results import RunPhases, TestRunResult
-from cyclefix.runner.scratch import restore_scratch, snapshot_scratch
 
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
 # within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
@@ -159,27 +158,22 @@ class Verifier:
         # Tests that hang only in the sandbox do not count towards the candidate's hangs.
         hangs = CANDIDATE_MAX_HANGS + len(self.sandbox_only)
         limits = dataclasses.replace(self.limits, max_hangs=hangs) if scratch else self.limits
-        # What a run leaves in the scratch copy never reaches the next run (runner.scratch).
-        before = snapshot_scratch(root) if scratch else None
-        try:
-            run = run_tests(
-                root,
-                selection,
-                limits=limits,
-                python=self.python.python,
-                cancel=self.cancel,
-                trace=trace or not scratch,  # the initial run: its spectrum localizes
-                # Candidates run on the scratch copy: they may write nothing of the user's.
-                confinement=Confinement(self.root) if scratch else None,
-                pass_env=self.pass_env,
-                stop_on_first_failure=stop_on_first_failure,
-                may_fail=may_fail,
-                warm=self.warm,
-                skip=skip,
-            )
-        finally:
-            if before is not None:
-                restore_scratch(before, self.root)
+        run = run_tests(
+            root,
+            selection,
+            limits=limits,
+            python=self.python.python,
+            cancel=self.cancel,
+            trace=trace or not scratch,  # the initial run: its spectrum localizes
+            # Candidates run on the scratch copy: they may write nothing of the user's, and
+            # what they write there is put back after the run (runner.scratch).
+            confinement=Confinement(self.root) if scratch else None,
+            pass_env=self.pass_env,
+            stop_on_first_failure=stop_on_first_failure,
+            may_fail=may_fail,
+            warm=self.warm,
+            skip=skip,
+        )
         if run.phases is not None:
             self.phases.append(run.phases)
         self.emit(TestsFinished(run, scratch))

@@ -115,7 +115,8 @@ def run_tests(
     `may_fail`: with it, the tests whose failure does not stop the run (a candidate's
     previously failing tests, run with those before them in their class).
     `confinement` marks `root` as a scratch copy of `confinement.original` that runs untrusted
-    code: its processes may write only there and in a private temp folder (also HOME), make
+    code: what its processes write there is put back after each (runner.scratch); they may
+    write only there and in a private temp folder (also HOME), make
     no TCP connections, and import the copy where the environment pointed into the original;
     layers this OS lacks are named once in the notes. `pass_env`: environment names passed
     through besides the allowlist (environment.py); ``CYCLEFIX_*`` never is.
@@ -186,8 +187,9 @@ class _Run:
         timed_out = cancelled = False
         network_isolated = True
         plan = confine_plan(self.settings, workdir, self.notes)
+        # What a process writes in a scratch copy reaches no later process (runner.scratch): a
+        # planted conftest.py would decide the next one's verdicts, after a crash or next run.
         confinement = self.settings.confinement
-        # A process that hung or crashed may have planted a conftest.py for the next one.
         before = snapshot_scratch(self.settings.root) if confinement is not None else None
         try:
             for rerun in range(MAX_RERUNS + 1):
@@ -217,6 +219,8 @@ class _Run:
             else:
                 self.notes.append(f"stopped after {MAX_RERUNS} reruns")
         finally:
+            if before is not None and confinement is not None:
+                restore_scratch(before, confinement.original)
             remove_tree(workdir)
         not_run = (self.collected_total or 0) - len(self.tests)
         if self._hang_limit_reached() and not_run > 0:
