@@ -10,6 +10,7 @@ any test runs. Only what the answer adds counts: what the file already used is t
 from __future__ import annotations
 
 import ast
+import functools
 
 # Modules an answer may not import: introspection, the test frameworks, code loading,
 # processes, signals and sockets.
@@ -61,11 +62,13 @@ def tampering(before: str, after: str) -> list[str]:
     return sorted(added)
 
 
-def _reaches(source: str) -> set[str]:
+# The base file is the same for every candidate of a round: parsed once.
+@functools.lru_cache(maxsize=16)
+def _reaches(source: str) -> frozenset[str]:
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return set()
+        return frozenset()
     # Names the file binds to modules (`import os as o`: o -> os).
     modules = {
         alias.asname or alias.name.split(".")[0]: alias.name
@@ -87,7 +90,7 @@ def _reaches(source: str) -> set[str]:
             found.update(_by_name(node))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
-    return found
+    return frozenset(found)
 
 
 def _forbidden(module: str) -> bool:
