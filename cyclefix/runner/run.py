@@ -190,11 +190,12 @@ class _Run:
         # What a process writes in a scratch copy reaches no later process (runner.scratch): a
         # planted conftest.py would decide the next one's verdicts, after a crash or next run.
         confinement = self.settings.confinement
-        before = snapshot_scratch(self.settings.root) if confinement is not None else None
+        original = confinement.original if confinement is not None else None
+        before = snapshot_scratch(self.settings.root) if original is not None else None
         try:
             for rerun in range(MAX_RERUNS + 1):
-                if rerun and before is not None and confinement is not None:
-                    restore_scratch(before, confinement.original)
+                if rerun and before is not None and original is not None:
+                    restore_scratch(before, original)
                 limits = self.settings.limits
                 if limits.run_timeout:
                     remaining = limits.run_timeout - (time.monotonic() - started)
@@ -219,8 +220,8 @@ class _Run:
             else:
                 self.notes.append(f"stopped after {MAX_RERUNS} reruns")
         finally:
-            if before is not None and confinement is not None:
-                restore_scratch(before, confinement.original)
+            if before is not None and original is not None:
+                restore_scratch(before, original)
             remove_tree(workdir)
         not_run = (self.collected_total or 0) - len(self.tests)
         if self._hang_limit_reached() and not_run > 0:
