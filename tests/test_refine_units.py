@@ -436,6 +436,11 @@ def test_forgotten_standard_library_imports_are_named_and_added_under_the_import
         "from typing import List",
     ]
     assert stdlib_imports_for(["NameError: undefined name 'math'"]) == ["import math"]
+    rounding = ["NameError: undefined name 'Decimal'", "NameError: undefined name 'ROUND_HALF_UP'"]
+    assert stdlib_imports_for(rounding) == [
+        "from decimal import Decimal",
+        "from decimal import ROUND_HALF_UP",
+    ]
     # One name nobody knows makes it a real mistake, refused as before.
     assert stdlib_imports_for([*problems, "NameError: undefined name 'helper'"]) is None
     assert (

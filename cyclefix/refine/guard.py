@@ -49,18 +49,40 @@ _STDLIB_NAMES: dict[str, str] = {
     ),
     **dict.fromkeys(["bisect_left", "bisect_right", "insort"], "bisect"),
     **dict.fromkeys(["heappush", "heappop", "heapify"], "heapq"),
-    **dict.fromkeys(["sqrt", "gcd", "floor", "ceil", "inf"], "math"),
+    **dict.fromkeys(
+        ["sqrt", "gcd", "floor", "ceil", "inf", "factorial", "comb", "isqrt", "prod"], "math"
+    ),
+    **dict.fromkeys(
+        ["Decimal", "ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_HALF_DOWN", "ROUND_DOWN"],
+        "decimal",
+    ),
+    "Fraction": "fractions",
     **dict.fromkeys(
         ["List", "Dict", "Tuple", "Set", "Optional", "Union", "Any", "Callable", "Iterable"],
         "typing",
     ),
 }
 _STDLIB_MODULES = frozenset(
-    ["math", "heapq", "itertools", "functools", "collections", "re", "string", "bisect"]
+    [
+        "math",
+        "heapq",
+        "itertools",
+        "functools",
+        "collections",
+        "re",
+        "string",
+        "bisect",
+        "decimal",
+        "fractions",
+        "operator",
+    ]
 )
 _UNDEFINED = re.compile(r"^NameError: undefined name '(\w+)'$")
-# The names above that stand for a function, class or module once imported (not `inf`).
-IMPORTED_CALLABLES = (frozenset(_STDLIB_NAMES) - {"inf"}) | _STDLIB_MODULES
+# The names above that stand for a function, class or module once imported (not constants).
+IMPORTED_CALLABLES = (
+    frozenset(n for n in _STDLIB_NAMES if n != "inf" and not n.startswith("ROUND_"))
+    | _STDLIB_MODULES
+)
 
 
 def stdlib_imports_for(problems: list[str]) -> list[str] | None:
