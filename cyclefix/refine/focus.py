@@ -16,6 +16,7 @@ from cyclefix.refine.candidate import answer_budget
 from cyclefix.refine.fit import FittedPrompt, fit_prompt, function_instead_of_module
 from cyclefix.refine.importtime import failures_with_import_errors
 from cyclefix.refine.localize import Localization, localize
+from cyclefix.refine.pitfalls import with_pitfalls
 from cyclefix.refine.probe import with_probe
 from cyclefix.refine.project_index import ProjectIndex
 from cyclefix.refine.prompt import RefinePrompt, other_failure_names
@@ -156,6 +157,8 @@ class Focus:
         # What the shown functions did in the failing test (the traced run's probe; an
         # attempt's own feedback has none: its run is not traced, and the code has changed).
         feedback = with_probe(feedback, None if latest else primary, (*targets, *related))
+        # What Python does with a surprising construct the code uses (round() of a half, ...).
+        feedback = with_pitfalls(feedback, faulty)
         # Where inside the shown functions the traced run points (lines the code still holds).
         shown_code = "\n".join((faulty, *(t.source for t in related)))
         feedback = with_suspicious_lines(feedback, loc, (*targets, *related), shown_code)
