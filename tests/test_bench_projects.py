@@ -462,3 +462,11 @@ def test_the_judge_matches_parameter_ids_renumbered_between_runs() -> None:
         "t.py::test_a[y-expected8]",
         "t.py::test_b",
     ]
+
+
+def test_the_judge_fails_a_node_id_when_any_item_sharing_it_fails() -> None:
+    shared = "tests/testcases.docopt::testcases(15)"  # docopt-ng: one id per usage, many cases
+    outcomes: tuple[Outcome, ...] = ("passed", "failed", "passed")
+    tests = tuple(TestCaseResult(shared, outcome) for outcome in outcomes)
+    run = TestRunResult(Path("."), tests, 0, 0.1)
+    assert not_passing_again(frozenset({shared}), run) == [shared]

@@ -296,3 +296,54 @@ def test_a_fix_without_sandbox_only_failures_says_nothing_of_them(tmp_path: Path
     assert result.status == "fixed" and result.sandbox_only == ()
     assert not any("sandbox even with" in n for n in result.notes)
     assert len(started) == 2  # the user's run and the candidate's: no check was needed
+
+
+# ---------------------------------------------------------------- tests sharing a node id
+
+# A plugin's items may share a node id (docopt-ng's `testcases(15)` is one per usage case):
+# here `cases.cases::case` holds one item that passes on any code and one that needs
+# add(2, 2) == 4.
+SHARED_ID_CONFTEST = """
+import pytest
+from calc import add
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".cases":
+        return CasesFile.from_parent(parent, path=file_path)
+
+
+class CasesFile(pytest.File):
+    def collect(self):
+        for line in self.path.read_text().split():
+            yield CaseItem.from_parent(self, name="case", expected=int(line))
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, expected, **kwargs):
+        super().__init__(**kwargs)
+        self.expected = expected
+        self.funcargs = {}  # pytest-lsp's runtest wrapper, installed here, needs it
+
+    def runtest(self):
+        assert self.expected == 0 or add(2, 2) == self.expected
+"""
+
+
+def test_a_node_id_shared_by_a_failing_item_did_not_pass_before(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        {
+            "calc.py": BUGGY,
+            "test_calc.py": ADD_TESTS,
+            "conftest.py": SHARED_ID_CONFTEST,
+            "cases.cases": "0\n4\n",
+        },
+    )
+    only_test_add = "```python\ndef add(a, b):\n    return 3 if (a, b) == (1, 2) else a - b\n```\n"
+    result, _ = fix_with(root, [only_test_add, RIGHT])
+    # That answer fails `cases.cases::case` as the user's code does: not a fix, and not
+    # excused as failing "only in the sandbox".
+    assert [a.verdict for a in result.attempts][:2] == ["tests_failed", "passed"]
+    assert result.status == "fixed"
+    assert not any("sandbox" in note for note in result.notes)

@@ -54,7 +54,8 @@ def judge_config(spec: LibrarySpec) -> RefineConfig:
 
 
 def passing_ids(run: TestRunResult) -> frozenset[str]:
-    return frozenset(t.nodeid for t in run.tests if t.outcome == "passed")
+    """Node ids that passed; an id several items share (a plugin's cases) only if all did."""
+    return frozenset(t.nodeid for t in run.passed) - {t.nodeid for t in run.failures}
 
 
 def baseline_passing(spec: LibrarySpec, pristine: Path) -> frozenset[str]:
