@@ -53,11 +53,6 @@ def judge_config(spec: LibrarySpec) -> RefineConfig:
     return RefineConfig(per_test_timeout=timeout, run_timeout=max(300.0, 20 * timeout))
 
 
-def passing_ids(run: TestRunResult) -> frozenset[str]:
-    """Node ids that passed; an id several items share (a plugin's cases) only if all did."""
-    return frozenset(t.nodeid for t in run.passed) - {t.nodeid for t in run.failures}
-
-
 def baseline_passing(spec: LibrarySpec, pristine: Path) -> frozenset[str]:
     """The tests that pass on the library as shipped: run once per pytest.ini, then reused."""
     stored = pristine.parent / f"{pristine.name}{BASELINE_SUFFIX}"
@@ -74,7 +69,7 @@ def baseline_passing(spec: LibrarySpec, pristine: Path) -> frozenset[str]:
     if run.collection_errors or not run.passed or failing:
         shown = ", ".join(failing[:5]) or "; ".join(e.message for e in run.collection_errors[:2])
         raise CyclefixError(f"{spec.slug} does not pass its own tests as shipped: {shown}")
-    ids = passing_ids(run)
+    ids = run.passed_ids
     stored.write_text(
         json.dumps({"pytest_ini": settings, "passing": sorted(ids)}), encoding="utf-8"
     )
@@ -87,7 +82,7 @@ def not_passing_again(expected: frozenset[str], run: TestRunResult) -> list[str]
     hash seed, as isodate's are), its test function passing in `run` as many times as in
     `expected` is passing again (every test of `expected` passed: one failing or skipped now
     leaves its function a pass short)."""
-    now = passing_ids(run)
+    now = run.passed_ids
     passes = Counter(_function_of(nodeid) for nodeid in now)
     wanted = Counter(_function_of(nodeid) for nodeid in expected)
     return sorted(

@@ -263,10 +263,7 @@ class _Session:
         raised = self.verifier.fit_timeout_to(initial)
         if raised:
             self.notes.append(raised)
-        # Items may share a node id (a plugin's test cases): the id passed only if all of them did.
-        passed_before = frozenset(t.nodeid for t in initial.passed) - {
-            t.nodeid for t in initial.failures
-        }
+        passed_before = initial.passed_ids
         self.verifier.prepare_candidates()  # warming up while the model reads its first prompt
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)

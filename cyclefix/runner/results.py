@@ -161,6 +161,11 @@ class TestRunResult:
         return tuple(t for t in self.tests if t.outcome == "passed")
 
     @property
+    def passed_ids(self) -> frozenset[str]:
+        """Node ids that passed; an id several items share (a plugin's cases) only if all did."""
+        return frozenset(t.nodeid for t in self.passed) - {t.nodeid for t in self.failures}
+
+    @property
     def hung(self) -> bool:
         """A test ran past its timeout, or the whole run past its cap."""
         return self.timed_out or any(t.outcome == "timeout" for t in self.tests)
