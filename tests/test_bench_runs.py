@@ -252,6 +252,22 @@ def test_interrupted_refinement_resumes_from_the_stored_round_zero(tmp_path: Pat
     assert rounds == {(0, "generated"), (1, "fixed")}
 
 
+def test_a_carried_over_round_zero_is_judged_by_todays_visible_tests(tmp_path: Path) -> None:
+    # Round 0 recorded when the task showed no examples; the suite now shows some.
+    tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
+    settings = BenchSettings(suite="humaneval", rounds=1)
+    cancel = threading.Event()
+    BenchRun(tasks, _CancelOnRefine(HE_BAD_2, cancel), settings, tmp_path).run(cancel=cancel)
+    (line,) = _valid_lines(tmp_path)
+    line["visible_passed"] = None
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(line) + "\n")
+    backend = ScriptedBackend([HE_FIX_2])
+    BenchRun(tasks, backend, settings, tmp_path).run()
+    assert len(backend.calls) == 1
+    rounds = {(r.round, r.status) for r in load_all(tmp_path)}
+    assert rounds == {(0, "generated"), (1, "fixed")}
+
+
 def test_ctrl_c_keeps_finished_lines_and_raises(tmp_path: Path) -> None:
     tasks = load_folder(FIXTURES / "folder")
     run = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(suite="folder", rounds=1),

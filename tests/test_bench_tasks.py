@@ -62,12 +62,45 @@ def test_doctest_examples_are_parsed_with_continuations_and_comparisons() -> Non
     ]
 
 
-def test_prose_examples_accept_arrows_and_lowercase_booleans() -> None:
+def test_prose_examples_accept_arrows_worked_sums_and_lowercase_booleans() -> None:
     examples = docstring_examples(PROSE_PROMPT, "flies")
     assert examples == [
         Example("flies([3, 2, 3], 9)", "True"),
         Example("flies([1, 2], 5)", "False"),
         Example("flies([3], 5)", "True"),
+        Example('flies("a", 1)', "8"),
+    ]
+
+
+INPUT_OUTPUT_PROMPT = '''
+def top(arr, k):
+    import heapq
+    """The k largest.
+
+    Example 1:
+        Input: arr = [3, 1, 2], k = 2
+        Output: [3, 2]  # the two largest
+
+    Example 2:
+        Input:
+            numbers : [5]
+            count : 1
+        Output: [5]
+
+    Input: [1, 2]
+    Output: not a literal
+    For arr = [4], k = 1, the answer should be [4].
+    """
+'''
+
+
+def test_input_output_blocks_become_calls_in_parameter_order() -> None:
+    # Named arguments go by parameter name, or in order when the names are not the
+    # parameters'; a docstring after an import still counts; unparsable output is skipped.
+    assert docstring_examples(INPUT_OUTPUT_PROMPT, "top") == [
+        Example("top([3, 1, 2], 2)", "[3, 2]"),
+        Example("top([5], 1)", "[5]"),
+        Example("top([4], 1)", "[4]"),
     ]
 
 

@@ -1,14 +1,16 @@
 """Visible tests from a docstring's examples, checked against a reference solution.
 
-HumanEval prompts show examples as doctests (`>>> f(1)` then `2`) or as lines like
-`f(1) == 2`, `f(1) ➞ 2`, `f(1) => 2`. Only those examples may give the model feedback; the full
-`check` tests stay hidden. Examples the reference solution contradicts (typos in the dataset,
+HumanEval prompts show examples as doctests (`>>> f(1)` then `2`), as lines like
+`f(1) == 2`, `f(1) ➞ 2`, `f(1) => 2`, `f(1) -> 3 - 1 = 2`, or as `Input: a = 1, b = 2` /
+`Output: 3` blocks. Only those examples may give the model feedback; the full `check` tests
+stay hidden. Examples the reference solution contradicts (typos in the dataset,
 output we cannot parse) are dropped, so a visible test never asks for something wrong.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import re
 import subprocess
@@ -56,6 +58,15 @@ def _literal(text: str, prose: bool = False) -> str | None:
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return repr(value)
+
+
+def _expected_value(text: str) -> str | None:
+    """The literal a prose example expects: `5`, `5  # why`, or a worked `19 - 5 - 6 = 8`."""
+    for candidate in (text, text.split("#", 1)[0], text.rsplit("=", 1)[-1]):
+        expected = _literal(candidate, prose=True)
+        if expected is not None:
+            return expected
+    return None
 
 
 def _doctest_examples(lines: Sequence[str], entry: str) -> list[Example]:
@@ -141,11 +152,95 @@ def _prose_examples(lines: Sequence[str], entry: str) -> list[Example]:
         rest = line[end:].strip()
         for sep in _SEPARATORS:
             if rest.startswith(sep):
-                expected = _literal(rest[len(sep) :], prose=True)
+                expected = _expected_value(rest[len(sep) :])
                 if expected is not None and _calls_entry(call, entry):
                     found.append(Example(call, expected))
                 break
     return found
+
+
+_INPUT = re.compile(r"^input\s*:\s*(.*)$", re.IGNORECASE)
+_OUTPUT = re.compile(r"^output\s*:\s*(.*)$", re.IGNORECASE)
+# `For n = 5, the sum is 5 and the output should be "101".`
+_FOR_SHOULD_BE = re.compile(r"^for\s+(.+?)\s*\bshould be\s+(.+)$", re.IGNORECASE)
+# `grid : [[0, 1]]` on its own line names an argument as `grid = [[0, 1]]` does.
+_NAMED_LINE = re.compile(r"^([A-Za-z_]\w*)\s*:\s*(.+)$")
+
+
+def _call_from_arguments(text: str, entry: str, params: Sequence[str]) -> str | None:
+    """`entry(...)` from `[1, 2], 3` or `arr = [1, 2], k = 3`, arguments in `params` order.
+
+    Names that match no parameter are taken in order when their number matches.
+    """
+    try:
+        call = ast.parse(f"_f({text})", mode="eval").body
+        assert isinstance(call, ast.Call)
+        values = [ast.literal_eval(arg) for arg in call.args]
+        named = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+    if (values and named) or len(named) != len(call.keywords):
+        return None
+    if named:
+        order = [p for p in params if p in named]
+        if len(order) == len(named):
+            values = [named[p] for p in order]
+        elif len(named) == len(params):
+            values = list(named.values())
+        else:
+            return None
+    if not values or len(values) > len(params):
+        return None
+    return f"{entry}({', '.join(repr(v) for v in values)})"
+
+
+def _input_output_examples(
+    lines: Sequence[str], entry: str, params: Sequence[str]
+) -> list[Example]:
+    found: list[Example] = []
+    stripped = [line.strip() for line in lines]
+    for i, line in enumerate(stripped):
+        for_match = _FOR_SHOULD_BE.match(line)
+        if for_match:
+            # The arguments end at one of the commas: the longest prefix that parses.
+            clauses = for_match.group(1).split(", ")
+            prefixes = (", ".join(clauses[:n]) for n in range(len(clauses), 0, -1))
+            call = next(
+                filter(None, (_call_from_arguments(p, entry, params) for p in prefixes)), None
+            )
+            expected = _expected_value(for_match.group(2))
+            if call and expected is not None:
+                found.append(Example(call, expected))
+            continue
+        start = _INPUT.match(line)
+        if start is None:
+            continue
+        arguments = [start.group(1)] if start.group(1) else []
+        for j in range(i + 1, min(i + 12, len(stripped))):
+            end = _OUTPUT.match(stripped[j])
+            if end is None:
+                if _INPUT.match(stripped[j]):
+                    break
+                if stripped[j]:
+                    named = _NAMED_LINE.match(stripped[j])
+                    arguments.append(f"{named[1]}={named[2]}" if named else stripped[j])
+                continue
+            output = end.group(1) or next((s for s in stripped[j + 1 :] if s), "")
+            call = _call_from_arguments(", ".join(arguments), entry, params)
+            expected = _expected_value(output)
+            if call and expected is not None:
+                found.append(Example(call, expected))
+            break
+    return found
+
+
+def _first_string(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The docstring-like string of a body that starts with an import before it."""
+    for statement in node.body:
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+            value = statement.value.value
+            return inspect.cleandoc(value) if isinstance(value, str) else None
+    return None
 
 
 def docstring_examples(prompt: str, entry: str) -> list[Example]:
@@ -155,14 +250,20 @@ def docstring_examples(prompt: str, entry: str) -> list[Example]:
     except SyntaxError:
         return []
     doc = None
+    params: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry:
-            doc = ast.get_docstring(node)
+            doc = ast.get_docstring(node) or _first_string(node)
+            params = [a.arg for a in node.args.posonlyargs + node.args.args]
             break
     if not doc:
         return []
     lines = doc.splitlines()
-    examples = _doctest_examples(lines, entry) + _prose_examples(lines, entry)
+    examples = (
+        _doctest_examples(lines, entry)
+        + _prose_examples(lines, entry)
+        + _input_output_examples(lines, entry, params)
+    )
     unique: list[Example] = []
     for ex in examples:
         if ex not in unique:

@@ -11,6 +11,7 @@ bench.generation_log.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -217,6 +218,14 @@ class BenchRun:
                 lines.append(first)
             else:
                 ws.prepare(first.code if task.kind == "generate" else None)
+                # A carried-over round 0 is judged by the suite's visible tests as they are now.
+                visible_run = (
+                    ws.check_visible(self._test_config()) if ws.has_visible_tests else None
+                )
+                if visible_run is not None and visible_run.cancelled:
+                    return lines
+                visible = visible_run.all_passed if visible_run is not None else None
+                first = dataclasses.replace(first, visible_passed=visible)
             later = self._refine(task, sample, ws, log, first, visible_run, cancel)
             if later is None:
                 return lines
@@ -231,6 +240,9 @@ class BenchRun:
                     except OSError:
                         break
 
+    def _test_config(self) -> RefineConfig:
+        return RefineConfig(per_test_timeout=self.settings.per_test_timeout)
+
     def _round_zero(
         self,
         task: BenchTask,
@@ -240,7 +252,7 @@ class BenchRun:
         cancel: threading.Event,
     ) -> tuple[RoundResult | None, TestRunResult | None]:
         started = time.monotonic()
-        config = RefineConfig(per_test_timeout=self.settings.per_test_timeout)
+        config = self._test_config()
         gen: GenerationResult | None = None
         note = ""
         if task.kind == "generate":
