@@ -174,7 +174,8 @@ def _call_from_arguments(text: str, entry: str, params: Sequence[str]) -> str | 
     """
     try:
         call = ast.parse(f"_f({text})", mode="eval").body
-        assert isinstance(call, ast.Call)
+        if not isinstance(call, ast.Call):  # `1) + (2` closes the call early
+            return None
         values = [ast.literal_eval(arg) for arg in call.args]
         named = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
@@ -194,6 +195,17 @@ def _call_from_arguments(text: str, entry: str, params: Sequence[str]) -> str | 
     return f"{entry}({', '.join(repr(v) for v in values)})"
 
 
+def _for_should_be_example(
+    match: re.Match[str], entry: str, params: Sequence[str]
+) -> Example | None:
+    # The arguments end at one of the commas: the longest prefix that parses.
+    clauses = match.group(1).split(", ")
+    prefixes = (", ".join(clauses[:n]) for n in range(len(clauses), 0, -1))
+    call = next(filter(None, (_call_from_arguments(p, entry, params) for p in prefixes)), None)
+    expected = _expected_value(match.group(2))
+    return Example(call, expected) if call and expected is not None else None
+
+
 def _input_output_examples(
     lines: Sequence[str], entry: str, params: Sequence[str]
 ) -> list[Example]:
@@ -202,15 +214,8 @@ def _input_output_examples(
     for i, line in enumerate(stripped):
         for_match = _FOR_SHOULD_BE.match(line)
         if for_match:
-            # The arguments end at one of the commas: the longest prefix that parses.
-            clauses = for_match.group(1).split(", ")
-            prefixes = (", ".join(clauses[:n]) for n in range(len(clauses), 0, -1))
-            call = next(
-                filter(None, (_call_from_arguments(p, entry, params) for p in prefixes)), None
-            )
-            expected = _expected_value(for_match.group(2))
-            if call and expected is not None:
-                found.append(Example(call, expected))
+            example = _for_should_be_example(for_match, entry, params)
+            found += [example] if example else []
             continue
         start = _INPUT.match(line)
         if start is None:
