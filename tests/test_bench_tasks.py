@@ -49,6 +49,7 @@ def flies(q, w):
     flies([1, 2], 5) => false
     flies([3], 5) == True.
     flies("a", 1) -> 19 - 5 = 8
+    flies("b", 2)   # => 'No' (too heavy)
     """
 '''
 
@@ -69,6 +70,7 @@ def test_prose_examples_accept_arrows_worked_sums_and_lowercase_booleans() -> No
         Example("flies([1, 2], 5)", "False"),
         Example("flies([3], 5)", "True"),
         Example('flies("a", 1)', "8"),
+        Example('flies("b", 2)', "'No'"),
     ]
 
 
@@ -90,6 +92,7 @@ def top(arr, k):
     Input: [1, 2]
     Output: not a literal
     For arr = [4], k = 1, the answer should be [4].
+    For arr = [1, 2], k = 2 the output should be [2, 1]
     """
 '''
 
@@ -101,6 +104,7 @@ def test_input_output_blocks_become_calls_in_parameter_order() -> None:
         Example("top([3, 1, 2], 2)", "[3, 2]"),
         Example("top([5], 1)", "[5]"),
         Example("top([4], 1)", "[4]"),
+        Example("top([1, 2], 2)", "[2, 1]"),
     ]
 
 

@@ -61,8 +61,9 @@ def _literal(text: str, prose: bool = False) -> str | None:
 
 
 def _expected_value(text: str) -> str | None:
-    """The literal a prose example expects: `5`, `5  # why`, or a worked `19 - 5 - 6 = 8`."""
-    for candidate in (text, text.split("#", 1)[0], text.rsplit("=", 1)[-1]):
+    """The literal a prose example expects: `5`, `5  # why`, `5 (why)` or a worked `3 - 1 = 2`."""
+    aside = re.sub(r"\s\(.*\)\s*\.?$", "", text)  # `'No' (the name must...)`
+    for candidate in (text, text.split("#", 1)[0], text.rsplit("=", 1)[-1], aside):
         expected = _literal(candidate, prose=True)
         if expected is not None:
             return expected
@@ -149,7 +150,7 @@ def _prose_examples(lines: Sequence[str], entry: str) -> list[Example]:
         if end is None:
             continue
         call = line[match.start() : end]
-        rest = line[end:].strip()
+        rest = line[end:].strip().lstrip("#").strip()  # `f(1)  # => 2` too
         for sep in _SEPARATORS:
             if rest.startswith(sep):
                 expected = _expected_value(rest[len(sep) :])
@@ -198,9 +199,11 @@ def _call_from_arguments(text: str, entry: str, params: Sequence[str]) -> str | 
 def _for_should_be_example(
     match: re.Match[str], entry: str, params: Sequence[str]
 ) -> Example | None:
-    # The arguments end at one of the commas: the longest prefix that parses.
-    clauses = match.group(1).split(", ")
-    prefixes = (", ".join(clauses[:n]) for n in range(len(clauses), 0, -1))
+    # The arguments end before some space (`n = 5, the sum...`, `n = 5 the output...`): the
+    # longest prefix that parses.
+    text = match.group(1)
+    cuts = [len(text)] + [m.start() for m in reversed(list(re.finditer(r"\s+", text)))]
+    prefixes = (text[:cut].rstrip(",") for cut in cuts)
     call = next(filter(None, (_call_from_arguments(p, entry, params) for p in prefixes)), None)
     expected = _expected_value(match.group(2))
     return Example(call, expected) if call and expected is not None else None
