@@ -18,7 +18,13 @@ from cyclefix.bench.mbpp import load_mbpp, load_mbpp_plus
 from cyclefix.bench.records import RESULTS_FILE, AttemptStats, RoundResult
 from cyclefix.bench.report import compare_table, model_section
 from cyclefix.bench.run_settings import BenchSettings, load_all
-from cyclefix.bench.summary import ModelSummary, load_summary, summarize, summary_to_json
+from cyclefix.bench.summary import (
+    FixOrigin,
+    ModelSummary,
+    load_summary,
+    summarize,
+    summary_to_json,
+)
 from cyclefix.models.backend import (
     ChatMessage,
     GenerationOptions,
@@ -98,6 +104,7 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     assert summary.rounds_to_fix_mean == 1.0
     assert summary.verified_fixes == summary.verified_fixes_passing_hidden == 1
     assert summary.verdicts == {"copy": 6, "passed": 1}
+    assert summary.fix_origins == (FixOrigin("answer", 1, 1),)
 
 
 HE_WORSE_2 = fence("def truncate_number(number: float) -> float:\n    return number % 1.0 + 2\n")
@@ -386,9 +393,14 @@ def summary_of_one_round(*tried: AttemptStats) -> ModelSummary:
     return summary
 
 
-def stats(verdict: str, *, forked: bool = False, partial: bool = False) -> AttemptStats:
+def stats(
+    verdict: str, *, forked: bool = False, partial: bool = False, token_edit: bool = False
+) -> AttemptStats:
     copy = verdict == "copy"
-    return AttemptStats(verdict, copy, 0.2, 10, 5, 1.0, 1.0, 1.0, forked=forked, partial=partial)
+    return AttemptStats(
+        verdict, copy, 0.2, 10, 5, 1.0, 1.0, 1.0,
+        forked=forked, partial=partial, token_edit=token_edit,
+    )  # fmt: skip
 
 
 def test_summary_and_report_count_the_forked_attempts_apart() -> None:
@@ -398,6 +410,31 @@ def test_summary_and_report_count_the_forked_attempts_apart() -> None:
     assert summary.verdicts == {"copy": 1, "tests_failed": 1, "passed": 1}
     assert summary.forked_verdicts == {"tests_failed": 1, "passed": 1}
     assert "(refine.fork): tests_failed 1, passed 1" in model_section(summary)
+
+
+def test_verified_fixes_are_counted_by_who_wrote_the_passing_candidate(tmp_path: Path) -> None:
+    def fixed(task: str, passing: AttemptStats, hidden: bool) -> list[RoundResult]:
+        tried = (stats("tests_failed"), passing)
+        return [
+            RoundResult("s", "m", task, 0, 0, "given", False, False),
+            RoundResult("s", "m", task, 0, 1, "fixed", hidden, True, attempts=tried),
+        ]
+
+    lines = [
+        *fixed("a", stats("passed"), True),
+        *fixed("b", stats("passed", token_edit=True), False),
+        *fixed("c", stats("passed", token_edit=True), True),
+        *fixed("d", stats("passed", token_edit=True), False),
+    ]
+    (summary,) = summarize(lines, 1)
+    assert summary.fix_origins == (FixOrigin("answer", 1, 1), FixOrigin("token_edit", 3, 1))
+    assert (
+        "Verified fixes by who wrote them: the model's answers 1 (1 pass the hidden tests), "
+        "token edits 3 (1 pass the hidden tests)"
+    ) in model_section(summary)
+    (tmp_path / "summary.json").write_text(json.dumps(summary_to_json([summary], {}, {})))
+    _data, (loaded,) = load_summary(tmp_path)
+    assert loaded.fix_origins == summary.fix_origins
 
 
 def test_parts_of_answers_are_not_counted_as_the_models_answers_in_the_copy_rate() -> None:

@@ -27,6 +27,10 @@ RESULTS_FILE = "results.jsonl"
 #   stopped    the loop stopped before this round (budget, error, nothing to localize,
 #              no visible tests to learn from)
 RoundStatus = Literal["generated", "given", "fixed", "refined", "done", "stopped"]
+# Who wrote a candidate (AttemptStats.origin): a model's answer, a token edit
+# (refine.token_edits), or one part of an earlier answer tried alone (refine.partial).
+AttemptOrigin = Literal["answer", "token_edit", "part"]
+ORIGINS: tuple[AttemptOrigin, ...] = ("answer", "token_edit", "part")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,13 @@ class AttemptStats:
     tests_s: float = 0.0
     # tests_s split: startup_s, collect_s, tests_s, total_s (refine.report); None if no run.
     tests_phases: dict[str, float] | None = None
+
+    @property
+    def origin(self) -> AttemptOrigin:
+        """Who wrote the candidate: the model, a token edit, or a part of an earlier answer."""
+        if self.token_edit:
+            return "token_edit"
+        return "part" if self.partial else "answer"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cyclefix.bench.records import AttemptOrigin
 from cyclefix.bench.summary import ModelSummary, RoundSummary, pair_models
 
 REPORT_FILE = "report.md"
 PLOT_FILE = "pass_by_round.png"
+_ORIGIN_LABELS: dict[AttemptOrigin, str] = {
+    "answer": "the model's answers",
+    "token_edit": "token edits",
+    "part": "parts of an answer",
+}
 
 
 def _pct(value: float | None) -> str:
@@ -97,6 +103,12 @@ def model_section(summary: ModelSummary) -> str:
         f"- Rounds to a verified fix: mean {_num(summary.rounds_to_fix_mean, 2)}, "
         f"median {_num(summary.rounds_to_fix_median)}",
     ]
+    if summary.fix_origins:
+        shown = ", ".join(
+            f"{_ORIGIN_LABELS[o.origin]} {o.verified} ({o.passing_hidden} pass the hidden tests)"
+            for o in summary.fix_origins
+        )
+        lines.append(f"- Verified fixes by who wrote them: {shown}")
     if summary.verdicts:
         shown = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items())
         lines.append(f"- Refinement attempts by verdict: {shown}")

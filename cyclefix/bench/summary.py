@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclefix.bench import metrics
-from cyclefix.bench.records import RoundResult, group_runs
+from cyclefix.bench.records import ORIGINS, AttemptOrigin, RoundResult, group_runs
 from cyclefix.errors import CyclefixError
 
 SUMMARY_FILE = "summary.json"
@@ -47,6 +47,16 @@ class RoundSummary:
 
 
 @dataclass(frozen=True)
+class FixOrigin:
+    """The verified fixes whose passing candidate had one origin, and how many of them also
+    pass the hidden tests: a token edit that fits a few examples is not always the task."""
+
+    origin: AttemptOrigin
+    verified: int
+    passing_hidden: int
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     model: str
     suite: str
@@ -66,6 +76,8 @@ class ModelSummary:
     verdicts: dict[str, int] = field(default_factory=dict)
     # The same for the attempts continued from a fork of a copy (refine.fork).
     forked_verdicts: dict[str, int] = field(default_factory=dict)
+    # Verified fixes by the origin of their passing candidate, in ORIGINS' order.
+    fix_origins: tuple[FixOrigin, ...] = ()
 
 
 def k_values(samples: int) -> list[int]:
@@ -169,7 +181,21 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         round0_notes=notes,
         verdicts=_most_first(verdicts),
         forked_verdicts=_most_first(forked),
+        fix_origins=fix_origins(verified),
     )
+
+
+def fix_origins(verified: Sequence[RoundResult]) -> tuple[FixOrigin, ...]:
+    """`verified` (lines whose round verified a fix) by who wrote the passing candidate."""
+    counts = {origin: [0, 0] for origin in ORIGINS}
+    for line in verified:
+        passing = [a for a in line.attempts if a.verdict == "passed"]
+        if not passing:  # a line written without its attempts
+            continue
+        count = counts[passing[-1].origin]
+        count[0] += 1
+        count[1] += line.passed
+    return tuple(FixOrigin(o, n, hidden) for o, (n, hidden) in counts.items() if n)
 
 
 def _most_first(counts: dict[str, int]) -> dict[str, int]:
@@ -204,6 +230,7 @@ def _round_from_dict(data: dict[str, Any]) -> RoundSummary:
 def model_from_dict(data: dict[str, Any]) -> ModelSummary:
     fields = dict(data)
     fields["rounds"] = tuple(_round_from_dict(r) for r in data["rounds"])
+    fields["fix_origins"] = tuple(FixOrigin(**o) for o in data.get("fix_origins", ()))
     return ModelSummary(**fields)
 
 
