@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from cyclefix.errors import CyclefixError
 
@@ -30,7 +30,7 @@ RoundStatus = Literal["generated", "given", "fixed", "refined", "done", "stopped
 # Who wrote a candidate (AttemptStats.origin): a model's answer, a token edit
 # (refine.token_edits), or one part of an earlier answer tried alone (refine.partial).
 AttemptOrigin = Literal["answer", "token_edit", "part"]
-ORIGINS: tuple[AttemptOrigin, ...] = ("answer", "token_edit", "part")
+ORIGINS: tuple[AttemptOrigin, ...] = get_args(AttemptOrigin)
 
 
 @dataclass(frozen=True)
