@@ -93,3 +93,37 @@ def test_a_collection_error_without_a_path_is_placed_at_its_node() -> None:
 def test_the_collected_selection_keeps_its_order_and_time() -> None:
     record = parse_record({"event": "collected", "nodeids": ["b", "a"], "t": 3.0})
     assert record == {"event": "collected", "nodeids": ["b", "a"], "t": 3.0}
+
+
+def test_paths_that_lead_out_of_the_project_are_dropped() -> None:
+    """A record is written by the process that runs the model's code: a forged path must not
+    make cyclefix read or write outside the project (or read a device that never ends)."""
+    outside = ["/etc/passwd", "../victim.py", "pkg/../../victim.py", "calc\0.py", "C:\\x.py"]
+    frames = [{"path": p, "line": 1, "function": "f", "source": ""} for p in outside]
+    record = parse_record(
+        {
+            "event": "test",
+            "nodeid": "test_calc.py::test_add",
+            "outcome": "failed",
+            "path": "/dev/stdin",
+            "project_frames": [*frames, {"path": "pkg/calc.py", "line": 2, "function": "add"}],
+            "caught_frames": frames,
+            "callees": {"add": ["/etc/passwd", "add"], "sub": ["calc.py", "sub"]},
+            "executed": [{"path": p, "qualname": "f", "line": 1, "lines": []} for p in outside],
+        }
+    )
+    assert record is not None and record["event"] == "test"
+    case = case_result(record)
+    assert case.project_frames == (Frame("pkg/calc.py", 2, "add", ""),)
+    assert case.caught_frames == ()
+    assert case.callees == (Callee("sub", "calc.py", "sub"),)
+    assert case.executed == ()
+    assert case.path is None
+
+
+def test_a_collection_error_outside_the_project_names_no_file() -> None:
+    record = parse_record(
+        {"event": "collect_error", "nodeid": "/etc/passwd", "message": "boom", "path": "/etc"}
+    )
+    assert record is not None and record["event"] == "collect_error"
+    assert collection_error(record).path == ""

@@ -6,14 +6,15 @@ import ast
 import difflib
 from pathlib import Path
 
-from cyclefix.refine.source import function_spans, span_text, target_for_span
+from cyclefix.refine.source import function_spans, project_file, span_text, target_for_span
 from cyclefix.refine.types import FileChange, Target
 
 
 def file_change(root: Path, rel: str, original: str, fixed: str) -> FileChange:
     """The change of one file, with the functions it rewrites as they stand in `original`."""
     diff = unified_diff(rel, original, fixed)
-    return FileChange(root / rel, original, fixed, diff, rewritten_functions(rel, original, fixed))
+    path = project_file(root, rel)
+    return FileChange(path, original, fixed, diff, rewritten_functions(rel, original, fixed))
 
 
 def rewritten_functions(rel: str, original: str, fixed: str) -> tuple[Target, ...]:

@@ -53,7 +53,7 @@ from cyclefix.refine.schedule import (
     round_plan,
     round_share,
 )
-from cyclefix.refine.source import SourceError
+from cyclefix.refine.source import SourceError, project_file
 from cyclefix.refine.token_edits import EDIT_SHARE
 from cyclefix.refine.turns import FOCUS_ROUNDS
 from cyclefix.refine.types import (
@@ -396,7 +396,7 @@ class _Session:
         more_pass = len(outcome.run.passed) > len(state.run.passed)
         state.sources.update(outcome.files)
         for rel, text in outcome.files.items():
-            write_atomic(scratch / rel, text)
+            write_atomic(project_file(scratch, rel), text)
         state.run = outcome.run
         if more_pass:
             fruitless.clear()

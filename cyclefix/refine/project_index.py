@@ -8,10 +8,12 @@ from pathlib import Path
 
 from cyclefix.refine.source import (
     FunctionSpan,
+    OutsideProjectError,
     SourceError,
     enclosing_function,
     function_node,
     function_spans,
+    project_file,
     read_source,
     target_for_span,
 )
@@ -58,8 +60,11 @@ class ProjectIndex:
             return self.overrides[rel]
         if rel not in self._sources:
             try:
-                self._sources[rel] = read_source(self.root / rel)
-            except SourceError:
+                path = project_file(self.root, rel)
+                if not path.is_file():  # a folder, a FIFO or device that would never end
+                    return None
+                self._sources[rel] = read_source(path)
+            except (SourceError, OutsideProjectError):
                 return None
         return self._sources[rel]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from cyclefix.errors import CyclefixError
 from cyclefix.refine.indentation import leading_whitespace
 from cyclefix.refine.types import Target
+from cyclefix.runner.project import project_relative
 
 # qualname used for a whole-module target, the fallback when no function can be pinned down.
 MODULE_QUALNAME = "<module>"
@@ -20,6 +21,20 @@ MODULE_QUALNAME = "<module>"
 
 class SourceError(CyclefixError):
     """A user file that cannot be read or parsed."""
+
+
+class OutsideProjectError(CyclefixError):
+    """A path that leads out of the project (or the scratch copy) it was given for."""
+
+
+def project_file(root: Path, rel: str) -> Path:
+    """`root / rel` when `rel` stays inside `root`; OutsideProjectError when not.
+
+    Paths to rewrite come from test runs of model-written code: never trusted to stay inside.
+    """
+    if project_relative(rel) is None:
+        raise OutsideProjectError(f"refusing a path outside {root}: {rel!r}")
+    return root / rel
 
 
 def read_source(path: Path) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from cyclefix.errors import CyclefixError
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.sandbox_only import BaseFailures, without_tests
+from cyclefix.refine.source import project_file
 from cyclefix.refine.types import RefineEvent, TestsFinished, TestsStarted
 from cyclefix.runner import (
     Confinement,
@@ -189,11 +190,11 @@ class Verifier:
         """Write the candidate into the scratch copy, run, and put the base text back."""
         try:
             for rel, text in files.items():
-                write_atomic(scratch / rel, text)
+                write_atomic(project_file(scratch, rel), text)
             return action()
         finally:
             for rel in files:
-                write_atomic(scratch / rel, base[rel])
+                write_atomic(project_file(scratch, rel), base[rel])
 
     def verify(
         self,

@@ -1,10 +1,10 @@
-"""Find the project root a path belongs to, the folder pytest is run in."""
+"""Find the project root a path belongs to, the folder pytest is run in; paths inside it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from cyclefix.errors import CyclefixError
 
@@ -64,3 +64,17 @@ def _marked_root(folder: Path) -> Path:
         elif outermost_conftest is not None:
             break  # the chain of conftest folders ended
     return outermost_conftest or folder
+
+
+def project_relative(value: object) -> str | None:
+    """`value` when it names a path inside a project folder: relative, no `..`, no NUL; else None.
+
+    A test run executes model-written code, so the paths it reports may be forged to make
+    cyclefix read or write elsewhere (an absolute path, `../`, `/dev/stdin`).
+    """
+    if not isinstance(value, str) or not value or "\0" in value:
+        return None
+    windows = PureWindowsPath(value)
+    if PurePosixPath(value).is_absolute() or windows.drive or windows.root:
+        return None
+    return None if ".." in windows.parts else value

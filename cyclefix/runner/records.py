@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclefix.runner import protocol
+from cyclefix.runner.project import project_relative
 from cyclefix.runner.protocol import (
     CaseRecord,
     CollectedRecord,
@@ -66,7 +67,7 @@ def parse_record(raw: Mapping[str, Any]) -> Record | None:
             event="collect_error",
             nodeid=nodeid,
             message=str(raw.get("message", "")),
-            path=str(raw.get("path") or nodeid),
+            path=project_relative(raw.get("path")) or project_relative(nodeid.split("::")[0]) or "",
             line=_int_or_none(raw.get("line")),
             exc_type=_str_or_none(raw.get("exc_type")),
             project_frames=_frame_records(raw.get("project_frames")),
@@ -108,7 +109,7 @@ def _case_record(raw: Mapping[str, Any]) -> CaseRecord | None:
         callees=_callee_records(raw.get("callees")),
         executed=_executed_records(raw.get("executed")),
         trace_incomplete=raw.get("trace_incomplete") is True,
-        path=text("path"),
+        path=project_relative(raw.get("path")),
         exc_type=text("exc_type"),
         exc_message=text("exc_message"),
         assert_source=text("assert_source"),
@@ -127,18 +128,18 @@ def _texts(raw: Mapping[str, Any]) -> Callable[[str], str | None]:
 
 
 def _frame_records(items: object) -> list[FrameRecord]:
-    """Project frames; malformed entries are dropped."""
+    """Project frames; malformed entries and paths outside the project are dropped."""
     if not isinstance(items, list):
         return []
     return [
         FrameRecord(
-            path=item["path"],
+            path=path,
             line=_int_or_none(item.get("line")) or 0,
             function=str(item.get("function", "")),
             source=str(item.get("source", "")),
         )
         for item in items
-        if isinstance(item, dict) and isinstance(item.get("path"), str)
+        if isinstance(item, dict) and (path := project_relative(item.get("path"))) is not None
     ]
 
 
@@ -152,7 +153,8 @@ def _callee_records(value: object) -> dict[str, list[str]]:
         if isinstance(name, str)
         and isinstance(where, list)
         and len(where) == 2
-        and all(isinstance(part, str) for part in where)
+        and project_relative(where[0]) is not None
+        and isinstance(where[1], str)
     }
 
 
@@ -167,7 +169,8 @@ def _executed_records(items: object) -> list[ExecutedRecord]:
         path, qualname, first = item.get("path"), item.get("qualname"), item.get("line")
         lines = item.get("lines")
         line = _int_or_none(first)
-        if not (isinstance(path, str) and isinstance(qualname, str) and line is not None):
+        path = project_relative(path)
+        if not (path is not None and isinstance(qualname, str) and line is not None):
             continue
         numbers = (
             [n for n in lines if _int_or_none(n) is not None] if isinstance(lines, list) else []
@@ -230,7 +233,7 @@ def case_result(record: CaseRecord) -> TestCaseResult:
 def collection_error(record: CollectErrorRecord) -> CollectionError:
     """The CollectionError of a parsed collect_error record."""
     return CollectionError(
-        path=record.get("path") or record["nodeid"],
+        path=record.get("path") or "",
         message=record["message"],
         line=record.get("line"),
         nodeid=record["nodeid"],
