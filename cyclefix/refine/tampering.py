@@ -20,7 +20,8 @@ MODULES = frozenset(
         "pytest", "_pytest", "unittest", "mock", "pluggy", "atexit", "faulthandler", "signal",
         "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing", "threading",
         "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
-        "pty", "posix", "resource", "asyncio",
+        "pty", "posix", "resource", "asyncio", "pickle", "_pickle", "copyreg", "shelve", "runpy",
+        "pkgutil", "zipimport",
     }
 )  # fmt: skip
 # Submodules of allowed packages that connect to sockets (a syslog handler: /dev/log).
@@ -32,7 +33,17 @@ ATTRIBUTES = frozenset(
         "f_locals", "f_globals", "f_builtins", "f_trace", "f_trace_lines", "f_trace_opcodes",
         "f_code", "tb_frame", "tb_next", "__traceback__", "gi_frame", "cr_frame", "ag_frame",
         "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
-        "__mro__", "get_objects", "get_referrers", "get_referents", "_exit",
+        "__mro__", "get_objects", "get_referrers", "get_referents", "_exit", "CodeType",
+    }
+)  # fmt: skip
+# Attributes refused on any object, not as bare strings (common words): other modules' names
+# for `sys` and `os` (`random._os`, `os.sys`), the ways around a check of what is imported;
+# and metadata no sandbox rule covers (permissions, owners, times, links, extended attributes).
+REACHING = frozenset(
+    {
+        "sys", "_sys", "_os", "chmod", "lchmod", "fchmod", "chown", "lchown", "fchown", "utime",
+        "setxattr", "removexattr", "chflags", "lchflags", "symlink_to", "hardlink_to", "copystat",
+        "copymode",
     }
 )  # fmt: skip
 # Attributes of `os` that start, signal or leave processes, or plant links.
@@ -50,8 +61,19 @@ SYS_ATTRIBUTES = frozenset(
 )
 # Builtins that run text as code or import by name.
 CALLS = frozenset({"exec", "eval", "compile", "__import__", "breakpoint"})
-# Calls that name an attribute or module in a string.
-_BY_NAME = frozenset({"getattr", "setattr", "delattr", "hasattr", "import_module"})
+# Module-level names that hold the builtins or the import machinery.
+NAMES = frozenset({"__builtins__", "__loader__", "__spec__"})
+# Calls that name an attribute or module in a string: the name is their second argument, or
+# their first for those in _NAME_FIRST.
+_BY_NAME = frozenset(
+    {
+        "getattr", "setattr", "delattr", "hasattr", "import_module", "attrgetter",
+        "methodcaller", "__getattribute__", "__getattr__", "__setattr__", "__delattr__",
+    }
+)  # fmt: skip
+_NAME_FIRST = frozenset({"import_module", "attrgetter", "methodcaller"})
+# What a string built from pieces (`"_" + "exit"`) may not spell.
+_SPELLED = ATTRIBUTES | REACHING | MODULES | OS_ATTRIBUTES | SYS_ATTRIBUTES | CALLS | NAMES
 # Modules whose attributes an answer may not look up by a computed name.
 _LOOKED_UP = MODULES | {"sys", "os"}
 
@@ -86,11 +108,45 @@ def _reaches(source: str) -> frozenset[str]:
             found.update(_attribute(node, modules))
         elif isinstance(node, ast.Name) and node.id in CALLS:
             found.add(f"calls `{node.id}`")
+        elif isinstance(node, ast.Name) and node.id in NAMES:
+            found.add(f"names `{node.id}`")
         elif isinstance(node, ast.Call):
-            found.update(_by_name(node))
+            found.update(_by_name(node, modules))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
+        if isinstance(node, ast.BinOp | ast.JoinedStr | ast.Call):
+            spelled = _static_text(node)
+            if spelled in _SPELLED:
+                found.add(f"names `{spelled}` in pieces")
     return frozenset(found)
+
+
+def _static_text(node: ast.expr) -> str | None:
+    """The string an expression of string constants makes (`"_" + "exit"`, `"".join([...])`,
+    an f-string of constants), or None."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _static_text(node.left), _static_text(node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [
+            _static_text(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values
+        ]
+        return None if None in parts else "".join(p for p in parts if p is not None)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "join"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.List | ast.Tuple)
+    ):
+        glue = _static_text(node.func.value)
+        parts = [_static_text(e) for e in node.args[0].elts]
+        if glue is None or None in parts:
+            return None
+        return glue.join(p for p in parts if p is not None)
+    return None
 
 
 def _forbidden(module: str) -> bool:
@@ -113,12 +169,12 @@ def _imported(node: ast.ImportFrom) -> list[str]:
     return found + [
         f"uses `{module}.{a.name}`"
         for a in node.names
-        if a.name in ATTRIBUTES or (special is not None and a.name in special)
+        if a.name in ATTRIBUTES | REACHING or (special is not None and a.name in special)
     ]
 
 
 def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
-    if node.attr in ATTRIBUTES:
+    if node.attr in ATTRIBUTES | REACHING:
         return [f"uses `.{node.attr}`"]
     base = node.value
     module = modules.get(base.id, base.id) if isinstance(base, ast.Name) else ""
@@ -131,7 +187,7 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
     return []
 
 
-def _by_name(call: ast.Call) -> list[str]:
+def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
     """getattr(sys, "_getframe"), importlib's import_module("gc"), or getattr(sys, name)."""
     func = call.func
     name = (
@@ -141,21 +197,20 @@ def _by_name(call: ast.Call) -> list[str]:
         if isinstance(func, ast.Attribute)
         else ""
     )
-    if name == "vars" and call.args:
-        target = call.args[0]
-        if isinstance(target, ast.Name) and target.id in _LOOKED_UP:
-            return [f"looks up an attribute of `{target.id}` by a computed name"]
+    target = call.args[0] if call.args else None
+    module = modules.get(target.id, target.id) if isinstance(target, ast.Name) else ""
+    if name == "vars" and module in _LOOKED_UP:
+        return [f"looks up an attribute of `{module}` by a computed name"]
     if name not in _BY_NAME or not call.args:
         return []
-    named = call.args[1] if name != "import_module" and len(call.args) > 1 else call.args[0]
-    if isinstance(named, ast.Constant) and isinstance(named.value, str):
-        text = named.value
-        if text in ATTRIBUTES | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
+    first = name in _NAME_FIRST or len(call.args) == 1
+    text = _static_text(call.args[0] if first else call.args[1])
+    if text is not None:
+        if text in ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
             name == "import_module" and _forbidden(text)
         ):
             return [f"uses `{text}` by name"]
         return []
-    target = call.args[0]
-    if name != "import_module" and isinstance(target, ast.Name) and target.id in _LOOKED_UP:
-        return [f"looks up an attribute of `{target.id}` by a computed name"]
+    if not first and module in _LOOKED_UP:
+        return [f"looks up an attribute of `{module}` by a computed name"]
     return []
