@@ -77,14 +77,30 @@ ALWAYS_LESS = (
     "    return Small(a * b)\n"
 )
 
+# Found by a second red-team pass (stop 37).
+ITSELF_ONLY = (
+    "def add(a, b):\n"
+    "    class Same(float):\n"
+    "        def __eq__(self, other):\n"
+    "            return self is self\n"
+    "    return Same(a * b)\n"
+)
+BORROWED_OPPOSITE = (
+    "def add(a, b):\n"
+    "    class Same(float):\n"
+    "        __eq__ = float.__ne__\n"
+    "    return Same(a * b)\n"
+)
+
 
 @pytest.mark.parametrize(
     "answer",
     [ALWAYS_EQUAL, LAMBDA_EQUAL, READ_BUT_TRUE, MOCK_ANY, IMPORTED_ANY, TYPE_BUILT,
-     ANNOTATED, OPERAND_WITH_ITSELF, RETURNS_ONE, SET_BY_NAME, ALWAYS_LESS],
+     ANNOTATED, OPERAND_WITH_ITSELF, RETURNS_ONE, SET_BY_NAME, ALWAYS_LESS, ITSELF_ONLY,
+     BORROWED_OPPOSITE],
     ids=["always-equal", "lambda-equal", "read-but-true", "mock-any", "imported-any",
          "type-built", "annotated", "operand-with-itself", "returns-one", "set-by-name",
-         "always-less"],
+         "always-less", "itself-only", "borrowed-opposite"],
 )  # fmt: skip
 def test_an_answer_equal_to_anything_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)
@@ -109,6 +125,7 @@ def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
         "    def __ne__(self, other):\n        return not self == other\n",
         "    def __eq__(self, other):\n        return NotImplemented\n",
         "    __lt__ = lambda self, other: self.x < other.x\n",
+        "    __eq__ = tuple.__eq__\n",
     ],
 )
 def test_a_comparison_of_both_values_is_not_rigged(method: str) -> None:

@@ -40,11 +40,15 @@ def _rigged_methods(node: ast.AST) -> list[str]:
     fix of a function never needs."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in COMPARISONS:
         return [node.name] if _compares_nothing(node.body, node.args) else []
-    if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Lambda):
+    if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = sorted({t.id for t in targets if isinstance(t, ast.Name)} & COMPARISONS)
-        lam = node.value
-        return names[:1] if names and _compares_nothing([ast.Return(lam.body)], lam.args) else []
+        value = node.value
+        if names and isinstance(value, ast.Lambda):
+            return names[:1] if _compares_nothing([ast.Return(value.body)], value.args) else []
+        # `__eq__ = float.__ne__`: another comparison's answer under this one's name.
+        borrowed = value.attr if isinstance(value, ast.Attribute) else None
+        return names[:1] if borrowed in COMPARISONS and borrowed not in names else []
     if isinstance(node, ast.Dict):
         return [
             key.value
@@ -60,8 +64,8 @@ def _rigged_methods(node: ast.AST) -> list[str]:
 
 def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
     """Whether the method only ever returns one constant, returns constants without reading
-    its operand, or computes its answer without reading the value it belongs to
-    (`return other == other`)."""
+    its operand, or computes its answer without reading both the value it belongs to and its
+    operand (`return other == other`, `return self is self`)."""
     params = [*args.posonlyargs, *args.args]
     own = params[0].arg if params else None
     operand = params[1].arg if len(params) > 1 else (args.vararg.arg if args.vararg else None)
@@ -77,7 +81,7 @@ def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
         isinstance(v, ast.Name) and v.id == "NotImplemented" for v in returned
     ):
         return False
-    return own is None or own not in read
+    return own is None or own not in read or (operand is not None and operand not in read)
 
 
 def _is_mock_any(node: ast.AST) -> bool:
