@@ -159,10 +159,12 @@ def test_scored_choices_give_every_sampled_token_a_chance(backend: LlamaCppBacke
     hot = GenerationOptions(
         temperature=0.9, top_p=0.9, max_tokens=48, stop=("\n```",), answer_prefix=prefix
     )
+    # A task with more than one way to write it: `add` alone can leave no token in doubt.
+    task = [ADD[0], ChatMessage("user", "Write a Python function that says if n is prime.")]
     uncertain = 0
     for seed in range(4):
-        sampled = backend.generate(ADD, dataclasses.replace(hot, seed=seed))
-        scored = backend.forks_along(ADD, prefix, sampled.text[len(prefix) :])
+        sampled = backend.generate(task, dataclasses.replace(hot, seed=seed))
+        scored = backend.forks_along(task, prefix, sampled.text[len(prefix) :])
         assert scored
         for fork in scored:
             assert len(fork.choices) == SAMPLER_TOP_K - 1
