@@ -88,6 +88,7 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["import os", "os.path.join(str(a), 'sys')"],
         ["name = 'a' + 'b'", "getattr(a, name, None)"],
         ["' '.join(['system', 'kill'])"],
+        ["print(f'code')", "'co' 'de'"],
     ],
 )
 def test_ordinary_code_is_not_tampering(lines: list[str]) -> None:

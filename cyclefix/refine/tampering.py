@@ -114,7 +114,9 @@ def _reaches(source: str) -> frozenset[str]:
             found.update(_by_name(node, modules))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
-        if isinstance(node, ast.BinOp | ast.JoinedStr | ast.Call):
+        if isinstance(node, ast.BinOp | ast.Call) or (
+            isinstance(node, ast.JoinedStr) and len(node.values) > 1
+        ):
             spelled = _static_text(node)
             if spelled in _SPELLED:
                 found.add(f"names `{spelled}` in pieces")
