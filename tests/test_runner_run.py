@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import shutil
 import sys
@@ -874,6 +876,16 @@ def test_signed_records_are_accepted_only_in_order_and_only_with_the_key() -> No
         protocol.RecordVerifier(key).record(tampered)
     with pytest.raises(protocol.ForgedRecord, match="not signed"):
         protocol.RecordVerifier(key).record(b'{"event": "session_finish", "exitstatus": 0}')
+
+
+def test_a_signed_record_nested_past_the_parser_is_refused_not_a_crash() -> None:
+    # The test process holds the key: code under test can sign any line it likes.
+    key = protocol.new_key()
+    mac = hmac.new(key, (0).to_bytes(8, "big"), hashlib.sha256)
+    payload = b"[" * 100_000 + b"]" * 100_000
+    mac.update(payload)
+    with pytest.raises(protocol.ForgedRecord, match="not JSON"):
+        protocol.RecordVerifier(key).record(mac.hexdigest().encode("ascii") + b" " + payload)
 
 
 def test_the_plugin_is_inert_and_keyless_without_the_runner_s_pipes() -> None:

@@ -247,7 +247,7 @@ class RecordVerifier:
             raise ForgedRecord(f"line {self._sequence} has a wrong signature")
         try:
             record = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the parser's depth
             raise ForgedRecord(f"line {self._sequence} is not JSON") from exc
         if not isinstance(record, dict) or not isinstance(record.get("event"), str):
             raise ForgedRecord(f"line {self._sequence} is not a record")
