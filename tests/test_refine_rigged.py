@@ -93,6 +93,32 @@ BORROWED_OPPOSITE = (
 )
 
 
+# Found by a third red-team pass (stop 37): each a wrong `add` read as fixed, or would be.
+def _number_with(body: str, imports: str = "") -> str:
+    return f"{imports}def add(a, b):\n    class Same(float):\n{body}    return Same(a * b)\n"
+
+
+IDENTITY = _number_with("        def __eq__(self, other):\n            return self is not other\n")
+OR_TRUE = _number_with(
+    "        def __eq__(self, other):\n            return self > other or True\n"
+)
+SUB_ZERO = _number_with("        def __sub__(self, other):\n            return 0.0\n")
+PARTIAL = _number_with(
+    "        __eq__ = functools.partialmethod(lambda s, o, k: k, k=True)\n", "import functools\n"
+)
+OPERATOR = _number_with("        __eq__ = operator.is_not\n", "import operator\n")
+KEYWORD = "def add(a, b):\n    return type('N', (int,), dict(__eq__=lambda s, o: True))(a)\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [IDENTITY, OR_TRUE, SUB_ZERO, PARTIAL, OPERATOR, KEYWORD],
+    ids=["identity", "or-true", "sub-zero", "partialmethod", "operator", "keyword"],
+)
+def test_a_comparison_that_holds_whatever_the_values_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, answer)
+
+
 @pytest.mark.parametrize(
     "answer",
     [ALWAYS_EQUAL, LAMBDA_EQUAL, READ_BUT_TRUE, MOCK_ANY, IMPORTED_ANY, TYPE_BUILT,

@@ -10,8 +10,11 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-# Comparison methods an always-equal (or always-ordered) value overrides.
-COMPARISONS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"})
+# Comparison methods an always-equal (or always-ordered) value overrides, and the arithmetic
+# a float check goes through (`abs(f(x) - expected) < 1e-9`).
+COMPARISONS = frozenset(
+    {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__sub__", "__rsub__", "__abs__"}
+)
 
 
 def rigged_comparisons(before: str, after: str) -> list[str]:
@@ -46,15 +49,18 @@ def _rigged_methods(node: ast.AST) -> list[str]:
         value = node.value
         if names and isinstance(value, ast.Lambda):
             return names[:1] if _compares_nothing([ast.Return(value.body)], value.args) else []
-        # `__eq__ = float.__ne__`: another comparison's answer under this one's name.
+        # Only the same method of another class (`__eq__ = tuple.__eq__`) compares as it says;
+        # `float.__ne__`, `operator.is_not` or a partialmethod answer something else.
         borrowed = value.attr if isinstance(value, ast.Attribute) else None
-        return names[:1] if borrowed in COMPARISONS and borrowed not in names else []
+        return names[:1] if names and borrowed not in names else []
     if isinstance(node, ast.Dict):
         return [
             key.value
             for key in node.keys
             if isinstance(key, ast.Constant) and key.value in COMPARISONS
         ]
+    if isinstance(node, ast.Call) and any(k.arg in COMPARISONS for k in node.keywords):
+        return [k.arg for k in node.keywords if k.arg is not None and k.arg in COMPARISONS]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1:
         named = node.args[1]
         if node.func.id == "setattr" and isinstance(named, ast.Constant):
@@ -76,12 +82,31 @@ def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
     constants = [v.value for v in returned if isinstance(v, ast.Constant)]
     if len(constants) == len(returned):
         return len(set(constants)) == 1 or operand is None or operand not in read
+    if any(v is not None and _whatever_compared(v) for v in returned):
+        return True
     # super() compares the value it belongs to; NotImplemented leaves it to identity.
     if "super" in read or all(
         isinstance(v, ast.Name) and v.id == "NotImplemented" for v in returned
     ):
         return False
     return own is None or own not in read or (operand is not None and operand not in read)
+
+
+def _whatever_compared(value: ast.expr) -> bool:
+    """An answer that holds whatever the values are: identity (`self is not other`: equal to
+    all but itself; `(self, other) is not None`) or `... or True`."""
+    for node in ast.walk(value):
+        if isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.Is | ast.IsNot) for op in node.ops
+        ):
+            return True
+        if (
+            isinstance(node, ast.BoolOp)
+            and isinstance(node.op, ast.Or)
+            and any(isinstance(v, ast.Constant) and v.value for v in node.values)
+        ):
+            return True
+    return False
 
 
 def _is_mock_any(node: ast.AST) -> bool:

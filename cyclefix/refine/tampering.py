@@ -72,6 +72,13 @@ _BY_NAME = frozenset(
     }
 )  # fmt: skip
 _NAME_FIRST = frozenset({"import_module", "attrgetter", "methodcaller"})
+# Builtins that compute a string from constants without reading any data.
+_PURE = frozenset(
+    {"chr", "ord", "str", "bytes", "bytearray", "map", "reversed", "list", "tuple", "sorted",
+     "int", "len", "range", "sum", "format"}
+)  # fmt: skip
+# Calls whose result maps names to a module's or a function's variables.
+_NAMESPACES = frozenset({"globals", "locals", "vars"})
 # What a string built from pieces (`"_" + "exit"`) may not spell.
 _SPELLED = ATTRIBUTES | REACHING | MODULES | OS_ATTRIBUTES | SYS_ATTRIBUTES | CALLS | NAMES
 # Modules whose attributes an answer may not look up by a computed name.
@@ -91,13 +98,7 @@ def _reaches(source: str) -> frozenset[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return frozenset()
-    # Names the file binds to modules (`import os as o`: o -> os).
-    modules = {
-        alias.asname or alias.name.split(".")[0]: alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
+    modules = _module_names(tree)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -114,6 +115,12 @@ def _reaches(source: str) -> frozenset[str]:
             found.update(_by_name(node, modules))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
+        elif (
+            isinstance(node, ast.Subscript)
+            and _namespace(node.value)
+            and not isinstance(node.slice, ast.Constant)
+        ):
+            found.add("looks up a variable by a computed name")
         if isinstance(node, ast.BinOp | ast.Call) or (
             isinstance(node, ast.JoinedStr) and len(node.values) > 1
         ):
@@ -121,6 +128,48 @@ def _reaches(source: str) -> frozenset[str]:
             if spelled in _SPELLED:
                 found.add(f"names `{spelled}` in pieces")
     return frozenset(found)
+
+
+def _namespace(node: ast.expr) -> bool:
+    """`globals()`, `locals()`, `vars(...)` or `x.__dict__`: variables looked up by name."""
+    if isinstance(node, ast.Attribute):
+        return node.attr == "__dict__"
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _NAMESPACES
+    )
+
+
+def _module_names(tree: ast.Module) -> dict[str, str]:
+    """Names the file binds to modules: `import os as o` (o -> os), then `x = o` (x -> os)."""
+    modules = {
+        alias.asname or alias.name.split(".")[0]: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    aliases = [
+        (target.id, node.value.id)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    ]
+    for _ in range(3):  # chains of aliases: y = x = os
+        modules.update((name, modules[value]) for name, value in aliases if value in modules)
+    return modules
+
+
+def _from_constants(node: ast.expr, modules: dict[str, str]) -> bool:
+    """Whether `node` computes a value from constants alone (`"tixe_"[::-1]`, `chr(95) + ...`):
+    a name nobody needs to compute, written so that it cannot be read."""
+    if isinstance(node, ast.Constant):
+        return False
+    names = [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
+    return all(n in _PURE or n in modules for n in names) and any(
+        isinstance(n, ast.Constant) for n in ast.walk(node)
+    )
 
 
 def _static_text(node: ast.expr) -> str | None:
@@ -206,12 +255,15 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
     if name not in _BY_NAME or not call.args:
         return []
     first = name in _NAME_FIRST or len(call.args) == 1
-    text = _static_text(call.args[0] if first else call.args[1])
+    named = call.args[0] if first else call.args[1]
+    text = _static_text(named)
+    if text in ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
+        text is not None and name == "import_module" and _forbidden(text)
+    ):
+        return [f"uses `{text}` by name"]
+    if _from_constants(named, modules):
+        return [f"computes a name for `{name}` from constants"]
     if text is not None:
-        if text in ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
-            name == "import_module" and _forbidden(text)
-        ):
-            return [f"uses `{text}` by name"]
         return []
     if not first and module in _LOOKED_UP:
         return [f"looks up an attribute of `{module}` by a computed name"]
