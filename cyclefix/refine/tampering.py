@@ -4,7 +4,9 @@ A fix changes what its functions compute. Code that walks the garbage collector 
 stack, traces frames, imports pytest or unittest, runs strings as code or starts processes can
 find the test run's own objects in its process and change the verdict (the sandbox confines
 what it writes, not what it does inside the test process). Such an answer is turned away before
-any test runs. Only what the answer adds counts: what the file already used is the project's.
+any test runs, as is one that changes files' permissions or times (no sandbox rule covers
+them) or hides a name it uses (`"tixe_"[::-1]`). Only what the answer adds counts: what the
+file already used is the project's.
 """
 
 from __future__ import annotations
