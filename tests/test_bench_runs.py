@@ -86,15 +86,16 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     by_key = {(r.task_id, r.round): r for r in lines}
     assert by_key["HumanEval/2", 1].status == "fixed"
     assert by_key["HumanEval/2", 2].status == "done" and by_key["HumanEval/2", 2].passed
-    # A copy is sampled again twice in its round (hotter, then from the signature alone).
-    assert [a.verdict for a in by_key["HumanEval/4", 1].attempts] == ["copy", "copy", "copy"]
+    # A copy is sampled again twice in its round (hotter, then from the signature alone), and
+    # the round's two extra answers follow (a model that only copies copies there too).
+    assert [a.verdict for a in by_key["HumanEval/4", 1].attempts] == ["copy"] * 5
     # Round 0 only ever saw the prompt; the refinement saw the docstring examples, never `check`.
     refine_prompt = backend.calls[2][-1].content
     assert "truncate_number(3.5)" in refine_prompt and "def check" not in refine_prompt
     summary = summary_of(tmp_path, 2)
     assert pass1(summary) == pytest.approx([1 / 3, 2 / 3, 2 / 3])
     assert summary.rounds[1].fix_rate == pytest.approx(0.5)
-    assert summary.rounds[1].copy_rate == pytest.approx(3 / 4)
+    assert summary.rounds[1].copy_rate == pytest.approx(5 / 6)
     assert summary.rounds[2].copy_rate == pytest.approx(1.0)
     # Per refining run: round 1 refined 2 runs, one (HumanEval/4) ended on its third copy.
     assert (summary.rounds[1].refined, summary.rounds[1].ended_on_copy) == (2, 1)
@@ -103,7 +104,7 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
     assert summary.rounds[0].ended_on_copy_rate is None
     assert summary.rounds_to_fix_mean == 1.0
     assert summary.verified_fixes == summary.verified_fixes_passing_hidden == 1
-    assert summary.verdicts == {"copy": 6, "passed": 1}
+    assert summary.verdicts == {"copy": 10, "passed": 1}
     assert summary.fix_origins == (FixOrigin("answer", 1, 1),)
 
 
@@ -115,7 +116,9 @@ def test_extend_goes_on_past_the_rounds_and_the_last_rounds_line_holds_the_extra
     tmp_path: Path, extend: bool
 ) -> None:
     tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
-    backend = ScriptedBackend([HE_BAD_2, HE_WORSE_2, HE_FIX_2])
+    # Round 1's answer and its two extra answers fail; the fix comes only past the round.
+    worse = [HE_WORSE_2.replace("+ 2", f"+ {n}") for n in (2, 3, 4)]
+    backend = ScriptedBackend([HE_BAD_2, *worse, HE_FIX_2])
     settings = BenchSettings(
         suite="humaneval", rounds=1, budget_seconds=60, extend_to_budget=extend
     )
@@ -124,11 +127,11 @@ def test_extend_goes_on_past_the_rounds_and_the_last_rounds_line_holds_the_extra
     verdicts = [a.verdict for a in lines[1].attempts]
     if extend:
         assert lines[1].status == "fixed" and lines[1].passed
-        assert verdicts == ["tests_failed", "passed"]
+        assert verdicts == ["tests_failed"] * 3 + ["passed"]
         assert "extend_to_budget" in json.loads((tmp_path / "run.json").read_text())
     else:
         assert lines[1].status == "refined" and not lines[1].passed
-        assert verdicts == ["tests_failed"]
+        assert verdicts == ["tests_failed"] * 3
         assert "extend_to_budget" not in json.loads((tmp_path / "run.json").read_text())
 
 

@@ -55,6 +55,7 @@ def test_fix_json_apply_writes_verified_fix(leap: Path, tmp_path: Path) -> None:
     assert data["schema"] == "cyclefix.fix/1" and data["status"] == "fixed" and data["applied"]
     assert data["tests"]["initial"]["failed"] == 5 and data["tests"]["final"]["failed"] == 0
     assert data["rounds"][0]["attempts"][0]["verdict"] == "passed"
+    assert data["fixed_by"] == {"round": 1, "attempt": 0}
     assert "year % 400 == 0" in (leap / "calendar_utils.py").read_text()
 
 

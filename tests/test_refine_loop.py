@@ -6,20 +6,11 @@ import dataclasses
 import shutil
 import textwrap
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from scripted_support import ForkingScriptedBackend
 
-from cyclefix.models.backend import (
-    ChatMessage,
-    Fork,
-    ForksCheck,
-    GenerationOptions,
-    GenerationResult,
-    TextCallback,
-    TextCheck,
-)
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, check, fix
 from cyclefix.refine import types as refine_types
@@ -27,7 +18,10 @@ from cyclefix.refine.prompt import answer_prefix
 from cyclefix.refine.types import AttemptFinished, RefineEvent
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-CONFIG = RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
+# Rounds laid out without extra answers (tests of those: test_refine_planner.py).
+CONFIG = RefineConfig(
+    rounds=3, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0, extra_answers=0
+)
 
 
 def fence(code: str) -> str:
@@ -220,7 +214,9 @@ def test_one_target_per_round_and_the_next_suspect_after_two_fruitless_rounds(le
     wrong = [fence(f"def is_leap_year(year):\n    return year % {n} == 0\n") for n in (5, 7)]
     backend = ScriptedBackend([*wrong, fence("def days_in_month(year, month):\n    return 30\n")])
     result = fix(
-        leap, backend, config=RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False)
+        leap,
+        backend,
+        config=RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, extra_answers=0),
     )
     assert [r.targets for r in result.rounds][:2] == [("is_leap_year",), ("is_leap_year",)]
     assert len(result.rounds) == 3 and result.rounds[2].targets != ("is_leap_year",)
@@ -234,73 +230,6 @@ def test_copies_are_resampled_hotter_then_from_scratch(leap: Path) -> None:
     assert [a.temperature for a in result.rounds[0].attempts][1:] == [0.9, 0.9]
     last_prompt = backend.calls[2][-1].content
     assert "## Function to write" in last_prompt and "year % 400 != 0" not in last_prompt
-
-
-class ForkingScriptedBackend(ScriptedBackend):
-    """Scripted replies; an answer asked for forks reports them, as llama.cpp does where the
-    model nearly chose another token: at the last `marker` of each `(marker, alternative,
-    margin)` in `forks` that the answer holds."""
-
-    def __init__(
-        self,
-        replies: list[str],
-        forks: list[tuple[str, str, float]],
-        scores: list[tuple[str, str, float]] | None = None,
-        unscored: int = 0,
-    ) -> None:
-        super().__init__(replies)
-        self.fork_spec = forks
-        # Forks along a given answer (forks_along), as llama.cpp scores them; None: no logits.
-        self.score_spec = scores
-        # The first `unscored` scorings find no fork: those rounds sample.
-        self.unscored = unscored
-        self.scored: list[str] = []
-        self.stopped_early: list[bool] = []
-
-    def forks_along(
-        self,
-        messages: Sequence[ChatMessage],
-        answer_prefix: str,
-        continuation: str,
-        *,
-        cancel: threading.Event | None = None,
-        enough: ForksCheck | None = None,
-    ) -> tuple[Fork, ...] | None:
-        if self.score_spec is None:
-            return None
-        text = answer_prefix + continuation
-        self.scored.append(text)
-        if len(self.scored) <= self.unscored:
-            return ()
-        all_forks = sorted(
-            (Fork(text.rindex(m), a, margin) for m, a, margin in self.score_spec if m in text),
-            key=lambda fork: fork.offset,
-        )
-        forks: list[Fork] = []
-        for fork in all_forks:  # one token at a time, as if every chunk were one token
-            if enough is not None and enough(forks):
-                break
-            forks.append(fork)
-        self.stopped_early.append(len(forks) < len(all_forks))
-        return tuple(forks)
-
-    def generate(
-        self,
-        messages: Sequence[ChatMessage],
-        options: GenerationOptions,
-        *,
-        on_text: TextCallback | None = None,
-        cancel: threading.Event | None = None,
-        until: TextCheck | None = None,
-    ) -> GenerationResult:
-        result = super().generate(messages, options, on_text=on_text, cancel=cancel, until=until)
-        if not options.record_forks:
-            return result
-        text = result.text
-        forks = tuple(
-            Fork(text.rindex(m), a, margin) for m, a, margin in self.fork_spec if m in text
-        )
-        return dataclasses.replace(result, forks=forks)
 
 
 def _leap_copy_as_llama_gives_it(leap: Path) -> str:
@@ -534,7 +463,12 @@ def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_pat
         "    return count\n"
     )
     config = RefineConfig(
-        rounds=2, budget_seconds=120, extend_to_budget=False, per_test_timeout=0.5, resamples=0
+        rounds=2,
+        budget_seconds=120,
+        extend_to_budget=False,
+        per_test_timeout=0.5,
+        resamples=0,
+        extra_answers=0,
     )
     result = fix(tmp_path, ScriptedBackend([still_hangs, good]), config=config)
     assert result.status == "fixed"
@@ -672,7 +606,9 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
     worse = fence("def double(x):\n    if x > 2:\n        return -1\n    return x + 1\n")
     good = fence("def double(x):\n    return x * 2\n")
     backend = ScriptedBackend([worse, good])
-    config = RefineConfig(rounds=2, budget_seconds=120, extend_to_budget=False, resamples=0)
+    config = RefineConfig(
+        rounds=2, budget_seconds=120, extend_to_budget=False, resamples=0, extra_answers=0
+    )
     result = fix(tmp_path, backend, config=config)
     assert result.status == "fixed"
     assert [a.verdict for a in result.attempts] == ["tests_failed", "passed"]
@@ -702,7 +638,9 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
     further = fence("def f(x):\n    return g(x) * 2 + 4 if x == 1 else g(x) * 2\n")
     earlier = fence("def f(x):\n    return g(x) * 3\n")
     backend = ScriptedBackend([further, earlier, fence("def g(x):\n    return x + 1\n")])
-    config = RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, resamples=0)
+    config = RefineConfig(
+        rounds=3, budget_seconds=120, extend_to_budget=False, resamples=0, extra_answers=0
+    )
     result = fix(tmp_path, backend, config=config)
     # Round 1 got past the first assert: kept (round 2 refines that code), yet `f` has had
     # its two turns after round 2, so round 3 moves on to `g`.
@@ -717,7 +655,9 @@ def test_a_round_past_its_share_of_the_time_ends_and_the_next_suspect_gets_a_tur
     # Each answer takes about 2 s to write and none parses: a round may resample it 6 times.
     broken = fence("def f(x):\n    return g(x (\n")
     backend = ScriptedBackend([broken] * 20, token_delay=2.0 / len(broken.split()))
-    config = RefineConfig(rounds=3, budget_seconds=12, extend_to_budget=False, resamples=6)
+    config = RefineConfig(
+        rounds=3, budget_seconds=12, extend_to_budget=False, resamples=6, extra_answers=0
+    )
     result = fix(tmp_path, backend, config=config)
     # Round 1 had half the 12 s: it started no attempt past 6 s, and that used up `f`'s
     # turns (two rounds when they end on their own).
@@ -743,7 +683,9 @@ def test_a_candidate_that_gets_further_but_breaks_a_test_stops_at_that_test(
     # The tests take over a second: the failing ones run alone first. This answer passes
     # one of them (progress) and breaks `test_inc_gives_an_int`.
     backend = ScriptedBackend([fence("def inc(x):\n    return float(x + 1)\n")])
-    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+    config = RefineConfig(
+        rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0, extra_answers=0
+    )
     result = fix(tmp_path, backend, config=config)
     answer = result.attempts[0]
     assert answer.verdict == "regressed", answer
@@ -773,7 +715,9 @@ def test_the_failing_tests_run_alone_are_traced_only_when_few(
             runs.append(event)
 
     backend = ScriptedBackend([fence("def inc(x):\n    return x + 3\n")])
-    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+    config = RefineConfig(
+        rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0, extra_answers=0
+    )
     fix(tmp_path, backend, config=config, on_event=record)
     # The tests take over a second: the failing ones run on their own first.
     first = runs[0].run

@@ -228,3 +228,22 @@ def test_real_model_fixes_where_the_exception_the_test_inspects_was_raised(  # t
     assert [t.qualname for t in change.targets] == ["check"]
     change.path.write_text(change.fixed)
     assert check(project).all_passed
+
+
+def test_real_model_draws_extra_answers_when_the_rounds_first_ones_fail(  # type: ignore[no-untyped-def]
+    backend, tmp_path: Path
+) -> None:
+    # No code passes this test: every answer fails, so the round draws its extra answers.
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "unit.py").write_text('def one():\n    """The number one."""\n    return 1\n')
+    (tmp_path / "test_unit.py").write_text(
+        "from unit import one\n\n\ndef test_one():\n    assert one() == 2 and one() == 3\n"
+    )
+    config = RefineConfig(rounds=1, budget_seconds=240, extend_to_budget=False, extra_answers=2)
+    result = fix(tmp_path, backend, config=config)
+    assert result.status == "not_fixed", result.error
+    generated = [a for a in result.rounds[0].attempts if a.generated]
+    extra = [a for a in generated if a.temperature == config.copy_temperature]
+    # The extra answers are real generations at the hot temperature (besides any resamples).
+    assert len(extra) >= config.extra_answers
+    assert all(a.completion_tokens > 0 for a in extra)

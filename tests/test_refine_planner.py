@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from cyclefix.refine.token_edits import EDITS_PER_ROUND, MAX_EDITS_PER_ROUND
 from cyclefix.refine.types import Attempt, RefineConfig, Verdict
 from cyclefix.runner.results import TestCaseResult, TestRunResult
 
-CONFIG = RefineConfig(resamples=2, copy_temperature=0.9)
+# The round's own layout: its first answers and edits, no extra answers after them.
+CONFIG = RefineConfig(resamples=2, copy_temperature=0.9, extra_answers=0)
 PROMPT = RefinePrompt(names=("f",), faulty_code="def f():\n    return 1\n", feedback="failed")
 
 
@@ -93,17 +94,20 @@ def plan(
     edits_for: EditsFn = lambda prompt: (),
     edit_seconds: float = 0.0,
     prompt: RefinePrompt = PROMPT,
+    config: RefineConfig = CONFIG,
+    progressed: Callable[[Outcome], bool] = lambda outcome: False,
 ) -> tuple[Outcome, list[Attempt]]:
     return plan_round(
         prompt,
         0.2,
         attempt=script,
         branches_for=branches_for,
-        config=CONFIG,
+        config=config,
         stop=stop or threading.Event(),
         parts_for=parts_for,
         edits_for=edits_for,
         edit_seconds=edit_seconds,
+        progressed=progressed,
     )
 
 
@@ -380,3 +384,71 @@ def test_the_scoring_seconds_go_to_the_rounds_first_attempt_an_edit_or_an_answer
     script = Script(*(outcome("tests_failed") for _ in range(3)))
     plan(script, slow, edits_for=lambda p: ["edit"])
     assert script.score_s[0] >= 0.05 and script.score_s[1] == 0.0
+
+
+EXTRA = dataclasses.replace(CONFIG, extra_answers=2)
+
+
+def test_a_round_whose_answer_failed_samples_a_hot_refinement_then_a_rewrite_from_the_intent() -> (
+    None
+):
+    script = Script(outcome("tests_failed"), outcome("tests_failed"), outcome("tests_failed"))
+    _, attempts = plan(script, config=EXTRA)
+    assert [a.verdict for a in attempts] == ["tests_failed"] * 3
+    first, hot, rewrite = script.calls
+    assert first == Call(PROMPT, 0.2, "", False)
+    assert hot.temperature == 0.9 and not hot.prompt.from_scratch
+    assert rewrite.temperature == 0.9 and rewrite.prompt.from_scratch
+
+
+def test_the_extra_answers_end_at_the_first_that_passes() -> None:
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    counted, attempts = plan(script, config=EXTRA)
+    assert counted.attempt.verdict == "passed" and len(attempts) == 2
+
+
+def test_an_extra_answer_that_gets_further_counts_for_the_round() -> None:
+    script = Script(
+        outcome("tests_failed", run=_run(0, 2)),
+        outcome("tests_failed", run=_run(1, 1)),
+        outcome("tests_failed", run=_run(0, 2)),
+    )
+    counted, _ = plan(script, config=EXTRA)
+    assert counted.run is not None and len(counted.run.passed) == 1
+
+
+def test_an_extra_answer_counts_over_answers_that_never_reached_the_tests() -> None:
+    never = [outcome("syntax_error") for _ in range(1 + CONFIG.resamples)]
+    script = Script(*never, outcome("tests_failed"), outcome("tests_failed"))
+    counted, attempts = plan(script, config=EXTRA)
+    assert counted.attempt.verdict == "tests_failed" and len(attempts) == 5
+
+
+def test_no_extra_answer_starts_once_the_rounds_share_of_the_time_has_passed() -> None:
+    stop = threading.Event()
+
+    class StopAfterFirst(Script):
+        def __call__(self, *args: object, **kwargs: object) -> Outcome:
+            made = super().__call__(*args, **kwargs)  # type: ignore[arg-type]
+            stop.set()
+            return made
+
+    script = StopAfterFirst(outcome("tests_failed"), outcome("passed"))
+    counted, attempts = plan(script, stop=stop, config=EXTRA)
+    assert counted.attempt.verdict == "tests_failed" and len(attempts) == 1
+
+
+def test_a_long_function_gets_no_extra_answers() -> None:
+    long_code = "def f():\n" + "    x = 1\n" * (LONG_ANSWER_CHARS // 10) + "    return x\n"
+    long_prompt = dataclasses.replace(PROMPT, faulty_code=long_code)
+    script = Script(outcome("tests_failed"), outcome("passed"))
+    counted, attempts = plan(script, config=EXTRA, prompt=long_prompt)
+    assert counted.attempt.verdict == "tests_failed" and len(attempts) == 1
+
+
+def test_an_answer_that_made_progress_ends_the_round_the_next_one_builds_on_it() -> None:
+    script = Script(outcome("tests_failed", run=_run(1, 1)), outcome("passed"))
+    counted, attempts = plan(
+        script, config=EXTRA, progressed=lambda o: o.run is not None and bool(o.run.passed)
+    )
+    assert counted.attempt.verdict == "tests_failed" and len(attempts) == 1

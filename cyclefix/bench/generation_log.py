@@ -95,7 +95,9 @@ def decode_seconds(gen: GenerationResult) -> float:
     return max(0.0, gen.seconds - gen.prompt_seconds)
 
 
-def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float) -> AttemptStats:
+def attempt_stats(
+    attempt: Attempt, gen: GenerationResult | None, waited: float, *, fix: bool = False
+) -> AttemptStats:
     # Unpaired with its generation, the attempt's seconds stand in (a partial one generated none).
     untimed = attempt.seconds if attempt.generated else 0.0
     return AttemptStats(
@@ -119,4 +121,5 @@ def attempt_stats(attempt: Attempt, gen: GenerationResult | None, waited: float)
         completion_tokens_replayed=attempt.completion_tokens_replayed,
         tests_s=round(attempt.tests_s, 3),
         tests_phases=run_phases(attempt.tests_phases),
+        fix=fix,
     )

@@ -400,7 +400,9 @@ class BenchRun:
                     )
                 )
                 continue
-            stats = tuple(attempt_stats(a, *by_attempt[id(a)]) for a in record)
+            stats = tuple(
+                attempt_stats(a, *by_attempt[id(a)], fix=a is result.fixed_by) for a in record
+            )
             seconds = sum(a.seconds for a in stats) + (overhead if k == 1 else 0.0)
             lines.append(
                 self._line(

@@ -58,6 +58,9 @@ class AttemptStats:
     tests_s: float = 0.0
     # tests_s split: startup_s, collect_s, tests_s, total_s (refine.report); None if no run.
     tests_phases: dict[str, float] | None = None
+    # Its candidate is the fix (False in lines written before this was kept: the fixed
+    # round's last passing attempt is).
+    fix: bool = False
 
     @property
     def origin(self) -> AttemptOrigin:

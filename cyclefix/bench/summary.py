@@ -181,18 +181,24 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         round0_notes=notes,
         verdicts=_most_first(verdicts),
         forked_verdicts=_most_first(forked),
-        fix_origins=fix_origins(verified),
+        fix_origins=fix_origins(verified, lines),
     )
 
 
-def fix_origins(verified: Sequence[RoundResult]) -> tuple[FixOrigin, ...]:
-    """`verified` (lines whose round verified a fix) by who wrote the passing candidate."""
+def fix_origins(
+    verified: Sequence[RoundResult], lines: Sequence[RoundResult] = ()
+) -> tuple[FixOrigin, ...]:
+    """`verified` (lines whose round verified a fix) by who wrote the candidate that is the
+    fix: the attempt marked so among its task's `lines` (an edit held from an earlier round,
+    refine.held), else the round's last passing one."""
+    marked = {(x.task_id, x.sample): a for x in lines for a in x.attempts if a.fix}
     counts = {origin: [0, 0] for origin in ORIGINS}
     for line in verified:
         passing = [a for a in line.attempts if a.verdict == "passed"]
-        if not passing:  # a line written without its attempts
+        fix = marked.get((line.task_id, line.sample)) or (passing[-1] if passing else None)
+        if fix is None:  # a line written without its attempts
             continue
-        count = counts[passing[-1].origin]
+        count = counts[fix.origin]
         count[0] += 1
         count[1] += line.passed
     return tuple(FixOrigin(o, n, hidden) for o, (n, hidden) in counts.items() if n)

@@ -31,6 +31,7 @@ from cyclefix.refine.check import Selection, find_project_root, limits_for, sele
 from cyclefix.refine.copies import CopyPlanner, plan_round
 from cyclefix.refine.fit import WindowedBackend
 from cyclefix.refine.focus import Focus
+from cyclefix.refine.held import HeldFix, edits_tested, held_note, passes_by_chance
 from cyclefix.refine.partial import partial_answers
 from cyclefix.refine.project_index import focus_file
 from cyclefix.refine.prompt import RefinePrompt, answer_prefix, copy_continuation
@@ -202,6 +203,7 @@ class _Session:
         final: TestRunResult | None,
         started: float,
         state: State | None = None,
+        fixed_by: Attempt | None = None,
     ) -> FixResult:
         originals = self.candidates.originals
         changes = tuple(
@@ -233,6 +235,7 @@ class _Session:
             initial_tests_s=self.initial_tests_s,
             localize_s=self.localize_s,
             sandbox_only=sandbox_only,
+            fixed_by=fixed_by,
         )
 
     def _status_when_stopped(self) -> FixStatus:
@@ -279,7 +282,11 @@ class _Session:
         # The rounds asked for, then more while the budget lasts (refine.schedule).
         budget = RoundBudget(self.config)
         index = 0
+        # A passing edit that may pass by chance, waiting for the rounds asked for (refine.held).
+        held: HeldFix | None = None
         while budget.allows(index + 1):
+            if held is not None and index >= self.config.rounds:
+                break
             index += 1
             plan = round_plan(index, self.config)
             if self.deadline.event.is_set():
@@ -314,9 +321,20 @@ class _Session:
             if verdict in TESTED:
                 self.focus.pointed = outcome.attempt.points_at
             if verdict == "passed":
+                tried = edits_tested(self.rounds)
+                by_chance = passes_by_chance(outcome.attempt, tried)
+                if by_chance and (held is not None or index < self.config.rounds):
+                    if held is None:  # the first such edit stays: the likeliest of them
+                        held = HeldFix(outcome, {**state.sources, **outcome.files}, index)
+                        self.notes.append(held_note(outcome.attempt, tried))
+                    _count_fruitless(fruitless, targets, 1)
+                    latest = None  # the next round refines the accepted code, not the edit
+                    continue
                 state.sources.update(outcome.files)
                 state.run = outcome.run
-                return self._result("fixed", initial, outcome.run, started, state)
+                return self._result(
+                    "fixed", initial, outcome.run, started, state, fixed_by=outcome.attempt
+                )
             if (
                 verdict == "tests_failed"
                 and outcome.run is not None
@@ -333,6 +351,14 @@ class _Session:
                 # CYCLE refines the latest attempt, unless it passes fewer tests than the code
                 # it was meant to improve: then the next round starts from that code again.
                 latest = None if worse(outcome.run, state.run) else outcome
+        if held is not None and not self.deadline.cancelled_by_user:
+            self.notes.append(
+                f"the token edit held in round {held.round} is the fix: no answer passed"
+            )
+            state.sources, state.run = dict(held.sources), held.outcome.run
+            return self._result(
+                "fixed", initial, state.run, started, state, fixed_by=held.outcome.attempt
+            )
         self._stopping_notes(budget)
         return self._result(self._status_when_stopped(), initial, state.run, started)
 
@@ -354,6 +380,11 @@ class _Session:
             ),
             edits_for=lambda p: self.copies.token_edits(p, rnd.targets),
             edit_seconds=max(0.0, EDIT_SHARE * self.config.budget_seconds - self._edit_seconds()),
+            progressed=lambda o: (
+                o.run is not None
+                and o.attempt.verdict == "tests_failed"
+                and improves(o.run, rnd.state.run)
+            ),
         )
 
     def _round_share(self, index: int) -> float:

@@ -120,10 +120,21 @@ def fix_result_to_dict(result: FixResult, *, applied: bool = False) -> dict[str,
             }
             for r in result.rounds
         ],
+        "fixed_by": _fixed_by(result),
         "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
         "copies": sum(1 for a in attempts if a.is_copy),
         "notes": list(result.notes),
     }
+
+
+def _fixed_by(result: FixResult) -> dict[str, int] | None:
+    """Where in `rounds` the attempt that is the fix lies (an edit held from an earlier round
+    is not the last attempt: refine.held)."""
+    for r in result.rounds:
+        for i, a in enumerate(r.attempts):
+            if a is result.fixed_by:
+                return {"round": r.index, "attempt": i}
+    return None
 
 
 # Each verdict in words a user reads without knowing the refine loop's internals.

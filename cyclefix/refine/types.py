@@ -39,6 +39,9 @@ class RefineConfig:
     # at this temperature, up to `resamples` more times in the same round.
     copy_temperature: float = 0.9
     resamples: int = 2
+    # Answers a round samples after its first ones failed, while its share of the time lasts:
+    # a hot refinement and a rewrite from the intent in turn (refine.copies.plan_round).
+    extra_answers: int = 2
     top_p: float = 0.95
     max_tokens: int = 1024
     seed: int | None = 0
@@ -167,6 +170,8 @@ class FixResult:
     # Tests that passed in the user's run but failed confined on their unchanged code too
     # (refine.sandbox_only): they did not judge the fix.
     sandbox_only: tuple[str, ...] = ()
+    # The attempt whose candidate is the fix (one of `rounds`' attempts); None unless fixed.
+    fixed_by: Attempt | None = None
 
     @classmethod
     def without_model(
