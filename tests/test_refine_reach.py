@@ -356,7 +356,9 @@ def _wrong(n: int) -> str:
 def test_rounds_go_on_within_the_budget_hotter_and_from_the_intent(tmp_path: Path) -> None:
     project = write(tmp_path / "p", LEAP)
     backend = ScriptedBackend([_wrong(3), _wrong(5), _wrong(7), LEAP_FIX])
-    config = RefineConfig(rounds=1, budget_seconds=120, per_test_timeout=2.0, resamples=0)
+    config = RefineConfig(
+        rounds=1, budget_seconds=120, per_test_timeout=2.0, resamples=0, extra_answers=0
+    )
     result = fix(project, backend, config=config)
     assert result.status == "fixed", result
     assert [r.index for r in result.rounds] == [1, 2, 3, 4]
@@ -369,7 +371,12 @@ def test_without_extend_to_budget_the_rounds_asked_for_are_all(tmp_path: Path) -
     project = write(tmp_path / "p", LEAP)
     backend = ScriptedBackend([_wrong(3), LEAP_FIX])
     config = RefineConfig(
-        rounds=1, budget_seconds=120, per_test_timeout=2.0, resamples=0, extend_to_budget=False
+        rounds=1,
+        budget_seconds=120,
+        per_test_timeout=2.0,
+        resamples=0,
+        extend_to_budget=False,
+        extra_answers=0,
     )
     result = fix(project, backend, config=config)
     assert result.status == "not_fixed" and len(result.rounds) == 1
@@ -397,7 +404,9 @@ class EndlessWrong(ScriptedBackend):
 
 def test_the_rounds_stop_at_the_budget(tmp_path: Path) -> None:
     project = write(tmp_path / "p", LEAP)
-    config = RefineConfig(rounds=1, budget_seconds=4, per_test_timeout=2.0, resamples=0)
+    config = RefineConfig(
+        rounds=1, budget_seconds=4, per_test_timeout=2.0, resamples=0, extra_answers=0
+    )
     initial = check(project, config=config)  # the budget is the rounds' alone
     result = fix(project, EndlessWrong(), config=config, initial_run=initial)
     assert result.status == "not_fixed"

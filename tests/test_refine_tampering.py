@@ -9,6 +9,7 @@ import pytest
 
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
+from cyclefix.refine.round import TESTED
 from cyclefix.refine.tampering import tampering
 
 CONFIG = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
@@ -115,6 +116,8 @@ def test_a_tampering_answer_never_reaches_the_tests(tmp_path: Path, name: str) -
     reply = f"```python\n{(HOSTILE / f'{name}.py').read_text()}```\n"
     result = fix(tmp_path, ScriptedBackend([reply]), config=CONFIG)
     assert result.status == "not_fixed"
-    assert [a.verdict for a in result.attempts] == ["tampering"]
+    # Refused before any test ran (the round's extra answers repeat it: duplicates).
+    assert result.attempts[0].verdict == "tampering"
+    assert not any(a.verdict in TESTED for a in result.attempts)
     assert "a fix changes what the code computes" in result.attempts[0].feedback
     assert (tmp_path / "calc.py").read_text() == ORIGINAL
