@@ -9,7 +9,7 @@ import pytest
 from scripted_support import ForkingScriptedBackend
 
 from cyclefix.bench.records import AttemptStats, RoundResult, RoundStatus
-from cyclefix.bench.summary import FixOrigin, fix_origins
+from cyclefix.bench.summary import FixOrigin, fix_origins, summarize_model
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.held import passes_by_chance
 from cyclefix.refine.report import fix_result_to_dict
@@ -131,3 +131,12 @@ def test_the_bench_credits_a_fix_to_the_held_edit_it_was() -> None:
     # Lines written before the mark was kept: the fixed round's last passing attempt.
     answer = _line(2, "fixed", _stats("passed"))
     assert fix_origins([answer], [answer]) == (FixOrigin("answer", 1, 1),)
+
+
+def test_the_run_summary_credits_a_held_edit_from_an_earlier_rounds_line() -> None:
+    start = _line(0, "generated")
+    held = _line(1, "refined", _stats("tests_failed"), _stats("passed", token_edit=True, fix=True))
+    # The last round's own attempts failed: the held edit is the fix.
+    fixed = _line(2, "fixed", _stats("tests_failed"))
+    summary = summarize_model([start, held, fixed], rounds=2)
+    assert summary.fix_origins == (FixOrigin("token_edit", 1, 1),)

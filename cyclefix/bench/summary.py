@@ -181,7 +181,7 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
         round0_notes=notes,
         verdicts=_most_first(verdicts),
         forked_verdicts=_most_first(forked),
-        fix_origins=fix_origins(verified, lines),
+        fix_origins=fix_origins(verified, records),
     )
 
 
