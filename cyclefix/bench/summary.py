@@ -186,7 +186,7 @@ def summarize_model(records: Sequence[RoundResult], rounds: int) -> ModelSummary
 
 
 def fix_origins(
-    verified: Sequence[RoundResult], lines: Sequence[RoundResult] = ()
+    verified: Sequence[RoundResult], lines: Sequence[RoundResult]
 ) -> tuple[FixOrigin, ...]:
     """`verified` (lines whose round verified a fix) by who wrote the candidate that is the
     fix: the attempt marked so among its task's `lines` (an edit held from an earlier round,

@@ -27,7 +27,6 @@ class HeldFix:
 
     outcome: Outcome
     sources: dict[str, str]  # the state's sources with the edit's files in place
-    round: int
 
 
 def edits_tested(rounds: tuple[RoundRecord, ...] | list[RoundRecord]) -> int:

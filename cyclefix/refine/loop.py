@@ -325,7 +325,7 @@ class _Session:
                 by_chance = passes_by_chance(outcome.attempt, tried)
                 if by_chance and (held is not None or index < self.config.rounds):
                     if held is None:  # the first such edit stays: the likeliest of them
-                        held = HeldFix(outcome, {**state.sources, **outcome.files}, index)
+                        held = HeldFix(outcome, {**state.sources, **outcome.files})
                         self.notes.append(held_note(outcome.attempt, tried))
                     _count_fruitless(fruitless, targets, 1)
                     latest = None  # the next round refines the accepted code, not the edit
@@ -353,7 +353,7 @@ class _Session:
                 latest = None if worse(outcome.run, state.run) else outcome
         if held is not None and not self.deadline.cancelled_by_user:
             self.notes.append(
-                f"the token edit held in round {held.round} is the fix: no answer passed"
+                f"the token edit held in round {held.outcome.attempt.round} is the fix: no answer passed"
             )
             state.sources, state.run = dict(held.sources), held.outcome.run
             return self._result(
