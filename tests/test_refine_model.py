@@ -247,3 +247,32 @@ def test_real_model_draws_extra_answers_when_the_rounds_first_ones_fail(  # type
     # The extra answers are real generations at the hot temperature (besides any resamples).
     assert len(extra) >= config.extra_answers
     assert all(a.completion_tokens > 0 for a in extra)
+
+
+def test_real_model_fix_on_one_example_is_put_to_a_vote_of_more_answers(  # type: ignore[no-untyped-def]
+    backend, tmp_path: Path
+) -> None:
+    # One example checks the fix: answers are drawn and run on its call varied.
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
+    (tmp_path / "squares.py").write_text(
+        'def squares(n):\n    """The squares of 1 to n, in a list."""\n'
+        "    return [i * i for i in range(n)]\n"
+    )
+    (tmp_path / "test_squares.py").write_text(
+        "from squares import squares\n\n\ndef test_three():\n    assert squares(3) == [1, 4, 9]\n"
+    )
+    config = RefineConfig(rounds=2, budget_seconds=300, extend_to_budget=False, agreement_answers=2)
+    result = fix(tmp_path, backend, config=config)
+    assert result.status == "fixed", [(a.verdict, a.detail) for a in result.attempts]
+    attempts = list(result.attempts)
+    assert result.fixed_by is not None and result.fixed_by.verdict == "passed"
+    first_pass = next(i for i, a in enumerate(attempts) if a.verdict == "passed")
+    drawn = attempts[first_pass + 1 :]
+    # The drawn answers are real generations at the hot temperature.
+    assert len(drawn) == config.agreement_answers
+    assert all(a.temperature == config.copy_temperature and a.completion_tokens > 0 for a in drawn)
+    voted = any("variant call(s)" in n for n in result.notes)
+    assert voted == any(a.verdict in ("passed", "duplicate") for a in drawn)
+    change = result.changes[0]
+    change.path.write_text(change.fixed)
+    assert check(tmp_path).all_passed

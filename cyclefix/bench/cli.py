@@ -12,6 +12,7 @@ from typing import Any
 
 from cyclefix.bench.run_command import run_bench
 from cyclefix.cli import EXIT_OK
+from cyclefix.refine.types import RefineConfig
 
 
 def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None:
@@ -89,6 +90,14 @@ def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None
         help="past --rounds, go on within --budget as `cyclefix fix` does (other suspects, "
         "hotter samples); the last round's line holds the extra rounds. Off by default: the "
         "CYCLE protocol, exactly --rounds",
+    )
+    p.add_argument(
+        "--agreement-answers",
+        type=int,
+        default=RefineConfig.agreement_answers,
+        metavar="N",
+        help="answers drawn to vote on a fix that passes only a few visible tests "
+        f"(refine.agreement; default {RefineConfig.agreement_answers}, 0: none)",
     )
     p.add_argument(
         "--threads",

@@ -333,6 +333,7 @@ class BenchRun:
             # The CYCLE protocol: exactly `rounds` rounds, comparable with the paper's figures;
             # extended, as `cyclefix fix` runs.
             extend_to_budget=self.settings.extend_to_budget,
+            agreement_answers=self.settings.agreement_answers,
         )
         log.clear()
         # As `cyclefix fix` runs them: the candidates' tests forked from a warm worker.

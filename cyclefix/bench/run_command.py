@@ -78,6 +78,8 @@ def run_bench(args: argparse.Namespace) -> int:
             raise CyclefixError(f"--{name.replace('_', '-')} must be at least 1")
     if args.rounds < 0:
         raise CyclefixError("--rounds must be 0 (round 0 alone) or more")
+    if args.agreement_answers < 0:
+        raise CyclefixError("--agreement-answers must be 0 or more")
     if args.budget <= 0 or args.per_test_timeout <= 0:
         raise CyclefixError("--budget and --per-test-timeout must be positive")
     if not args.pytest_plugins:
@@ -96,6 +98,7 @@ def run_bench(args: argparse.Namespace) -> int:
         per_test_timeout=args.per_test_timeout,
         keep_work=args.keep_work,
         extend_to_budget=args.extend,
+        agreement_answers=args.agreement_answers,
     )
     projects: ProjectSuite | None = None
     if args.suite == "projects":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cyclefix.bench.records import RESULTS_FILE, RoundResult, read_results
 from cyclefix.errors import CyclefixError
+from cyclefix.refine.types import RefineConfig
 
 RUN_FILE = "run.json"
 
@@ -29,6 +30,8 @@ class BenchSettings:
     # Past `rounds`, go on within the budget as `cyclefix fix` does (the last round's line
     # holds the extra rounds); off: the CYCLE protocol, exactly `rounds`.
     extend_to_budget: bool = False
+    # Answers drawn to vote on a fix passing a few visible tests (refine.agreement).
+    agreement_answers: int = RefineConfig.agreement_answers
 
     @property
     def first_temperature(self) -> float:
@@ -42,6 +45,8 @@ class BenchSettings:
         data.pop("keep_work")
         if not self.extend_to_budget:  # runs made before the setting existed resume as before
             data.pop("extend_to_budget")
+        if self.agreement_answers == RefineConfig.agreement_answers:  # as runs before it
+            data.pop("agreement_answers")
         data["temperature"] = self.first_temperature
         return data
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 
 from cyclefix.models.backend import Backend, GenerationOptions, GenerationResult
+from cyclefix.refine.agreement import candidate_key
 from cyclefix.refine.copies import FORKS_PER_COPY, copied_answers
 from cyclefix.refine.docstrings import restored
 from cyclefix.refine.fork import CopyResumed, branch_prefixes, branched_from
@@ -231,9 +232,9 @@ class Candidates:
         ):
             return done("copy", code, "changes nothing in the code under test")
         files = dict(spliced.files)
-        key = "\0".join(f"{p}\0{normalized_code(t)}" for p, t in sorted(files.items()))
-        if key in self.tried:
-            return done("duplicate", code, "a candidate already tried")
+        key = candidate_key(files)
+        if key in self.tried:  # its files tell which (refine.agreement counts a repeat)
+            return done("duplicate", code, "a candidate already tried", files=files)
         self.tried.add(key)
         for rel, text in list(files.items()):
             problems = new_undefined_names(base[rel], text, rel)

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from cyclefix.errors import CyclefixError
 from cyclefix.models.backend import Backend
+from cyclefix.refine.agreement import CONFIRM_MAX_TESTS, agreement_note, confirmed
 from cyclefix.refine.apply import write_atomic
 from cyclefix.refine.candidate import Candidates
 from cyclefix.refine.changes import file_change, unified_diff
 from cyclefix.refine.check import Selection, find_project_root, limits_for, select
-from cyclefix.refine.copies import CopyPlanner, plan_round
+from cyclefix.refine.copies import LONG_ANSWER_CHARS, CopyPlanner, plan_round
 from cyclefix.refine.fit import WindowedBackend
 from cyclefix.refine.focus import Focus
 from cyclefix.refine.held import HeldFix, edits_tested, held_note, passes_by_chance
@@ -68,6 +69,7 @@ from cyclefix.refine.types import (
     RoundStarted,
     Target,
 )
+from cyclefix.refine.variants import VariantTests
 from cyclefix.refine.verify import Verifier
 from cyclefix.runner import WarmWorkers, scratch_copy
 from cyclefix.runner.results import TestRunResult
@@ -190,6 +192,8 @@ class _Session:
         self.copies = CopyPlanner(backend, config, self.candidates.answers, deadline.event)
         self.focus = Focus(backend, config, focus_file(self.root, selection.path), self.notes)
         self.rounds: list[RoundRecord] = []
+        # The failing tests' calls varied, to vote among passing answers (refine.agreement).
+        self.variants: VariantTests | None = None
         # Seconds of the user's run of the tests (when this fix ran it) and of localizing.
         self.initial_tests_s = 0.0
         self.localize_s = 0.0
@@ -267,6 +271,7 @@ class _Session:
         if raised:
             self.notes.append(raised)
         passed_before = initial.passed_ids
+        self.variants = VariantTests.of(self.root, initial)
         self.verifier.prepare_candidates()  # warming up while the model reads its first prompt
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
@@ -330,6 +335,7 @@ class _Session:
                     _count_fruitless(fruitless, targets, 1)
                     latest = None  # the next round refines the accepted code, not the edit
                     continue
+                outcome = self._agreed(rnd, prompt, outcome)
                 state.sources.update(outcome.files)
                 state.run = outcome.run
                 return self._result(
@@ -386,6 +392,45 @@ class _Session:
                 and improves(o.run, rnd.state.run)
             ),
         )
+
+    def _agreed(self, rnd: Round, prompt: RefinePrompt, found: Outcome) -> Outcome:
+        """`found`, or the passing answer that more answers agree with (refine.agreement),
+        where `found` passes only a few tests; the drawn attempts join the round's record.
+        None where an answer takes a minute to write (as a round's extra answers)."""
+        variants = self.variants
+        if (
+            self.config.agreement_answers == 0
+            or found.attempt.tests_passed > CONFIRM_MAX_TESTS
+            or variants is None
+            or len(prompt.faulty_code) > LONG_ANSWER_CHARS
+        ):
+            return found
+        hot = self.config.copy_temperature
+
+        def draw(i: int) -> Outcome:
+            """A hot refinement and a rewrite from the intent in turn, leaving a copy of the
+            faulty code where the model would write one back (as a round's extra answers)."""
+            again = dataclasses.replace(
+                prompt, note="", from_scratch=prompt.from_scratch or i % 2 == 1
+            )
+            branches, forked = self.copies.branches_off_copies(
+                again, hot, rnd.targets, self.candidates.generations
+            )
+            first = branches[0] if branches else ""
+            return self.candidates.attempt(rnd, again, hot, first, forked=forked)
+
+        chosen, attempts, result = confirmed(
+            found,
+            draws=self.config.agreement_answers,
+            draw=draw,
+            behaviour_of=lambda outcome: variants.behaviour(self.verifier, rnd, outcome.files),
+            stop=self.deadline.event.is_set,
+        )
+        last = self.rounds[-1]
+        self.rounds[-1] = dataclasses.replace(last, attempts=(*last.attempts, *attempts))
+        if result is not None:
+            self.notes.append(agreement_note(rnd.index, result))
+        return chosen
 
     def _round_share(self, index: int) -> float:
         return round_share(index, self.config, max(0.0, self.deadline.expires - time.monotonic()))

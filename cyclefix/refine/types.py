@@ -42,6 +42,9 @@ class RefineConfig:
     # Answers a round samples after its first ones failed, while its share of the time lasts:
     # a hot refinement and a rewrite from the intent in turn (refine.copies.plan_round).
     extra_answers: int = 2
+    # Answers drawn after a fix that passes only a few tests, to vote on it by how they
+    # behave on the tests' calls with an argument varied (refine.agreement).
+    agreement_answers: int = 3
     top_p: float = 0.95
     max_tokens: int = 1024
     seed: int | None = 0
