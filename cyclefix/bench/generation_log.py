@@ -122,4 +122,5 @@ def attempt_stats(
         tests_s=round(attempt.tests_s, 3),
         tests_phases=run_phases(attempt.tests_phases),
         fix=fix,
+        code=attempt.code if attempt.verdict == "passed" else "",
     )

@@ -61,6 +61,9 @@ class AttemptStats:
     # Its candidate is the fix (False in lines written before this was kept: the fixed
     # round's last passing attempt is).
     fix: bool = False
+    # The code of a passing attempt (empty for the others): the candidates a vote chose
+    # among (refine.agreement) can be scored on the hidden tests after the run.
+    code: str = ""
 
     @property
     def origin(self) -> AttemptOrigin:
