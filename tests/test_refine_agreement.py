@@ -11,13 +11,13 @@ import pytest
 from scripted_support import ForkingScriptedBackend
 
 from cyclefix.refine import RefineConfig, fix
-from cyclefix.refine.agreement import Behaviour, Vote, confirmed, vote
+from cyclefix.refine.agreement import Behaviour, Vote, confirmed, decided, vote
 from cyclefix.refine.round import Outcome
 from cyclefix.refine.types import Attempt
 
 
 def test_the_largest_group_of_alike_candidates_wins() -> None:
-    assert vote([("1", "2"), ("1", "3"), ("1", "3")]) == Vote(1, 2, 3, 2)
+    assert vote([("1", "2"), ("1", "3"), ("1", "3")]) == Vote(1, 2, 3, 2, runner_up=1)
 
 
 def test_a_tie_keeps_the_fix_found_first() -> None:
@@ -28,7 +28,7 @@ def test_a_tie_keeps_the_fix_found_first() -> None:
 def test_a_call_any_candidate_raised_on_is_left_out_of_the_vote() -> None:
     # Call 0: one raised (None), so only call 1 counts, where all three agree.
     result = vote([("1", "5"), (None, "5"), ("2", "5")])
-    assert result == Vote(0, 3, 3, 1)
+    assert result == Vote(0, 3, 3, 1, runner_up=0)
 
 
 def test_there_is_no_vote_without_candidates() -> None:
@@ -58,7 +58,7 @@ def test_two_passing_answers_that_agree_outvote_the_first_fix() -> None:
     a, b = _outcome("passed", "x + 2"), _outcome("passed", "2 + x")
     behaviours = {"x + 1": ("1",), "x + 2": ("2",), "2 + x": ("2",)}
     chosen, attempts, result = _confirm(first, [a, b], behaviours)
-    assert chosen is a and result == Vote(1, 2, 3, 1)
+    assert chosen is a and result == Vote(1, 2, 3, 1, runner_up=1)
     assert attempts == [a.attempt, b.attempt]
 
 
@@ -68,7 +68,33 @@ def test_an_answer_drawn_again_votes_for_the_candidate_it_repeats() -> None:
     again = _outcome("duplicate", "x + 1")
     behaviours = {"x + 1": ("1",), "x + 2": ("2",)}
     chosen, _attempts, result = _confirm(first, [other, again], behaviours)
-    assert chosen is first and result == Vote(0, 2, 3, 1)
+    assert chosen is first and result == Vote(0, 2, 3, 1, runner_up=1)
+
+
+def test_the_draws_end_once_the_answers_left_could_not_change_the_vote() -> None:
+    first = _outcome("passed", "x + 1")
+    agreeing = _outcome("passed", "1 + x")
+    behaviours = {"x + 1": ("1",), "1 + x": ("1",)}
+    drawn = [agreeing, _outcome("passed", "x + 2"), _outcome("passed", "x + 3")]
+    # Two votes for the fix after one draw: two more could only tie, and a tie keeps it.
+    chosen, attempts, result = _confirm(first, drawn, behaviours)
+    assert chosen is first and attempts == [agreeing.attempt] and result is not None
+
+
+@pytest.mark.parametrize(
+    ("result", "left", "settled"),
+    [
+        (Vote(0, 2, 2, 1, runner_up=0), 2, True),  # a new group could only tie
+        (Vote(0, 2, 2, 1, runner_up=0), 3, False),
+        (Vote(1, 2, 3, 1, runner_up=1), 0, True),
+        (Vote(1, 2, 3, 1, runner_up=1), 1, False),  # the fix's group could tie, and win
+        (Vote(0, 1, 2, 1, runner_up=1), 1, False),
+    ],
+)
+def test_a_vote_is_decided_when_no_group_can_catch_up_with_the_votes_left(
+    result: Vote, left: int, settled: bool
+) -> None:
+    assert decided(result, left) is settled
 
 
 def test_answers_that_fail_do_not_vote_and_a_lone_fix_stands_unrun() -> None:

@@ -268,10 +268,11 @@ def test_real_model_fix_on_one_example_is_put_to_a_vote_of_more_answers(  # type
     assert result.fixed_by is not None and result.fixed_by.verdict == "passed"
     first_pass = next(i for i, a in enumerate(attempts) if a.verdict == "passed")
     drawn = attempts[first_pass + 1 :]
-    # The drawn answers are real generations at the hot temperature.
-    assert len(drawn) == config.agreement_answers
-    assert all(a.temperature == config.copy_temperature and a.completion_tokens > 0 for a in drawn)
+    # The drawn answers are real generations at the hot temperature; fewer than asked for
+    # only where the vote was decided early.
     voted = any("variant call(s)" in n for n in result.notes)
+    assert len(drawn) == config.agreement_answers or (voted and drawn)
+    assert all(a.temperature == config.copy_temperature and a.completion_tokens > 0 for a in drawn)
     assert voted == any(a.verdict in ("passed", "duplicate") for a in drawn)
     change = result.changes[0]
     change.path.write_text(change.fixed)

@@ -37,6 +37,7 @@ class Vote:
     agreeing: int  # votes of its group, its own included
     candidates: int  # votes in all (a candidate drawn twice has two)
     calls_used: int  # variant calls every candidate returned from
+    runner_up: int = 0  # votes of the next largest group
 
 
 def candidate_key(files: dict[str, str]) -> str:
@@ -52,16 +53,19 @@ def confirmed(
     behaviour_of: Callable[[Outcome], Behaviour],
     stop: Callable[[], bool],
 ) -> tuple[Outcome, list[Attempt], Vote | None]:
-    """`found` (a passing outcome) or the answer the vote prefers, after `draws` more answers
-    (`draw(i)`): the ones that pass join the vote, and one that repeats a passing candidate
-    counts for it again. The drawn attempts, and the vote when there was one."""
+    """`found` (a passing outcome) or the answer the vote prefers, after up to `draws` more
+    answers (`draw(i)`): the ones that pass join the vote, and one that repeats a passing
+    candidate counts for it again; the draws end once the answers left could not change
+    the vote. The drawn attempts, and the vote when there was one."""
     pool = [found]
     keys = {candidate_key(found.files): 0}
     voters = [0]  # per vote, the candidate of the pool it is for
+    behaviours: list[Behaviour] = []
     attempts: list[Attempt] = []
+    result: Vote | None = None
     for i in range(draws):
         if stop():
-            break
+            return found, attempts, None
         fresh = draw(i)
         attempts.append(fresh.attempt)
         key = candidate_key(fresh.files) if fresh.files else None
@@ -71,12 +75,23 @@ def confirmed(
             voters.append(keys[key])
         elif fresh.attempt.verdict == "duplicate" and key in keys:
             voters.append(keys[key])
-    if len(voters) == 1 or stop():
+        else:
+            continue
+        behaviours.extend(behaviour_of(c) for c in pool[len(behaviours) :])
+        result = vote([behaviours[v] for v in voters])
+        if decided(result, draws - i - 1):
+            break
+    if result is None or stop():
         return found, attempts, None
-    behaviours = [behaviour_of(candidate) for candidate in pool]
-    result = vote([behaviours[v] for v in voters])
     chosen = voters[result.chosen]
     return pool[chosen], attempts, replace(result, chosen=chosen)
+
+
+def decided(result: Vote, left: int) -> bool:
+    """Whether `left` more votes could not change `result`: no other group, not even a new
+    one, could outnumber the leader, or equal it where the leader holds the first fix."""
+    reach = result.runner_up + left  # the next group, or a new one, taking every vote left
+    return reach < result.agreeing or (reach == result.agreeing and result.chosen == 0)
 
 
 def vote(behaviours: Sequence[Behaviour]) -> Vote:
@@ -91,8 +106,10 @@ def vote(behaviours: Sequence[Behaviour]) -> Vote:
     for index, outputs in enumerate(behaviours):
         groups.setdefault(tuple(outputs[i] for i in used), []).append(index)
     # Largest group first; among equals, the one holding the earliest candidate.
-    best = max(groups.values(), key=lambda members: (len(members), -members[0]))
-    return Vote(best[0], len(best), count, len(used))
+    ranked = sorted(groups.values(), key=lambda members: (-len(members), members[0]))
+    best = ranked[0]
+    runner_up = len(ranked[1]) if len(ranked) > 1 else 0
+    return Vote(best[0], len(best), count, len(used), runner_up)
 
 
 def agreement_note(round_index: int, result: Vote) -> str:
