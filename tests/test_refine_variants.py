@@ -120,3 +120,14 @@ def test_no_variants_where_no_failing_test_asserts_on_a_literal_call(tmp_path: P
     verifier = _verifier(tmp_path)
     initial = verifier.run_tests(tmp_path, ["test_m.py"], scratch=False)
     assert VariantTests.of(tmp_path, initial) is None
+
+
+def test_an_integer_varies_by_steps_and_multiples_and_keeps_its_sign() -> None:
+    calls = variant_calls([ExampleCall("f", (30,)), ExampleCall("g", (-4,))], limit=50)
+    assert {"f(31)", "f(29)", "f(60)", "f(45)", "f(15)"} <= set(calls)
+    assert all(not c.startswith("g(") or c.startswith("g(-") for c in calls)
+
+
+def test_a_list_of_items_that_do_not_compare_still_varies() -> None:
+    calls = variant_calls([ExampleCall("f", ([1, "a"],))], limit=50)
+    assert "f(['a', 1])" in calls and "f([2, 'a'])" in calls

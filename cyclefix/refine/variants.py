@@ -11,6 +11,7 @@ around): far-fetched inputs leave the task's domain, where right programs differ
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -22,7 +23,7 @@ from cyclefix.refine.verify import Verifier
 from cyclefix.runner.results import TestRunResult
 
 # Variant calls per module: enough to split programs, few enough for one quick run.
-MAX_VARIANTS = 16
+MAX_VARIANTS = 24
 # A literal this long in repr is data, not an example to vary (and a long test line).
 MAX_ARGUMENT_CHARS = 400
 VARIANT_FILE = "test_cyclefix_variants.py"
@@ -63,18 +64,23 @@ def example_calls(test_source: str) -> list[ExampleCall]:
 
 
 def _variants(value: object) -> Iterator[object]:
-    """Values near `value`, of its type."""
+    """Values near `value`, of its type and sign, nearest first; some repeat (the caller
+    drops repeats)."""
     if isinstance(value, bool):
         yield not value
     elif isinstance(value, int):
-        yield from (value + 1, value - 1, value + 2, value * 2) if value >= 1 else (value - 1,)
-        if value <= 0:
-            yield from (value + 1, value - 2)
+        sign = 1 if value >= 0 else -1
+        size = abs(value)
+        for other in (size + 1, size - 1, size + 2, size * 2, size + size // 2, size // 2,
+                      size * 3, size + 10, size - 2, size + 3):  # fmt: skip
+            if other >= 0:
+                yield sign * other
     elif isinstance(value, float):
-        yield from (value + 0.5, value * 2, value - 1.25)
+        yield from (value + 0.5, value * 2, value - 1.25, value / 2, value + 3.0)
     elif isinstance(value, str):
         if len(value) > 1:
             yield from (value[::-1], value[1:], value[:-1], value + value[0], value.swapcase())
+            yield from (value + value, value[::2], value[-1] + value[:-1], value[: len(value) // 2])
         elif value:
             yield from (value + value, value.swapcase())
     elif isinstance(value, (list, tuple)):
@@ -87,8 +93,13 @@ def _variants(value: object) -> Iterator[object]:
                 kind(items[:-1]),
                 kind(items + items[:1]),
                 kind(items[1:] + items[:1]),
+                kind(items + items),
+                kind(items[::2]),
             )
-        for i, item in enumerate(items[:3]):
+            with contextlib.suppress(TypeError):  # items that do not compare
+                ordered = sorted(items)
+                yield from (kind(ordered), kind(ordered[::-1]))
+        for i, item in enumerate(items[:4]):
             for near in list(_variants(item))[:2]:
                 yield kind([*items[:i], near, *items[i + 1 :]])
 
