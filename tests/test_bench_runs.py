@@ -43,11 +43,6 @@ def _no_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
-# These tests follow the script reply by reply: no answers are drawn to vote on a fix
-# (refine.agreement, tests/test_refine_agreement.py).
-NO_VOTE = 0
-
-
 def fence(code: str) -> str:
     return f"```python\n{code.strip()}\n```\n"
 
@@ -84,19 +79,14 @@ def pass1(summary: ModelSummary) -> list[float]:
 def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: Path) -> None:
     tasks = select_tasks(load_humaneval(), ids=["HumanEval/0", "HumanEval/2", "HumanEval/4"])
     backend = ScriptedBackend([HE_GOOD_0, HE_BAD_2, HE_FIX_2, HE_BAD_4])
-    run = BenchRun(
-        tasks,
-        backend,
-        BenchSettings(agreement_answers=NO_VOTE, suite="humaneval", rounds=2),
-        tmp_path,
-    )
+    run = BenchRun(tasks, backend, BenchSettings(suite="humaneval", rounds=2), tmp_path)
     lines = run.run()
     assert run.errors == []
     assert len(lines) == 9
     by_key = {(r.task_id, r.round): r for r in lines}
     assert by_key["HumanEval/2", 1].status == "fixed"
     assert by_key["HumanEval/2", 2].status == "done" and by_key["HumanEval/2", 2].passed
-    # The passing attempt keeps its code (to score a vote's candidates after the run); no other.
+    # The passing attempt keeps its code (a vote's candidates scored after the run); no other.
     fixed = by_key["HumanEval/2", 1].attempts
     assert [a.code.strip() for a in fixed if a.verdict == "passed"] == [
         HE_FIX_2.split("\n", 1)[1].rsplit("```", 1)[0].strip()
@@ -127,6 +117,17 @@ def test_humaneval_round_zero_then_refinement_scored_on_hidden_tests(tmp_path: P
 HE_WORSE_2 = fence("def truncate_number(number: float) -> float:\n    return number % 1.0 + 2\n")
 
 
+def test_agreement_answers_vote_on_a_fix_passing_one_example(tmp_path: Path) -> None:
+    tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
+    backend = ScriptedBackend([HE_BAD_2, HE_FIX_2])  # the script repeats its last reply
+    settings = BenchSettings(suite="humaneval", rounds=1, agreement_answers=3)
+    lines = {r.round: r for r in BenchRun(tasks, backend, settings, tmp_path).run()}
+    # The fix passes truncate_number's one example: the first answer drawn is the same code,
+    # a second vote for it, and two more could only tie: the draws end there.
+    assert [a.verdict for a in lines[1].attempts] == ["passed", "duplicate"]
+    assert lines[1].status == "fixed" and lines[1].attempts[0].fix
+
+
 @pytest.mark.parametrize("extend", [False, True])
 def test_extend_goes_on_past_the_rounds_and_the_last_rounds_line_holds_the_extra_ones(
     tmp_path: Path, extend: bool
@@ -136,11 +137,7 @@ def test_extend_goes_on_past_the_rounds_and_the_last_rounds_line_holds_the_extra
     worse = [HE_WORSE_2.replace("+ 2", f"+ {n}") for n in (2, 3, 4)]
     backend = ScriptedBackend([HE_BAD_2, *worse, HE_FIX_2])
     settings = BenchSettings(
-        agreement_answers=NO_VOTE,
-        suite="humaneval",
-        rounds=1,
-        budget_seconds=60,
-        extend_to_budget=extend,
+        suite="humaneval", rounds=1, budget_seconds=60, extend_to_budget=extend
     )
     lines = {r.round: r for r in BenchRun(tasks, backend, settings, tmp_path).run()}
     assert set(lines) == {0, 1}
@@ -170,9 +167,7 @@ MBPP_VOLUME_OVERFIT = fence("def find_Volume(l, b, h):\n    return 240\n")
 def test_mbpp_visible_first_assert_hidden_all_asserts(tmp_path: Path) -> None:
     tasks = load_mbpp(FIXTURES / "mbpp")[:3]
     backend = ScriptedBackend([MBPP_REMOVE_OCC, MBPP_SORT_BAD, MBPP_SORT_FIX, MBPP_VOLUME_OVERFIT])
-    run = BenchRun(
-        tasks, backend, BenchSettings(agreement_answers=NO_VOTE, suite="mbpp", rounds=1), tmp_path
-    )
+    run = BenchRun(tasks, backend, BenchSettings(suite="mbpp", rounds=1), tmp_path)
     lines = {(r.task_id, r.round): r for r in run.run()}
     assert run.errors == []
     # The overfit answer passes its visible test, so nothing is refined; hidden tests catch it.
@@ -187,9 +182,7 @@ def test_mbpp_plus_scores_the_extra_inputs(tmp_path: Path) -> None:
     tasks = load_mbpp_plus(FIXTURES / "mbpp")
     volume = fence("def find_Volume(l, b, h):\n    return (l * b * h) / 2\n")
     backend = ScriptedBackend([MBPP_REMOVE_OCC, MBPP_SORT_BAD, MBPP_SORT_FIX, volume])
-    run = BenchRun(
-        tasks, backend, BenchSettings(agreement_answers=NO_VOTE, suite="mbpp+", rounds=1), tmp_path
-    )
+    run = BenchRun(tasks, backend, BenchSettings(suite="mbpp+", rounds=1), tmp_path)
     lines = {(r.task_id, r.round): r for r in run.run()}
     assert run.errors == []
     assert lines["MBPP+/11", 0].passed and lines["MBPP+/14", 0].passed
@@ -204,7 +197,7 @@ FOLDER_REPLIES = [
 
 def test_folder_suite_with_hidden_tests(tmp_path: Path) -> None:
     tasks = load_folder(FIXTURES / "folder")
-    run = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(agreement_answers=NO_VOTE, suite="folder", rounds=1),
+    run = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(suite="folder", rounds=1),
                    tmp_path)  # fmt: skip
     lines = {(r.task_id, r.round): r for r in run.run()}
     assert run.errors == []
@@ -227,7 +220,7 @@ def _valid_lines(out: Path) -> list[dict[str, object]]:
 
 def test_resume_after_cancel_skips_finished_runs(tmp_path: Path) -> None:
     tasks = load_folder(FIXTURES / "folder")
-    settings = BenchSettings(agreement_answers=NO_VOTE, suite="folder", rounds=1)
+    settings = BenchSettings(suite="folder", rounds=1)
     cancel = threading.Event()
     first = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), settings, tmp_path)
     done = first.run(cancel=cancel, on_done=lambda *_: cancel.set())
@@ -274,7 +267,7 @@ class _CancelOnRefine:
 
 def test_interrupted_refinement_resumes_from_the_stored_round_zero(tmp_path: Path) -> None:
     tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
-    settings = BenchSettings(agreement_answers=NO_VOTE, suite="humaneval", rounds=1)
+    settings = BenchSettings(suite="humaneval", rounds=1)
     cancel = threading.Event()
     BenchRun(tasks, _CancelOnRefine(HE_BAD_2, cancel), settings, tmp_path).run(cancel=cancel)
     assert [line["round"] for line in _valid_lines(tmp_path)] == [0]
@@ -289,7 +282,7 @@ def test_interrupted_refinement_resumes_from_the_stored_round_zero(tmp_path: Pat
 def test_a_carried_over_round_zero_is_judged_by_todays_visible_tests(tmp_path: Path) -> None:
     # Round 0 recorded when the task showed no examples; the suite now shows some.
     tasks = select_tasks(load_humaneval(), ids=["HumanEval/2"])
-    settings = BenchSettings(agreement_answers=NO_VOTE, suite="humaneval", rounds=1)
+    settings = BenchSettings(suite="humaneval", rounds=1)
     cancel = threading.Event()
     BenchRun(tasks, _CancelOnRefine(HE_BAD_2, cancel), settings, tmp_path).run(cancel=cancel)
     (line,) = _valid_lines(tmp_path)
@@ -304,7 +297,7 @@ def test_a_carried_over_round_zero_is_judged_by_todays_visible_tests(tmp_path: P
 
 def test_ctrl_c_keeps_finished_lines_and_raises(tmp_path: Path) -> None:
     tasks = load_folder(FIXTURES / "folder")
-    run = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(agreement_answers=NO_VOTE, suite="folder", rounds=1),
+    run = BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(suite="folder", rounds=1),
                    tmp_path)  # fmt: skip
 
     def interrupt(*_: object) -> None:
@@ -321,13 +314,10 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path) -> None:
 
     tasks = load_folder(FIXTURES / "folder")
     BenchRun(
-        tasks,
-        ScriptedBackend(FOLDER_REPLIES),
-        BenchSettings(agreement_answers=NO_VOTE, suite="folder", rounds=1),
-        tmp_path,
+        tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(suite="folder", rounds=1), tmp_path
     )
     with pytest.raises(CyclefixError, match="rounds=1"):
-        BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(agreement_answers=NO_VOTE, suite="folder", rounds=2),
+        BenchRun(tasks, ScriptedBackend(FOLDER_REPLIES), BenchSettings(suite="folder", rounds=2),
                  tmp_path)  # fmt: skip
 
 

@@ -159,9 +159,7 @@ def test_a_forked_fix_is_verified_with_the_rest_of_the_copy_not_the_models(
         "]\n    high = ordered[-1]\n    width = high - low\n    width = 0\n    return width\n```"
     )
     backend = ContinuingBackend("1]\n", "0", continuation)
-    config = RefineConfig(
-        rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0, agreement_answers=0
-    )
+    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
     result = fix(project, backend, config=config)
     assert result.status == "fixed"
     assert backend.written == continuation.splitlines(keepends=True)[:3]

@@ -85,7 +85,7 @@ def test_the_loop_verifies_the_fix_a_failed_answer_held_beside_a_breaking_change
     (tmp_path / "scale.py").write_text(SCALE)
     (tmp_path / "test_scale.py").write_text(TESTS)
     backend = ScriptedBackend([f"```python\n{ANSWER}```"])
-    config = RefineConfig(rounds=1, extend_to_budget=False, resamples=0, agreement_answers=0)
+    config = RefineConfig(rounds=1, extend_to_budget=False, resamples=0)
     result = fix(tmp_path, backend, config=config)
     assert result.status == "fixed"
     verdicts = [(a.verdict, a.partial) for a in result.attempts]

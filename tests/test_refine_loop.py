@@ -20,12 +20,7 @@ from cyclefix.refine.types import AttemptFinished, RefineEvent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Rounds laid out without extra answers (tests of those: test_refine_planner.py).
 CONFIG = RefineConfig(
-    rounds=3,
-    budget_seconds=120,
-    extend_to_budget=False,
-    per_test_timeout=2.0,
-    extra_answers=0,
-    agreement_answers=0,
+    rounds=3, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0, extra_answers=0
 )
 
 
@@ -221,13 +216,7 @@ def test_one_target_per_round_and_the_next_suspect_after_two_fruitless_rounds(le
     result = fix(
         leap,
         backend,
-        config=RefineConfig(
-            rounds=3,
-            budget_seconds=120,
-            extend_to_budget=False,
-            extra_answers=0,
-            agreement_answers=0,
-        ),
+        config=RefineConfig(rounds=3, budget_seconds=120, extend_to_budget=False, extra_answers=0),
     )
     assert [r.targets for r in result.rounds][:2] == [("is_leap_year",), ("is_leap_year",)]
     assert len(result.rounds) == 3 and result.rounds[2].targets != ("is_leap_year",)
@@ -480,7 +469,6 @@ def test_runs_that_hang_stop_early_and_the_fix_is_verified_on_every_case(tmp_pat
         per_test_timeout=0.5,
         resamples=0,
         extra_answers=0,
-        agreement_answers=0,
     )
     result = fix(tmp_path, ScriptedBackend([still_hangs, good]), config=config)
     assert result.status == "fixed"
@@ -619,12 +607,7 @@ def test_an_attempt_that_fails_an_earlier_check_is_dropped_for_the_code_it_set_o
     good = fence("def double(x):\n    return x * 2\n")
     backend = ScriptedBackend([worse, good])
     config = RefineConfig(
-        rounds=2,
-        budget_seconds=120,
-        extend_to_budget=False,
-        resamples=0,
-        extra_answers=0,
-        agreement_answers=0,
+        rounds=2, budget_seconds=120, extend_to_budget=False, resamples=0, extra_answers=0
     )
     result = fix(tmp_path, backend, config=config)
     assert result.status == "fixed"
@@ -656,12 +639,7 @@ def test_getting_further_inside_a_test_keeps_the_code_but_uses_up_the_suspects_t
     earlier = fence("def f(x):\n    return g(x) * 3\n")
     backend = ScriptedBackend([further, earlier, fence("def g(x):\n    return x + 1\n")])
     config = RefineConfig(
-        rounds=3,
-        budget_seconds=120,
-        extend_to_budget=False,
-        resamples=0,
-        extra_answers=0,
-        agreement_answers=0,
+        rounds=3, budget_seconds=120, extend_to_budget=False, resamples=0, extra_answers=0
     )
     result = fix(tmp_path, backend, config=config)
     # Round 1 got past the first assert: kept (round 2 refines that code), yet `f` has had
@@ -678,12 +656,7 @@ def test_a_round_past_its_share_of_the_time_ends_and_the_next_suspect_gets_a_tur
     broken = fence("def f(x):\n    return g(x (\n")
     backend = ScriptedBackend([broken] * 20, token_delay=2.0 / len(broken.split()))
     config = RefineConfig(
-        rounds=3,
-        budget_seconds=12,
-        extend_to_budget=False,
-        resamples=6,
-        extra_answers=0,
-        agreement_answers=0,
+        rounds=3, budget_seconds=12, extend_to_budget=False, resamples=6, extra_answers=0
     )
     result = fix(tmp_path, backend, config=config)
     # Round 1 had half the 12 s: it started no attempt past 6 s, and that used up `f`'s
@@ -711,12 +684,7 @@ def test_a_candidate_that_gets_further_but_breaks_a_test_stops_at_that_test(
     # one of them (progress) and breaks `test_inc_gives_an_int`.
     backend = ScriptedBackend([fence("def inc(x):\n    return float(x + 1)\n")])
     config = RefineConfig(
-        rounds=1,
-        budget_seconds=60,
-        extend_to_budget=False,
-        resamples=0,
-        extra_answers=0,
-        agreement_answers=0,
+        rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0, extra_answers=0
     )
     result = fix(tmp_path, backend, config=config)
     answer = result.attempts[0]
@@ -748,12 +716,7 @@ def test_the_failing_tests_run_alone_are_traced_only_when_few(
 
     backend = ScriptedBackend([fence("def inc(x):\n    return x + 3\n")])
     config = RefineConfig(
-        rounds=1,
-        budget_seconds=60,
-        extend_to_budget=False,
-        resamples=0,
-        extra_answers=0,
-        agreement_answers=0,
+        rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0, extra_answers=0
     )
     fix(tmp_path, backend, config=config, on_event=record)
     # The tests take over a second: the failing ones run on their own first.

@@ -17,8 +17,6 @@ from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.report import phases
 
-# These tests follow the script reply by reply: no answers drawn to vote on a fix.
-NO_VOTE = 0
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONFIG = RefineConfig(rounds=2, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 LEAP_WRONG = "```python\ndef is_leap_year(year: int) -> bool:\n    return year % 4 == 0\n```\n"
@@ -114,12 +112,7 @@ def test_bench_records_carry_each_attempts_phases(
     bad = "```python\ndef truncate_number(number: float) -> float:\n    return number + 1\n```\n"
     good = "```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```\n"
     backend = ScriptedBackend([bad, good])
-    lines = BenchRun(
-        tasks,
-        backend,
-        BenchSettings(agreement_answers=NO_VOTE, suite="humaneval", rounds=1),
-        tmp_path,
-    ).run()
+    lines = BenchRun(tasks, backend, BenchSettings(suite="humaneval", rounds=1), tmp_path).run()
     (refined,) = [line for line in lines if line.round == 1]
     (attempt,) = refined.attempts
     assert attempt.verdict == "passed" and attempt.tests_s > 0

@@ -24,13 +24,7 @@ from cyclefix.runner import TestRunResult
 from cyclefix.runner import confine as confine_module
 from cyclefix.runner.results import TestCaseResult
 
-CONFIG = RefineConfig(
-    rounds=2,
-    budget_seconds=120,
-    extend_to_budget=False,
-    per_test_timeout=2.0,
-    agreement_answers=0,
-)
+CONFIG = RefineConfig(rounds=2, budget_seconds=120, extend_to_budget=False, per_test_timeout=2.0)
 
 BUGGY = "def add(a, b):\n    return a - b\n"
 ADD_TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"

@@ -96,8 +96,9 @@ def _add_run_options(p: argparse.ArgumentParser, budget: float = 1800.0) -> None
         type=int,
         default=RefineConfig.agreement_answers,
         metavar="N",
-        help="answers drawn to vote on a fix that passes only a few visible tests "
-        f"(refine.agreement; default {RefineConfig.agreement_answers}, 0: none)",
+        help="answers drawn to vote on a fix that passes only a few visible tests, by what "
+        f"they return on the tests' calls varied (refine.agreement; default "
+        f"{RefineConfig.agreement_answers}: none)",
     )
     p.add_argument(
         "--threads",
