@@ -271,7 +271,8 @@ class _Session:
         if raised:
             self.notes.append(raised)
         passed_before = initial.passed_ids
-        self.variants = VariantTests.of(self.root, initial)
+        if self.config.agreement_answers:
+            self.variants = VariantTests.of(self.root, initial)
         self.verifier.prepare_candidates()  # warming up while the model reads its first prompt
         with scratch_copy(self.root) as scratch:
             return self._refine(scratch, initial, passed_before, started)
