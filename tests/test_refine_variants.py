@@ -21,6 +21,7 @@ from cyclefix.refine.variants import (
 )
 from cyclefix.refine.verify import Verifier
 from cyclefix.runner import scratch_copy
+from cyclefix.runner.results import TestCaseResult, TestRunResult
 
 TESTS = (
     '"""Examples."""\n\n'
@@ -131,3 +132,21 @@ def test_an_integer_varies_by_steps_and_multiples_and_keeps_its_sign() -> None:
 def test_a_list_of_items_that_do_not_compare_still_varies() -> None:
     calls = variant_calls([ExampleCall("f", ([1, "a"],))], limit=50)
     assert "f(['a', 1])" in calls and "f([2, 'a'])" in calls
+
+
+def _failing(root: Path, nodeid: str) -> TestRunResult:
+    return TestRunResult(root, (TestCaseResult(nodeid, "failed"),), 1, 0.1)
+
+
+def test_no_variant_module_for_a_test_outside_the_project(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "test_outside.py").write_text(TESTS)
+    assert VariantTests.of(project, _failing(project, "../test_outside.py::test_example_1")) is None
+
+
+def test_no_variant_module_over_a_file_of_the_project(tmp_path: Path) -> None:
+    (tmp_path / "test_pile.py").write_text(TESTS)
+    assert VariantTests.of(tmp_path, _failing(tmp_path, "test_pile.py::test_example_1")) is not None
+    (tmp_path / VARIANT_FILE).write_text("# the project's own\n")
+    assert VariantTests.of(tmp_path, _failing(tmp_path, "test_pile.py::test_example_1")) is None

@@ -150,8 +150,8 @@ def variant_module(test_source: str, calls: Sequence[str]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def variant_ids(module_rel: str, count: int) -> list[str]:
-    return [f"{module_rel}::test_variant_{i}" for i in range(count)]
+def variant_ids(module_rel: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{module_rel}::test_variant_{i}" for i in range(count))
 
 
 @dataclass(frozen=True)
@@ -166,16 +166,20 @@ class VariantTests:
     def of(cls, root: Path, run: TestRunResult) -> VariantTests | None:
         """From the first module of `run`'s failing tests that asserts on literal calls."""
         for rel in dict.fromkeys(t.nodeid.split("::", 1)[0] for t in run.failures):
+            module = str(PurePosixPath(rel).parent / VARIANT_FILE)
+            # Written in the scratch copy only: never beside a test outside the project, nor
+            # over a file of the project's own.
+            if ".." in PurePosixPath(rel).parts or PurePosixPath(rel).is_absolute():
+                continue
+            if (root / module).exists():
+                continue
             try:
                 source = (root / rel).read_text(encoding="utf-8")
                 calls = variant_calls(example_calls(source))
             except (OSError, UnicodeDecodeError, ValueError):
                 continue
             if calls:
-                module = str(PurePosixPath(rel).parent / VARIANT_FILE)
-                return cls(
-                    module, variant_module(source, calls), tuple(variant_ids(module, len(calls)))
-                )
+                return cls(module, variant_module(source, calls), variant_ids(module, len(calls)))
         return None
 
     def behaviour(self, verifier: Verifier, rnd: Round, files: dict[str, str]) -> Behaviour:
@@ -202,8 +206,6 @@ def outputs(run: TestRunResult, variant_ids: Sequence[str]) -> Behaviour:
     outputs: list[str | None] = []
     for nodeid in variant_ids:
         case = by_id.get(nodeid)
-        returned = (
-            case is not None and case.outcome == "failed" and case.exc_type == "AssertionError"
-        )
-        outputs.append(case.actual if returned and case is not None else None)
+        returned = case and case.outcome == "failed" and case.exc_type == "AssertionError"
+        outputs.append(case.actual if case and returned else None)
     return tuple(outputs)
