@@ -4,8 +4,8 @@ A prompt or loop change is measured by resuming a copy of a finished run that ke
 round-0 lines of the tasks that failed their visible tests: the new code then refines exactly
 the same one-shot answers. This prints, over the tasks refined in both runs, the attempts,
 copies, first-attempt copies (first attempt of each round), tasks fixed (visible tests) and
-passing (hidden tests) after the last round, wall seconds and completion tokens. Unlike
-`cyclefix bench compare`, it needs no summary.json, so it also reads an interrupted run.
+passing (hidden tests) after the last round, wall seconds and completion tokens; it reads an
+interrupted run too (`cyclefix bench compare` gives the per-round figures and the tasks that differ).
 
     python benchmarks/refine_ab.py bench-out/mbpp-1.5b-before bench-out/mbpp-1.5b-after
 """

@@ -10,7 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cyclefix.bench.records import RoundResult
 from cyclefix.bench.run_command import run_bench
+from cyclefix.bench.summary import ModelSummary
 from cyclefix.cli import EXIT_OK
 from cyclefix.refine.types import RefineConfig
 
@@ -183,9 +185,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seed", type=int, default=0, help="mutation seed (default 0)")
     p.set_defaults(func=run_projects_seed)
 
-    p = suites.add_parser("compare", help="two bench results side by side, with differences")
-    p.add_argument("a", type=Path, help="results folder (or summary.json) A")
-    p.add_argument("b", type=Path, help="results folder (or summary.json) B")
+    p = suites.add_parser(
+        "compare",
+        help="bench results side by side: per round, then the tasks whose outcome differs",
+    )
+    p.add_argument("a", type=Path, help="results folder (or its summary.json) A")
+    p.add_argument("b", type=Path, help="results folder (or its summary.json) B")
+    p.add_argument(
+        "more", type=Path, nargs="*", help="more results folders, each compared with A (C, D, ...)"
+    )
     p.set_defaults(func=run_compare)
 
     p = suites.add_parser("bugs", help="build a folder suite of bugs by mutating MBPP solutions")
@@ -268,14 +276,30 @@ def run_projects_seed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_compare(args: argparse.Namespace) -> int:
-    from cyclefix.bench.report import compare_table
-    from cyclefix.bench.summary import load_summary
+def _load_run(path: Path) -> tuple[list[ModelSummary], list[RoundResult]]:
+    """A results folder's summary (summary.json, else figured from its results) and lines."""
+    from cyclefix.bench.records import RESULTS_FILE, read_results
+    from cyclefix.bench.summary import SUMMARY_FILE, load_summary, summarize
 
-    _data_a, a = load_summary(args.a)
-    _data_b, b = load_summary(args.b)
-    print(f"A = {args.a}\nB = {args.b}\n")
-    print(compare_table(a, b))
+    folder = path if path.is_dir() else path.parent
+    records = read_results(folder / RESULTS_FILE)
+    if (folder / SUMMARY_FILE).exists() or not records:
+        _data, models = load_summary(folder)
+        return models, records
+    return summarize(records, max(r.round for r in records)), records
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from cyclefix.bench.across_runs import render_task_outcomes, task_outcomes
+    from cyclefix.bench.report import compare_table
+
+    paths: list[Path] = [args.a, args.b, *args.more]
+    labels = [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(len(paths))]
+    runs = [_load_run(path) for path in paths]
+    print("\n".join(f"{label} = {path}" for label, path in zip(labels, paths, strict=True)))
+    for label, (models, _records) in zip(labels[1:], runs[1:], strict=True):
+        print(f"\n{compare_table(runs[0][0], models, name_b=label)}")
+    print(render_task_outcomes(task_outcomes([records for _m, records in runs], labels)))
     return EXIT_OK
 
 

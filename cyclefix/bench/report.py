@@ -203,8 +203,8 @@ def compare_table(
     pairs = pair_models(a, b)
     if not pairs:
         return "No model appears in both runs."
-    head = ["Round", "pass@1 A", "pass@1 B", "Δ", "fix rate A", "fix rate B", "Δ",
-            "copy rate A", "copy rate B", "Δ", "ended on copy A", "ended on copy B", "Δ"]  # fmt: skip
+    figures = ("pass@1", "fix rate", "copy rate", "ended on copy")
+    head = ["Round", *(c for f in figures for c in (f"{f} {name_a}", f"{f} {name_b}", "Δ"))]
     parts: list[str] = []
     for ma, mb in pairs:
         parts += [
