@@ -70,7 +70,7 @@ def test_the_report_names_each_run_and_the_ceiling() -> None:
     text = render_task_outcomes(task_outcomes([a, b], ["A", "B"]))
     assert "| A | 1/2 (50.0%) |" in text and "| B | 2/2 (100.0%) |" in text
     assert "In every run: 1/2 (50.0%). In some run: 2/2 (100.0%)" in text
-    assert "1 tasks differ" in text and "| t2 | fail | pass |" in text
+    assert "Tasks whose outcome differs: 1" in text and "| t2 | fail | pass |" in text
     same = render_task_outcomes(task_outcomes([a, a], ["A", "B"]))
     assert "Every task has the same outcome in every run." in same
 

@@ -119,7 +119,7 @@ def render_task_outcomes(outcomes: Sequence[TaskOutcomes]) -> str:
             parts += ["Every task has the same outcome in every run.", ""]
             continue
         parts += [
-            f"{len(differing)} tasks differ:",
+            f"Tasks whose outcome differs: {len(differing)}",
             "",
             "| Task | " + " | ".join(o.labels) + " |",
             "|---|" + "---|" * len(o.labels),
