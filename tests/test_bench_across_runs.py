@@ -105,3 +105,12 @@ def test_compare_of_an_empty_folder_says_there_is_no_summary(tmp_path: Path) -> 
     args = parser.parse_args(["bench", "compare", str(tmp_path), str(tmp_path)])
     with pytest.raises(CyclefixError, match="no bench summary"):
         args.func(args)
+
+
+def test_compare_of_a_missing_folder_names_it(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="cyclefix")
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    missing = tmp_path / "no-such-run"
+    args = parser.parse_args(["bench", "compare", str(missing), str(tmp_path)])
+    with pytest.raises(CyclefixError, match=f"no such results folder: {missing}"):
+        args.func(args)

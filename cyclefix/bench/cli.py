@@ -280,7 +280,10 @@ def _load_run(path: Path) -> tuple[list[ModelSummary], list[RoundResult]]:
     """A results folder's summary (summary.json, else figured from its results) and lines."""
     from cyclefix.bench.records import RESULTS_FILE, read_results
     from cyclefix.bench.summary import SUMMARY_FILE, load_summary, summarize
+    from cyclefix.errors import CyclefixError
 
+    if not path.exists():
+        raise CyclefixError(f"no such results folder: {path}")
     folder = path if path.is_dir() else path.parent
     records = read_results(folder / RESULTS_FILE)
     if (folder / SUMMARY_FILE).exists() or not records:
