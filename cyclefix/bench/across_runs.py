@@ -87,8 +87,8 @@ def task_outcomes(
 
 
 def _share(count: float, total: int) -> str:
-    shown = f"{count:g}"
-    return f"{shown}/{total} ({100 * count / total:.1f}%)" if total else f"{shown}/0"
+    """`total` is never 0: a model without common tasks has no outcomes."""
+    return f"{count:g}/{total} ({100 * count / total:.1f}%)"
 
 
 def _cell(rate: float) -> str:

@@ -166,10 +166,11 @@ class VariantTests:
     def of(cls, root: Path, run: TestRunResult) -> VariantTests | None:
         """From the first module of `run`'s failing tests that asserts on literal calls."""
         for rel in dict.fromkeys(t.nodeid.split("::", 1)[0] for t in run.failures):
-            module = str(PurePosixPath(rel).parent / VARIANT_FILE)
+            path = PurePosixPath(rel)
+            module = str(path.parent / VARIANT_FILE)
             # Written in the scratch copy only: never beside a test outside the project, nor
             # over a file of the project's own.
-            if ".." in PurePosixPath(rel).parts or PurePosixPath(rel).is_absolute():
+            if ".." in path.parts or path.is_absolute():
                 continue
             if (root / module).exists():
                 continue
