@@ -1,5 +1,6 @@
-"""The probe (runner.trace): what a failing test's calls to project functions were given and
-gave back, rendered bounded and without running any code of the values' classes."""
+"""The probe (runner.trace, its values by runner.inert_repr): what a failing test's calls to
+project functions were given and gave back, rendered bounded and without running any code of
+the values' classes."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 
 from cyclefix.runner import SandboxLimits, run_tests
+from cyclefix.runner.inert_repr import VALUE_CHARS, inert_repr
 from cyclefix.runner.results import ProbedCall
-from cyclefix.runner.trace import PROBED_CALLS, VALUE_CHARS, Tracer, safe_repr
+from cyclefix.runner.trace import PROBED_CALLS, Tracer
 
 
 class Hostile:
@@ -51,38 +53,38 @@ class Color(Enum):
 
 
 def test_plain_values_read_as_python_literals() -> None:
-    assert safe_repr(Decimal("1.39")) == "Decimal('1.39')"
-    assert safe_repr([1, "a", None, (2.5,)]) == "[1, 'a', None, (2.5,)]"
-    assert safe_repr({"k": {1, 2}}) == "{'k': {1, 2}}"
+    assert inert_repr(Decimal("1.39")) == "Decimal('1.39')"
+    assert inert_repr([1, "a", None, (2.5,)]) == "[1, 'a', None, (2.5,)]"
+    assert inert_repr({"k": {1, 2}}) == "{'k': {1, 2}}"
 
 
 def test_an_object_shows_its_attributes_and_never_its_own_repr() -> None:
-    assert safe_repr(Hostile()) == "Hostile(state=7)"
+    assert inert_repr(Hostile()) == "Hostile(state=7)"
 
 
 def test_a_container_subclass_is_read_through_its_base_not_its_hooks() -> None:
-    assert safe_repr(HangingList([1, 2])) == "HangingList([1, 2])"
+    assert inert_repr(HangingList([1, 2])) == "HangingList([1, 2])"
 
 
 def test_an_enum_member_shows_its_name() -> None:
-    assert safe_repr(Color.RED) == "Color.RED"
+    assert inert_repr(Color.RED) == "Color.RED"
 
 
 def test_values_are_cut_to_the_limit() -> None:
-    assert len(safe_repr("x" * 10_000)) <= VALUE_CHARS
-    assert len(safe_repr(list(range(10_000)))) <= VALUE_CHARS
-    assert safe_repr(list(range(100))).endswith("...]")
+    assert len(inert_repr("x" * 10_000)) <= VALUE_CHARS
+    assert len(inert_repr(list(range(10_000)))) <= VALUE_CHARS
+    assert inert_repr(list(range(100))).endswith("...]")
 
 
 def test_an_int_too_long_to_print_shows_its_size() -> None:
-    assert safe_repr(10**100_000) == "<int of 332193 bits>"
+    assert inert_repr(10**100_000) == "<int of 332193 bits>"
 
 
 def test_a_deep_value_is_cut_at_a_depth() -> None:
     nested: list[Any] = []
     for _ in range(50):
         nested = [nested]
-    assert safe_repr(nested) == "[[[[...]]]]"
+    assert inert_repr(nested) == "[[[[...]]]]"
 
 
 def _tracing(tmp_path: Path, source: str, name: str) -> tuple[Tracer, Callable[..., Any]]:

@@ -2,7 +2,7 @@
 
 It is loaded into the user's interpreter (``-p _cyclefix_pytest_plugin``) from a private folder
 that holds only copies of this file and its siblings (protocol.py, failures.py, assertions.py,
-testfiles.py, trace.py, confine.py, integrity.py, watchdog.py), so it may import nothing but
+testfiles.py, trace.py, inert_repr.py, confine.py, integrity.py, watchdog.py), so it may import nothing but
 the standard library, pytest and those, and nothing of cyclefix becomes importable by the
 user's tests. It is inert unless
 ``CYCLEFIX_RESULTS_FD`` and ``CYCLEFIX_KEY_FD`` name the inherited pipes: records go to the

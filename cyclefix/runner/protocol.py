@@ -34,6 +34,7 @@ PRIVATE_COPIES = (
     ("protocol.py", PROTOCOL_MODULE),
     ("confine.py", CONFINE_MODULE),
     ("trace.py", TRACE_MODULE),
+    ("inert_repr.py", "_cyclefix_inert_repr"),
     ("failures.py", "_cyclefix_failures"),
     ("assertions.py", "_cyclefix_assertions"),
     ("testfiles.py", "_cyclefix_testfiles"),
