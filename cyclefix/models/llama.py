@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,16 @@ from cyclefix.models.kv_state import (
     snapshot,
     state_key,
 )
+from cyclefix.models.llama_logits import (
+    FORK_TOP_K,
+    best_candidates,
+    best_row,
+    evaluate,
+    forks_of,
+    logits_row,
+    other_choices,
+    text_offsets,
+)
 from cyclefix.models.llama_runtime import _LOG, import_llama_cpp, model_params_amended
 
 # Re-exported: callers and tests use them from here.
@@ -60,9 +70,6 @@ if TYPE_CHECKING:
     import llama_cpp
 
 DEFAULT_N_CTX = 8192
-# Candidates kept per generated token when recording forks: the chosen token is nearly always
-# among them, even when sampled hot.
-FORK_TOP_K = 8
 DEFAULT_N_BATCH = 512
 # A shared prompt opening shorter than this is not worth a saved state.
 MIN_SAVED_PREFIX = 8
@@ -260,7 +267,7 @@ class LlamaCppBackend:
                 first_token_at = time.perf_counter()
             step = len(drawn) + sampled - 1
             if options.record_forks and step not in candidates:
-                candidates[step] = self._best_candidates(llama)
+                candidates[step] = best_candidates(llama)
             return cancel is not None and cancel.is_set()
 
         answer = AnswerText(options, on_text, until)
@@ -319,7 +326,7 @@ class LlamaCppBackend:
                 if evaluated
                 else drawn
             )
-            forks = self._forks(llama, generated, candidates, len(options.answer_prefix), len(text))
+            forks = forks_of(llama, generated, candidates, len(options.answer_prefix), len(text))
         return GenerationResult(
             text=text,
             prompt_tokens=len(prompt_tokens),
@@ -390,30 +397,30 @@ class LlamaCppBackend:
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
             cached = 0
         llama.n_tokens = cached
-        offsets = self._text_offsets(llama, answer, len(answer_prefix))
+        offsets = text_offsets(llama, answer, len(answer_prefix))
         forks: list[Fork] = []  # per answer token: the sampler's other choices
         rows: list[ScoredRow] = []  # per answer token: the sampler's best, for a replay
 
         def score(row: Any) -> None:
-            best = self._best_row(row)
+            best = best_row(row)
             rows.append(best)
-            choices = self._choices(llama, row, best, answer[len(forks)])
+            choices = other_choices(llama, row, best, answer[len(forks)])
             runner_up = next((c for c in choices if c.text), Choice("", -float("inf")))
             forks.append(Fork(offsets[len(forks)], runner_up.text, -runner_up.gap, choices))
 
         try:
-            if not self._decode(llama, prompt[cached:], None, cancel):
+            if not evaluate(llama, prompt[cached:], None, cancel):
                 return ()
             if not self._recent.holds(prompt):  # a round scores one prompt for two copies
                 self._recent.put(SavedState(tuple(prompt), snapshot(llama)))
-            score(self._logits_row(llama, -1))
+            score(logits_row(llama, -1))
             # The logits after the last answer token would choose the next one: not needed.
             # Chunks smaller than a batch let `enough` stop the scoring early.
             chunk = SCORE_CHUNK if enough is not None else len(answer)
             for start in range(0, len(answer) - 1, chunk):
                 if enough is not None and enough(forks):
                     break
-                if not self._decode(
+                if not evaluate(
                     llama, answer[start : min(start + chunk, len(answer) - 1)], score, cancel
                 ):
                     return ()
@@ -463,7 +470,7 @@ class LlamaCppBackend:
             llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a cache that cannot drop its end starts over
             live = 0
         llama.n_tokens = live
-        self._decode(llama, tokens[live:], None, None)
+        evaluate(llama, tokens[live:], None, None)
 
     def _fixed_prefix(self, messages: Sequence[ChatMessage], prompt: Sequence[int]) -> int:
         """Tokens of `prompt` that do not depend on the task: the leading system messages and
@@ -477,113 +484,8 @@ class LlamaCppBackend:
         fixed = common_prefix(self._prompt_tokens(probe), prompt)
         return fixed if fixed >= MIN_SAVED_PREFIX else 0
 
-    @staticmethod
-    def _text_offsets(llama: llama_cpp.Llama, tokens: Sequence[int], start: int) -> list[int]:
-        """Characters of text before each token, counting from `start`; a character split
-        across tokens counts once it is complete."""
-        offsets: list[int] = []
-        done = b""
-        for token in tokens:
-            offsets.append(start + len(done.decode("utf-8", errors="ignore")))
-            done += llama.detokenize([token])
-        return offsets
-
-    @staticmethod
-    def _decode(
-        llama: llama_cpp.Llama,
-        tokens: Sequence[int],
-        on_logits: Callable[[Any], None] | None,
-        cancel: threading.Event | None,
-    ) -> bool:
-        """Evaluate `tokens` into the cache, as Llama.eval does, with the logits of every token
-        passed to `on_logits` when given (Llama.eval keeps them only with logits_all, for the
-        whole context). False when cancelled."""
-        for start in range(0, len(tokens), llama.n_batch):
-            if cancel is not None and cancel.is_set():
-                return False
-            batch = list(tokens[start : start + llama.n_batch])
-            n_past = llama.n_tokens
-            llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=on_logits is not None)
-            llama._ctx.decode(llama._batch)
-            llama.input_ids[n_past : n_past + len(batch)] = batch
-            llama.n_tokens += len(batch)
-            llama._requires_eval = False
-            if on_logits is not None:
-                for i in range(len(batch)):
-                    on_logits(LlamaCppBackend._logits_row(llama, i))
-        return True
-
-    @staticmethod
-    def _logits_row(llama: llama_cpp.Llama, index: int) -> Any:
-        import numpy as np
-
-        return np.ctypeslib.as_array(llama._ctx.get_logits_ith(index), shape=(llama.n_vocab(),))
-
-    @staticmethod
-    def _best_row(row: Any) -> ScoredRow:
-        """The sampler's best SAMPLER_TOP_K tokens of a logits row and their logits, best first."""
-        import numpy as np
-
-        best = [int(t) for t in np.argpartition(row, -SAMPLER_TOP_K)[-SAMPLER_TOP_K:]]
-        best.sort(key=lambda t: -row[t])
-        return ScoredRow(tuple(best), tuple(float(row[t]) for t in best))
-
-    @staticmethod
-    def _choices(
-        llama: llama_cpp.Llama, row: Any, top: ScoredRow, chosen: int
-    ) -> tuple[Choice, ...]:
-        """The tokens other than `chosen` among the sampler's best (`top`), best first."""
-        best = list(top.ids)
-        if chosen not in best:
-            best.pop()  # the sampler never takes it; scored as the least of the best instead
-        chosen_logit = float(row[chosen])
-        return tuple(
-            Choice(_piece(llama, t), float(row[t]) - chosen_logit) for t in best if t != chosen
-        )
-
-    @staticmethod
-    def _best_candidates(llama: llama_cpp.Llama) -> tuple[Any, Any]:
-        import numpy as np
-
-        # The logits that chose the token just sampled: it is not evaluated yet.
-        row = LlamaCppBackend._logits_row(llama, -1)
-        ids = np.argpartition(row, -FORK_TOP_K)[-FORK_TOP_K:]
-        return ids, row[ids].copy()
-
-    @staticmethod
-    def _forks(
-        llama: llama_cpp.Llama,
-        generated: list[int],
-        candidates: dict[int, tuple[Any, Any]],
-        text_start: int,
-        text_end: int,
-    ) -> tuple[Fork, ...]:
-        forks: list[Fork] = []
-        offsets = LlamaCppBackend._text_offsets(llama, generated, text_start)
-        for step, (token, offset) in enumerate(zip(generated, offsets, strict=True)):
-            if offset >= text_end or step not in candidates:
-                continue
-            ids, logits = candidates[step]
-            chosen = [i for i, t in enumerate(ids) if t == token]
-            if not chosen:
-                continue  # sampled from outside the best candidates: no margin to tell
-            others = [i for i in range(len(ids)) if ids[i] != token]
-            best_other = max(others, key=lambda i: logits[i])
-            # Special tokens (end of turn) have no text: nothing to branch into.
-            alternative = llama.detokenize([int(ids[best_other])]).decode("utf-8", "replace")
-            if alternative:
-                margin = float(logits[chosen[0]] - logits[best_other])
-                forks.append(Fork(offset, alternative, margin))
-        return tuple(forks)
-
     def close(self) -> None:
         with self._lock:
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
-
-
-def _piece(llama: llama_cpp.Llama, token: int) -> str:
-    """A token's text; empty for a special token, and for a piece of a character."""
-    text = llama.detokenize([token]).decode("utf-8", "replace")
-    return "" if "\ufffd" in text else text
