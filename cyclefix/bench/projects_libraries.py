@@ -95,6 +95,10 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     # A fifth held-out set (manifest-unseen-5.json), seeded at stop 33.
     LibrarySpec("docopt-ng", "0.9.0", package="docopt", tests=("tests",)),
     LibrarySpec("pytz", "2026.6", package="pytz", tests=("pytz/tests",)),
+    # A sixth held-out set (manifest-unseen-6.json), seeded at stop 41.
+    LibrarySpec("rfc3986", "2.0.0", package="src/rfc3986", tests=("tests",), pythonpath="src"),
+    # Its tests are one file named tests.py, which pytest collects only when named.
+    LibrarySpec("voluptuous", "0.16.0", package="voluptuous", tests=("voluptuous/tests/tests.py",)),
 )
 
 
