@@ -19,6 +19,7 @@ import pytest
 import warm_support
 from project_support import make_project
 
+import cyclefix.runner.run as run_module
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.runner import (
@@ -337,6 +338,33 @@ def test_unsigned_lines_make_the_run_fail_whatever_they_say(
     untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
     assert untrusted and untrusted[0].exc_type == "UntrustedResults"
     assert "forged" in (untrusted[0].exc_message or "")
+
+
+FLOOD = """\
+import os
+
+def test_floods():
+    chunk = b"x" * 65536
+    for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+        if fd > 2:
+            try:
+                for _ in range(48):
+                    os.write(fd, chunk)
+            except OSError:
+                pass
+"""
+
+
+def test_a_line_without_end_past_the_record_bound_is_untrusted_not_kept(
+    calc: Path, workers: WarmWorkers | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_module, "MAX_RECORD_BYTES", 1 << 20)
+    (calc / "calc.py").write_text(CALC_OK)
+    (calc / "test_flood.py").write_text(FLOOD)
+    run = run_confined(calc, warm=workers)
+    assert not run.all_passed
+    untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
+    assert untrusted and "a line over 1048576 B" in (untrusted[0].exc_message or "")
 
 
 def test_a_failing_test_whose_record_is_suppressed_fails_the_run(

@@ -27,6 +27,8 @@ from cyclefix.runner.sandbox import SandboxLimits
 PLUGIN_MODULE = protocol.PLUGIN_MODULE
 # Seconds the plugin's watchdog waits past a test's timeout (and teardown) before exiting.
 GRACE = 1.0
+# Bytes one read of a results pipe takes at most, so a flood cannot fill memory at once.
+READ_LIMIT = 4 << 20
 # Importing one test module may take this long (imports can be slow; an import-time loop not).
 MIN_COLLECT_TIMEOUT = 10.0
 
@@ -254,10 +256,11 @@ class OwnFds:
             self.close(fd)
 
 
-def read_available(fd: int) -> bytes:
-    """What the pipe holds now, without waiting."""
+def read_available(fd: int, limit: int = READ_LIMIT) -> bytes:
+    """What the pipe holds now, up to `limit` bytes, without waiting."""
     chunks = []
-    while True:
+    size = 0
+    while size < limit:
         try:
             chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
@@ -267,4 +270,5 @@ def read_available(fd: int) -> bytes:
         if not chunk:
             break
         chunks.append(chunk)
+        size += len(chunk)
     return b"".join(chunks)

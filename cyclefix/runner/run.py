@@ -29,6 +29,7 @@ from cyclefix.errors import CyclefixError
 from cyclefix.runner import confine, protocol
 from cyclefix.runner.launch import (
     GRACE,
+    READ_LIMIT,
     Confinement,
     OwnFds,
     ProcessSettings,
@@ -77,6 +78,9 @@ SHUTDOWN_GRACE = 5.0
 POLL_SECONDS = 0.02
 # Runs after the first, each resuming after a test that killed its process.
 MAX_RERUNS = 5
+# Bytes one record line may take; past it the line is a flood, not a record (the plugin's
+# longest, the collected ids of a 100,000-test suite, is near 10 MiB).
+MAX_RECORD_BYTES = 32 << 20
 # The test that stands for a process whose results cannot be trusted.
 UNTRUSTED_NODEID = "<cyclefix>::results"
 DEFAULT_LIMITS = SandboxLimits()
@@ -340,13 +344,18 @@ class _Run:
         while True:
             exited = process.wait(POLL_SECONDS)
             data = read_available(results)
-            if data:
+            if data and not attempt.untrusted:
                 lines = (pending + data).split(b"\n")
                 pending = lines.pop()
                 for line in lines:
                     if self._handle(attempt, line):
                         since = time.monotonic()
+                if len(pending) > MAX_RECORD_BYTES:
+                    attempt.untrusted = f"the test process wrote a line over {MAX_RECORD_BYTES} B"
+                    pending = b""
             if exited:
+                if len(data) >= READ_LIMIT:
+                    continue  # the pipe may hold more: drain it before believing the end
                 break
             waited = time.monotonic() - since
             if attempt.untrusted:
