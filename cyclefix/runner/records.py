@@ -1,6 +1,7 @@
 """What a test process said, as results: its signed records checked into protocol's TypedDicts,
 then turned into TestCaseResult and CollectionError; and pytest's own output for what happened
-before the plugin could speak (pytest missing, a conftest that does not import)."""
+before the plugin could speak (pytest missing, a conftest that does not import); and what a
+process's end means for its records (believed or not, the test it stopped in)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from cyclefix.runner.results import (
     RunPhases,
     TestCaseResult,
 )
+from cyclefix.runner.sandbox import SandboxResult
 
 Record = (
     CaseRecord
@@ -320,6 +322,57 @@ class ProcessReport:
             collect_s=span(self.session_started, collect_end),
             tests_s=tests,
             total_s=total,
+        )
+
+    def disagreement(self, ended: SandboxResult, collection_failed: bool) -> str:
+        """Why a session that ended normally is not believed: its exit status or its collected
+        tests disagree with its records ("" when they agree)."""
+        status = self.session_exit
+        if status is None or ended.cancelled or ended.timed_out:
+            return ""
+        if ended.returncode != status and not self.killed_after_session:
+            return (
+                f"pytest's session ended with status {status}, its process with {ended.returncode}"
+            )
+        records_pass = all(case.ok for case in self.finished.values()) and not collection_failed
+        missing = [n for n in self.collected or () if n not in self.finished]
+        if records_pass and missing:
+            return (
+                f"{len(missing)} collected test(s) have no result (e.g. {missing[0]}); "
+                f"pytest's exit status {status}"
+            )
+        if status == 0 and not records_pass:
+            return "pytest reported success for a session with failing tests"
+        if status not in (0, 5) and records_pass:
+            return f"pytest ended with status {status} but no test failed"
+        return ""
+
+    def interrupted_case(self, nodeid: str, ended: SandboxResult, timeout: float) -> TestCaseResult:
+        """The result of the test `nodeid`, running when the process ended."""
+        path = nodeid.split("::", 1)[0]
+        if self.hung == nodeid or self.watchdog == nodeid:
+            return TestCaseResult(
+                nodeid=nodeid,
+                outcome="timeout",
+                duration=timeout,
+                path=path,
+                exc_type="Timeout",
+                exc_message=f"timed out after {timeout:g} s (ignored the timeout; process killed)",
+            )
+        if ended.timed_out:
+            return TestCaseResult(
+                nodeid=nodeid,
+                outcome="error",
+                path=path,
+                exc_type="Interrupted",
+                exc_message=f"the run was stopped during this test: {ended.killed_reason}",
+            )
+        return TestCaseResult(
+            nodeid=nodeid,
+            outcome="error",
+            path=path,
+            exc_type="ProcessExit",
+            exc_message=f"the test process {death(ended.returncode)} while this test was running",
         )
 
 

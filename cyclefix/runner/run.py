@@ -209,7 +209,9 @@ class _Run:
                     limits = replace(limits, run_timeout=remaining)
                 attempt, ended = self._one_process(plan, workdir, limits, skip_tests, skip_modules)
                 self.phases.append(attempt.phases())
-                attempt.untrusted = attempt.untrusted or self._disagreement(attempt, ended)
+                attempt.untrusted = attempt.untrusted or attempt.disagreement(
+                    ended, bool(self.collection_errors)
+                )
                 session_exits.append(None if attempt.untrusted else attempt.session_exit)
                 network_isolated = network_isolated and ended.network_isolated
                 self.outputs.append(ended.output)
@@ -457,7 +459,11 @@ class _Run:
         if attempt.collected is None and attempt.running is None:
             return self._settle_collection(attempt, ended)
         if attempt.running is not None:
-            self._add(self._interrupted_case(attempt, attempt.running, ended))
+            self._add(
+                attempt.interrupted_case(
+                    attempt.running, ended, self.settings.limits.per_test_timeout
+                )
+            )
         if ended.timed_out:
             return None
         done = set(attempt.finished) | ({attempt.running} if attempt.running else set())
@@ -468,30 +474,6 @@ class _Run:
             return None
         self.notes.append(f"ran the {len(remaining)} remaining test(s) in a new process")
         return sorted(done), []
-
-    def _disagreement(self, attempt: ProcessReport, ended: SandboxResult) -> str:
-        """Why a session that ended normally is not believed: its exit status or its collected
-        tests disagree with its records ("" when they agree)."""
-        status = attempt.session_exit
-        if status is None or ended.cancelled or ended.timed_out:
-            return ""
-        if ended.returncode != status and not attempt.killed_after_session:
-            return (
-                f"pytest's session ended with status {status}, its process with {ended.returncode}"
-            )
-        cases = attempt.finished.values()
-        records_pass = all(case.ok for case in cases) and not self.collection_errors
-        missing = [n for n in attempt.collected or () if n not in attempt.finished]
-        if records_pass and missing:
-            return (
-                f"{len(missing)} collected test(s) have no result (e.g. {missing[0]}); "
-                f"pytest's exit status {status}"
-            )
-        if status == 0 and not records_pass:
-            return "pytest reported success for a session with failing tests"
-        if status not in (0, 5) and records_pass:
-            return f"pytest ended with status {status} but no test failed"
-        return ""
 
     def _settle_collection(
         self, attempt: ProcessReport, ended: SandboxResult
@@ -526,33 +508,3 @@ class _Run:
         elif ended.returncode not in (0, 5):
             self.notes.append(f"pytest ended before collecting tests: {first_error_line(output)}")
         return None
-
-    def _interrupted_case(
-        self, attempt: ProcessReport, nodeid: str, ended: SandboxResult
-    ) -> TestCaseResult:
-        timeout = self.settings.limits.per_test_timeout
-        path = nodeid.split("::", 1)[0]
-        if attempt.hung == nodeid or attempt.watchdog == nodeid:
-            return TestCaseResult(
-                nodeid=nodeid,
-                outcome="timeout",
-                duration=timeout,
-                path=path,
-                exc_type="Timeout",
-                exc_message=f"timed out after {timeout:g} s (ignored the timeout; process killed)",
-            )
-        if ended.timed_out:
-            return TestCaseResult(
-                nodeid=nodeid,
-                outcome="error",
-                path=path,
-                exc_type="Interrupted",
-                exc_message=f"the run was stopped during this test: {ended.killed_reason}",
-            )
-        return TestCaseResult(
-            nodeid=nodeid,
-            outcome="error",
-            path=path,
-            exc_type="ProcessExit",
-            exc_message=f"the test process {death(ended.returncode)} while this test was running",
-        )
