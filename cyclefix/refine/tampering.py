@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
+from typing import TypeGuard
 
 # Modules an answer may not import: introspection, the test frameworks, code loading,
 # processes, signals and sockets.
@@ -23,7 +25,7 @@ MODULES = frozenset(
         "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing", "threading",
         "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
         "pty", "posix", "resource", "asyncio", "pickle", "_pickle", "copyreg", "shelve", "runpy",
-        "pkgutil", "zipimport",
+        "pkgutil", "zipimport", "pydoc", "concurrent",
     }
 )  # fmt: skip
 # Submodules of allowed packages that connect to sockets (a syslog handler: /dev/log).
@@ -36,6 +38,7 @@ ATTRIBUTES = frozenset(
         "f_code", "tb_frame", "tb_next", "__traceback__", "gi_frame", "cr_frame", "ag_frame",
         "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
         "__mro__", "get_objects", "get_referrers", "get_referents", "_exit", "CodeType",
+        "walk_stack", "walk_tb",
     }
 )  # fmt: skip
 # Attributes refused on any object, not as bare strings (common words): other modules' names
@@ -45,7 +48,7 @@ REACHING = frozenset(
     {
         "sys", "_sys", "_os", "chmod", "lchmod", "fchmod", "chown", "lchown", "fchown", "utime",
         "setxattr", "removexattr", "chflags", "lchflags", "symlink_to", "hardlink_to", "copystat",
-        "copymode",
+        "copymode", "touch",
     }
 )  # fmt: skip
 # Attributes of `os` that start, signal or leave processes, or plant links.
@@ -54,7 +57,7 @@ OS_ATTRIBUTES = frozenset(
         "kill", "killpg", "fork", "forkpty", "system", "popen", "execv", "execve", "execvp",
         "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnl",
         "spawnle", "posix_spawn", "posix_spawnp", "setsid", "symlink", "chroot", "unshare",
-        "setns",
+        "setns", "abort", "register_at_fork",
     }
 )  # fmt: skip
 # Attributes of `sys` that hold the interpreter's modules, import machinery and monitoring.
@@ -74,6 +77,8 @@ _BY_NAME = frozenset(
     }
 )  # fmt: skip
 _NAME_FIRST = frozenset({"import_module", "attrgetter", "methodcaller"})
+# By-name calls that only read whether a name is there: a computed name may stay unseen.
+_COMPUTED_OK = frozenset({"hasattr"})
 # Builtins that compute a string from constants without reading any data.
 _PURE = frozenset(
     {"chr", "ord", "str", "bytes", "bytearray", "map", "reversed", "list", "tuple", "sorted",
@@ -85,6 +90,13 @@ _NAMESPACES = frozenset({"globals", "locals", "vars"})
 _SPELLED = ATTRIBUTES | REACHING | MODULES | OS_ATTRIBUTES | SYS_ATTRIBUTES | CALLS | NAMES
 # Modules whose attributes an answer may not look up by a computed name.
 _LOOKED_UP = MODULES | {"sys", "os"}
+# Modules an answer may use only as `module.name`: held as a value (`[sys][0]`, a default
+# argument, `reduce(getattr, ..., os)`), what is looked up on them escapes every check here.
+_HELD = _LOOKED_UP | {"posix", "shutil"}
+# The runner's private modules in the test process (`_cyclefix_pytest_plugin`).
+_PRIVATE_PREFIX = "_cyclefix"
+# A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`).
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
 def tampering(before: str, after: str) -> list[str]:
@@ -101,7 +113,7 @@ def _reaches(source: str) -> frozenset[str]:
     except SyntaxError:
         return frozenset()
     modules = _module_names(tree)
-    found: set[str] = set()
+    found: set[str] = set(_held_as_values(tree, modules))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(_module(alias.name) for alias in node.names if _forbidden(alias.name))
@@ -117,6 +129,8 @@ def _reaches(source: str) -> frozenset[str]:
             found.update(_by_name(node, modules))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
+        elif isinstance(node, ast.Constant) and _names_an_internal(node.value):
+            found.add(f"names `{node.value}`")  # pydoc.locate("os._exit"), a module's key
         elif (
             isinstance(node, ast.Subscript)
             and _namespace(node.value)
@@ -130,6 +144,51 @@ def _reaches(source: str) -> frozenset[str]:
             if spelled in _SPELLED:
                 found.add(f"names `{spelled}` in pieces")
     return frozenset(found)
+
+
+def _held_as_values(tree: ast.Module, modules: dict[str, str]) -> list[str]:
+    """Modules of `_HELD` and the by-name builtins used other than as `module.name` or as
+    what is called: passed, stored or returned, they reach attributes unseen."""
+    used = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    # getattr(os, "path"): the name is checked there (`_by_name`).
+    named = {
+        id(n.args[0])
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and _call_name(n) in _BY_NAME and n.args
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            module = modules.get(node.id)
+            if module in _HELD and id(node) not in used | called | named:
+                found.append(f"holds the module `{module}` as a value")
+        if isinstance(node, ast.Name | ast.Attribute) and id(node) not in called:
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name in _BY_NAME:
+                found.append(f"passes `{name}` as a value")
+    return found
+
+
+def _names_an_internal(value: object) -> TypeGuard[str]:
+    """A string that names the runner's modules, or an object by a dotted path through a
+    forbidden module or attribute (`"sys.modules"`, `"os._exit"`)."""
+    if not isinstance(value, str) or len(value) > 200:
+        return False
+    if value.startswith(_PRIVATE_PREFIX):
+        return True
+    if _DOTTED.fullmatch(value) is None:
+        return False
+    parts = value.split(".")
+    special = ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES
+    return parts[0] in MODULES or any(part in special for part in parts[1:])
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else ""
 
 
 def _namespace(node: ast.expr) -> bool:
@@ -146,10 +205,11 @@ def _namespace(node: ast.expr) -> bool:
 def _module_names(tree: ast.Module) -> dict[str, str]:
     """Names the file binds to modules: `import os as o` (o -> os), then `x = o` (x -> os)."""
     modules = {
-        alias.asname or alias.name.split(".")[0]: alias.name
+        alias.asname or alias.name.split(".")[0]: alias.name if alias.asname else top
         for node in ast.walk(tree)
         if isinstance(node, ast.Import)
         for alias in node.names
+        for top in [alias.name.split(".")[0]]
     }
     aliases = [
         (target.id, node.value.id)
@@ -203,8 +263,11 @@ def _static_text(node: ast.expr) -> str | None:
 
 
 def _forbidden(module: str) -> bool:
-    return module.split(".")[0] in MODULES or any(
-        module == sub or module.startswith(sub + ".") for sub in SUBMODULES
+    top = module.split(".")[0]
+    return (
+        top in MODULES
+        or top.startswith(_PRIVATE_PREFIX)
+        or any(module == sub or module.startswith(sub + ".") for sub in SUBMODULES)
     )
 
 
@@ -242,14 +305,7 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
 
 def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
     """getattr(sys, "_getframe"), importlib's import_module("gc"), or getattr(sys, name)."""
-    func = call.func
-    name = (
-        func.id
-        if isinstance(func, ast.Name)
-        else func.attr
-        if isinstance(func, ast.Attribute)
-        else ""
-    )
+    name = _call_name(call)
     target = call.args[0] if call.args else None
     module = modules.get(target.id, target.id) if isinstance(target, ast.Name) else ""
     if name == "vars" and module in _LOOKED_UP:
@@ -269,4 +325,7 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         return []
     if not first and module in _LOOKED_UP:
         return [f"looks up an attribute of `{module}` by a computed name"]
-    return []
+    if name in _COMPUTED_OK:
+        return []
+    # The call itself names it: another computed lookup already in the file excuses nothing.
+    return [f"looks up a name computed at run time: `{ast.unparse(call)[:80]}`"]
