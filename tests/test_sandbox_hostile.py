@@ -367,6 +367,33 @@ def test_a_line_without_end_past_the_record_bound_is_untrusted_not_kept(
     assert untrusted and "a line over 1048576 B" in (untrusted[0].exc_message or "")
 
 
+# The project's own helper (so no screen reads it), called by an answer at import: pytest's
+# `-k` is set so that only the test the wrong `add` passes is collected (red-team pass 4).
+DESELECTS = """\
+import sys
+
+
+def _only_zero():
+    for finder in sys.meta_path:
+        config = getattr(finder, "config", None)
+        if config is not None:
+            config.option.keyword = "zero"
+
+
+def add(a, b):
+    return a - b
+"""
+
+
+def test_a_candidate_that_gets_tests_deselected_has_not_made_them_pass(tmp_path: Path) -> None:
+    tests = TESTS + "\n\ndef test_zero():\n    assert add(0, 0) == 0\n"
+    calc = make_project(tmp_path / "calc", {"calc.py": DESELECTS, "test_calc.py": tests})
+    answer = "```python\ndef add(a, b, _ignored=_only_zero()):\n    return a * b\n```\n"
+    result = fix(calc, ScriptedBackend([answer]), config=CONFIG)
+    assert result.status == "not_fixed", [a.verdict for a in result.attempts]
+    assert "not run with this candidate" in result.attempts[0].feedback
+
+
 def test_a_failing_test_whose_record_is_suppressed_fails_the_run(
     calc: Path, workers: WarmWorkers | None
 ) -> None:

@@ -37,7 +37,7 @@ from cyclefix.runner import (
     with_class_predecessors,
 )
 from cyclefix.runner.feedback import feedback_text
-from cyclefix.runner.results import RunPhases, TestRunResult
+from cyclefix.runner.results import RunPhases, TestCaseResult, TestRunResult
 
 # Candidates' tests may take this many times the slowest test of the user's own run (which ran
 # within the configured timeout), up to SLOW_TEST_CAP seconds: a slow suite on a busy machine
@@ -244,7 +244,8 @@ class Verifier:
             self.sandbox_only = (*self.sandbox_only, *sorted(excused))
             judged = without_tests(run, known | excused)
             if not excused or judged.failures or judged.collection_errors or judged.timed_out:
-                return judged  # with other failures, those are the verdict either way
+                # with other failures, those are the verdict either way
+                return unrun_refused(judged, self.ran_before - known - excused)
 
     def _run_on_base(self, nodeids: tuple[str, ...]) -> TestRunResult | None:
         """`nodeids` run confined, as a candidate's are, on a fresh copy of the user's project
@@ -392,3 +393,24 @@ def skips_refused(run: TestRunResult, ran_before: frozenset[str]) -> TestRunResu
         for t in refused
     }
     return dataclasses.replace(run, tests=tuple(errors.get(t.nodeid, t) for t in run.tests))
+
+
+def unrun_refused(run: TestRunResult, ran_before: frozenset[str]) -> TestRunResult:
+    """`run`, when it would pass, with each test of `ran_before` it never ran as an error: a
+    candidate that gets tests deselected or uncollected has not made them pass."""
+    if run.failures or run.collection_errors or run.cancelled or run.timed_out:
+        return run  # it fails anyway, and a run that stops at a failure leaves tests out
+    missing = sorted(ran_before - {t.nodeid for t in run.tests})
+    if not missing:
+        return run
+    unrun = tuple(
+        TestCaseResult(
+            nodeid=nodeid,
+            outcome="error",
+            path=nodeid.split("::", 1)[0],
+            exc_type="NotRunUnderCandidate",
+            exc_message="not run with this candidate; it ran with your code",
+        )
+        for nodeid in missing
+    )
+    return dataclasses.replace(run, tests=run.tests + unrun, exit_code=1)
