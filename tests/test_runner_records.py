@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cyclefix.runner.records import case_result, collection_error, parse_record
+from cyclefix.runner.records import TEXT_LIMIT, case_result, collection_error, parse_record
 from cyclefix.runner.results import Callee, ExecutedFunction, Frame, ProbedCall
 
 
@@ -127,3 +127,11 @@ def test_a_collection_error_outside_the_project_names_no_file() -> None:
     )
     assert record is not None and record["event"] == "collect_error"
     assert collection_error(record).path == ""
+
+
+def test_numbers_past_a_float_and_texts_past_the_limit_are_bounded() -> None:
+    # A record signed by whoever holds the key (red-team pass 4): cyclefix crashed on 10**400.
+    raw = {"event": "test", "nodeid": "t.py::x", "outcome": "passed", "duration": 10**400}
+    record = parse_record({**raw, "t": float("inf"), "stdout": "x" * (TEXT_LIMIT + 10)})
+    assert record is not None and record["event"] == "test"
+    assert (record["duration"], record["t"], len(record["stdout"])) == (0.0, 0.0, TEXT_LIMIT)

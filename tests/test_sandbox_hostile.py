@@ -367,6 +367,42 @@ def test_a_line_without_end_past_the_record_bound_is_untrusted_not_kept(
     assert untrusted and "a line over 1048576 B" in (untrusted[0].exc_message or "")
 
 
+# Test code holding the plugin's signer, as code under test can: what it signs is believed
+# only as far as a plugin could have written it (red-team pass 4).
+SIGNED = """\
+import os, sys
+
+def test_signs():
+    channel = sys.modules["_cyclefix_pytest_plugin"]._channel
+    def send(record):
+        os.write(channel._fd, channel._signer.line(record))
+    {body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ('send({"event": "test", "nodeid": "x::y", "outcome": "passed", "duration": 10**400})',
+         "not collected"),
+        ('send({"event": "session_finish", "exitstatus": 0})', "after its session ended"),
+        ('for i in range(40):\n        send({"event": "collect_start", "nodeid": "n" * 65536})',
+         "B of records"),
+    ],
+    ids=["a-test-never-collected", "records-after-the-end", "flood-of-records"],
+)  # fmt: skip
+def test_what_a_holder_of_the_signer_sends_past_the_plugin_s_bounds_is_untrusted(
+    calc: Path, workers: WarmWorkers | None, monkeypatch: pytest.MonkeyPatch, body: str, why: str
+) -> None:
+    monkeypatch.setattr(run_module, "MAX_PROCESS_BYTES", 1 << 20)
+    (calc / "calc.py").write_text(CALC_OK)
+    (calc / "test_signs.py").write_text(SIGNED.format(body=body))
+    run = run_confined(calc, warm=workers)
+    assert not run.all_passed
+    untrusted = [t for t in run.tests if t.nodeid == UNTRUSTED_NODEID]
+    assert untrusted and why in (untrusted[0].exc_message or ""), run.notes
+
+
 # The project's own helper (so no screen reads it), called by an answer at import: pytest's
 # `-k` is set so that only the test the wrong `add` passes is collected (red-team pass 4).
 DESELECTS = """\

@@ -5,6 +5,7 @@ process's end means for its records (believed or not, the test it stopped in).""
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,8 @@ Record = (
     | TraceRecord
     | SessionFinishRecord
 )
+# Characters of one text field kept (the plugin's longest, a test's source, is far shorter).
+TEXT_LIMIT = 64 << 10
 OUTCOMES: frozenset[str] = frozenset({"passed", "failed", "error", "skipped", "timeout"})
 
 
@@ -267,11 +270,18 @@ def _int_or_none(value: object) -> int | None:
 
 
 def _float_or_none(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """The text, cut to TEXT_LIMIT: the plugin bounds what it sends; a forged record may not."""
+    return value[:TEXT_LIMIT] if isinstance(value, str) else None
 
 
 # ---------------------------------------------------------------- one process
@@ -282,6 +292,7 @@ class ProcessReport:
     """What one pytest process reported, as far as run.py has read it."""
 
     collected: list[str] | None = None
+    collected_ids: frozenset[str] = frozenset()
     finished: dict[str, TestCaseResult] = field(default_factory=dict)
     running: str | None = None
     collecting: str | None = None
@@ -293,6 +304,8 @@ class ProcessReport:
     untrusted: str = ""
     # We killed pytest after its session ended (a lingering thread): its exit status is ours.
     killed_after_session: bool = False
+    # Bytes read from its results pipe.
+    received: int = 0
     # Monotonic times: spawn and reap (this side), session start, collection end and the
     # last test's end (the test process's records; the same clock on one machine).
     spawned: float = 0.0
@@ -374,6 +387,18 @@ class ProcessReport:
             exc_type="ProcessExit",
             exc_message=f"the test process {death(ended.returncode)} while this test was running",
         )
+
+
+def out_of_place(report: ProcessReport, record: Record) -> str:
+    """Why a signed record is one no plugin sends at this point ("" when it could): only the
+    key's holder, code under test included, signs such."""
+    if report.session_exit is not None and record["event"] != "watchdog":
+        return "the test process sent records after its session ended"
+    if report.collected is None or not (record["event"] == "start" or record["event"] == "test"):
+        return ""
+    if record["nodeid"] not in report.collected_ids:
+        return f"the test process reported {record['nodeid']!r:.80}, not collected"
+    return ""
 
 
 def sum_phases(phases: Sequence[RunPhases]) -> RunPhases | None:

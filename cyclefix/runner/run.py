@@ -48,6 +48,7 @@ from cyclefix.runner.records import (
     conftest_failure,
     death,
     first_error_line,
+    out_of_place,
     parse_record,
     sum_phases,
 )
@@ -81,6 +82,9 @@ MAX_RERUNS = 5
 # Bytes one record line may take; past it the line is a flood, not a record (the plugin's
 # longest, the collected ids of a 100,000-test suite, is near 10 MiB).
 MAX_RECORD_BYTES = 32 << 20
+# Bytes of records one process may send; past it, a flood of signed records, not a run (the
+# plugin bounds each text it sends: 100,000 tests with their failures stay well under it).
+MAX_PROCESS_BYTES = 512 << 20
 # The test that stands for a process whose results cannot be trusted.
 UNTRUSTED_NODEID = "<cyclefix>::results"
 DEFAULT_LIMITS = SandboxLimits()
@@ -346,6 +350,9 @@ class _Run:
         while True:
             exited = process.wait(POLL_SECONDS)
             data = read_available(results)
+            attempt.received += len(data)
+            if attempt.received > MAX_PROCESS_BYTES and not attempt.untrusted:
+                attempt.untrusted = f"the test process sent over {MAX_PROCESS_BYTES} B of records"
             if data and not attempt.untrusted:
                 lines = (pending + data).split(b"\n")
                 pending = lines.pop()
@@ -388,7 +395,13 @@ class _Run:
         except protocol.ForgedRecord as exc:
             attempt.untrusted = f"the test process forged its results ({exc})"
             return False
+        except Exception as exc:  # a signed record no plugin writes: the key is in other hands
+            attempt.untrusted = f"the test process sent a record that cannot be read ({exc!r:.80})"
+            return False
         if record is None:
+            return False
+        attempt.untrusted = out_of_place(attempt, record)
+        if attempt.untrusted:
             return False
         if record["event"] == "start":
             attempt.running = record["nodeid"]
@@ -413,6 +426,7 @@ class _Run:
             attempt.collecting = None
             attempt.collected_at = record["t"] or None
             attempt.collected = record["nodeids"]
+            attempt.collected_ids = frozenset(attempt.collected)
             if self.collected_total is None:
                 self.collected_total = len(attempt.collected)
                 if self.on_collected is not None:
