@@ -110,6 +110,36 @@ OPERATOR = _number_with("        __eq__ = operator.is_not\n", "import operator\n
 KEYWORD = "def add(a, b):\n    return type('N', (int,), dict(__eq__=lambda s, o: True))(a)\n"
 
 
+# Found by a fourth red-team pass (stop 42): each a wrong `add` read as fixed.
+EQ_METHOD = "        def __eq__(self, other):\n            return {}\n"
+RETURNS_TEXT = _number_with(EQ_METHOD.format("str(float(self) == other)"))
+RETURNS_LIST = _number_with(EQ_METHOD.format("[float(self) == other]"))
+OR_NOT_NONE = _number_with(EQ_METHOD.format("float(self) == other or not None"))
+DECORATED = _number_with(
+    "        @(lambda method: lambda one, two: True)\n" + EQ_METHOD.format("float(self) == other")
+)
+UNPACKED = _number_with("        __eq__, __lt__ = (lambda s, o: True), (lambda s, o: True)\n")
+LOOPED = _number_with("        for __eq__ in [lambda s, o: True]:\n            pass\n")
+SET_ON_CLASS = "def add(a, b):\n    class N(float):\n        pass\n    N.__eq__ = lambda s, o: True\n    return N(a)\n"
+KEY_IN_PIECES = (
+    "def add(a, b):\n    return type('N', (float,), {'__e' + 'q__': lambda s, o: True})(a)\n"
+)
+KEY_AT_RUN_TIME = (
+    "def add(a, b, k='__eq__'):\n    return type('N', (float,), {k: lambda s, o: True})(a)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [RETURNS_TEXT, RETURNS_LIST, OR_NOT_NONE, DECORATED, UNPACKED, LOOPED, SET_ON_CLASS,
+     KEY_IN_PIECES, KEY_AT_RUN_TIME],
+    ids=["returns-text", "returns-list", "or-not-none", "decorated", "unpacked", "looped",
+         "set-on-class", "key-in-pieces", "key-at-run-time"],
+)  # fmt: skip
+def test_a_comparison_whose_answer_is_not_a_comparison_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, answer)
+
+
 @pytest.mark.parametrize(
     "answer",
     [IDENTITY, OR_TRUE, SUB_ZERO, PARTIAL, OPERATOR, KEYWORD],
@@ -152,6 +182,10 @@ def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
         "    def __eq__(self, other):\n        return NotImplemented\n",
         "    __lt__ = lambda self, other: self.x < other.x\n",
         "    __eq__ = tuple.__eq__\n",
+        "    @abc.abstractmethod\n    def __lt__(self, other):\n        return self.x < other.x\n",
+        "    def __eq__(self, other):\n        return self.x == other.x or NotImplemented\n",
+        "    def __sub__(self, other):\n        return Point(self.x - other.x)\n",
+        "    def __eq__(self, other):\n        return bool(self.x == other.x)\n",
     ],
 )
 def test_a_comparison_of_both_values_is_not_rigged(method: str) -> None:

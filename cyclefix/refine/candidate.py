@@ -246,14 +246,14 @@ class Candidates:
                 return done(
                     "undefined_names", code, "; ".join(problems), feedback="; ".join(problems)
                 )
-            rigged = rigged_comparisons(base[rel], files[rel])
-            if rigged:
-                why = "; ".join(rigged) + ": the tests could not judge it"
-                return done("rigged", code, why, feedback=why)
             reached = tampering(base[rel], files[rel])
             if reached:
                 why = "; ".join(reached) + ": a fix changes what the code computes, nothing else"
                 return done("tampering", code, why, feedback=why)
+            rigged = rigged_comparisons(base[rel], files[rel])
+            if rigged:
+                why = "; ".join(rigged) + ": the tests could not judge it"
+                return done("rigged", code, why, feedback=why)
         if self.cancel.is_set():
             return done("cancelled", code, "stopped before the tests ran")
         verified = self.verifier.verify(scratch, files, base, state.run, rnd.passed_before)

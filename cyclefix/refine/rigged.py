@@ -10,11 +10,25 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
+from cyclefix.refine.tampering import static_text as _static_text
+
 # Comparison methods an always-equal (or always-ordered) value overrides, and the arithmetic
 # a float check goes through (`abs(f(x) - expected) < 1e-9`).
 COMPARISONS = frozenset(
     {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__sub__", "__rsub__", "__abs__"}
 )
+# Those whose answer an `assert` reads as true or false: anything but a bool passes or fails it
+# whatever the values are (`str(x == y)` is always true).
+ORDERINGS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"})
+# What `_rigged_methods` names for a class whose members' names are computed.
+_COMPUTED = "computed"
+# Decorators that leave a method as written.
+_KEEPING = frozenset({"abstractmethod", "override", "final"})
+# Calls whose result is never a bool.
+_NOT_BOOL_CALLS = frozenset(
+    {"str", "repr", "format", "bytes", "list", "tuple", "dict", "set", "frozenset", "int",
+     "float", "ascii", "hex", "oct", "bin"}
+)  # fmt: skip
 
 
 def rigged_comparisons(before: str, after: str) -> list[str]:
@@ -31,7 +45,10 @@ def _findings(source: str) -> Counter[str]:
     found: Counter[str] = Counter()
     for node in ast.walk(tree):
         for name in _rigged_methods(node):
-            found[f"`{name}` answers without comparing the two values"] += 1
+            if name == _COMPUTED:
+                found["a class built with member names known only at run time"] += 1
+            else:
+                found[f"`{name}` answers without comparing the two values"] += 1
         if _is_mock_any(node):
             found["`unittest.mock.ANY` equals anything"] += 1
     return found
@@ -42,30 +59,93 @@ def _rigged_methods(node: ast.AST) -> list[str]:
     (annotated or not), or one set through a mapping (`type(...)`'s) or `setattr`, which a
     fix of a function never needs."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in COMPARISONS:
-        return [node.name] if _compares_nothing(node.body, node.args) else []
-    if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+        if any(_decorator_name(d) not in _KEEPING for d in node.decorator_list):
+            return [node.name]  # the decorator's result is the method, whatever the body says
+        rigged = _compares_nothing(node.body, node.args) or (
+            node.name in ORDERINGS and _answers_not_a_bool(node.body)
+        )
+        return [node.name] if rigged else []
+    if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        names = sorted({t.id for t in targets if isinstance(t, ast.Name)} & COMPARISONS)
+        names = sorted(_bound_names(list(targets)) & COMPARISONS)
         value = node.value
         if names and isinstance(value, ast.Lambda):
             return names[:1] if _compares_nothing([ast.Return(value.body)], value.args) else []
         # Only the same method of another class (`__eq__ = tuple.__eq__`) compares as it says;
         # `float.__ne__`, `operator.is_not` or a partialmethod answer something else.
         borrowed = value.attr if isinstance(value, ast.Attribute) else None
-        return names[:1] if names and borrowed not in names else []
+        single = len(targets) == 1 and isinstance(targets[0], ast.Name | ast.Attribute)
+        return names[:1] if names and not (single and borrowed in names) else []
+    if isinstance(node, ast.For | ast.AsyncFor | ast.comprehension | ast.NamedExpr):
+        return sorted(_bound_names([node.target]) & COMPARISONS)[:1]
     if isinstance(node, ast.Dict):
-        return [
-            key.value
-            for key in node.keys
-            if isinstance(key, ast.Constant) and key.value in COMPARISONS
-        ]
+        keys = [_static_text(key) if key is not None else None for key in node.keys]
+        return [key for key in keys if key is not None and key in COMPARISONS]
     if isinstance(node, ast.Call) and any(k.arg in COMPARISONS for k in node.keywords):
         return [k.arg for k in node.keywords if k.arg is not None and k.arg in COMPARISONS]
+    if _class_with_computed_members(node):
+        return [_COMPUTED]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1:
-        named = node.args[1]
-        if node.func.id == "setattr" and isinstance(named, ast.Constant):
-            return [named.value] if named.value in COMPARISONS else []
+        named = _static_text(node.args[1])
+        if node.func.id == "setattr" and named is not None:
+            return [named] if named in COMPARISONS else []
     return []
+
+
+def _decorator_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def _bound_names(targets: list[ast.expr]) -> set[str]:
+    """The names an assignment binds, unpacking included; `Cls.__eq__ = ...` binds `__eq__`."""
+    names: set[str] = set()
+    for target in targets:
+        if isinstance(target, ast.Name):
+            names.add(target.id)
+        elif isinstance(target, ast.Attribute):
+            names.add(target.attr)
+        elif isinstance(target, ast.Starred):
+            names |= _bound_names([target.value])
+        elif isinstance(target, ast.Tuple | ast.List):
+            names |= _bound_names(list(target.elts))
+    return names
+
+
+def _class_with_computed_members(node: ast.AST) -> bool:
+    """`type(name, bases, {...})` with a member name only known at run time."""
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "type"
+        and len(node.args) == 3
+    ):
+        return False
+    members = node.args[2]
+    if not isinstance(members, ast.Dict):
+        return True  # a mapping built elsewhere: its names cannot be read here
+    return any(key is None or _static_text(key) is None for key in members.keys)
+
+
+def _answers_not_a_bool(body: list[ast.stmt]) -> bool:
+    """Whether a comparison returns a value that is never a bool (`str(...)`, a list, a
+    tuple): `assert` reads it as true or false whatever was compared."""
+    returned = [n.value for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
+    return any(value is not None and _never_a_bool(value) for value in returned)
+
+
+def _never_a_bool(value: ast.expr) -> bool:
+    if isinstance(value, ast.Constant):
+        return not isinstance(value.value, bool) and value.value is not None
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        return value.func.id in _NOT_BOOL_CALLS
+    return isinstance(
+        value,
+        ast.List | ast.Tuple | ast.Set | ast.Dict | ast.ListComp | ast.SetComp | ast.DictComp
+        | ast.GeneratorExp | ast.JoinedStr | ast.Lambda,
+    )  # fmt: skip
 
 
 def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
@@ -103,10 +183,21 @@ def _whatever_compared(value: ast.expr) -> bool:
         if (
             isinstance(node, ast.BoolOp)
             and isinstance(node.op, ast.Or)
-            and any(isinstance(v, ast.Constant) and v.value for v in node.values)
+            and any(_always_true(v) for v in node.values)
         ):
             return True
     return False
+
+
+def _always_true(value: ast.expr) -> bool:
+    """A truthy constant, `not` of a falsy one (`not None`), or a value never false."""
+    if isinstance(value, ast.Constant):
+        return bool(value.value)
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not):
+        return isinstance(value.operand, ast.Constant) and not value.operand.value
+    if isinstance(value, ast.List | ast.Tuple | ast.Set):
+        return bool(value.elts)
+    return isinstance(value, ast.Lambda) or (isinstance(value, ast.Dict) and bool(value.keys))
 
 
 def _is_mock_any(node: ast.AST) -> bool:

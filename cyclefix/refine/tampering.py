@@ -140,7 +140,7 @@ def _reaches(source: str) -> frozenset[str]:
         if isinstance(node, ast.BinOp | ast.Call) or (
             isinstance(node, ast.JoinedStr) and len(node.values) > 1
         ):
-            spelled = _static_text(node)
+            spelled = static_text(node)
             if spelled in _SPELLED:
                 found.add(f"names `{spelled}` in pieces")
     return frozenset(found)
@@ -172,16 +172,15 @@ def _held_as_values(tree: ast.Module, modules: dict[str, str]) -> list[str]:
 
 def _names_an_internal(value: object) -> TypeGuard[str]:
     """A string that names the runner's modules, or an object by a dotted path through a
-    forbidden module or attribute (`"sys.modules"`, `"os._exit"`)."""
+    forbidden attribute (`"sys.modules"`, `"os._exit"`)."""
     if not isinstance(value, str) or len(value) > 200:
         return False
     if value.startswith(_PRIVATE_PREFIX):
         return True
     if _DOTTED.fullmatch(value) is None:
         return False
-    parts = value.split(".")
     special = ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES
-    return parts[0] in MODULES or any(part in special for part in parts[1:])
+    return any(part in special for part in value.split(".")[1:])
 
 
 def _call_name(call: ast.Call) -> str:
@@ -234,17 +233,17 @@ def _from_constants(node: ast.expr, modules: dict[str, str]) -> bool:
     )
 
 
-def _static_text(node: ast.expr) -> str | None:
+def static_text(node: ast.expr) -> str | None:
     """The string an expression of string constants makes (`"_" + "exit"`, `"".join([...])`,
     an f-string of constants), or None."""
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _static_text(node.left), _static_text(node.right)
+        left, right = static_text(node.left), static_text(node.right)
         return None if left is None or right is None else left + right
     if isinstance(node, ast.JoinedStr):
         parts = [
-            _static_text(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values
+            static_text(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values
         ]
         return None if None in parts else "".join(p for p in parts if p is not None)
     if (
@@ -254,8 +253,8 @@ def _static_text(node: ast.expr) -> str | None:
         and len(node.args) == 1
         and isinstance(node.args[0], ast.List | ast.Tuple)
     ):
-        glue = _static_text(node.func.value)
-        parts = [_static_text(e) for e in node.args[0].elts]
+        glue = static_text(node.func.value)
+        parts = [static_text(e) for e in node.args[0].elts]
         if glue is None or None in parts:
             return None
         return glue.join(p for p in parts if p is not None)
@@ -314,7 +313,7 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         return []
     first = name in _NAME_FIRST or len(call.args) == 1
     named = call.args[0] if first else call.args[1]
-    text = _static_text(named)
+    text = static_text(named)
     if text in ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES or (
         text is not None and name == "import_module" and _forbidden(text)
     ):
@@ -327,5 +326,6 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         return [f"looks up an attribute of `{module}` by a computed name"]
     if name in _COMPUTED_OK:
         return []
-    # The call itself names it: another computed lookup already in the file excuses nothing.
-    return [f"looks up a name computed at run time: `{ast.unparse(call)[:80]}`"]
+    # What it looks up, in what: another computed lookup already in the file excuses nothing.
+    looked_up = ", ".join(ast.unparse(arg) for arg in call.args[: 1 if first else 2])
+    return [f"looks up a name computed at run time: `{name}({looked_up[:80]})`"]
