@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from cyclefix.runner import (
     scratch_copy,
 )
 from cyclefix.runner import confine as confine_module
-from cyclefix.runner.isolation import detect_isolation
+from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.run import UNTRUSTED_NODEID
 from cyclefix.runner.warm import WarmWorkers
 
@@ -205,6 +206,89 @@ def test_landlock_alone_keeps_writes_in_the_copy_without_namespaces(
     run = run_confined(calc, ("test_escape.py",))
     assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
     assert not (tmp_path / "outside").exists()
+
+
+needs_read_only_mounts = pytest.mark.skipif(
+    not read_only_mounts(detect_isolation()),
+    reason="no read-only mounts here (mount namespace, Linux 5.12+)",
+)
+METADATA_PROBE = """\
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("victim", {victims!r})
+def test_metadata_outside_is_refused(victim):
+    with pytest.raises(OSError):
+        os.chmod(victim, 0o777)
+    with pytest.raises(OSError):
+        os.utime(victim, (0, 0))
+
+
+def test_metadata_inside_changes(tmp_path):
+    os.chmod("calc.py", 0o600)
+    os.utime("calc.py", (0, 0))
+    (tmp_path / "x").write_text("x")
+    os.chmod(tmp_path / "x", 0o600)
+"""
+
+
+@needs_read_only_mounts
+def test_a_candidate_changes_no_permission_or_time_outside_its_copy(
+    calc: Path, tmp_path: Path, workers: WarmWorkers | None
+) -> None:
+    # Landlock covers no metadata; red-team pass 4 changed modes and times outside the copy.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    # A warm worker's mounts stay writable under the temp folder (its runs' copies live
+    # there), but for your project itself.
+    victims = [calc / "calc.py"] + ([outside] if workers is None else [])
+    (calc / "test_meta.py").write_text(METADATA_PROBE.format(victims=[str(v) for v in victims]))
+    before = {v: (v.stat().st_mode, v.stat().st_mtime_ns) for v in victims}
+    run = run_confined(calc, ("test_meta.py",), warm=workers)
+    assert run.tests and all(t.outcome == "passed" for t in run.tests), run.output_tail
+    assert {v: (v.stat().st_mode, v.stat().st_mtime_ns) for v in victims} == before
+
+
+def test_read_only_mounts_are_refused_in_the_runner_s_own_mount_namespace(tmp_path: Path) -> None:
+    # A plan sent where no `unshare --mount` made a namespace must not touch the host's mounts.
+    own = os.readlink("/proc/self/ns/mnt")
+    code = (
+        "from cyclefix.runner.confine import ConfinePlan, ConfinementError, apply\n"
+        f"plan = ConfinePlan(writable=({str(tmp_path)!r},), drop_capabilities=False, "
+        f"read_only_elsewhere=True, host_mounts={own!r})\n"
+        "try:\n    apply(plan)\nexcept ConfinementError as exc:\n    print(exc)\n"
+    )
+    before = Path("/proc/self/mountinfo").read_text()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "outside a private mount namespace" in done.stdout
+    assert Path("/proc/self/mountinfo").read_text() == before
+
+
+@needs_read_only_mounts
+def test_a_candidate_reaches_no_host_service_through_a_unix_socket(
+    calc: Path, workers: WarmWorkers | None
+) -> None:
+    # No Landlock right covers connecting to a pathname socket: /run is covered instead.
+    if not os.access(confine_module.HOST_SOCKETS, os.W_OK):
+        pytest.skip(f"cannot listen in {confine_module.HOST_SOCKETS} here")
+    path = f"{confine_module.HOST_SOCKETS}/cyclefix-test-{os.getpid()}.sock"
+    with socket.socket(socket.AF_UNIX) as service:
+        service.bind(path)
+        service.listen(1)
+        try:
+            (calc / "test_service.py").write_text(
+                "import os, socket\n\nimport pytest\n\n"
+                "def test_host_services_are_out_of_reach():\n"
+                f"    assert not os.path.exists({path!r})\n"
+                "    with pytest.raises(OSError):\n"
+                f"        socket.socket(socket.AF_UNIX).connect({path!r})\n"
+            )
+            run = run_confined(calc, ("test_service.py",), warm=workers)
+        finally:
+            os.remove(path)
+    assert [t.outcome for t in run.tests] == ["passed"], run.output_tail
 
 
 # ---------------------------------------------------------------- forged results

@@ -8,11 +8,14 @@ imported. It reads what to enforce from ``CYCLEFIX_CONFINE`` (a JSON ``ConfinePl
    before the capabilities go);
 2. maps ``sys.path`` entries and setuptools editable-install finders that point into the real
    project onto the scratch copy, so a candidate imports the code under test, not the user's;
-3. sets no_new_privs and, for runs on a scratch copy, a Landlock domain: writes only beneath
+3. in its own mount namespace, makes every mount read-only but the writable folders (Landlock
+   covers no metadata: chmod, utime, xattrs) and covers ``/run``, where host services'
+   unix sockets live, with an empty tmpfs;
+4. sets no_new_privs and, for runs on a scratch copy, a Landlock domain: writes only beneath
    the scratch copy, the run's private temp folder and ``/dev/null``; no TCP bind or connect
    (ABI 4+); no signals to, or abstract unix sockets of, processes outside it (ABI 6+). Reads
    and execution stay allowed everywhere (the interpreter and site-packages must load);
-4. drops every capability (bounding set, ambient, permitted, effective, inheritable), also as
+5. drops every capability (bounding set, ambient, permitted, effective, inheritable), also as
    root, and checks ``/proc/self/status`` that they are gone.
 
 A step that was asked for and fails ends the process with ``CONFINE_EXIT_CODE`` and one line on
@@ -91,6 +94,16 @@ class ConfinePlan:
     # Mount a fresh tmpfs on /dev/shm (only ever asked inside a private mount namespace) and
     # let the process write there: multiprocessing's semaphores and shared memory live there.
     private_shm: bool = False
+    # Make every mount read-only but the writable folders (only ever asked inside a private
+    # mount namespace): Landlock covers no metadata, a read-only mount refuses chmod, utime,
+    # chown and xattrs too.
+    read_only_elsewhere: bool = False
+    # The runner's own mount namespace ("mnt:[4026531841]"): one the process must not be in
+    # to touch any mount.
+    host_mounts: str = ""
+    # Folders kept read-only beneath a writable one (a warm worker's temp folder may hold the
+    # user's project).
+    kept_read_only: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -106,6 +119,9 @@ class ConfinePlan:
             remap=(str(remap[0]), str(remap[1])) if remap else None,
             drop_capabilities=bool(data.get("drop_capabilities", True)),
             private_shm=bool(data.get("private_shm")),
+            read_only_elsewhere=bool(data.get("read_only_elsewhere")),
+            host_mounts=str(data.get("host_mounts", "")),
+            kept_read_only=tuple(str(p) for p in data.get("kept_read_only", ())),
         )
 
 
@@ -167,8 +183,15 @@ def apply(plan: ConfinePlan) -> bool:
         return False
     libc = _libc()
     writable = plan.writable
-    # Needs CAP_SYS_ADMIN: before Landlock and the capabilities go. Where the mount fails the
-    # host's /dev/shm stays read-only: more confined, never less, so the run goes on.
+    # Both need CAP_SYS_ADMIN: before Landlock and the capabilities go; /dev/shm after, so
+    # that its fresh tmpfs is not made read-only.
+    if plan.read_only_elsewhere:
+        if not plan.host_mounts or mount_namespace() == plan.host_mounts:
+            raise ConfinementError("read-only mounts asked outside a private mount namespace")
+        read_only_elsewhere(libc, writable, plan.kept_read_only)
+        hide_host_sockets(libc)
+    # Where the mount fails the host's /dev/shm stays read-only: more confined, never less,
+    # so the run goes on.
     shm_mounted = plan.private_shm and _mount_private_shm(libc)
     if shm_mounted:
         writable = (*writable, SHM_FOLDER)
@@ -195,6 +218,96 @@ def _mount_private_shm(libc: Any) -> bool:
     flags = ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     mounted = libc.mount(b"tmpfs", SHM_FOLDER.encode(), b"tmpfs", flags, _SHM_SIZE.encode())
     return bool(mounted == 0)
+
+
+# ---------------------------------------------------------------- read-only mounts
+
+_SYS_MOUNT_SETATTR = 442  # Linux 5.12+, the same number on every architecture
+_AT_FDCWD = -100
+_AT_RECURSIVE = 0x8000
+_MOUNT_ATTR_RDONLY = 0x1
+_MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 4096, 16384, 1 << 18
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_namespace() -> str:
+    """This process's mount namespace, as /proc names it ("mnt:[4026531841]")."""
+    return os.readlink("/proc/self/ns/mnt")
+
+
+def read_only_elsewhere(libc: Any, writable: tuple[str, ...], kept: tuple[str, ...] = ()) -> None:
+    """Every mount of this (private) mount namespace read-only, but the `writable` folders
+    (and not the `kept` folders beneath them); raises ConfinementError."""
+    libc.mount.restype = ctypes.c_int
+    libc.syscall.restype = ctypes.c_long
+    # Nothing done here may reach the host's mounts, whatever propagation unshare left.
+    _check(libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None), "mount")
+    folders = [os.path.realpath(p) for p in writable if os.path.isdir(p)]
+    # Each its own mount, so that it can stay writable (or read-only beneath one).
+    for folder in [*folders, *(os.path.realpath(p) for p in kept if os.path.isdir(p))]:
+        path = folder.encode()
+        _check(libc.mount(path, path, None, ctypes.c_ulong(_MS_BIND | _MS_REC), None), "bind")
+    _check(_mount_setattr(libc, "/", _AT_RECURSIVE, set_flags=_MOUNT_ATTR_RDONLY), "read-only /")
+    for folder in folders:
+        # Only the folder's own mount: one mounted inside it stays read-only (more confined),
+        # and one the kernel locked read-only cannot fail the run.
+        _mount_setattr(libc, folder, 0, clear_flags=_MOUNT_ATTR_RDONLY)
+    # The working folder was entered before its bind mount: enter it again, through the mount.
+    os.chdir(os.getcwd())
+
+
+def _mount_setattr(libc: Any, path: str, at: int, set_flags: int = 0, clear_flags: int = 0) -> int:
+    attr = _MountAttr(set_flags, clear_flags, 0, 0)
+    return int(
+        libc.syscall(
+            ctypes.c_long(_SYS_MOUNT_SETATTR),
+            ctypes.c_int(_AT_FDCWD),
+            path.encode(),
+            ctypes.c_uint(at),
+            ctypes.byref(attr),
+            ctypes.c_size_t(ctypes.sizeof(attr)),
+        )
+    )
+
+
+# Where the host's services listen (docker, dbus, systemd): no Landlock right covers a connect
+# to a pathname unix socket, so the folder is covered by an empty one.
+HOST_SOCKETS = "/run"
+
+
+def hide_host_sockets(libc: Any) -> None:
+    """An empty read-only tmpfs over HOST_SOCKETS (in a private mount namespace)."""
+    if not os.path.isdir(HOST_SOCKETS) or os.path.islink(HOST_SOCKETS):
+        return
+    flags = ctypes.c_ulong(_MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    mounted = libc.mount(b"tmpfs", HOST_SOCKETS.encode(), b"tmpfs", flags, b"size=4k,mode=755")
+    _check(mounted, f"mount over {HOST_SOCKETS}")
+
+
+def read_only_probe(folder: str, host_mounts: str) -> None:
+    """Exit 0 when, in this fresh private mount namespace (not `host_mounts`), the mounts can
+    be made read-only around `folder` and it stays writable (the runner asks once, in a child
+    of `unshare`)."""
+    try:
+        if mount_namespace() == host_mounts:
+            raise ConfinementError("not in a private mount namespace")
+        libc = _libc()
+        read_only_elsewhere(libc, (folder,))
+        hide_host_sockets(libc)
+        with open(os.path.join(folder, "written"), "w") as handle:
+            handle.write("x")
+    except (ConfinementError, OSError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        os._exit(1)
+    os._exit(0)
 
 
 # ---------------------------------------------------------------- Landlock

@@ -6,6 +6,8 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 
 
@@ -61,3 +63,30 @@ def detect_isolation() -> Isolation:
         if probe.returncode == 0:
             return Isolation((unshare, *flags, "--"), pid_ns, net, "--mount-proc" in flags)
     return Isolation((), False, False)
+
+
+@functools.lru_cache(maxsize=4)
+def read_only_mounts(isolation: Isolation) -> bool:
+    """Whether a process wrapped by `isolation` can have its mounts made read-only around the
+    folders it may write (confine.read_only_elsewhere: its own mount namespace, Linux 5.12+),
+    tried once."""
+    if not isolation.private_proc:
+        return False
+    host = os.readlink("/proc/self/ns/mnt")
+    with tempfile.TemporaryDirectory(prefix="cyclefix-ro-") as folder:
+        code = (
+            "from cyclefix.runner.confine import read_only_probe; "
+            f"read_only_probe({folder!r}, {host!r})"
+        )
+        try:
+            probe = subprocess.run(
+                [*isolation.prefix, sys.executable, "-c", code],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=20,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return probe.returncode == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cyclefix.runner import confine, protocol
 from cyclefix.runner.environment import child_environment
-from cyclefix.runner.isolation import detect_isolation
+from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.sandbox import SandboxLimits
 
 PLUGIN_MODULE = protocol.PLUGIN_MODULE
@@ -134,6 +134,12 @@ def confine_plan(
             "writes not confined to the scratch copy: this kernel has no Landlock "
             "(Linux 5.13+); candidate code can write wherever you can"
         )
+    read_only = bool(writable) and read_only_mounts(isolation)
+    if writable and not read_only:
+        notes.append(
+            "permissions and times of files outside the scratch copy not protected: no "
+            "read-only mounts here (needs a mount namespace and Linux 5.12+)"
+        )
     if abi < 4 and not isolated:
         notes.append(
             "network not cut for candidates: no network namespace, and Landlock "
@@ -148,6 +154,8 @@ def confine_plan(
         remap=(str(confinement.original.resolve()), str(settings.root)),
         # Its own mount namespace (private /proc) gets its own /dev/shm; never the host's.
         private_shm=bool(writable) and isolation.private_proc and os.path.isdir(confine.SHM_FOLDER),
+        read_only_elsewhere=read_only,
+        host_mounts=os.readlink("/proc/self/ns/mnt") if read_only else "",
     )
 
 

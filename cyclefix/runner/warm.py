@@ -36,7 +36,7 @@ from typing import Any
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner import confine, protocol
-from cyclefix.runner.isolation import detect_isolation
+from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.launch import Confinement, ProcessSettings, interpreter_environment
 from cyclefix.runner.sandbox import (
     HeadTailBuffer,
@@ -142,11 +142,16 @@ class WarmWorker:
         if not self.kind.confined:
             return confine.ConfinePlan(loopback_up=isolation.network_isolated)
         abi = confine.landlock_abi()
+        read_only = read_only_mounts(isolation)
         return confine.ConfinePlan(
             writable=(tempfile.gettempdir(), *(str(p) for p in self.kind.writable)),
             deny_tcp=abi >= 4 and not isolation.network_isolated,
             loopback_up=isolation.network_isolated,
             private_shm=isolation.private_proc and os.path.isdir(confine.SHM_FOLDER),
+            # Every run forked from it shares its mounts: read-only but the temp folders.
+            read_only_elsewhere=read_only,
+            kept_read_only=(str(self.kind.project),),
+            host_mounts=os.readlink("/proc/self/ns/mnt") if read_only else "",
         )
 
     @property

@@ -133,10 +133,10 @@ def _run_child(message: dict[str, Any], fds: list[int], control_fd: int, private
         env[protocol.ENV_KEY_FD] = str(key_fd)
         plan_text = env.get(protocol.ENV_CONFINE)
         if plan_text:
-            # The namespace's loopback and /dev/shm are the worker's, set up once; a confined
+            # The namespace's loopback, /dev/shm and mounts are the worker's, set up once; a confined
             # run may write in that /dev/shm (emptied after it).
             plan = json.loads(plan_text)
-            plan["loopback_up"] = plan["private_shm"] = False
+            plan["loopback_up"] = plan["private_shm"] = plan["read_only_elsewhere"] = False
             writable = plan.get("writable") or []
             if writable and private_shm:
                 plan["writable"] = [*writable, SHM_FOLDER]
