@@ -49,18 +49,7 @@ def detect_isolation() -> Isolation:
     for flags, pid_ns, net in _UNSHARE_CANDIDATES:
         if os.geteuid() == 0 and "--user" in flags:
             continue  # root needs no user namespace, and it would hide our cgroup rights
-        try:
-            probe = subprocess.run(
-                [unshare, *flags, "--", "true"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=5,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
+        if _succeeds([unshare, *flags, "--", "true"], timeout=5):
             return Isolation((unshare, *flags, "--"), pid_ns, net, "--mount-proc" in flags)
     return Isolation((), False, False)
 
@@ -78,15 +67,20 @@ def read_only_mounts(isolation: Isolation) -> bool:
             "from cyclefix.runner.confine import read_only_probe; "
             f"read_only_probe({folder!r}, {host!r})"
         )
-        try:
-            probe = subprocess.run(
-                [*isolation.prefix, sys.executable, "-c", code],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=20,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return probe.returncode == 0
+        return _succeeds([*isolation.prefix, sys.executable, "-c", code], timeout=20)
+
+
+def _succeeds(argv: list[str], timeout: float) -> bool:
+    """Whether `argv` runs and exits 0 within `timeout` seconds (its output dropped)."""
+    try:
+        probe = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
