@@ -157,11 +157,12 @@ def _held_as_values(tree: ast.Module, modules: dict[str, str]) -> list[str]:
         for n in ast.walk(tree)
         if isinstance(n, ast.Call) and _call_name(n) in _BY_NAME and n.args
     }
+    allowed = used | called | named
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             module = modules.get(node.id)
-            if module in _HELD and id(node) not in used | called | named:
+            if module in _HELD and id(node) not in allowed:
                 found.append(f"holds the module `{module}` as a value")
         if isinstance(node, ast.Name | ast.Attribute) and id(node) not in called:
             name = node.id if isinstance(node, ast.Name) else node.attr
