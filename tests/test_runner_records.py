@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from cyclefix.runner.records import TEXT_LIMIT, case_result, collection_error, parse_record
+from cyclefix.runner.records import (
+    MAX_CALLS,
+    MAX_FRAMES,
+    MAX_FUNCTIONS,
+    MAX_LINES,
+    TEXT_LIMIT,
+    case_result,
+    collection_error,
+    parse_record,
+)
 from cyclefix.runner.results import Callee, ExecutedFunction, Frame, ProbedCall
 
 
@@ -135,3 +144,20 @@ def test_numbers_past_a_float_and_texts_past_the_limit_are_bounded() -> None:
     record = parse_record({**raw, "t": float("inf"), "stdout": "x" * (TEXT_LIMIT + 10)})
     assert record is not None and record["event"] == "test"
     assert (record["duration"], record["t"], len(record["stdout"])) == (0.0, 0.0, TEXT_LIMIT)
+
+
+def test_lists_past_the_plugin_s_own_bounds_are_cut() -> None:
+    # Forged records of a million frames held cyclefix's memory at ten times their size.
+    frame = {"path": "calc.py", "line": 3, "function": "add", "source": "x"}
+    call = {"call": "add(1, 2)", "returned": "4"}
+    executed = {"path": "calc.py", "qualname": "add", "line": 1, "lines": list(range(5000)),
+                "calls": [call] * 10}  # fmt: skip
+    record = parse_record(
+        {"event": "test", "nodeid": "t.py::x", "outcome": "failed",
+         "project_frames": [frame] * 5000, "executed": [executed] * 5000}
+    )  # fmt: skip
+    assert record is not None and record["event"] == "test"
+    assert len(record["project_frames"]) == MAX_FRAMES
+    assert len(record["executed"]) == MAX_FUNCTIONS
+    assert len(record["executed"][0]["lines"]) == MAX_LINES
+    assert len(record["executed"][0]["calls"]) == MAX_CALLS

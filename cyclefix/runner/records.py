@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cyclefix.runner import protocol
+from cyclefix.runner import protocol, trace
 from cyclefix.runner.project import project_relative
 from cyclefix.runner.protocol import (
     CaseRecord,
@@ -53,6 +53,12 @@ Record = (
 )
 # Characters of one text field kept (the plugin's longest, a test's source, is far shorter).
 TEXT_LIMIT = 64 << 10
+# Entries of one list kept, at the plugin's own bounds (failures.py, trace.py): a record signed
+# by someone else cannot make this side hold millions of small objects.
+MAX_FRAMES = 20
+MAX_FUNCTIONS = trace.MAX_FUNCTIONS_PER_TEST
+MAX_LINES = 1000
+MAX_CALLS = trace.PROBED_CALLS
 OUTCOMES: frozenset[str] = frozenset({"passed", "failed", "error", "skipped", "timeout"})
 
 
@@ -143,7 +149,7 @@ def _frame_records(items: object) -> list[FrameRecord]:
             function=str(item.get("function", "")),
             source=str(item.get("source", "")),
         )
-        for item in items
+        for item in items[-MAX_FRAMES:]
         if isinstance(item, dict) and (path := project_relative(item.get("path"))) is not None
     ]
 
@@ -154,7 +160,7 @@ def _callee_records(value: object) -> dict[str, list[str]]:
         return {}
     return {
         name: list(where)
-        for name, where in value.items()
+        for name, where in list(value.items())[:MAX_FUNCTIONS]
         if isinstance(name, str)
         and isinstance(where, list)
         and len(where) == 2
@@ -168,7 +174,7 @@ def _executed_records(items: object) -> list[ExecutedRecord]:
     if not isinstance(items, list):
         return []
     found: list[ExecutedRecord] = []
-    for item in items:
+    for item in items[:MAX_FUNCTIONS]:
         if not isinstance(item, dict):
             continue
         path, qualname, first = item.get("path"), item.get("qualname"), item.get("line")
@@ -178,7 +184,9 @@ def _executed_records(items: object) -> list[ExecutedRecord]:
         if not (path is not None and isinstance(qualname, str) and line is not None):
             continue
         numbers = (
-            [n for n in lines if _int_or_none(n) is not None] if isinstance(lines, list) else []
+            [n for n in lines[:MAX_LINES] if _int_or_none(n) is not None]
+            if isinstance(lines, list)
+            else []
         )
         found.append(
             ExecutedRecord(
@@ -198,11 +206,11 @@ def _probed_call_records(items: object) -> list[ProbedCallRecord]:
         return []
     return [
         ProbedCallRecord(
-            call=item["call"],
+            call=item["call"][:TEXT_LIMIT],
             returned=_str_or_none(item.get("returned")),
             raised=_str_or_none(item.get("raised")),
         )
-        for item in items
+        for item in items[:MAX_CALLS]
         if isinstance(item, dict) and isinstance(item.get("call"), str)
     ]
 
