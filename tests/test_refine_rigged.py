@@ -129,12 +129,26 @@ KEY_AT_RUN_TIME = (
 )
 
 
+# Found by a fifth red-team pass (stop 42): class-body bindings the screen did not read.
+YES = "(lambda s, o: True)"
+IN_LOCALS = _number_with(f"        locals()['__eq__'] = {YES}\n")
+MATCHED = _number_with(
+    f"        match ({YES},):\n            case (__eq__,):\n                pass\n"
+)
+WITH_AS = _number_with(
+    f"        with contextlib.nullcontext({YES}) as __eq__:\n            pass\n",
+    "import contextlib\n",
+)
+IMPORTED_AS = _number_with("        from operator import truth as __eq__\n")
+
+
 @pytest.mark.parametrize(
     "answer",
     [RETURNS_TEXT, RETURNS_LIST, OR_NOT_NONE, DECORATED, UNPACKED, LOOPED, SET_ON_CLASS,
-     KEY_IN_PIECES, KEY_AT_RUN_TIME],
+     KEY_IN_PIECES, KEY_AT_RUN_TIME, IN_LOCALS, MATCHED, WITH_AS, IMPORTED_AS],
     ids=["returns-text", "returns-list", "or-not-none", "decorated", "unpacked", "looped",
-         "set-on-class", "key-in-pieces", "key-at-run-time"],
+         "set-on-class", "key-in-pieces", "key-at-run-time", "in-locals", "matched", "with-as",
+         "imported-as"],
 )  # fmt: skip
 def test_a_comparison_whose_answer_is_not_a_comparison_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)

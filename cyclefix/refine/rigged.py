@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-from cyclefix.refine.tampering import static_text as _static_text
+from cyclefix.refine.tampering import static_text
 
 # Comparison methods an always-equal (or always-ordered) value overrides, and the arithmetic
 # a float check goes through (`abs(f(x) - expected) < 1e-9`).
@@ -78,15 +78,24 @@ def _rigged_methods(node: ast.AST) -> list[str]:
         return names[:1] if names and not (single and borrowed in names) else []
     if isinstance(node, ast.For | ast.AsyncFor | ast.comprehension | ast.NamedExpr):
         return sorted(_bound_names([node.target]) & COMPARISONS)[:1]
+    # Bound by a `with ... as`, a `match` capture, an `import ... as` or an `except ... as`:
+    # never how a comparison that compares is written.
+    if isinstance(node, ast.withitem) and node.optional_vars is not None:
+        return sorted(_bound_names([node.optional_vars]) & COMPARISONS)[:1]
+    if isinstance(node, ast.MatchAs | ast.MatchStar | ast.ExceptHandler):
+        return [node.name] if node.name in COMPARISONS else []
+    if isinstance(node, ast.alias):
+        bound = node.asname or node.name
+        return [bound] if bound in COMPARISONS else []
     if isinstance(node, ast.Dict):
-        keys = [_static_text(key) if key is not None else None for key in node.keys]
+        keys = [static_text(key) if key is not None else None for key in node.keys]
         return [key for key in keys if key is not None and key in COMPARISONS]
     if isinstance(node, ast.Call) and any(k.arg in COMPARISONS for k in node.keywords):
         return [k.arg for k in node.keywords if k.arg is not None and k.arg in COMPARISONS]
     if _class_with_computed_members(node):
         return [_COMPUTED]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1:
-        named = _static_text(node.args[1])
+        named = static_text(node.args[1])
         if node.func.id == "setattr" and named is not None:
             return [named] if named in COMPARISONS else []
     return []
@@ -107,6 +116,10 @@ def _bound_names(targets: list[ast.expr]) -> set[str]:
             names.add(target.id)
         elif isinstance(target, ast.Attribute):
             names.add(target.attr)
+        elif isinstance(target, ast.Subscript):  # locals()["__eq__"], a mapping for type()
+            key = static_text(target.slice)
+            if key is not None:
+                names.add(key)
         elif isinstance(target, ast.Starred):
             names |= _bound_names([target.value])
         elif isinstance(target, ast.Tuple | ast.List):
@@ -126,7 +139,7 @@ def _class_with_computed_members(node: ast.AST) -> bool:
     members = node.args[2]
     if not isinstance(members, ast.Dict):
         return True  # a mapping built elsewhere: its names cannot be read here
-    return any(key is None or _static_text(key) is None for key in members.keys)
+    return any(key is None or static_text(key) is None for key in members.keys)
 
 
 def _answers_not_a_bool(body: list[ast.stmt]) -> bool:
