@@ -74,3 +74,12 @@ def runtime_defences_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     from cyclefix.refine import candidate
 
     monkeypatch.setattr(candidate, "tampering", lambda before, after: [])
+
+
+@pytest.fixture
+def without_answer_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acts of the answer's lines are not watched in its test process
+    (runner/answer_guard.py): the layer after it, what the test checks, must stop them."""
+    from cyclefix.refine import verify
+
+    monkeypatch.setattr(verify, "written_lines", lambda before, after: ())

@@ -61,6 +61,7 @@ def calc(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.usefixtures("without_answer_guard")
 @pytest.mark.parametrize(
     "body",
     [REBIND_RUNTEST, REBIND_TEST_MODULE, REGISTER_PLUGIN, REPLACE_TEST_FUNCTIONS],
@@ -112,6 +113,7 @@ def unittest_calc(calc: Path) -> Path:
     return calc
 
 
+@pytest.mark.usefixtures("without_answer_guard")
 def test_rebinding_unittests_asserts_at_import_is_never_a_pass(
     unittest_calc: Path, workers: WarmWorkers | None
 ) -> None:

@@ -8,6 +8,8 @@ import stat
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.runner import Confinement, SandboxLimits, run_tests
@@ -112,6 +114,7 @@ def test_a_conftest_planted_by_one_candidate_cannot_pass_the_next(tmp_path: Path
     assert not (tmp_path / "conftest.py").exists()
 
 
+@pytest.mark.usefixtures("without_answer_guard")
 def test_a_test_file_rewritten_in_one_run_is_back_for_the_next_run_of_the_same_candidate(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ unchanged code was not broken by it (refine.sandbox_only).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -113,6 +114,8 @@ class Verifier:
         self.test_order: tuple[str, ...] = ()
         # Tests the user's run ran to an end other than a skip: none may be skipped for a fix.
         self.ran_before: frozenset[str] = frozenset()
+        # The lines the candidate in the scratch copy wrote, while it is there (with_files).
+        self.answer_lines: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
     def fit_timeout_to(self, initial: TestRunResult) -> str:
         """Raise the candidates' per-test timeout for a project with slow tests; the note
@@ -168,7 +171,7 @@ class Verifier:
             trace=trace or not scratch,  # the initial run: its spectrum localizes
             # Candidates run on the scratch copy: they may write nothing of the user's, and
             # what they write there is put back after the run (runner.scratch).
-            confinement=Confinement(self.root) if scratch else None,
+            confinement=Confinement(self.root, answer_lines=self.answer_lines) if scratch else None,
             pass_env=self.pass_env,
             stop_on_first_failure=stop_on_first_failure,
             may_fail=may_fail,
@@ -191,8 +194,10 @@ class Verifier:
         try:
             for rel, text in files.items():
                 write_atomic(project_file(scratch, rel), text)
+            self.answer_lines = tuple((rel, written_lines(base[rel], files[rel])) for rel in files)
             return action()
         finally:
+            self.answer_lines = ()
             for rel in files:
                 write_atomic(project_file(scratch, rel), base[rel])
 
@@ -414,3 +419,13 @@ def unrun_refused(run: TestRunResult, ran_before: frozenset[str]) -> TestRunResu
         for nodeid in missing
     )
     return dataclasses.replace(run, tests=run.tests + unrun, exit_code=1)
+
+
+def written_lines(before: str, after: str) -> tuple[tuple[int, int], ...]:
+    """The line spans (first, last; from 1) of `after` that `before` did not have."""
+    matcher = difflib.SequenceMatcher(None, before.splitlines(), after.splitlines(), False)
+    return tuple(
+        (start + 1, end)
+        for tag, _, _, start, end in matcher.get_opcodes()
+        if tag in ("replace", "insert") and end > start
+    )

@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import functools
 import importlib.util
+import json
 import os
 import py_compile
 import shutil
@@ -55,6 +56,9 @@ class Confinement:
     original: Path
     # Folders the run may write to besides the copy and its private temp folder.
     writable: tuple[Path, ...] = ()
+    # The lines a candidate's answer wrote: (path in the copy, ((first, last), ...)), whose
+    # acts answer_guard.py watches in the test process.
+    answer_lines: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ def process_environment(
         env[protocol.ENV_CONFINE] = plan.to_json()
     if confined is not None:
         env[protocol.ENV_CANDIDATE] = "1"
+        if confined.answer_lines:
+            env[protocol.ENV_ANSWER_LINES] = json.dumps(dict(confined.answer_lines))
     if settings.trace:
         env[protocol.ENV_TRACE] = "1"
     return env

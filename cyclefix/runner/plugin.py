@@ -46,9 +46,18 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 if TYPE_CHECKING:
-    from cyclefix.runner import assertions, failures, integrity, protocol, testfiles, watchdog
+    from cyclefix.runner import (
+        answer_guard,
+        assertions,
+        failures,
+        integrity,
+        protocol,
+        testfiles,
+        watchdog,
+    )
 else:
     try:  # the runner's private copies, in the test process
+        import _cyclefix_answer_guard as answer_guard
         import _cyclefix_assertions as assertions
         import _cyclefix_failures as failures
         import _cyclefix_integrity as integrity
@@ -56,7 +65,15 @@ else:
         import _cyclefix_testfiles as testfiles
         import _cyclefix_watchdog as watchdog
     except ImportError:
-        from cyclefix.runner import assertions, failures, integrity, protocol, testfiles, watchdog
+        from cyclefix.runner import (
+            answer_guard,
+            assertions,
+            failures,
+            integrity,
+            protocol,
+            testfiles,
+            watchdog,
+        )
 
 ENV_TRACE = protocol.ENV_TRACE
 # The tracer, shipped next to this file (cyclefix/runner/trace.py); imported only when asked.
@@ -120,6 +137,10 @@ def _open_channel() -> _Writer | None:
 
 
 _channel = _open_channel()
+# Before pytest imports any project code: what the answer's own lines may not do.
+answer_guard.install_from_environment(
+    protocol.ENV_ANSWER_LINES, os.environ.get(protocol.ENV_ROOT) or os.getcwd()
+)
 
 
 class _Settings:

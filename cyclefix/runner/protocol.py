@@ -39,6 +39,7 @@ PRIVATE_COPIES = (
     ("assertions.py", "_cyclefix_assertions"),
     ("testfiles.py", "_cyclefix_testfiles"),
     ("integrity.py", "_cyclefix_integrity"),
+    ("answer_guard.py", "_cyclefix_answer_guard"),
     ("watchdog.py", "_cyclefix_watchdog"),
     ("warm_worker.py", WARM_MODULE),
 )
@@ -56,6 +57,8 @@ ENV_CONFINE = "CYCLEFIX_CONFINE"
 ENV_TRACE = "CYCLEFIX_TRACE"
 # "1" in a candidate's run: a skip raised by the code under test is an error there.
 ENV_CANDIDATE = "CYCLEFIX_CANDIDATE"
+# In a candidate's run: the lines its answer wrote, {path: [[first, last]]} (answer_guard.py).
+ENV_ANSWER_LINES = "CYCLEFIX_ANSWER_LINES"
 # A warm worker's environment (warm.py): its control socket, the user's project.
 ENV_WARM_CONTROL_FD = "CYCLEFIX_WARM_FD"
 ENV_WARM_PROJECT = "CYCLEFIX_WARM_PROJECT"

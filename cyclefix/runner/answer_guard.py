@@ -1,0 +1,138 @@
+"""What a candidate's own lines may not do in its test process, refused as it happens.
+
+The answer screen (refine/tampering.py) reads the names an answer writes; code run from a
+string (through `timeit`, `typing`'s annotations, `doctest`...) names nothing it can read.
+Python's audit hooks (PEP 578) see the acts themselves, however they are spelled: running
+code no file holds, building a function or code object, the garbage collector's object
+lists, other threads' frames, tracing, ctypes, a unix socket outside the run's folders, and
+writing a Python file to import. Each is refused (the call raises RuntimeError) while a line
+the answer wrote is on the stack; the tests and the project's own code keep every right. A
+hook cannot be removed once added, and it is added before pytest imports any project code.
+
+Shipped next to the pytest plugin (as ``_cyclefix_answer_guard``), so it may import nothing
+but the standard library and must run on Python 3.9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import sysconfig
+import threading
+from types import FrameType
+from typing import Any
+
+# Acts refused while the answer's lines are on the stack.
+WATCHED = frozenset(
+    {
+        "exec", "function.__new__", "code.__new__", "marshal.loads", "gc.get_objects",
+        "gc.get_referrers", "gc.get_referents", "sys._current_frames", "sys.settrace",
+        "sys.setprofile", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+        "open", "os.rename", "sys._getframe", "object.__getattr__",
+    }
+)  # fmt: skip
+# Acts refused only when the answer's line called them, or called one of _FRAME_GIVERS that
+# did (`inspect.currentframe`, `logging.currentframe`, `Formatter.get_field`): logging,
+# traceback and namedtuple reach frames for every caller, for their own use.
+_FRAMES = frozenset({"sys._getframe", "object.__getattr__"})
+_FRAME_GIVERS = ("inspect.py", "logging/__init__.py", "traceback.py", "string.py")
+# Modules whose own code runs code it built from names it checked (namedtuple, dataclass).
+_BUILDERS = ("collections/__init__.py", "dataclasses.py")
+# Files whose writing plants code a later import would run.
+_CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so")
+_MAX_DEPTH = 500
+# The import machinery's frames.
+_IMPORTING = "<frozen importlib"
+
+_state = threading.local()
+_answer: dict[str, list[tuple[int, int]]] = {}
+_folders: tuple[str, ...] = ()
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"])
+
+
+def install_from_environment(variable: str, root: str) -> bool:
+    """Install the hook for the lines named in `variable` (JSON: {path: [[first, last]]},
+    paths relative to `root`, the run's copy); whether there were any."""
+    text = os.environ.pop(variable, "")
+    if not text:
+        return False
+    lines = json.loads(text)
+    folders = [root, os.environ.get("TMPDIR", "")]
+    install({os.path.join(root, rel): spans for rel, spans in lines.items()}, folders)
+    return True
+
+
+def install(answer: dict[str, Any], folders: list[str]) -> None:
+    """Refuse the WATCHED acts while a line of `answer` ({file: [[first, last]]}) runs."""
+    global _folders
+    for path, spans in answer.items():
+        ranges = [(int(first), int(last)) for first, last in spans]
+        _answer[path] = ranges
+        _answer[os.path.realpath(path)] = ranges
+    _folders = tuple(os.path.realpath(f) + os.sep for f in folders if f)
+    sys.addaudithook(_hook)
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if event not in WATCHED or getattr(_state, "busy", False):
+        return
+    _state.busy = True  # what the hook itself does (sys._getframe) raises events too
+    try:
+        refused = _refused(event, args)
+    finally:
+        _state.busy = False
+    if refused:
+        raise RuntimeError(f"cyclefix: code a candidate wrote may not {refused}")
+
+
+def _refused(event: str, args: tuple[Any, ...]) -> str:
+    """What the act is, when the answer's lines are on the stack and it is refused; else ""."""
+    if event == "open":
+        path, mode = args[0], args[1]
+        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
+        if not (writes and isinstance(path, str) and path.endswith(_CODE_SUFFIXES)):
+            return ""
+    elif event == "os.rename":
+        if not (isinstance(args[1], str) and args[1].endswith(_CODE_SUFFIXES)):
+            return ""
+    elif event.startswith("socket."):
+        address = args[1] if len(args) > 1 else None
+        if not isinstance(address, (str, bytes)) or _inside(address):
+            return ""  # only unix sockets by path outside the run's folders
+    caller = sys._getframe(2)  # _refused <- _hook <- the audited call's caller
+    if event in _FRAMES:
+        given = caller.f_code.co_filename.endswith(_FRAME_GIVERS)
+        near = _answer_on_stack(caller, 1) or (given and _answer_on_stack(caller.f_back, 1))
+        return f"use {event}" if near else ""
+    if not _answer_on_stack(caller):
+        return ""
+    if event in ("exec", "function.__new__", "code.__new__") and _built_by_stdlib(caller):
+        return ""
+    return {"exec": "run code no file holds"}.get(event, f"use {event}")
+
+
+def _answer_on_stack(frame: FrameType | None, depth: int = _MAX_DEPTH) -> bool:
+    """Whether a line of the answer called what runs in `frame` (within `depth` frames), not
+    through an import: a module an answer imports runs its own code (a library's generated
+    methods, its .pyc)."""
+    for _ in range(depth):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.startswith(_IMPORTING):
+            return False
+        spans = _answer.get(frame.f_code.co_filename)
+        if spans and any(first <= frame.f_lineno <= last for first, last in spans):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _built_by_stdlib(caller: FrameType) -> bool:
+    path = os.path.realpath(caller.f_code.co_filename)
+    return path.startswith(_STDLIB) and path.endswith(_BUILDERS)
+
+
+def _inside(address: str | bytes) -> bool:
+    path = os.path.realpath(os.fsdecode(address))
+    return any(path.startswith(folder) for folder in _folders)

@@ -1,0 +1,178 @@
+"""answer_guard.py: while a line the answer wrote runs, acts no fix needs are refused as they
+happen, however they are spelled; what the project's own code and the standard library's
+builders do stays allowed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cyclefix.refine.verify import written_lines
+
+MODULE = """\
+import ast, collections, dataclasses, gc, socket, timeit, typing
+
+
+def runs_text():
+    return timeit.timeit("1 + 1", number=1)
+
+
+def evaluates_an_annotation():
+    class Hinted:
+        x: "__import__('os').getpid()"
+    return typing.get_type_hints(Hinted)
+
+
+def walks_the_stack():
+    import logging, string
+    frame = logging.currentframe()
+    return string.Formatter().get_field("0.f_back", (frame,), {})
+
+
+def formats_a_traceback():
+    import traceback
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        return traceback.format_exc()
+
+
+def builds_an_enum():
+    import enum
+    return enum.Enum("Color", "RED GREEN").RED
+
+
+def walks_the_heap():
+    return len(gc.get_objects())
+
+
+def plants_a_module(folder):
+    with open(f"{folder}/planted.py", "w") as handle:
+        handle.write("x = 1")
+
+
+def connects_outside(path):
+    socket.socket(socket.AF_UNIX).connect(path)
+
+
+def builds_a_namedtuple():
+    return collections.namedtuple("Point", "x y")(1, 2)
+
+
+def builds_a_dataclass():
+    @dataclasses.dataclass
+    class Point:
+        x: int
+    return Point(1)
+
+
+def imports_lazily():
+    import decimal
+    return decimal.Decimal("1.5")
+
+
+def imports_a_generating_library():
+    import generating_library  # a library that builds code when imported (attrs, pydantic)
+    return generating_library.VALUE
+
+
+def reads_a_literal():
+    return ast.literal_eval("[1, 2]")
+
+
+def writes_data(folder):
+    with open(f"{folder}/data.txt", "w") as handle:
+        handle.write("x")
+"""
+
+PROBE = """\
+import json, sys
+sys.path.insert(0, {folder!r})
+from cyclefix.runner import answer_guard
+answer_guard.install({{{module!r}: [[1, {lines}]]}}, [{folder!r}])
+import answer
+outcomes = {{}}
+for name, args in {calls!r}:
+    try:
+        getattr(answer, name)(*args)
+        outcomes[name] = "allowed"
+    except RuntimeError as exc:
+        outcomes[name] = str(exc)
+    except OSError:
+        outcomes[name] = "allowed"  # the act itself was let through
+import timeit
+outcomes["outside the answer"] = "allowed" if timeit.timeit("1", number=1) >= 0 else ""
+print(json.dumps(outcomes))
+"""
+
+
+def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, str]:
+    """Each call of the answer's module, in a fresh interpreter with the guard installed."""
+    module = tmp_path / "answer.py"
+    module.write_text(MODULE)
+    (tmp_path / "generating_library.py").write_text("exec('VALUE = 1')\n")
+    probe = PROBE.format(
+        folder=str(tmp_path), module=str(module), lines=len(MODULE.splitlines()), calls=calls
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    ("call", "refused"),
+    [
+        (("runs_text", []), "run code no file holds"),
+        (("evaluates_an_annotation", []), "run code no file holds"),
+        (("walks_the_heap", []), "use gc.get_objects"),
+        (("walks_the_stack", []), "use sys._getframe"),
+        (("plants_a_module", ["{tmp}"]), "use open"),
+        (("connects_outside", ["/nonexistent-cyclefix/host.sock"]), "use socket.connect"),
+    ],
+)
+def test_what_the_answer_s_lines_may_not_do_is_refused(
+    tmp_path: Path, call: tuple[str, list[str]], refused: str
+) -> None:
+    name, args = call
+    found = outcomes(tmp_path, [(name, [a.format(tmp=tmp_path) for a in args])])
+    assert refused in found[name]
+    assert found["outside the answer"] == "allowed"
+
+
+def test_builders_imports_literals_and_data_files_stay_allowed(tmp_path: Path) -> None:
+    calls = [
+        ("builds_a_namedtuple", []),
+        ("builds_a_dataclass", []),
+        ("imports_lazily", []),
+        ("imports_a_generating_library", []),
+        ("formats_a_traceback", []),
+        ("builds_an_enum", []),
+        ("reads_a_literal", []),
+        ("writes_data", [str(tmp_path)]),
+        ("connects_outside", [str(tmp_path / "inside.sock")]),  # the run's own folder
+    ]
+    assert set(outcomes(tmp_path, calls).values()) == {"allowed"}
+
+
+def test_the_lines_an_answer_wrote_are_those_the_file_did_not_have() -> None:
+    before = textwrap.dedent(
+        """\
+        def add(a, b):
+            return a - b
+
+
+        def sub(a, b):
+            return a - b
+        """
+    )
+    after = before.replace("    return a - b\n\n", "    x = a\n    return x + b\n\n", 1)
+    assert written_lines(before, after) == ((2, 3),)
+    assert written_lines(before, before) == ()
+    assert json.dumps(dict([("calc.py", written_lines(before, after))])) == '{"calc.py": [[2, 3]]}'
