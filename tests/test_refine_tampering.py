@@ -84,6 +84,8 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["import pydoc", "pydoc.locate('x')"], "imports `pydoc`"),
         (["x = 'os._exit'"], "names `os._exit`"),
         (["x = 'sys.meta_path'"], "names `sys.meta_path`"),
+        (["x = '0.f_back.f_globals'"], "names `0.f_back.f_globals`"),
+        (["x = '0[1].tb_frame'"], "names `0[1].tb_frame`"),
         (["x = '_cyclefix_pytest_plugin'"], "names `_cyclefix_pytest_plugin`"),
         (["import _cyclefix_protocol"], "imports `_cyclefix_protocol`"),
         (["import traceback", "traceback.walk_stack(None)"], "uses `.walk_stack`"),

@@ -95,8 +95,9 @@ _LOOKED_UP = MODULES | {"sys", "os"}
 _HELD = _LOOKED_UP | {"posix", "shutil"}
 # The runner's private modules in the test process (`_cyclefix_pytest_plugin`).
 _PRIVATE_PREFIX = "_cyclefix"
-# A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`).
-_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`;
+# `"0.f_back.f_locals"`, for `string.Formatter().get_field`).
+_DOTTED = re.compile(r"\w+(?:\[\w+\])*(?:\.[A-Za-z_]\w*(?:\[\w+\])*)+")
 
 
 def tampering(before: str, after: str) -> list[str]:
@@ -181,7 +182,7 @@ def _names_an_internal(value: object) -> TypeGuard[str]:
     if _DOTTED.fullmatch(value) is None:
         return False
     special = ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES
-    return any(part in special for part in value.split(".")[1:])
+    return any(part in special for part in re.split(r"[.\[\]]", value)[1:])
 
 
 def _call_name(call: ast.Call) -> str:
