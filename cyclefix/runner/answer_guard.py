@@ -45,9 +45,6 @@ _MAX_DEPTH = 500
 # The import machinery's frames.
 _IMPORTING = "<frozen importlib"
 
-_state = threading.local()
-_answer: dict[str, list[tuple[int, int]]] = {}
-_folders: tuple[str, ...] = ()
 _STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"])
 
 
@@ -65,74 +62,75 @@ def install_from_environment(variable: str, root: str) -> bool:
 
 def install(answer: dict[str, Any], folders: list[str]) -> None:
     """Refuse the WATCHED acts while a line of `answer` ({file: [[first, last]]}) runs."""
-    global _folders
-    for path, spans in answer.items():
-        ranges = [(int(first), int(last)) for first, last in spans]
-        _answer[path] = ranges
-        _answer[os.path.realpath(path)] = ranges
-    _folders = tuple(os.path.realpath(f) + os.sep for f in folders if f)
-    sys.addaudithook(_hook)
+    # Its state lives only in the hook, which nothing but the interpreter holds: no module
+    # attribute the code under test could clear.
+    sys.addaudithook(_Guard(answer, folders).hook)
 
 
-def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if event not in WATCHED or getattr(_state, "busy", False):
-        return
-    _state.busy = True  # what the hook itself does (sys._getframe) raises events too
-    try:
-        refused = _refused(event, args)
-    finally:
-        _state.busy = False
-    if refused:
-        raise RuntimeError(f"cyclefix: code a candidate wrote may not {refused}")
+class _Guard:
+    def __init__(self, answer: dict[str, Any], folders: list[str]) -> None:
+        self.answer: dict[str, list[tuple[int, int]]] = {}
+        for path, spans in answer.items():
+            ranges = [(int(first), int(last)) for first, last in spans]
+            self.answer[path] = ranges
+            self.answer[os.path.realpath(path)] = ranges
+        self.folders = tuple(os.path.realpath(f) + os.sep for f in folders if f)
+        self.state = threading.local()
 
+    def hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if event not in WATCHED or getattr(self.state, "busy", False):
+            return
+        self.state.busy = True  # what the hook itself does (sys._getframe) raises events too
+        try:
+            refused = self.refused(event, args)
+        finally:
+            self.state.busy = False
+        if refused:
+            raise RuntimeError(f"cyclefix: code a candidate wrote may not {refused}")
 
-def _refused(event: str, args: tuple[Any, ...]) -> str:
-    """What the act is, when the answer's lines are on the stack and it is refused; else ""."""
-    if event == "open":
-        path, mode = args[0], args[1]
-        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-        if not (writes and isinstance(path, str) and path.endswith(_CODE_SUFFIXES)):
+    def refused(self, event: str, args: tuple[Any, ...]) -> str:
+        """What the act is, when the answer's lines run and it is refused; else ""."""
+        if event == "open":
+            path, mode = args[0], args[1]
+            writes = isinstance(mode, str) and any(c in mode for c in "wax+")
+            if not (writes and isinstance(path, str) and path.endswith(_CODE_SUFFIXES)):
+                return ""
+        elif event == "os.rename":
+            if not (isinstance(args[1], str) and args[1].endswith(_CODE_SUFFIXES)):
+                return ""
+        elif event.startswith("socket."):
+            address = args[1] if len(args) > 1 else None
+            if not isinstance(address, (str, bytes)) or self.inside(address):
+                return ""  # only unix sockets by path outside the run's folders
+        caller = sys._getframe(2)  # refused <- hook <- the audited call's caller
+        if event in _FRAMES:
+            given = caller.f_code.co_filename.endswith(_FRAME_GIVERS)
+            near = self.on_stack(caller, 1) or (given and self.on_stack(caller.f_back, 1))
+            return f"use {event}" if near else ""
+        if not self.on_stack(caller):
             return ""
-    elif event == "os.rename":
-        if not (isinstance(args[1], str) and args[1].endswith(_CODE_SUFFIXES)):
+        if event in ("exec", "function.__new__", "code.__new__") and _built_by_stdlib(caller):
             return ""
-    elif event.startswith("socket."):
-        address = args[1] if len(args) > 1 else None
-        if not isinstance(address, (str, bytes)) or _inside(address):
-            return ""  # only unix sockets by path outside the run's folders
-    caller = sys._getframe(2)  # _refused <- _hook <- the audited call's caller
-    if event in _FRAMES:
-        given = caller.f_code.co_filename.endswith(_FRAME_GIVERS)
-        near = _answer_on_stack(caller, 1) or (given and _answer_on_stack(caller.f_back, 1))
-        return f"use {event}" if near else ""
-    if not _answer_on_stack(caller):
-        return ""
-    if event in ("exec", "function.__new__", "code.__new__") and _built_by_stdlib(caller):
-        return ""
-    return {"exec": "run code no file holds"}.get(event, f"use {event}")
+        return {"exec": "run code no file holds"}.get(event, f"use {event}")
 
+    def on_stack(self, frame: FrameType | None, depth: int = _MAX_DEPTH) -> bool:
+        """Whether a line of the answer called what runs in `frame` (within `depth` frames),
+        not through an import: a module an answer imports runs its own code (a library's
+        generated methods, its .pyc)."""
+        for _ in range(depth):
+            if frame is None or frame.f_code.co_filename.startswith(_IMPORTING):
+                return False
+            spans = self.answer.get(frame.f_code.co_filename)
+            if spans and any(first <= frame.f_lineno <= last for first, last in spans):
+                return True
+            frame = frame.f_back
+        return False
 
-def _answer_on_stack(frame: FrameType | None, depth: int = _MAX_DEPTH) -> bool:
-    """Whether a line of the answer called what runs in `frame` (within `depth` frames), not
-    through an import: a module an answer imports runs its own code (a library's generated
-    methods, its .pyc)."""
-    for _ in range(depth):
-        if frame is None:
-            return False
-        if frame.f_code.co_filename.startswith(_IMPORTING):
-            return False
-        spans = _answer.get(frame.f_code.co_filename)
-        if spans and any(first <= frame.f_lineno <= last for first, last in spans):
-            return True
-        frame = frame.f_back
-    return False
+    def inside(self, address: str | bytes) -> bool:
+        path = os.path.realpath(os.fsdecode(address))
+        return any(path.startswith(folder) for folder in self.folders)
 
 
 def _built_by_stdlib(caller: FrameType) -> bool:
     path = os.path.realpath(caller.f_code.co_filename)
     return path.startswith(_STDLIB) and path.endswith(_BUILDERS)
-
-
-def _inside(address: str | bytes) -> bool:
-    path = os.path.realpath(os.fsdecode(address))
-    return any(path.startswith(folder) for folder in _folders)
