@@ -56,6 +56,11 @@ def plants_a_module(folder):
         handle.write("x = 1")
 
 
+def plants_a_module_by_descriptor(folder):
+    import os
+    os.close(os.open(f"{folder}/planted.py", os.O_WRONLY | os.O_CREAT))
+
+
 def connects_outside(path):
     socket.socket(socket.AF_UNIX).connect(path)
 
@@ -134,6 +139,7 @@ def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, st
         (("walks_the_heap", []), "use gc.get_objects"),
         (("walks_the_stack", []), "use sys._getframe"),
         (("plants_a_module", ["{tmp}"]), "use open"),
+        (("plants_a_module_by_descriptor", ["{tmp}"]), "use open"),
         (("connects_outside", ["/nonexistent-cyclefix/host.sock"]), "use socket.connect"),
     ],
 )

@@ -39,6 +39,8 @@ _FRAMES = frozenset({"sys._getframe", "object.__getattr__"})
 _FRAME_GIVERS = ("inspect.py", "logging/__init__.py", "traceback.py", "string.py")
 # Modules whose own code runs code it built from names it checked (namedtuple, dataclass).
 _BUILDERS = ("collections/__init__.py", "dataclasses.py")
+# os.open flags that write.
+_WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Files whose writing plants code a later import would run.
 _CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so")
 _MAX_DEPTH = 500
@@ -91,8 +93,9 @@ class _Guard:
     def refused(self, event: str, args: tuple[Any, ...]) -> str:
         """What the act is, when the answer's lines run and it is refused; else ""."""
         if event == "open":
-            path, mode = args[0], args[1]
-            writes = isinstance(mode, str) and any(c in mode for c in "wax+")
+            path, mode, flags = args[0], args[1], args[2]
+            # open() gives a mode, os.open() only flags.
+            writes = any(c in mode for c in "wax+") if isinstance(mode, str) else _WRITES & flags
             if not (writes and isinstance(path, str) and path.endswith(_CODE_SUFFIXES)):
                 return ""
         elif event == "os.rename":
