@@ -37,6 +37,8 @@ WATCHED = frozenset(
 # traceback and namedtuple reach frames for every caller, for their own use.
 _FRAMES = frozenset({"sys._getframe", "object.__getattr__"})
 _FRAME_GIVERS = ("inspect.py", "logging/__init__.py", "traceback.py", "string.py")
+# The attributes through which `object.__getattr__` hands out a frame.
+_FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 # Modules whose own code runs code it built from names it checked (namedtuple, dataclass).
 _BUILDERS = ("collections/__init__.py", "dataclasses.py")
 # os.open flags that write.
@@ -82,6 +84,8 @@ class _Guard:
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event not in WATCHED or getattr(self.state, "busy", False):
             return
+        if event == "object.__getattr__" and (len(args) < 2 or args[1] not in _FRAME_ATTRS):
+            return  # `__code__`, `__defaults__`: inspect reads them thousands of times a run
         self.state.busy = True  # what the hook itself does (sys._getframe) raises events too
         try:
             refused = self.refused(event, args)
