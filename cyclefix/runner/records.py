@@ -300,6 +300,7 @@ class ProcessReport:
     """What one pytest process reported, as far as run.py has read it."""
 
     collected: list[str] | None = None
+    # `collected` as a set, kept beside it: every start and test record is looked up in it.
     collected_ids: frozenset[str] = frozenset()
     finished: dict[str, TestCaseResult] = field(default_factory=dict)
     running: str | None = None
