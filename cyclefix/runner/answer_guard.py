@@ -68,7 +68,21 @@ def install(answer: dict[str, Any], folders: list[str]) -> None:
     """Refuse the WATCHED acts while a line of `answer` ({file: [[first, last]]}) runs."""
     # Its state lives only in the hook, which nothing but the interpreter holds: no module
     # attribute the code under test could clear.
-    sys.addaudithook(_Guard(answer, folders).hook)
+    guard = _Guard(answer, folders)
+    frame_attrs, watched = _FRAME_ATTRS, WATCHED
+
+    # Called for every audited act of the process: under a tracer, for every call (it reads
+    # `frame.f_code`). So a plain function (a bound method costs twice as much a call) whose
+    # common cases return at once.
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "object.__getattr__":
+            if len(args) < 2 or args[1] not in frame_attrs:
+                return  # `f_code`, `__code__`: tracers and inspect read them millions of times
+        elif event not in watched:
+            return
+        guard.check(event, args)
+
+    sys.addaudithook(hook)
 
 
 class _Guard:
@@ -81,11 +95,10 @@ class _Guard:
         self.folders = tuple(os.path.realpath(f) + os.sep for f in folders if f)
         self.state = threading.local()
 
-    def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event not in WATCHED or getattr(self.state, "busy", False):
+    def check(self, event: str, args: tuple[Any, ...]) -> None:
+        """Raise when the WATCHED act `event` is refused."""
+        if getattr(self.state, "busy", False):
             return
-        if event == "object.__getattr__" and (len(args) < 2 or args[1] not in _FRAME_ATTRS):
-            return  # `__code__`, `__defaults__`: inspect reads them thousands of times a run
         self.state.busy = True  # what the hook itself does (sys._getframe) raises events too
         try:
             refused = self.refused(event, args)
@@ -109,7 +122,7 @@ class _Guard:
             address = args[1] if len(args) > 1 else None
             if not isinstance(address, (str, bytes)) or self.inside(address):
                 return ""  # only unix sockets by path outside the run's folders
-        caller = sys._getframe(2)  # refused <- hook <- the audited call's caller
+        caller = sys._getframe(3)  # refused <- check <- hook <- the audited call's caller
         if event in _FRAMES:
             given = caller.f_code.co_filename.endswith(_FRAME_GIVERS)
             near = self.on_stack(caller, 1) or (given and self.on_stack(caller.f_back, 1))
