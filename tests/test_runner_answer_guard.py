@@ -61,6 +61,24 @@ def plants_a_module_by_descriptor(folder):
     os.close(os.open(f"{folder}/planted.py", os.O_WRONLY | os.O_CREAT))
 
 
+def plants_a_module_by_bytes(folder):
+    import os
+    with open(os.fsencode(f"{folder}/planted.py"), "w") as handle:
+        handle.write("x = 1")
+
+
+def plants_a_module_by_link(folder):
+    import os
+    with open(f"{folder}/planted.txt", "w") as handle:
+        handle.write("x = 1")
+    os.link(f"{folder}/planted.txt", f"{folder}/planted.py")
+
+
+def runs_text_deep_down():
+    import functools, deep_library  # 700 frames of a library between the answer and the act
+    return deep_library.down(700, functools.partial(timeit.timeit, "1 + 1", number=1))
+
+
 def connects_outside(path):
     socket.socket(socket.AF_UNIX).connect(path)
 
@@ -121,6 +139,9 @@ def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, st
     module = tmp_path / "answer.py"
     module.write_text(MODULE)
     (tmp_path / "generating_library.py").write_text("exec('VALUE = 1')\n")
+    (tmp_path / "deep_library.py").write_text(
+        "def down(depth, then):\n    return down(depth - 1, then) if depth else then()\n"
+    )
     probe = PROBE.format(
         folder=str(tmp_path), module=str(module), lines=len(MODULE.splitlines()), calls=calls
     )
@@ -140,6 +161,9 @@ def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, st
         (("walks_the_stack", []), "use sys._getframe"),
         (("plants_a_module", ["{tmp}"]), "use open"),
         (("plants_a_module_by_descriptor", ["{tmp}"]), "use open"),
+        (("plants_a_module_by_bytes", ["{tmp}"]), "use open"),
+        (("plants_a_module_by_link", ["{tmp}"]), "use os.link"),
+        (("runs_text_deep_down", []), "run code no file holds"),
         (("connects_outside", ["/nonexistent-cyclefix/host.sock"]), "use socket.connect"),
     ],
 )

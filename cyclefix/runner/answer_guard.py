@@ -29,7 +29,7 @@ WATCHED = frozenset(
         "exec", "function.__new__", "code.__new__", "marshal.loads", "gc.get_objects",
         "gc.get_referrers", "gc.get_referents", "sys._current_frames", "sys.settrace",
         "sys.setprofile", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
-        "open", "os.rename", "sys._getframe", "object.__getattr__",
+        "open", "os.rename", "os.link", "os.symlink", "sys._getframe", "object.__getattr__",
     }
 )  # fmt: skip
 # Acts refused only when the answer's line called them, or called one of _FRAME_GIVERS that
@@ -45,7 +45,6 @@ _BUILDERS = ("collections/__init__.py", "dataclasses.py")
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Files whose writing plants code a later import would run.
 _CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so")
-_MAX_DEPTH = 500
 # The import machinery's frames.
 _IMPORTING = "<frozen importlib"
 
@@ -113,10 +112,10 @@ class _Guard:
             path, mode, flags = args[0], args[1], args[2]
             # open() gives a mode, os.open() only flags.
             writes = any(c in mode for c in "wax+") if isinstance(mode, str) else _WRITES & flags
-            if not (writes and isinstance(path, str) and path.endswith(_CODE_SUFFIXES)):
+            if not (writes and _plants_code(path)):
                 return ""
-        elif event == "os.rename":
-            if not (isinstance(args[1], str) and args[1].endswith(_CODE_SUFFIXES)):
+        elif event in ("os.rename", "os.link", "os.symlink"):
+            if not _plants_code(args[1]):  # the new name
                 return ""
         elif event.startswith("socket."):
             address = args[1] if len(args) > 1 else None
@@ -133,10 +132,10 @@ class _Guard:
             return ""
         return {"exec": "run code no file holds"}.get(event, f"use {event}")
 
-    def on_stack(self, frame: FrameType | None, depth: int = _MAX_DEPTH) -> bool:
-        """Whether a line of the answer called what runs in `frame` (within `depth` frames),
-        not through an import: a module an answer imports runs its own code (a library's
-        generated methods, its .pyc)."""
+    def on_stack(self, frame: FrameType | None, depth: int = sys.maxsize) -> bool:
+        """Whether a line of the answer called what runs in `frame` (within `depth` frames;
+        by default the whole stack: a deep recursion hides nothing), not through an import:
+        a module an answer imports runs its own code (a library's generated methods, .pyc)."""
         for _ in range(depth):
             if frame is None or frame.f_code.co_filename.startswith(_IMPORTING):
                 return False
@@ -149,6 +148,15 @@ class _Guard:
     def inside(self, address: str | bytes) -> bool:
         path = os.path.realpath(os.fsdecode(address))
         return any(path.startswith(folder) for folder in self.folders)
+
+
+def _plants_code(path: object) -> bool:
+    """Whether `path` (str, bytes or a path object) names a file a later import would run."""
+    try:
+        name = os.fsdecode(path)  # type: ignore[arg-type]
+    except TypeError:
+        return False  # a file descriptor
+    return name.endswith(_CODE_SUFFIXES)
 
 
 def _built_by_stdlib(caller: FrameType) -> bool:
