@@ -115,8 +115,10 @@ class Baseline:
         for module in JUDGING:
             self.owners.extend(_owners(module, code_only=True))
         self.plugins: list[Any] = []
-        # Collected test functions by node id, and the test modules' code-like names.
+        # Collected test functions by node id, with their code, and the test modules'
+        # code-like names.
         self.test_functions: dict[str, Any] = {}
+        self.test_codes: dict[str, Any] = {}
         self.test_modules: list[_Owner] = []
 
     def pin(self, label: str, owner: Any, names: Iterable[str]) -> None:
@@ -143,6 +145,7 @@ class Baseline:
             function = getattr(item, "obj", None)
             if function is not None:
                 self.test_functions[item.nodeid] = function
+                self.test_codes[item.nodeid] = _code(function)
             module = getattr(item, "module", None)
             if isinstance(module, types.ModuleType) and id(module) not in seen:
                 seen.add(id(module))
@@ -157,12 +160,18 @@ class Baseline:
         found: list[str] = []
         for owner in (*self.owners, *self.test_modules):
             found.extend(owner.changed())
+        # A module made an instance of another class answers lookups of its tests its way.
+        found.extend(m.label for m in self.test_modules if type(m.owner) is not types.ModuleType)
         current = {id(p) for p in plugins}
         if self.plugins and current != {id(p) for p in self.plugins}:
             found.append("the registered pytest plugins")
         if item is not None:
             expected = self.test_functions.get(item.nodeid)
-            if expected is not None and not _same_function(getattr(item, "obj", None), expected):
+            function = getattr(item, "obj", None)
+            same = _same_function(function, expected)
+            if expected is not None and not (
+                same and _code(function) is self.test_codes[item.nodeid]
+            ):
                 found.append(f"{item.nodeid}'s test function")
             overridden = [a for a in ("runtest", "setup", "teardown") if a in vars(item)]
             found.extend(f"{item.nodeid}.{a}" for a in overridden)
@@ -173,6 +182,11 @@ def _same_function(a: Any, b: Any) -> bool:
     """The same function, a method bound to another instance of the test class included (a
     class's tests get a fresh instance; unittest's items rebind theirs at setup)."""
     return getattr(a, "__func__", a) is getattr(b, "__func__", b)
+
+
+def _code(function: Any) -> Any:
+    """The code a test function runs: swapping it (`__code__`) keeps the function's identity."""
+    return getattr(getattr(function, "__func__", function), "__code__", None)
 
 
 def describe(found: list[str]) -> str:
