@@ -92,6 +92,16 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["import pathlib", "pathlib.Path('/home/user/x').touch()"], "uses `.touch`"),
         (["import os", "os.abort()"], "uses `os.abort`"),
         (["import concurrent.futures"], "imports `concurrent`"),
+        # Found by a sixth red-team pass (stop 43): the plugin's signer, a process, code run
+        # from text later, tests made no-ops.
+        (["import typing", "vars(typing)['sys']"], "looks up `sys` in a namespace"),
+        (["'{0.sys.modules}'.format(a)"], "names `{0.sys.modules}`"),
+        (["import shutil", "shutil.os.getpid()"], "reaches `os` through `shutil`"),
+        (["import logging", "logging.threading.Thread"], "reaches `threading` through `logging`"),
+        (["import timeit"], "imports `timeit`"),
+        (["a.__class__ = int"], "sets `__class__`"),
+        (["setattr(a, '__class__', int)"], "sets `__class__` by name"),
+        (["class Settings:", "    __annotations__ = {}"], "sets `__annotations__`"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:
@@ -117,6 +127,8 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["getattr(a, 'ab', None)"],
         ["' '.join(['system', 'kill'])"],
         ["print(f'code')", "'co' 'de'"],
+        ["import pprint", "pprint.pprint(a)", "a.__class__.__name__"],
+        ["'{0.real} {1}'.format(a, b)", "vars(a)['x']", "import typing", "typing.List"],
     ],
 )
 def test_ordinary_code_is_not_tampering(lines: list[str]) -> None:

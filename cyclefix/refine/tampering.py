@@ -25,7 +25,7 @@ MODULES = frozenset(
         "socket", "_socket", "subprocess", "_posixsubprocess", "multiprocessing", "threading",
         "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
         "pty", "posix", "resource", "asyncio", "pickle", "_pickle", "copyreg", "shelve", "runpy",
-        "pkgutil", "zipimport", "pydoc", "concurrent",
+        "pkgutil", "zipimport", "pydoc", "concurrent", "timeit", "cProfile", "profile",
     }
 )  # fmt: skip
 # Submodules of allowed packages that connect to sockets (a syslog handler: /dev/log).
@@ -64,6 +64,9 @@ OS_ATTRIBUTES = frozenset(
 SYS_ATTRIBUTES = frozenset(
     {"modules", "meta_path", "path_hooks", "path_importer_cache", "monitoring"}
 )
+# Attributes that, set, change what an object is or what code a class builds from its
+# fields: a test module turned into another class, dataclass fields named by code.
+STORED = frozenset({"__class__", "__annotations__", "__bases__", "__dict__"})
 # Builtins that run text as code or import by name.
 CALLS = frozenset({"exec", "eval", "compile", "__import__", "breakpoint"})
 # Module-level names that hold the builtins or the import machinery.
@@ -98,6 +101,8 @@ _PRIVATE_PREFIX = "_cyclefix"
 # A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`;
 # `"0.f_back.f_locals"`, for `string.Formatter().get_field`).
 _DOTTED = re.compile(r"\w+(?:\[\w+\])*(?:\.[A-Za-z_]\w*(?:\[\w+\])*)+")
+# A format string's replacement field, up to its conversion or spec: `{0.f_back!r}`.
+_FIELD = re.compile(r"\{([^{}!:]*)")
 
 
 def tampering(before: str, after: str) -> list[str]:
@@ -132,12 +137,16 @@ def _reaches(source: str) -> frozenset[str]:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
         elif isinstance(node, ast.Constant) and _names_an_internal(node.value):
             found.add(f"names `{node.value}`")  # pydoc.locate("os._exit"), a module's key
-        elif (
-            isinstance(node, ast.Subscript)
-            and _namespace(node.value)
-            and not isinstance(node.slice, ast.Constant)
-        ):
-            found.add("looks up a variable by a computed name")
+        elif isinstance(node, ast.Subscript) and _namespace(node.value):
+            key = node.slice.value if isinstance(node.slice, ast.Constant) else None
+            if not isinstance(key, str):
+                found.add("looks up a variable by a computed name")
+            elif key in _HELD | REACHING:
+                found.add(f"looks up `{key}` in a namespace")  # vars(typing)["sys"]
+        if isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Store):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id
+            if name in STORED:
+                found.add(f"sets `{name}`")
         if isinstance(node, ast.BinOp | ast.Call) or (
             isinstance(node, ast.JoinedStr) and len(node.values) > 1
         ):
@@ -179,10 +188,14 @@ def _names_an_internal(value: object) -> TypeGuard[str]:
         return False
     if value.startswith(_PRIVATE_PREFIX):
         return True
-    if _DOTTED.fullmatch(value) is None:
-        return False
+    # The whole string, or each replacement field of a format string ("{0.sys.modules}").
+    paths = [value, *_FIELD.findall(value)] if "{" in value else [value]
     special = ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES
-    return any(part in special for part in re.split(r"[.\[\]]", value)[1:])
+    return any(
+        _DOTTED.fullmatch(path) is not None
+        and any(part in special for part in re.split(r"[.\[\]]", path)[1:])
+        for path in paths
+    )
 
 
 def _call_name(call: ast.Call) -> str:
@@ -301,6 +314,9 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
         return [f"uses `sys.{node.attr}`"]
     if node.attr == "__dict__" and module in _LOOKED_UP:
         return [f"looks up an attribute of `{module}` by a computed name"]
+    held = node.attr in _HELD and node.attr != module.split(".")[-1]  # not timeit.timeit
+    if isinstance(base, ast.Name) and base.id in modules and held:
+        return [f"reaches `{node.attr}` through `{module}`"]  # shutil.os, logging.threading
     return []
 
 
@@ -320,6 +336,8 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         text is not None and name == "import_module" and _forbidden(text)
     ):
         return [f"uses `{text}` by name"]
+    if text in STORED and "set" in name:
+        return [f"sets `{text}` by name"]
     if _from_constants(named, modules):
         return [f"computes a name for `{name}` from constants"]
     if text is not None:
