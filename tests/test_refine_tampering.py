@@ -102,6 +102,8 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["a.__class__ = int"], "sets `__class__`"),
         (["setattr(a, '__class__', int)"], "sets `__class__` by name"),
         (["class Settings:", "    __annotations__ = {}"], "sets `__annotations__`"),
+        (["import dataclasses", "class S:", "    x: int", "S.__annotations__['y=1'] = int"],
+         "uses `.__annotations__`"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:

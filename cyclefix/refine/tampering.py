@@ -38,7 +38,7 @@ ATTRIBUTES = frozenset(
         "f_code", "tb_frame", "tb_next", "__traceback__", "gi_frame", "cr_frame", "ag_frame",
         "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
         "__mro__", "get_objects", "get_referrers", "get_referents", "_exit", "CodeType",
-        "walk_stack", "walk_tb",
+        "walk_stack", "walk_tb", "__annotations__",
     }
 )  # fmt: skip
 # Attributes refused on any object, not as bare strings (common words): other modules' names
