@@ -336,7 +336,7 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         text is not None and name == "import_module" and _forbidden(text)
     ):
         return [f"uses `{text}` by name"]
-    if text in STORED and "set" in name:
+    if text in STORED and name in ("setattr", "__setattr__"):
         return [f"sets `{text}` by name"]
     if _from_constants(named, modules):
         return [f"computes a name for `{name}` from constants"]

@@ -168,9 +168,9 @@ class Baseline:
         if item is not None:
             expected = self.test_functions.get(item.nodeid)
             function = getattr(item, "obj", None)
-            same = _same_function(function, expected)
             if expected is not None and not (
-                same and _code(function) is self.test_codes[item.nodeid]
+                _same_function(function, expected)
+                and _code(function) is self.test_codes[item.nodeid]
             ):
                 found.append(f"{item.nodeid}'s test function")
             overridden = [a for a in ("runtest", "setup", "teardown") if a in vars(item)]
