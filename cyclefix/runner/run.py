@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cyclefix.errors import CyclefixError
 from cyclefix.runner import confine, protocol
+from cyclefix.runner.disk_use import DiskUse
 from cyclefix.runner.launch import (
     GRACE,
     READ_LIMIT,
@@ -311,12 +312,15 @@ class _Run:
             os.set_blocking(results_read, False)
             env = process_environment(self.settings, plan, workdir, results_write, key_read)
             attempt.spawned = time.monotonic()
+            # Candidates' runs only: your own tests may write what they like, as under pytest.
+            confined = self.settings.confinement is not None
+            disk = DiskUse.start((self.settings.root, workdir), limits.disk_mb if confined else 0)
             process = self._start(args, env, limits, (results_write, key_read))
             fds.close(results_write)  # the child holds the only write end now
             fds.close(key_read)
             with process:
                 attempt, outcome = self._follow(
-                    process, attempt, results_read, hang_after, collect_after
+                    process, attempt, results_read, (hang_after, collect_after), disk
                 )
         return attempt, outcome
 
@@ -341,10 +345,12 @@ class _Run:
         process: SandboxedProcess | WarmRun,
         attempt: ProcessReport,
         results: int,
-        hang_after: float,
-        collect_after: float,
+        deadlines: tuple[float, float],
+        disk: DiskUse,
     ) -> tuple[ProcessReport, SandboxResult]:
-        """Read records until the process ends, killing it when it hangs or forges a record."""
+        """Read records until the process ends, killing it when it hangs (`deadlines`: seconds
+        without progress in a test, in collection), forges a record or fills the disk."""
+        hang_after, collect_after = deadlines
         pending = b""
         since = time.monotonic()
         while True:
@@ -367,8 +373,10 @@ class _Run:
                     continue  # the pipe may hold more: drain it before believing the end
                 break
             waited = time.monotonic() - since
+            if not attempt.untrusted:
+                attempt.untrusted = disk.exceeded()
             if attempt.untrusted:
-                process.kill("the test process wrote records the plugin did not sign")
+                process.kill(attempt.untrusted)
             elif attempt.session_exit is not None and waited > SHUTDOWN_GRACE:
                 self.notes.append("pytest did not exit after its session ended; killed it")
                 attempt.killed_after_session = True
@@ -379,6 +387,8 @@ class _Run:
             elif attempt.collecting is not None and waited > collect_after:
                 attempt.hung = "collect:" + attempt.collecting
                 process.kill(f"importing {attempt.collecting} did not stop")
+        # Before the copy is put back: what the process left there counts.
+        attempt.untrusted = attempt.untrusted or disk.exceeded(now=True)
         # A line cut short by the end of the process is dropped: it proves nothing either way.
         ended = process.close()
         attempt.reaped = time.monotonic()

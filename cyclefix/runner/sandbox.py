@@ -61,6 +61,9 @@ class SandboxLimits:
     cpu_seconds: int = 300
     # Largest file a process may write, MiB.
     file_size_mb: int = 64
+    # What a confined run's process may add to the disk of its scratch copy and temp folder
+    # in all, MiB (runner.disk_use).
+    disk_mb: int = 1024
     # Processes (and threads) the run may have at once.
     max_processes: int = 64
     # Characters of the run's own output kept (head and tail).

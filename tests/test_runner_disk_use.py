@@ -1,0 +1,188 @@
+"""A candidate's run may add only so much to the disk: past the limit it is stopped and fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import pytest
+import warm_support
+from project_support import make_project
+
+import cyclefix.refine.loop as loop_module
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, fix
+from cyclefix.refine.check import limits_for
+from cyclefix.runner import Confinement, SandboxLimits, run_tests, scratch_copy
+from cyclefix.runner.disk_use import CHECK_SECONDS, DiskUse
+from cyclefix.runner.run import UNTRUSTED_NODEID
+from cyclefix.runner.warm import WarmWorkers
+
+# The confined probes run fresh and forked from a warm worker.
+workers = warm_support.workers
+
+pytestmark = pytest.mark.usefixtures("runtime_defences_alone")
+
+MIB = 1 << 20
+LIMITS = SandboxLimits(per_test_timeout=20.0, run_timeout=60.0, disk_mb=16)
+
+# Writes 1 MiB files into the working directory (the scratch copy) until it is stopped.
+FILLER = """\
+import itertools
+import time
+
+
+def test_fills_the_disk():
+    for n in itertools.count():
+        with open(f"filler-{n}.bin", "wb") as handle:
+            handle.write(b"x" * (1 << 20))
+        time.sleep(0.005)
+"""
+
+WRITES_A_LITTLE = """\
+def test_writes_two_mib(tmp_path):
+    (tmp_path / "data.bin").write_bytes(b"x" * (2 << 20))
+    with open("local.bin", "wb") as handle:
+        handle.write(b"y" * (2 << 20))
+"""
+
+
+class FakeDisk:
+    """Free bytes per folder that a test sets, and a clock it moves."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.now = 0.0
+
+    def measure(self, folder: Path) -> int:
+        return self.free
+
+    def clock(self) -> float:
+        return self.now
+
+
+def watch(disk: FakeDisk, tmp_path: Path, limit_mb: int = 10) -> DiskUse:
+    return DiskUse.start([tmp_path], limit_mb, clock=disk.clock, measure=disk.measure)
+
+
+def test_under_the_limit_nothing_is_exceeded(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 10 * MIB
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == ""
+
+
+def test_past_the_limit_the_reason_names_the_limit_and_the_amount(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 12 * MIB
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == "the test process wrote over 10 MiB to disk (12 MiB)"
+
+
+def test_free_space_is_read_at_most_once_per_check_interval(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 12 * MIB
+    assert use.exceeded() == ""  # not yet time to look
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() != ""
+
+
+def test_a_limit_of_zero_watches_nothing(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path, limit_mb=0)
+    disk.free = 0
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == ""
+
+
+def test_folders_on_one_filesystem_are_watched_once(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    use = DiskUse.start([tmp_path / "a", tmp_path / "b", tmp_path / "gone"], 10)
+    assert list(use.free_at_start) == [tmp_path / "a"]
+
+
+def test_a_confined_run_that_fills_the_disk_is_stopped_and_fails(
+    tmp_path: Path, workers: WarmWorkers | None
+) -> None:
+    project = make_project(tmp_path / "filler", {"test_fill.py": FILLER})
+    with scratch_copy(project) as copy:
+        result = run_tests(
+            copy,
+            limits=LIMITS,
+            autoload_plugins=False,
+            confinement=Confinement(project),
+            warm=workers,
+        )
+        left = sorted(p.name for p in copy.glob("filler-*"))
+    assert [t.nodeid for t in result.tests if not t.ok] == [UNTRUSTED_NODEID]
+    assert "MiB to disk" in (result.tests[-1].exc_message or "")
+    assert result.duration < LIMITS.per_test_timeout  # stopped by the disk, not the timeout
+    assert left == []  # the copy was put back
+
+
+def test_a_confined_run_that_writes_less_than_the_limit_passes(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "small", {"test_small.py": WRITES_A_LITTLE})
+    with scratch_copy(project) as copy:
+        result = run_tests(
+            copy, limits=LIMITS, autoload_plugins=False, confinement=Confinement(project)
+        )
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [
+        ("test_small.py::test_writes_two_mib", "passed")
+    ]
+
+
+def test_your_own_run_is_not_limited(tmp_path: Path) -> None:
+    # 24 files of 1 MiB, then the test passes: unconfined, the 16 MiB limit does not apply.
+    bounded = FILLER.replace("itertools.count()", "range(24)")
+    project = make_project(tmp_path / "own", {"test_fill.py": bounded})
+    result = run_tests(project, limits=LIMITS, autoload_plugins=False)
+    assert [t.outcome for t in result.tests] == ["passed"]
+
+
+def test_a_right_answer_that_fills_the_disk_fails_and_only_its_honest_part_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        loop_module,
+        "limits_for",
+        lambda config: dataclasses.replace(limits_for(config), disk_mb=16),
+    )
+    project = make_project(
+        tmp_path / "calc",
+        {
+            # No one-token edit of `0` is `a + b`: the answer alone can pass.
+            "calc.py": "def add(a, b):\n    return 0\n",
+            "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+        },
+    )
+    filler = textwrap.dedent(
+        """\
+        ```python
+        def add(a, b):
+            for n in range(200):
+                with open(f"filler-{n}.bin", "wb") as handle:
+                    handle.write(b"x" * (1 << 20))
+            return a + b
+        ```
+        """
+    )
+    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False)
+    result = fix(project, ScriptedBackend([filler]), config=config)
+    answer = result.rounds[0].attempts[0]
+    assert (answer.generated, answer.verdict) == (True, "tests_failed")
+    # Its return line alone (refine.partial) is the fix; the loop that filled the disk is not.
+    assert result.status == "fixed"
+    assert "filler" not in result.diff and "+    return a + b" in result.diff
+    assert not list(project.glob("filler-*"))
+
+
+def test_a_check_asked_for_now_reads_the_free_space_between_intervals(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 12 * MIB
+    assert use.exceeded(now=True) != ""
