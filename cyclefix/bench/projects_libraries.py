@@ -99,6 +99,9 @@ HELD_OUT: tuple[LibrarySpec, ...] = (
     LibrarySpec("rfc3986", "2.0.0", package="src/rfc3986", tests=("tests",), pythonpath="src"),
     # Its tests are one file named tests.py, which pytest collects only when named.
     LibrarySpec("voluptuous", "0.16.0", package="voluptuous", tests=("voluptuous/tests/tests.py",)),
+    # A seventh held-out set (manifest-unseen-7.json), seeded at stop 44.
+    LibrarySpec("tinydb", "4.9.0", package="tinydb", tests=("tests",)),
+    LibrarySpec("pyflakes", "4.1.0", package="pyflakes", tests=("pyflakes/test",)),
 )
 
 
