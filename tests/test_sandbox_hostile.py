@@ -31,6 +31,7 @@ from cyclefix.runner import (
     scratch_copy,
 )
 from cyclefix.runner import confine as confine_module
+from cyclefix.runner import seccomp
 from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.run import UNTRUSTED_NODEID
 from cyclefix.runner.warm import WarmWorkers
@@ -289,6 +290,55 @@ def test_a_candidate_reaches_no_host_service_through_a_unix_socket(
         finally:
             os.remove(path)
     assert [t.outcome for t in run.tests] == ["passed"], run.output_tail
+
+
+needs_seccomp = pytest.mark.skipif(not seccomp.supported(), reason="no seccomp filter here")
+
+# A test that reaches a listening unix socket outside the copy from a thread (no line of an
+# answer on its stack), and also tries the other ways to one.
+SOCKET_FROM_A_THREAD = """
+import socket, threading
+
+
+def test_a_service_outside_is_out_of_reach_from_a_thread():
+    errors = []
+
+    def connect():
+        try:
+            with socket.socket(socket.AF_UNIX) as client:
+                client.connect({path!r})
+                client.sendall(b"escaped")
+        except OSError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    thread.join()
+    assert [type(e) for e in errors] == [PermissionError]
+
+
+def test_socketpairs_still_work():
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"x")
+        assert right.recv(1) == b"x"
+"""
+
+
+@needs_seccomp
+def test_a_candidate_opens_no_unix_socket_whatever_runs_it(
+    calc: Path, tmp_path: Path, workers: WarmWorkers | None
+) -> None:
+    path = str(tmp_path / "service.sock")  # outside /run: Landlock alone would let it through
+    with socket.socket(socket.AF_UNIX) as service:
+        service.bind(path)
+        service.listen(1)
+        service.settimeout(0.1)
+        (calc / "test_service.py").write_text(SOCKET_FROM_A_THREAD.format(path=path))
+        run = run_confined(calc, ("test_service.py",), warm=workers)
+        with pytest.raises(TimeoutError):
+            service.accept()
+    assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
 
 
 # ---------------------------------------------------------------- forged results

@@ -14,7 +14,8 @@ imported. It reads what to enforce from ``CYCLEFIX_CONFINE`` (a JSON ``ConfinePl
 4. sets no_new_privs and, for runs on a scratch copy, a Landlock domain: writes only beneath
    the scratch copy, the run's private temp folder and ``/dev/null``; no TCP bind or connect
    (ABI 4+); no signals to, or abstract unix sockets of, processes outside it (ABI 6+). Reads
-   and execution stay allowed everywhere (the interpreter and site-packages must load);
+   and execution stay allowed everywhere (the interpreter and site-packages must load); and a
+   seccomp filter: no new unix-domain sockets at all (seccomp.py);
 5. drops every capability (bounding set, ambient, permitted, effective, inheritable), also as
    root, and checks ``/proc/self/status`` that they are gone.
 
@@ -35,12 +36,13 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cyclefix.runner import protocol
+    from cyclefix.runner import protocol, seccomp
 else:
-    try:  # the runner's private copy, in the test process
+    try:  # the runner's private copies, in the test process
         import _cyclefix_protocol as protocol
+        import _cyclefix_seccomp as seccomp
     except ImportError:
-        from cyclefix.runner import protocol
+        from cyclefix.runner import protocol, seccomp
 
 # Landlock's system calls (the same numbers on every architecture that has them).
 _SYS_CREATE_RULESET = 444
@@ -104,6 +106,8 @@ class ConfinePlan:
     # Folders kept read-only beneath a writable one (a warm worker's temp folder may hold the
     # user's project).
     kept_read_only: tuple[str, ...] = ()
+    # Refuse new unix-domain sockets (seccomp.py): Landlock leaves those reached by path open.
+    deny_unix_sockets: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -122,6 +126,7 @@ class ConfinePlan:
             read_only_elsewhere=bool(data.get("read_only_elsewhere")),
             host_mounts=str(data.get("host_mounts", "")),
             kept_read_only=tuple(str(p) for p in data.get("kept_read_only", ())),
+            deny_unix_sockets=bool(data.get("deny_unix_sockets")),
         )
 
 
@@ -179,7 +184,7 @@ def apply(plan: ConfinePlan) -> bool:
         _loopback_up()
     if plan.remap is not None:
         remap_imports(plan.remap[0], plan.remap[1])
-    if not (plan.writable or plan.drop_capabilities):
+    if not (plan.writable or plan.drop_capabilities or plan.deny_unix_sockets):
         return False
     libc = _libc()
     writable = plan.writable
@@ -199,6 +204,11 @@ def apply(plan: ConfinePlan) -> bool:
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     if writable:
         _restrict_writes(libc, writable, plan.deny_tcp)
+    if plan.deny_unix_sockets:
+        try:
+            seccomp.deny_unix_sockets(libc)
+        except seccomp.SeccompError as exc:
+            raise ConfinementError(str(exc)) from exc
     if plan.drop_capabilities:
         _drop_capabilities(libc)
     return shm_mounted

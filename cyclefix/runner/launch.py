@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclefix.runner import confine, protocol
+from cyclefix.runner import confine, protocol, seccomp
 from cyclefix.runner.environment import child_environment
 from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.sandbox import SandboxLimits
@@ -144,6 +144,12 @@ def confine_plan(
             "permissions and times of files outside the scratch copy not protected: no "
             "read-only mounts here (needs a mount namespace and Linux 5.12+)"
         )
+    deny_unix_sockets = seccomp.supported()
+    if not deny_unix_sockets:
+        notes.append(
+            "unix sockets not refused to candidates: no seccomp filter for this machine; "
+            "a host service listening on one outside /run stays reachable"
+        )
     if abi < 4 and not isolated:
         notes.append(
             "network not cut for candidates: no network namespace, and Landlock "
@@ -160,6 +166,7 @@ def confine_plan(
         private_shm=bool(writable) and isolation.private_proc and os.path.isdir(confine.SHM_FOLDER),
         read_only_elsewhere=read_only,
         host_mounts=os.readlink("/proc/self/ns/mnt") if read_only else "",
+        deny_unix_sockets=deny_unix_sockets,
     )
 
 

@@ -33,6 +33,7 @@ PRIVATE_COPIES = (
     ("plugin.py", PLUGIN_MODULE),
     ("protocol.py", PROTOCOL_MODULE),
     ("confine.py", CONFINE_MODULE),
+    ("seccomp.py", "_cyclefix_seccomp"),
     ("trace.py", TRACE_MODULE),
     ("inert_repr.py", "_cyclefix_inert_repr"),
     ("failures.py", "_cyclefix_failures"),
