@@ -42,6 +42,12 @@ for item in [o for o in gc.get_objects() if isinstance(o, pytest.Function)]:
     item._obj = lambda *args, **kwargs: None
 """
 
+# What tests look up by name to judge: a builtin (`abs(x - y) < 1e-9`) and pytest's own names
+# (`pytest.approx`), reached without naming builtins (red-team pass 7).
+REBIND_BUILTIN = "len.__self__.abs = (0.0).__mul__"
+REBIND_PYTEST_NAME = (
+    "import functools, pytest\npytest.approx = functools.partial(pytest.approx, abs=1.0)"
+)
 SWAP_TEST_CODE = """
 import sys
 test = sys.modules['test_calc'].test_negative
@@ -86,8 +92,24 @@ def calc(tmp_path: Path) -> Path:
 @pytest.mark.usefixtures("without_answer_guard")
 @pytest.mark.parametrize(
     "body",
-    [REBIND_RUNTEST, REBIND_TEST_MODULE, REGISTER_PLUGIN, REPLACE_TEST_FUNCTIONS, SWAP_TEST_CODE],
-    ids=["runtest", "test-module-name", "plugin", "test-functions", "test-code"],
+    [
+        REBIND_RUNTEST,
+        REBIND_TEST_MODULE,
+        REGISTER_PLUGIN,
+        REPLACE_TEST_FUNCTIONS,
+        SWAP_TEST_CODE,
+        REBIND_BUILTIN,
+        REBIND_PYTEST_NAME,
+    ],
+    ids=[
+        "runtest",
+        "test-module-name",
+        "plugin",
+        "test-functions",
+        "test-code",
+        "builtin",
+        "pytest-name",
+    ],
 )
 def test_rebinding_the_test_machinery_is_never_a_pass(
     calc: Path, body: str, workers: WarmWorkers | None
