@@ -34,6 +34,19 @@ def walks_the_stack():
     return string.Formatter().get_field("0.f_back", (frame,), {})
 
 
+def formats_out_a_frame():
+    import string
+    try:
+        1 / 0
+    except ZeroDivisionError as exc:
+        return string.Formatter().vformat("{0.__traceback__.tb_frame}", (exc,), {})
+
+
+def logs_a_message():
+    import logging
+    logging.getLogger("answer").warning("logged")
+
+
 def formats_a_traceback():
     import traceback
     try:
@@ -159,6 +172,7 @@ def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, st
         (("evaluates_an_annotation", []), "run code no file holds"),
         (("walks_the_heap", []), "use gc.get_objects"),
         (("walks_the_stack", []), "use sys._getframe"),
+        (("formats_out_a_frame", []), "use object.__getattr__"),
         (("plants_a_module", ["{tmp}"]), "use open"),
         (("plants_a_module_by_descriptor", ["{tmp}"]), "use open"),
         (("plants_a_module_by_bytes", ["{tmp}"]), "use open"),
@@ -183,6 +197,7 @@ def test_builders_imports_literals_and_data_files_stay_allowed(tmp_path: Path) -
         ("imports_lazily", []),
         ("imports_a_generating_library", []),
         ("formats_a_traceback", []),
+        ("logs_a_message", []),  # logging reads frames for its own use
         ("builds_an_enum", []),
         ("reads_a_literal", []),
         ("writes_data", [str(tmp_path)]),

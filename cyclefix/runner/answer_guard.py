@@ -36,7 +36,8 @@ WATCHED = frozenset(
 # did (`inspect.currentframe`, `logging.currentframe`, `Formatter.get_field`): logging,
 # traceback and namedtuple reach frames for every caller, for their own use.
 _FRAMES = frozenset({"sys._getframe", "object.__getattr__"})
-_FRAME_GIVERS = ("inspect.py", "logging/__init__.py", "traceback.py", "string.py")
+_FORMATTER = "string.py"
+_FRAME_GIVERS = ("inspect.py", "logging/__init__.py", "traceback.py", _FORMATTER)
 # The attributes through which `object.__getattr__` hands out a frame.
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 # Modules whose own code runs code it built from names it checked (namedtuple, dataclass).
@@ -124,7 +125,7 @@ class _Guard:
         caller = sys._getframe(3)  # refused <- check <- hook <- the audited call's caller
         if event in _FRAMES:
             given = caller.f_code.co_filename.endswith(_FRAME_GIVERS)
-            near = self.on_stack(caller, 1) or (given and self.on_stack(caller.f_back, 1))
+            near = self.on_stack(caller, 1) or (given and self.on_stack(_past_formatter(caller), 1))
             return f"use {event}" if near else ""
         if not self.on_stack(caller):
             return ""
@@ -157,6 +158,15 @@ def _plants_code(path: object) -> bool:
     except TypeError:
         return False  # a file descriptor
     return name.endswith(_CODE_SUFFIXES)
+
+
+def _past_formatter(giver: FrameType) -> FrameType | None:
+    """Who called a frame giver: past `string.Formatter`'s own frames, which nest (vformat,
+    _vformat, get_field) between the answer and the attribute it reads."""
+    frame = giver.f_back
+    while frame is not None and frame.f_code.co_filename.endswith(_FORMATTER):
+        frame = frame.f_back
+    return frame
 
 
 def _built_by_stdlib(caller: FrameType) -> bool:
