@@ -154,6 +154,39 @@ def test_a_comparison_whose_answer_is_not_a_comparison_is_rigged(answer: str) ->
     assert rigged_comparisons(ORIGINAL, answer)
 
 
+# Red-team pass 7: a comparison that reads both values and compares neither, and builtin
+# value types that print, subtract or compare as the answer says.
+COMPARES_NEITHER = (
+    "def add(a, b):\n"
+    "    class Num:\n"
+    "        def __eq__(self, other):\n"
+    "            return bool(str(self) or other)\n"
+    "    return Num()\n"
+)
+PRINTS_AS_IT_SAYS = (
+    "def add(a, b):\n"
+    "    class Num(int):\n"
+    "        def __format__(self, spec):\n"
+    "            return '9'\n"
+    "    return Num(a * b)\n"
+)
+SUBTRACTS_AS_IT_SAYS = (
+    "def add(a, b):\n"
+    "    class Num(float):\n"
+    "        __sub__ = lambda self, other: 0.0\n"
+    "    return Num(a * b)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [COMPARES_NEITHER, PRINTS_AS_IT_SAYS, SUBTRACTS_AS_IT_SAYS],
+    ids=["compares-neither", "prints-as-it-says", "subtracts-as-it-says"],
+)
+def test_a_value_that_answers_for_itself_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, answer)
+
+
 @pytest.mark.parametrize(
     "answer",
     [IDENTITY, OR_TRUE, SUB_ZERO, PARTIAL, OPERATOR, KEYWORD],
@@ -200,6 +233,9 @@ def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
         "    def __eq__(self, other):\n        return self.x == other.x or NotImplemented\n",
         "    def __sub__(self, other):\n        return Point(self.x - other.x)\n",
         "    def __eq__(self, other):\n        return bool(self.x == other.x)\n",
+        "    def __lt__(self, other):\n        return self._compare(other) < 0\n",
+        "    def __eq__(self, other):\n        return self._compare_to(other)\n",
+        "    def __eq__(self, other):\n        return operator.eq(self.key, other.key)\n",
     ],
 )
 def test_a_comparison_of_both_values_is_not_rigged(method: str) -> None:

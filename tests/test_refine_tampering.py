@@ -104,6 +104,20 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["class Settings:", "    __annotations__ = {}"], "sets `__annotations__`"),
         (["import dataclasses", "class S:", "    x: int", "S.__annotations__['y=1'] = int"],
          "uses `.__annotations__`"),
+        # Found by a seventh red-team pass (stop 44): each reached the plugin's writer or the
+        # builtins.
+        (["import typing", "vars(typing).get('sys')"], "looks up an attribute of `typing`"),
+        (["import typing", "typing.__dict__.get('sys')"], "looks up an attribute of `typing`"),
+        (["globals().get('sys')"], "uses `globals()` as a value"),
+        (["x = ('{0.s' + 'ys.modules}').format(a)"], "names `{0.sys.modules}` in pieces"),
+        (["x = '{0.__class__.__base__}'.format(a)"], "names `{0.__class__.__base__}`"),
+        (["t = str(a)", "t.format(b)"], "formats with a template it computes"),
+        (["t = str(a)", "str.format(t, b)"], "formats with a template it computes"),
+        (["import string", "string.Formatter().vformat('{0}', (a,), {})"], "uses `.Formatter`"),
+        (["from logging import threading"], "imports `threading` through `logging`"),
+        (["from http.client import socket"], "imports `socket` through `http.client`"),
+        (["from site import builtins"], "imports `builtins` through `site`"),
+        (["len.__self__.abs = abs"], "uses `.__self__`"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:
@@ -131,6 +145,9 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["print(f'code')", "'co' 'de'"],
         ["import pprint", "pprint.pprint(a)", "a.__class__.__name__"],
         ["'{0.real} {1}'.format(a, b)", "vars(a)['x']", "import typing", "typing.List"],
+        ["'{:.2f} {}'.format(a, b)", "str.format('{}', a)", "'{x}'.format_map({'x': a})"],
+        ["vars(a).items()", "from os import path", "from collections import abc"],
+        ["from functools import partial", "from typing import Any"],
     ],
 )
 def test_ordinary_code_is_not_tampering(lines: list[str]) -> None:

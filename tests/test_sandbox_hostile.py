@@ -29,9 +29,9 @@ from cyclefix.runner import (
     TestRunResult,
     run_tests,
     scratch_copy,
+    seccomp,
 )
 from cyclefix.runner import confine as confine_module
-from cyclefix.runner import seccomp
 from cyclefix.runner.isolation import detect_isolation, read_only_mounts
 from cyclefix.runner.run import UNTRUSTED_NODEID
 from cyclefix.runner.warm import WarmWorkers

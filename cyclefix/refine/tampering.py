@@ -38,7 +38,8 @@ ATTRIBUTES = frozenset(
         "f_code", "tb_frame", "tb_next", "__traceback__", "gi_frame", "cr_frame", "ag_frame",
         "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
         "__mro__", "get_objects", "get_referrers", "get_referents", "_exit", "CodeType",
-        "walk_stack", "walk_tb", "__annotations__",
+        "walk_stack", "walk_tb", "__annotations__", "__self__", "__import__", "__loader__",
+        "Formatter", "vformat", "get_field",
     }
 )  # fmt: skip
 # Attributes refused on any object, not as bare strings (common words): other modules' names
@@ -96,6 +97,11 @@ _LOOKED_UP = MODULES | {"sys", "os"}
 # Modules an answer may use only as `module.name`: held as a value (`[sys][0]`, a default
 # argument, `reduce(getattr, ..., os)`), what is looked up on them escapes every check here.
 _HELD = _LOOKED_UP | {"posix", "shutil"}
+# Modules an answer may not take from another module's namespace (`from logging import
+# threading`, `from site import builtins`); common words that name other things are left out.
+_REEXPORTED = _HELD - {"code", "profile", "trace", "resource", "mock"}
+# Calls whose receiver is a template that names attributes to read (`"{0.sys}".format(x)`).
+_TEMPLATES = frozenset({"format", "format_map"})
 # The runner's private modules in the test process (`_cyclefix_pytest_plugin`).
 _PRIVATE_PREFIX = "_cyclefix"
 # A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`;
@@ -120,6 +126,7 @@ def _reaches(source: str) -> frozenset[str]:
         return frozenset()
     modules = _module_names(tree)
     found: set[str] = set(_held_as_values(tree, modules))
+    found.update(_namespaces_as_values(tree))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(_module(alias.name) for alias in node.names if _forbidden(alias.name))
@@ -133,6 +140,7 @@ def _reaches(source: str) -> frozenset[str]:
             found.add(f"names `{node.id}`")
         elif isinstance(node, ast.Call):
             found.update(_by_name(node, modules))
+            found.update(_computed_template(node))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
         elif isinstance(node, ast.Constant) and _names_an_internal(node.value):
@@ -151,8 +159,8 @@ def _reaches(source: str) -> frozenset[str]:
             isinstance(node, ast.JoinedStr) and len(node.values) > 1
         ):
             spelled = static_text(node)
-            if spelled in _SPELLED:
-                found.add(f"names `{spelled}` in pieces")
+            if spelled in _SPELLED or (spelled is not None and _names_an_internal(spelled)):
+                found.add(f"names `{spelled[:80]}` in pieces")
     return frozenset(found)
 
 
@@ -188,13 +196,17 @@ def _names_an_internal(value: object) -> TypeGuard[str]:
         return False
     if value.startswith(_PRIVATE_PREFIX):
         return True
-    # The whole string, or each replacement field of a format string ("{0.sys.modules}").
-    paths = [value, *_FIELD.findall(value)] if "{" in value else [value]
+    # The whole string, or each replacement field of a format string ("{0.sys.modules}"),
+    # where a field may read no dunder either (`{0.__init__.__globals__}`).
+    fields = _FIELD.findall(value) if "{" in value else []
     special = ATTRIBUTES | REACHING | OS_ATTRIBUTES | SYS_ATTRIBUTES
     return any(
         _DOTTED.fullmatch(path) is not None
-        and any(part in special for part in re.split(r"[.\[\]]", path)[1:])
-        for path in paths
+        and any(
+            part in special or (path in fields and part.startswith("__"))
+            for part in re.split(r"[.\[\]]", path)[1:]
+        )
+        for path in [value, *fields]
     )
 
 
@@ -214,6 +226,38 @@ def _namespace(node: ast.expr) -> bool:
         and isinstance(node.func, ast.Name)
         and node.func.id in _NAMESPACES
     )
+
+
+def _namespaces_as_values(tree: ast.Module) -> list[str]:
+    """`globals()` and `locals()` (or `vars()`) used other than subscripted by a constant:
+    `.get(name)`, `.items()` reach what the subscript check reads."""
+    subscripted = {
+        id(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant)
+    }
+    return [
+        f"uses `{node.func.id}()` as a value"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and (node.func.id in ("globals", "locals") or (node.func.id == "vars" and not node.args))
+        and id(node) not in subscripted
+    ]
+
+
+def _computed_template(call: ast.Call) -> list[str]:
+    """`template.format(x)` with a template the answer does not spell out: its fields read
+    attributes by names no check here sees (`"{0.s" + "ys}"` is spelled out, and checked)."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr in _TEMPLATES):
+        return []
+    receiver = func.value
+    if isinstance(receiver, ast.Name) and receiver.id == "str" and call.args:
+        receiver = call.args[0]  # str.format(template, ...)
+    if static_text(receiver) is not None:
+        return []
+    return [f"formats with a template it computes: `{ast.unparse(receiver)[:60]}.{func.attr}`"]
 
 
 def _module_names(tree: ast.Module) -> dict[str, str]:
@@ -295,6 +339,11 @@ def _imported(node: ast.ImportFrom) -> list[str]:
     if _forbidden(module):
         return [_module(module)]
     found = [_module(f"{module}.{a.name}") for a in node.names if _forbidden(f"{module}.{a.name}")]
+    found += [
+        f"imports `{a.name}` through `{module}`"
+        for a in node.names
+        if a.name in _REEXPORTED and a.name != module.split(".")[-1]
+    ]
     special = {"os": OS_ATTRIBUTES, "posix": OS_ATTRIBUTES, "sys": SYS_ATTRIBUTES}.get(module)
     return found + [
         f"uses `{module}.{a.name}`"
@@ -312,7 +361,7 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
         return [f"uses `os.{node.attr}`"]
     if node.attr in SYS_ATTRIBUTES and module == "sys":
         return [f"uses `sys.{node.attr}`"]
-    if node.attr == "__dict__" and module in _LOOKED_UP:
+    if node.attr == "__dict__" and (module in _LOOKED_UP or _is_module_name(base, modules)):
         return [f"looks up an attribute of `{module}` by a computed name"]
     held = node.attr in _HELD and node.attr != module.split(".")[-1]  # not timeit.timeit
     if isinstance(base, ast.Name) and base.id in modules and held:
@@ -320,12 +369,17 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
     return []
 
 
+def _is_module_name(node: ast.expr, modules: dict[str, str]) -> bool:
+    """Whether `node` is a name the file binds to a module (`typing`, `o` for `import os as o`)."""
+    return isinstance(node, ast.Name) and (node.id in modules or node.id in _LOOKED_UP)
+
+
 def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
     """getattr(sys, "_getframe"), importlib's import_module("gc"), or getattr(sys, name)."""
     name = _call_name(call)
     target = call.args[0] if call.args else None
     module = modules.get(target.id, target.id) if isinstance(target, ast.Name) else ""
-    if name == "vars" and module in _LOOKED_UP:
+    if name == "vars" and target is not None and _is_module_name(target, modules):
         return [f"looks up an attribute of `{module}` by a computed name"]
     if name not in _BY_NAME or not call.args:
         return []
