@@ -117,10 +117,10 @@ class Baseline:
             self.owners.extend(_owners(module, code_only=True))
         # What tests look up by name to judge: pytest's names (`pytest.approx`) and the
         # builtins (`abs(x - y) < 1e-9`); the names only, for a builtin type takes no new member.
-        for module in (sys.modules.get("pytest"), builtins):
-            if module is not None:
-                code = {a: v for a, v in list(vars(module).items()) if _is_code(v)}
-                self.owners.append(_Owner(module.__name__, module, code, False, False))
+        for looked_up in (sys.modules.get("pytest"), builtins):
+            if looked_up is not None:
+                code = {a: v for a, v in list(vars(looked_up).items()) if _is_code(v)}
+                self.owners.append(_Owner(looked_up.__name__, looked_up, code, False, False))
         self.plugins: list[Any] = []
         # Collected test functions by node id, with their code, and the test modules'
         # code-like names.
