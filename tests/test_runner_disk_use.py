@@ -15,7 +15,7 @@ from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.check import limits_for
 from cyclefix.runner import Confinement, SandboxLimits, run_tests, scratch_copy
-from cyclefix.runner.disk_use import CHECK_SECONDS, DiskUse
+from cyclefix.runner.disk_use import CHECK_SECONDS, DiskUse, Free
 from cyclefix.runner.run import UNTRUSTED_NODEID
 from cyclefix.runner.warm import WarmWorkers
 
@@ -25,7 +25,7 @@ workers = warm_support.workers
 pytestmark = pytest.mark.usefixtures("runtime_defences_alone")
 
 MIB = 1 << 20
-LIMITS = SandboxLimits(per_test_timeout=20.0, run_timeout=60.0, disk_mb=16)
+LIMITS = SandboxLimits(per_test_timeout=20.0, run_timeout=60.0, disk_mb=16, disk_files=2000)
 
 # Writes 1 MiB files into the working directory (the scratch copy) until it is stopped.
 FILLER = """\
@@ -40,6 +40,17 @@ def test_fills_the_disk():
         time.sleep(0.005)
 """
 
+# Empty files, until it is stopped.
+MAKES_FILES = """\
+import itertools
+import os
+
+
+def test_makes_files(tmp_path):
+    for n in itertools.count():
+        os.close(os.open(tmp_path / f"empty-{n}", os.O_CREAT | os.O_WRONLY))
+"""
+
 WRITES_A_LITTLE = """\
 def test_writes_two_mib(tmp_path):
     (tmp_path / "data.bin").write_bytes(b"x" * (2 << 20))
@@ -49,21 +60,22 @@ def test_writes_two_mib(tmp_path):
 
 
 class FakeDisk:
-    """Free bytes per folder that a test sets, and a clock it moves."""
+    """Free bytes and inodes that a test sets, and a clock it moves."""
 
-    def __init__(self, free: int) -> None:
+    def __init__(self, free: int, files: int = 1000) -> None:
         self.free = free
+        self.files = files
         self.now = 0.0
 
-    def measure(self, folder: Path) -> int:
-        return self.free
+    def measure(self, folder: Path) -> Free:
+        return Free(self.free, self.files)
 
     def clock(self) -> float:
         return self.now
 
 
-def watch(disk: FakeDisk, tmp_path: Path, limit_mb: int = 10) -> DiskUse:
-    return DiskUse.start([tmp_path], limit_mb, clock=disk.clock, measure=disk.measure)
+def watch(disk: FakeDisk, tmp_path: Path, limit_mb: int = 10, limit_files: int = 0) -> DiskUse:
+    return DiskUse.start([tmp_path], limit_mb, limit_files, clock=disk.clock, measure=disk.measure)
 
 
 def test_under_the_limit_nothing_is_exceeded(tmp_path: Path) -> None:
@@ -80,6 +92,14 @@ def test_past_the_limit_the_reason_names_the_limit_and_the_amount(tmp_path: Path
     disk.free -= 12 * MIB
     disk.now += CHECK_SECONDS
     assert use.exceeded() == "the test process wrote over 10 MiB to disk (12 MiB)"
+
+
+def test_past_the_file_limit_the_reason_names_the_files(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB, files=1000)
+    use = watch(disk, tmp_path, limit_files=100)
+    disk.files -= 150  # empty files: no bytes taken
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == "the test process made over 100 files on disk (150)"
 
 
 def test_free_space_is_read_at_most_once_per_check_interval(tmp_path: Path) -> None:
@@ -123,6 +143,16 @@ def test_a_confined_run_that_fills_the_disk_is_stopped_and_fails(
     assert "MiB to disk" in (result.tests[-1].exc_message or "")
     assert result.duration < LIMITS.per_test_timeout  # stopped by the disk, not the timeout
     assert left == []  # the copy was put back
+
+
+def test_a_confined_run_that_makes_too_many_files_is_stopped_and_fails(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "inodes", {"test_inodes.py": MAKES_FILES})
+    with scratch_copy(project) as copy:
+        result = run_tests(
+            copy, limits=LIMITS, autoload_plugins=False, confinement=Confinement(project)
+        )
+    assert [t.nodeid for t in result.tests if not t.ok] == [UNTRUSTED_NODEID]
+    assert "files on disk" in (result.tests[-1].exc_message or "")
 
 
 def test_a_confined_run_that_writes_less_than_the_limit_passes(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 A candidate may write only in its scratch copy and its private temp folder, each file at most
 the file-size limit (sandbox.py); nothing per process bounds how many such files it writes,
-so one could fill the disk until its run ends. The free space of each filesystem holding a
-writable folder is read at the process's start and every CHECK_SECONDS while it runs; the
-process is stopped once it has taken more than the limit. Other programs writing to the same
-disk at that moment count too: the limit is set far above what a test suite writes.
+so one could fill the disk, or its inode table, until its run ends. The free space and free
+inodes of each filesystem holding a writable folder are read at the process's start and
+every CHECK_SECONDS while it runs; the process is stopped once it has taken more than the
+limits. Other programs writing to the same disk at that moment count too: the limits are set
+far above what a test suite writes.
 """
 
 from __future__ import annotations
@@ -15,26 +16,34 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 # Seconds between two reads of the free space: one statvfs per filesystem, microseconds.
 CHECK_SECONDS = 0.1
 
 
-def free_bytes(folder: Path) -> int:
-    """Bytes an unprivileged process may still write on `folder`'s filesystem."""
+class Free(NamedTuple):
+    """What an unprivileged process may still take on a filesystem."""
+
+    bytes: int
+    files: int
+
+
+def free_space(folder: Path) -> Free:
     stats = os.statvfs(folder)
-    return stats.f_bavail * stats.f_frsize
+    return Free(stats.f_bavail * stats.f_frsize, stats.f_favail)
 
 
 @dataclass
 class DiskUse:
-    """The disk space a process has taken since `start`, checked against `limit_bytes`."""
+    """The disk space and inodes a process has taken since `start`, against its limits."""
 
     limit_bytes: int
-    # The filesystems watched: one folder on each, and its free bytes at the start.
-    free_at_start: dict[Path, int] = field(default_factory=dict)
+    limit_files: int = 0
+    # The filesystems watched: one folder on each, and what was free there at the start.
+    free_at_start: dict[Path, Free] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
-    measure: Callable[[Path], int] = free_bytes
+    measure: Callable[[Path], Free] = free_space
     _next_check: float = 0.0
 
     @classmethod
@@ -42,12 +51,13 @@ class DiskUse:
         cls,
         folders: Iterable[Path],
         limit_mb: int,
+        limit_files: int = 0,
         *,
         clock: Callable[[], float] = time.monotonic,
-        measure: Callable[[Path], int] = free_bytes,
+        measure: Callable[[Path], Free] = free_space,
     ) -> DiskUse:
         """Watch the filesystems of `folders` (each once, however many folders share it)."""
-        watch = cls(limit_bytes=limit_mb << 20, clock=clock, measure=measure)
+        watch = cls(limit_mb << 20, limit_files, clock=clock, measure=measure)
         devices: set[int] = set()
         for folder in folders:
             try:
@@ -60,27 +70,32 @@ class DiskUse:
         watch._next_check = clock() + CHECK_SECONDS
         return watch
 
-    def taken(self) -> int:
-        """Bytes taken since the start on the watched filesystem that lost the most."""
-        lost = 0
+    def taken(self) -> Free:
+        """Bytes and inodes taken since the start, on the watched filesystem that lost most."""
+        lost_bytes = lost_files = 0
         for folder, free in self.free_at_start.items():
             try:
-                lost = max(lost, free - self.measure(folder))
+                now = self.measure(folder)
             except OSError:
                 continue
-        return lost
+            lost_bytes = max(lost_bytes, free.bytes - now.bytes)
+            lost_files = max(lost_files, free.files - now.files)
+        return Free(lost_bytes, lost_files)
 
     def exceeded(self, *, now: bool = False) -> str:
-        """Why the process must stop ("" while under the limit, or between two checks unless
+        """Why the process must stop ("" while under the limits, or between two checks unless
         `now`: a process that filled the disk and exited between two checks is caught too)."""
-        if not self.limit_bytes or not self.free_at_start:
+        if not (self.limit_bytes or self.limit_files) or not self.free_at_start:
             return ""
         if not now and self.clock() < self._next_check:
             return ""
         self._next_check = self.clock() + CHECK_SECONDS
         taken = self.taken()
-        if taken <= self.limit_bytes:
-            return ""
-        return (
-            f"the test process wrote over {self.limit_bytes >> 20} MiB to disk ({taken >> 20} MiB)"
-        )
+        if self.limit_bytes and taken.bytes > self.limit_bytes:
+            return (
+                f"the test process wrote over {self.limit_bytes >> 20} MiB to disk "
+                f"({taken.bytes >> 20} MiB)"
+            )
+        if self.limit_files and taken.files > self.limit_files:
+            return f"the test process made over {self.limit_files} files on disk ({taken.files})"
+        return ""

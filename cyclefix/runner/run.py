@@ -314,7 +314,11 @@ class _Run:
             attempt.spawned = time.monotonic()
             # Candidates' runs only: your own tests may write what they like, as under pytest.
             confined = self.settings.confinement is not None
-            disk = DiskUse.start((self.settings.root, workdir), limits.disk_mb if confined else 0)
+            disk = DiskUse.start(
+                (self.settings.root, workdir),
+                limits.disk_mb if confined else 0,
+                limits.disk_files if confined else 0,
+            )
             process = self._start(args, env, limits, (results_write, key_read))
             fds.close(results_write)  # the child holds the only write end now
             fds.close(key_read)

@@ -64,6 +64,8 @@ class SandboxLimits:
     # What a confined run's process may add to the disk of its scratch copy and temp folder
     # in all, MiB (runner.disk_use).
     disk_mb: int = 1024
+    # Files (inodes) it may add there in all.
+    disk_files: int = 100_000
     # Processes (and threads) the run may have at once.
     max_processes: int = 64
     # Characters of the run's own output kept (head and tail).
