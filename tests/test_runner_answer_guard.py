@@ -11,7 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from project_support import make_project
 
+from cyclefix.models.scripted import ScriptedBackend
+from cyclefix.refine import RefineConfig, fix
 from cyclefix.refine.verify import written_lines
 
 MODULE = """\
@@ -221,3 +224,33 @@ def test_the_lines_an_answer_wrote_are_those_the_file_did_not_have() -> None:
     assert written_lines(before, after) == ((2, 3),)
     assert written_lines(before, before) == ()
     assert json.dumps(dict([("calc.py", written_lines(before, after))])) == '{"calc.py": [[2, 3]]}'
+
+
+# A right answer that makes more calls than the tracer records per test (trace.py's
+# CALL_EVENTS_PER_TEST): the tracer steps aside from under the answer's lines.
+MANY_CALLS = """\
+```python
+def add(a, b):
+    def step(total):
+        return total
+
+    total = 0
+    for _ in range(60_000):
+        total = step(total)
+    return a + b + total
+```
+"""
+
+
+def test_a_right_answer_that_outlasts_the_tracer_is_a_fix(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "calc",
+        {
+            # No one-token edit of `0` is `a + b`: the answer is what is tested.
+            "calc.py": "def add(a, b):\n    return 0\n",
+            "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+        },
+    )
+    config = RefineConfig(rounds=1, budget_seconds=60, extend_to_budget=False, resamples=0)
+    result = fix(project, ScriptedBackend([MANY_CALLS]), config=config)
+    assert result.status == "fixed", [a.feedback for a in result.attempts]
