@@ -111,8 +111,6 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["globals().get('sys')"], "uses `globals()` as a value"),
         (["x = ('{0.s' + 'ys.modules}').format(a)"], "names `{0.sys.modules}` in pieces"),
         (["x = '{0.__class__.__base__}'.format(a)"], "names `{0.__class__.__base__}`"),
-        (["t = str(a)", "t.format(b)"], "formats with a template it computes"),
-        (["t = str(a)", "str.format(t, b)"], "formats with a template it computes"),
         (["import string", "string.Formatter().vformat('{0}', (a,), {})"], "uses `.Formatter`"),
         (["from logging import threading"], "imports `threading` through `logging`"),
         (["from http.client import socket"], "imports `socket` through `http.client`"),
@@ -146,6 +144,9 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["import pprint", "pprint.pprint(a)", "a.__class__.__name__"],
         ["'{0.real} {1}'.format(a, b)", "vars(a)['x']", "import typing", "typing.List"],
         ["'{:.2f} {}'.format(a, b)", "str.format('{}', a)", "'{x}'.format_map({'x': a})"],
+        # str.format gives back text, whatever its template reads: only Formatter's hooks
+        # hand out the objects (refused above).
+        ["t = str(a)", "t.format(b)"],
         ["vars(a).items()", "from os import path", "from collections import abc"],
         ["from functools import partial", "from typing import Any"],
     ],

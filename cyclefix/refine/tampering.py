@@ -100,8 +100,6 @@ _HELD = _LOOKED_UP | {"posix", "shutil"}
 # Modules an answer may not take from another module's namespace (`from logging import
 # threading`, `from site import builtins`); common words that name other things are left out.
 _REEXPORTED = _HELD - {"code", "profile", "trace", "resource", "mock"}
-# Calls whose receiver is a template that names attributes to read (`"{0.sys}".format(x)`).
-_TEMPLATES = frozenset({"format", "format_map"})
 # The runner's private modules in the test process (`_cyclefix_pytest_plugin`).
 _PRIVATE_PREFIX = "_cyclefix"
 # A constant that names an object by its dotted path (`"os._exit"`, for `pydoc.locate`;
@@ -140,7 +138,6 @@ def _reaches(source: str) -> frozenset[str]:
             found.add(f"names `{node.id}`")
         elif isinstance(node, ast.Call):
             found.update(_by_name(node, modules))
-            found.update(_computed_template(node))
         elif isinstance(node, ast.Constant) and node.value in ATTRIBUTES:
             found.add(f"names `{node.value}`")  # vars(...)["_getframe"], a getattr chain
         elif isinstance(node, ast.Constant) and _names_an_internal(node.value):
@@ -244,20 +241,6 @@ def _namespaces_as_values(tree: ast.Module) -> list[str]:
         and (node.func.id in ("globals", "locals") or (node.func.id == "vars" and not node.args))
         and id(node) not in subscripted
     ]
-
-
-def _computed_template(call: ast.Call) -> list[str]:
-    """`template.format(x)` with a template the answer does not spell out: its fields read
-    attributes by names no check here sees (`"{0.s" + "ys}"` is spelled out, and checked)."""
-    func = call.func
-    if not (isinstance(func, ast.Attribute) and func.attr in _TEMPLATES):
-        return []
-    receiver = func.value
-    if isinstance(receiver, ast.Name) and receiver.id == "str" and call.args:
-        receiver = call.args[0]  # str.format(template, ...)
-    if static_text(receiver) is not None:
-        return []
-    return [f"formats with a template it computes: `{ast.unparse(receiver)[:60]}.{func.attr}`"]
 
 
 def _module_names(tree: ast.Module) -> dict[str, str]:
