@@ -115,10 +115,11 @@ class Tracer:
         # Code objects seen so far: their place in the project, or None when not project code.
         self._codes: dict[Any, CodeInfo | None] = {}
         self._lines: dict[Any, set[int]] = {}
-        # Per code object, calls traced line by line in this test (settrace).
+        # Per code object, calls traced line by line in this test (settrace); cleared in
+        # place, as the call hook holds it.
         self._traced_calls: dict[Any, int] = {}
         # Call events this test may still cost (settrace); at 0 the tracer steps aside.
-        self._calls_left = CALL_EVENTS_PER_TEST
+        self._calls_left = [CALL_EVENTS_PER_TEST]
         self._active = False
         self.backend = ""
         # Why tracing is off for this process ("" while it works).
@@ -130,8 +131,8 @@ class Tracer:
         # the record of each probed call still running (sys.monitoring), by its frame's id.
         self._probed: dict[Any, list[dict[str, str]]] = {}
         self._running: dict[int, dict[str, str]] = {}
-        # One bound method, so that sys.gettrace() can tell whether it is still ours.
-        self._hook = self._on_call
+        # One function, so that sys.gettrace() can tell whether it is still ours.
+        self._hook = self._call_hook()
 
     # ---- life cycle
 
@@ -169,10 +170,10 @@ class Tracer:
     def begin(self) -> None:
         """Start recording a test (its setup)."""
         self._lines = {}
-        self._traced_calls = {}
+        self._traced_calls.clear()
         self._probed = {}
         self._running = {}
-        self._calls_left = CALL_EVENTS_PER_TEST
+        self._calls_left[0] = CALL_EVENTS_PER_TEST
         self._active = True
         self.incomplete = False
         tool = self._monitoring_tool
@@ -197,7 +198,7 @@ class Tracer:
             for code in self._lines:
                 monitoring.set_local_events(tool, code, 0)
             return
-        if sys.gettrace() is not self._hook and self._calls_left > 0:
+        if sys.gettrace() is not self._hook and self._calls_left[0] > 0:
             self.incomplete = True
         sys.settrace(None)
         threading.settrace(None)
@@ -266,17 +267,33 @@ class Tracer:
 
     # ---- sys.settrace
 
-    def _on_call(self, frame: Any, event: str, arg: Any) -> Callable[..., Any] | None:
-        self._calls_left -= 1
-        if self._calls_left <= 0:
-            sys.settrace(None)  # enough of this test seen: the rest runs at full speed
-            return None
-        code = frame.f_code
-        info = self._codes.get(code, _UNSEEN)
-        if info is _UNSEEN:
-            info = self._info(code)
-        if info is None or _formatting_failure(frame):
-            return None  # library or test code, or pytest writing a failure: no line events
+    def _call_hook(self) -> Callable[..., Callable[..., Any] | None]:
+        """The call event handler: a plain function (a bound method costs twice as much a
+        call, and it runs for every call a test makes) whose common cases return first."""
+        codes, traced_calls, calls_left = self._codes, self._traced_calls, self._calls_left
+        info_of, line_tracer = self._info, self._line_tracer
+
+        def on_call(frame: Any, event: str, arg: Any) -> Callable[..., Any] | None:
+            calls_left[0] -= 1
+            if calls_left[0] <= 0:
+                sys.settrace(None)  # enough of this test seen: the rest runs at full speed
+                return None
+            code = frame.f_code
+            info = codes.get(code, _UNSEEN)
+            if info is None:
+                return None  # library or test code: no line events
+            if info is _UNSEEN and info_of(code) is None:
+                return None
+            if traced_calls.get(code, 0) >= LINE_TRACED_CALLS:
+                return None  # seen enough of this function in this test: calls cost nothing more
+            return line_tracer(frame, code)
+
+        return on_call
+
+    def _line_tracer(self, frame: Any, code: Any) -> Callable[..., Any] | None:
+        """The line events of one of a project function's first calls in this test."""
+        if _formatting_failure(frame):
+            return None  # pytest writing a failure: not yet a function the test ran
         lines = self._lines.get(code)
         if lines is None:
             lines = self._lines[code] = set()
