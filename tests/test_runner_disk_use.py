@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,28 +63,45 @@ def test_writes_two_mib(tmp_path):
 
 
 class FakeDisk:
-    """Free bytes and inodes that a test sets, and a clock it moves."""
+    """Free bytes and inodes that a test sets, what the process wrote itself, and a clock
+    it moves."""
 
     def __init__(self, free: int, files: int = 1000) -> None:
         self.free = free
         self.files = files
+        self.own = Free(0, 0)
         self.now = 0.0
 
     def measure(self, folder: Path) -> Free:
         return Free(self.free, self.files)
+
+    def count_own(self) -> Free:
+        return self.own
+
+    def process_writes(self, size: int = 0, files: int = 0) -> None:
+        self.free -= size
+        self.files -= files
+        self.own = Free(self.own.bytes + size, self.own.files + files)
 
     def clock(self) -> float:
         return self.now
 
 
 def watch(disk: FakeDisk, tmp_path: Path, limit_mb: int = 10, limit_files: int = 0) -> DiskUse:
-    return DiskUse.start([tmp_path], limit_mb, limit_files, clock=disk.clock, measure=disk.measure)
+    return DiskUse.start(
+        [tmp_path],
+        limit_mb,
+        limit_files,
+        clock=disk.clock,
+        measure=disk.measure,
+        count_own=disk.count_own,
+    )
 
 
 def test_under_the_limit_nothing_is_exceeded(tmp_path: Path) -> None:
     disk = FakeDisk(free=100 * MIB)
     use = watch(disk, tmp_path)
-    disk.free -= 10 * MIB
+    disk.process_writes(10 * MIB)
     disk.now += CHECK_SECONDS
     assert use.exceeded() == ""
 
@@ -89,7 +109,19 @@ def test_under_the_limit_nothing_is_exceeded(tmp_path: Path) -> None:
 def test_past_the_limit_the_reason_names_the_limit_and_the_amount(tmp_path: Path) -> None:
     disk = FakeDisk(free=100 * MIB)
     use = watch(disk, tmp_path)
-    disk.free -= 12 * MIB
+    disk.process_writes(12 * MIB)
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == "the test process wrote over 10 MiB to disk (12 MiB)"
+
+
+def test_what_another_program_takes_meanwhile_is_set_aside(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 50 * MIB  # a download beside the run
+    disk.process_writes(1 * MIB)
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == ""
+    disk.process_writes(11 * MIB)  # 12 MiB of its own in all
     disk.now += CHECK_SECONDS
     assert use.exceeded() == "the test process wrote over 10 MiB to disk (12 MiB)"
 
@@ -97,7 +129,7 @@ def test_past_the_limit_the_reason_names_the_limit_and_the_amount(tmp_path: Path
 def test_past_the_file_limit_the_reason_names_the_files(tmp_path: Path) -> None:
     disk = FakeDisk(free=100 * MIB, files=1000)
     use = watch(disk, tmp_path, limit_files=100)
-    disk.files -= 150  # empty files: no bytes taken
+    disk.process_writes(files=150)  # empty files: no bytes taken
     disk.now += CHECK_SECONDS
     assert use.exceeded() == "the test process made over 100 files on disk (150)"
 
@@ -105,7 +137,7 @@ def test_past_the_file_limit_the_reason_names_the_files(tmp_path: Path) -> None:
 def test_free_space_is_read_at_most_once_per_check_interval(tmp_path: Path) -> None:
     disk = FakeDisk(free=100 * MIB)
     use = watch(disk, tmp_path)
-    disk.free -= 12 * MIB
+    disk.process_writes(12 * MIB)
     assert use.exceeded() == ""  # not yet time to look
     disk.now += CHECK_SECONDS
     assert use.exceeded() != ""
@@ -166,6 +198,28 @@ def test_a_confined_run_that_writes_less_than_the_limit_passes(tmp_path: Path) -
     ]
 
 
+def test_another_program_filling_the_disk_meanwhile_fails_no_candidate(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "slow",
+        {"test_slow.py": "import time\n\n\ndef test_waits():\n    time.sleep(1.5)\n"},
+    )
+    elsewhere = tmp_path / "download.bin"  # the same disk, outside the copy
+
+    def download() -> None:
+        time.sleep(0.5)
+        elsewhere.write_bytes(b"x" * (24 * MIB))
+        os.fsync(os.open(elsewhere, os.O_RDONLY))
+
+    writer = threading.Thread(target=download)
+    with scratch_copy(project) as copy:
+        writer.start()
+        result = run_tests(
+            copy, limits=LIMITS, autoload_plugins=False, confinement=Confinement(project)
+        )
+        writer.join()
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [("test_slow.py::test_waits", "passed")]
+
+
 def test_your_own_run_is_not_limited(tmp_path: Path) -> None:
     # 24 files of 1 MiB, then the test passes: unconfined, the 16 MiB limit does not apply.
     bounded = FILLER.replace("itertools.count()", "range(24)")
@@ -214,5 +268,5 @@ def test_a_right_answer_that_fills_the_disk_fails_and_only_its_honest_part_is_ke
 def test_a_check_asked_for_now_reads_the_free_space_between_intervals(tmp_path: Path) -> None:
     disk = FakeDisk(free=100 * MIB)
     use = watch(disk, tmp_path)
-    disk.free -= 12 * MIB
+    disk.process_writes(12 * MIB)
     assert use.exceeded(now=True) != ""

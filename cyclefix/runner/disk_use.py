@@ -4,9 +4,10 @@ A candidate may write only in its scratch copy and its private temp folder, each
 the file-size limit (sandbox.py); nothing per process bounds how many such files it writes,
 so one could fill the disk, or its inode table, until its run ends. The free space and free
 inodes of each filesystem holding a writable folder are read at the process's start and
-every CHECK_SECONDS while it runs; the process is stopped once it has taken more than the
-limits. Other programs writing to the same disk at that moment count too: the limits are set
-far above what a test suite writes.
+every CHECK_SECONDS while it runs (microseconds). When more than a limit is gone, the folders
+themselves are counted (what was made or changed there since the start): another program
+filling the same disk meanwhile (a download, a copied model) is not the process's doing, and
+what it took is set aside; the process is stopped only for what it wrote itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import NamedTuple
 
 # Seconds between two reads of the free space: one statvfs per filesystem, microseconds.
 CHECK_SECONDS = 0.1
+# Entries a count of the writable folders reads at most: past it, the process made them.
+MAX_COUNTED = 1_000_000
 
 
 class Free(NamedTuple):
@@ -34,6 +37,33 @@ def free_space(folder: Path) -> Free:
     return Free(stats.f_bavail * stats.f_frsize, stats.f_favail)
 
 
+def written_since(folders: Iterable[Path], since: float) -> Free:
+    """Bytes and entries beneath `folders` made or changed since `since` (a wall-clock time),
+    links not followed; at most MAX_COUNTED entries are read."""
+    pending = [str(f) for f in folders]
+    bytes_written = files = seen = 0
+    while pending and seen < MAX_COUNTED:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                seen += 1
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                except OSError:
+                    continue
+                if stat.st_ctime >= since:
+                    bytes_written += stat.st_blocks * 512
+                    files += 1
+    if seen >= MAX_COUNTED:
+        return Free(bytes_written, max(files, MAX_COUNTED))
+    return Free(bytes_written, files)
+
+
 @dataclass
 class DiskUse:
     """The disk space and inodes a process has taken since `start`, against its limits."""
@@ -44,6 +74,8 @@ class DiskUse:
     free_at_start: dict[Path, Free] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
     measure: Callable[[Path], Free] = free_space
+    # What the process itself wrote since its start, counted in its folders.
+    count_own: Callable[[], Free] = lambda: Free(0, 0)
     _next_check: float = 0.0
 
     @classmethod
@@ -55,9 +87,14 @@ class DiskUse:
         *,
         clock: Callable[[], float] = time.monotonic,
         measure: Callable[[Path], Free] = free_space,
+        count_own: Callable[[], Free] | None = None,
     ) -> DiskUse:
         """Watch the filesystems of `folders` (each once, however many folders share it)."""
-        watch = cls(limit_mb << 20, limit_files, clock=clock, measure=measure)
+        folders = list(folders)
+        # A second early: ctime's granularity is the filesystem's, not the clock's.
+        since = time.time() - 1.0
+        count = count_own or (lambda: written_since(folders, since))
+        watch = cls(limit_mb << 20, limit_files, clock=clock, measure=measure, count_own=count)
         devices: set[int] = set()
         for folder in folders:
             try:
@@ -90,12 +127,30 @@ class DiskUse:
         if not now and self.clock() < self._next_check:
             return ""
         self._next_check = self.clock() + CHECK_SECONDS
-        taken = self.taken()
-        if self.limit_bytes and taken.bytes > self.limit_bytes:
+        if not self._over(self.taken()):
+            return ""
+        own = self.count_own()
+        if self.limit_bytes and own.bytes > self.limit_bytes:
             return (
                 f"the test process wrote over {self.limit_bytes >> 20} MiB to disk "
-                f"({taken.bytes >> 20} MiB)"
+                f"({own.bytes >> 20} MiB)"
             )
-        if self.limit_files and taken.files > self.limit_files:
-            return f"the test process made over {self.limit_files} files on disk ({taken.files})"
+        if self.limit_files and own.files > self.limit_files:
+            return f"the test process made over {self.limit_files} files on disk ({own.files})"
+        self._set_aside(own)
         return ""
+
+    def _over(self, taken: Free) -> bool:
+        return bool(
+            (self.limit_bytes and taken.bytes > self.limit_bytes)
+            or (self.limit_files and taken.files > self.limit_files)
+        )
+
+    def _set_aside(self, own: Free) -> None:
+        """Another program took the rest: from now on only more than that counts."""
+        for folder in self.free_at_start:
+            try:
+                now = self.measure(folder)
+            except OSError:
+                continue
+            self.free_at_start[folder] = Free(now.bytes + own.bytes, now.files + own.files)
