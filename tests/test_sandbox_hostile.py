@@ -322,11 +322,26 @@ def test_socketpairs_still_work():
     with left, right:
         left.sendall(b"x")
         assert right.recv(1) == b"x"
+
+
+def test_a_datagram_pair_that_could_send_to_any_path_is_refused():
+    try:
+        socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except PermissionError:
+        return
+    raise AssertionError("a datagram unix socket was made")
+
+
+def test_no_new_namespace_is_made():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.unshare(0x10000000) == -1  # CLONE_NEWUSER
+    assert ctypes.get_errno() == 1  # EPERM
 """
 
 
 @needs_seccomp
-def test_a_candidate_opens_no_unix_socket_whatever_runs_it(
+def test_a_candidate_opens_no_unix_socket_and_no_namespace_whatever_runs_it(
     calc: Path, tmp_path: Path, workers: WarmWorkers | None
 ) -> None:
     path = str(tmp_path / "service.sock")  # outside /run: Landlock alone would let it through
@@ -338,7 +353,7 @@ def test_a_candidate_opens_no_unix_socket_whatever_runs_it(
         run = run_confined(calc, ("test_service.py",), warm=workers)
         with pytest.raises(TimeoutError):
             service.accept()
-    assert [t.outcome for t in run.tests] == ["passed", "passed"], run.output_tail
+    assert [t.outcome for t in run.tests] == ["passed"] * 4, run.output_tail
 
 
 # ---------------------------------------------------------------- forged results

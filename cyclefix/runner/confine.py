@@ -15,7 +15,7 @@ imported. It reads what to enforce from ``CYCLEFIX_CONFINE`` (a JSON ``ConfinePl
    the scratch copy, the run's private temp folder and ``/dev/null``; no TCP bind or connect
    (ABI 4+); no signals to, or abstract unix sockets of, processes outside it (ABI 6+). Reads
    and execution stay allowed everywhere (the interpreter and site-packages must load); and a
-   seccomp filter: no new unix-domain sockets at all (seccomp.py);
+   seccomp filter: no unix, vsock or packet sockets and no new namespaces (seccomp.py);
 5. drops every capability (bounding set, ambient, permitted, effective, inheritable), also as
    root, and checks ``/proc/self/status`` that they are gone.
 
@@ -106,8 +106,9 @@ class ConfinePlan:
     # Folders kept read-only beneath a writable one (a warm worker's temp folder may hold the
     # user's project).
     kept_read_only: tuple[str, ...] = ()
-    # Refuse new unix-domain sockets (seccomp.py): Landlock leaves those reached by path open.
-    deny_unix_sockets: bool = False
+    # The seccomp filter (seccomp.py): no unix sockets, which Landlock leaves open by path,
+    # and no new namespaces.
+    syscall_filter: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -126,7 +127,7 @@ class ConfinePlan:
             read_only_elsewhere=bool(data.get("read_only_elsewhere")),
             host_mounts=str(data.get("host_mounts", "")),
             kept_read_only=tuple(str(p) for p in data.get("kept_read_only", ())),
-            deny_unix_sockets=bool(data.get("deny_unix_sockets")),
+            syscall_filter=bool(data.get("syscall_filter")),
         )
 
 
@@ -184,7 +185,7 @@ def apply(plan: ConfinePlan) -> bool:
         _loopback_up()
     if plan.remap is not None:
         remap_imports(plan.remap[0], plan.remap[1])
-    if not (plan.writable or plan.drop_capabilities or plan.deny_unix_sockets):
+    if not (plan.writable or plan.drop_capabilities or plan.syscall_filter):
         return False
     libc = _libc()
     writable = plan.writable
@@ -204,9 +205,9 @@ def apply(plan: ConfinePlan) -> bool:
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     if writable:
         _restrict_writes(libc, writable, plan.deny_tcp)
-    if plan.deny_unix_sockets:
+    if plan.syscall_filter:
         try:
-            seccomp.deny_unix_sockets(libc)
+            seccomp.install(libc)
         except seccomp.SeccompError as exc:
             raise ConfinementError(str(exc)) from exc
     if plan.drop_capabilities:

@@ -144,11 +144,11 @@ def confine_plan(
             "permissions and times of files outside the scratch copy not protected: no "
             "read-only mounts here (needs a mount namespace and Linux 5.12+)"
         )
-    deny_unix_sockets = seccomp.supported()
-    if not deny_unix_sockets:
+    syscall_filter = seccomp.supported()
+    if not syscall_filter:
         notes.append(
-            "unix sockets not refused to candidates: no seccomp filter for this machine; "
-            "a host service listening on one outside /run stays reachable"
+            "unix sockets and new namespaces not refused to candidates: no seccomp filter for "
+            "this machine; a host service listening on one outside /run stays reachable"
         )
     if abi < 4 and not isolated:
         notes.append(
@@ -166,7 +166,7 @@ def confine_plan(
         private_shm=bool(writable) and isolation.private_proc and os.path.isdir(confine.SHM_FOLDER),
         read_only_elsewhere=read_only,
         host_mounts=os.readlink("/proc/self/ns/mnt") if read_only else "",
-        deny_unix_sockets=deny_unix_sockets,
+        syscall_filter=syscall_filter,
     )
 
 

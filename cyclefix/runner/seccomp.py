@@ -1,13 +1,18 @@
-"""A seccomp filter for candidates' test processes: no new unix-domain sockets.
+"""A seccomp filter for candidates' test processes: no way out through the kernel's side doors.
 
-Landlock (up to ABI 7) does not cover connecting to a unix socket by its path, so a host
-service listening on one outside `/run` (a desktop agent, a database, a socket in /tmp) stays
+Landlock (up to ABI 7) does not cover reaching a unix socket by its path, so a host service
+listening on one outside `/run` (a desktop agent, a database, syslog's datagram socket) stays
 reachable from any code that gets past the answer screen and guard, for instance from a thread
-or a finalizer the answer left behind. This filter makes `socket(AF_UNIX, ...)` fail with
-EACCES in the process and its children, whatever runs it. `socketpair` stays allowed
-(multiprocessing's pipes, asyncio's wake-up pair), as do sockets already open. Syscalls of
-another architecture (x86's 32-bit entry on x86_64) and io_uring, which can open sockets
-without the socket syscall, are refused too.
+or a finalizer the answer left behind. This filter, in the process and its children, whatever
+runs the call:
+- refuses sockets of any family but IPv4, IPv6 and netlink (no unix, vsock or packet socket),
+  and unix socket pairs but connected ones (`socketpair(AF_UNIX, SOCK_DGRAM)` could `sendto`
+  any path): multiprocessing's pipes and asyncio's wake-up pair still work;
+- refuses new namespaces (`unshare`, `setns`, `clone` with a namespace flag): a user namespace
+  would give the process every capability over the kernel's less travelled code;
+- refuses io_uring, which opens sockets without the socket syscall, answers `clone3` with
+  ENOSYS (the C library falls back to `clone`, whose flags the filter can read), and refuses
+  another architecture's syscalls (x86's 32-bit entry on x86_64).
 
 Standard library only; runs on Python 3.9 in the project's interpreter (shipped as a private
 copy next to the plugin).
@@ -19,7 +24,7 @@ import ctypes
 import functools
 import platform
 import struct
-from typing import Any
+from typing import Any, NamedTuple
 
 _PR_GET_SECCOMP = 21
 _PR_SET_SECCOMP = 22
@@ -27,23 +32,38 @@ _SECCOMP_MODE_FILTER = 2
 
 # Classic BPF, as seccomp reads it (linux/filter.h, linux/seccomp.h).
 _LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_AND_K = 0x54  # BPF_ALU | BPF_AND | BPF_K
 _JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
 _RET_K = 0x06  # BPF_RET | BPF_K
 _RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
-_EACCES = 13
-_ENOSYS = 38
-_AF_UNIX = 1
-# Offsets in struct seccomp_data: the syscall number, the architecture, the first argument's
-# low 32 bits (little-endian machines only: both architectures below are).
-_NR, _ARCH, _ARG0_LOW = 0, 4, 16
-# x32 syscalls on x86_64 carry this bit in their number.
+_EPERM, _EACCES, _ENOSYS = 1, 13, 38
+_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
+_SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET (NEWTIME shares its bit
+# with clone's exit signal, and a time namespace grants nothing).
+_CLONE_NAMESPACES = 0x7E020000
+# Offsets in struct seccomp_data: the syscall number, the architecture, the first and second
+# arguments' low 32 bits (little-endian machines only: both architectures below are).
+_NR, _ARCH, _ARG0_LOW, _ARG1_LOW = 0, 4, 16, 24
+# x32 syscalls on x86_64 carry this bit in their number: cleared, they are checked as the rest.
 _X32_BIT = 0x40000000
 
-# Per machine: its audit architecture, and the numbers of socket and io_uring_setup there.
+
+class _Machine(NamedTuple):
+    arch: int  # its audit architecture
+    socket: int
+    socketpair: int
+    clone: int
+    clone3: int
+    unshare: int
+    setns: int
+    io_uring_setup: int
+
+
 _MACHINES = {
-    "x86_64": (0xC000003E, 41, 425),
-    "aarch64": (0xC00000B7, 198, 425),
+    "x86_64": _Machine(0xC000003E, 41, 53, 56, 435, 272, 308, 425),
+    "aarch64": _Machine(0xC00000B7, 198, 199, 220, 435, 97, 268, 425),
 }
 
 
@@ -63,28 +83,74 @@ def supported() -> bool:
     return bool(libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
 
 
+# An instruction with its jumps named by label (resolved by _assemble), or a label.
+_Op = tuple[int, str, str, int]
+
+
 def program() -> list[tuple[int, int, int, int]]:
     """The filter's instructions (code, jump if true, jump if false, constant)."""
-    arch, socket_nr, io_uring_setup_nr = _MACHINES[platform.machine()]
+    m = _MACHINES[platform.machine()]
+    ops: list[_Op | str] = [
+        (_LD_W_ABS, "", "", _ARCH),
+        (_JEQ_K, "", "foreign", m.arch),
+        (_LD_W_ABS, "", "", _NR),
+        (_AND_K, "", "", 0xFFFFFFFF & ~_X32_BIT),
+        (_JEQ_K, "refuse", "", m.io_uring_setup),
+        (_JEQ_K, "forbid", "", m.unshare),
+        (_JEQ_K, "forbid", "", m.setns),
+        (_JEQ_K, "foreign", "", m.clone3),
+        (_JEQ_K, "clone", "", m.clone),
+        (_JEQ_K, "socket", "", m.socket),
+        (_JEQ_K, "socketpair", "allow", m.socketpair),
+        "clone",
+        (_LD_W_ABS, "", "", _ARG0_LOW),
+        (_AND_K, "", "", _CLONE_NAMESPACES),
+        (_JEQ_K, "allow", "forbid", 0),
+        "socket",
+        (_LD_W_ABS, "", "", _ARG0_LOW),
+        (_JEQ_K, "allow", "", _AF_INET),
+        (_JEQ_K, "allow", "", _AF_INET6),
+        (_JEQ_K, "allow", "refuse", _AF_NETLINK),
+        "socketpair",
+        (_LD_W_ABS, "", "", _ARG1_LOW),
+        (_AND_K, "", "", _SOCK_TYPE_MASK),
+        (_JEQ_K, "allow", "", _SOCK_STREAM),
+        (_JEQ_K, "allow", "refuse", _SOCK_SEQPACKET),
+        "allow",
+        (_RET_K, "", "", _RET_ALLOW),
+        "refuse",
+        (_RET_K, "", "", _RET_ERRNO | _EACCES),
+        "forbid",
+        (_RET_K, "", "", _RET_ERRNO | _EPERM),
+        "foreign",
+        (_RET_K, "", "", _RET_ERRNO | _ENOSYS),
+    ]
+    return _assemble(ops)
+
+
+def _assemble(ops: list[_Op | str]) -> list[tuple[int, int, int, int]]:
+    """Labels resolved to the forward jumps classic BPF takes ("": the next instruction)."""
+    at: dict[str, int] = {}
+    instructions: list[_Op] = []
+    for op in ops:
+        if isinstance(op, str):
+            at[op] = len(instructions)
+        else:
+            instructions.append(op)
+
+    def offset(label: str, pc: int) -> int:
+        return at[label] - pc - 1 if label else 0
+
     return [
-        (_LD_W_ABS, 0, 0, _ARCH),
-        (_JEQ_K, 1, 0, arch),
-        (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS),  # another architecture's entry
-        (_LD_W_ABS, 0, 0, _NR),
-        (_JEQ_K, 5, 0, io_uring_setup_nr),
-        (_JEQ_K, 1, 0, socket_nr),
-        (_JEQ_K, 0, 2, socket_nr | _X32_BIT),
-        (_LD_W_ABS, 0, 0, _ARG0_LOW),
-        (_JEQ_K, 1, 0, _AF_UNIX),
-        (_RET_K, 0, 0, _RET_ALLOW),
-        (_RET_K, 0, 0, _RET_ERRNO | _EACCES),
+        (code, offset(true, pc), offset(false, pc), k)
+        for pc, (code, true, false, k) in enumerate(instructions)
     ]
 
 
-def deny_unix_sockets(libc: Any) -> None:
+def install(libc: Any) -> None:
     """Install the filter in this process (no_new_privs must be set); raises SeccompError."""
     if platform.machine() not in _MACHINES:
-        raise SeccompError(f"no unix-socket filter for {platform.machine()}")
+        raise SeccompError(f"no syscall filter for {platform.machine()}")
     instructions = program()
     code = b"".join(struct.pack("=HBBI", *i) for i in instructions)
     filters = ctypes.create_string_buffer(code, len(code))
