@@ -45,6 +45,8 @@ for item in [o for o in gc.get_objects() if isinstance(o, pytest.Function)]:
 # What tests look up by name to judge: a builtin (`abs(x - y) < 1e-9`) and pytest's own names
 # (`pytest.approx`), reached without naming builtins (red-team pass 7).
 REBIND_BUILTIN = "len.__self__.abs = (0.0).__mul__"
+# A builtin shadowed in the test module's globals, not rebound (red-team pass 8).
+SHADOW_BUILTIN = "import sys\nsys.modules['test_calc'].abs = lambda x: 0.0"
 REBIND_PYTEST_NAME = (
     "import functools, pytest\npytest.approx = functools.partial(pytest.approx, abs=1.0)"
 )
@@ -100,6 +102,7 @@ def calc(tmp_path: Path) -> Path:
         SWAP_TEST_CODE,
         REBIND_BUILTIN,
         REBIND_PYTEST_NAME,
+        SHADOW_BUILTIN,
     ],
     ids=[
         "runtest",
@@ -109,6 +112,7 @@ def calc(tmp_path: Path) -> Path:
         "test-code",
         "builtin",
         "pytest-name",
+        "shadowed-builtin",
     ],
 )
 def test_rebinding_the_test_machinery_is_never_a_pass(

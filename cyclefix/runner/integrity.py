@@ -46,6 +46,8 @@ JUDGING = (unittest.case,)
 # Names shown in one finding, at most.
 MAX_NAMED = 3
 _MISSING: Any = object()
+# The builtins' names but the dunders every module has its own of (`__name__`, `__doc__`).
+_BUILTIN_NAMES = frozenset(n for n in vars(builtins) if not n.startswith("__"))
 
 
 def _is_code(value: Any) -> bool:
@@ -66,6 +68,10 @@ class _Owner:
         self.members = members
         self.closed = closed  # a class: a member added since shadows its bases
         self.code_only = code_only
+        # A module's lookups of builtins it does not define: a name added since shadows the
+        # builtin there (`test_calc.abs = ...`).
+        shadowable = isinstance(owner, types.ModuleType) and owner is not builtins
+        self.builtins_used = _BUILTIN_NAMES - set(vars(owner)) if shadowable else frozenset()
 
     def _now(self) -> dict[str, Any]:
         now = dict(vars(self.owner))
@@ -80,6 +86,12 @@ class _Owner:
         ]
         if self.closed and len(now) != len(self.members):
             found.extend(f"{self.label}.{name}" for name in now if name not in self.members)
+        # After every test: one set operation in C, over the smaller of the two.
+        current = vars(self.owner)
+        if self.builtins_used and not current.keys().isdisjoint(self.builtins_used):
+            found.extend(
+                f"{self.label}.{name}" for name in sorted(self.builtins_used & current.keys())
+            )
         return found
 
     def admit_new_members(self) -> None:
