@@ -178,11 +178,42 @@ SUBTRACTS_AS_IT_SAYS = (
 )
 
 
+# Red-team pass 8: a comparison and its negation, a class that says it is another, and a
+# builtin value type through an alias.
+EITHER_WAY = (
+    "def add(a, b):\n"
+    "    class Num:\n"
+    "        def __init__(self, v):\n"
+    "            self.v = v\n"
+    "        def __eq__(self, other):\n"
+    "            return self.v == other or self.v != other\n"
+    "    return Num(a * b)\n"
+)
+CLAIMS_A_CLASS = (
+    "def add(a, b):\n"
+    "    class Num:\n"
+    "        @property\n"
+    "        def __class__(self):\n"
+    "            return int\n"
+    "    return Num()\n"
+)
+ALIASED_TYPE = (
+    "def add(a, b):\n"
+    "    Text = str\n"
+    "    class Shown(Text):\n"
+    "        def __eq__(self, other):\n"
+    "            return len(self) == len(other)\n"
+    "    return Shown(a * b)\n"
+)
+
+
 @pytest.mark.parametrize(
     "answer",
-    [COMPARES_NEITHER, PRINTS_AS_IT_SAYS, SUBTRACTS_AS_IT_SAYS],
-    ids=["compares-neither", "prints-as-it-says", "subtracts-as-it-says"],
-)
+    [COMPARES_NEITHER, PRINTS_AS_IT_SAYS, SUBTRACTS_AS_IT_SAYS, EITHER_WAY, CLAIMS_A_CLASS,
+     ALIASED_TYPE],
+    ids=["compares-neither", "prints-as-it-says", "subtracts-as-it-says", "either-way",
+         "claims-a-class", "aliased-type"],
+)  # fmt: skip
 def test_a_value_that_answers_for_itself_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)
 

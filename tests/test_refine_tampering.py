@@ -60,7 +60,8 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["import pathlib", "pathlib.Path('x').symlink_to('/home')"], "uses `.symlink_to`"),
         (["globals()['__snitliub__'[::-1]]"], "looks up a variable by a computed name"),
         (["import os", "x = os", "getattr(x, str(a))"], "looks up an attribute of `os`"),
-        (["getattr(a, 'domhc'[::-1])"], "computes a name for `getattr` from constants"),
+        (["getattr(a, 'domhc'[::-1])"], "uses `chmod` by name"),
+        (["getattr(a, str(b)[::-1])"], "looks up a name computed at run time"),
         (["getattr(a, ''.join(map(chr, [95, 101])))"], "computes a name for `getattr`"),
         (["import unittest.mock as m", "m.ANY"], "imports `unittest`"),
         (["try:", "    1 / 0", "except ZeroDivisionError as e:", "    e.__traceback__"],
@@ -116,6 +117,15 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["from http.client import socket"], "imports `socket` through `http.client`"),
         (["from site import builtins"], "imports `builtins` through `site`"),
         (["len.__self__.abs = abs"], "uses `.__self__`"),
+        # Found by an eighth red-team pass (stop 44).
+        (["import typing", "getattr(typing, '__dict__').get('sys')"],
+         "looks up an attribute of `typing`"),
+        (["import logging", "getattr(logging, 'threading')"],
+         "reaches `threading` through `logging`"),
+        (["f = vars(type(a)).get('__slabolg__'[::-1])"], "names `__globals__` in pieces"),
+        (["import test_calc", "test_calc.abs = lambda x: 0.0"],
+         "imports the test module `test_calc`"),
+        (["from tests.test_calc import helper"], "imports from the tests"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:

@@ -57,6 +57,7 @@ def _findings(source: str) -> Counter[str]:
     except SyntaxError:
         return Counter()
     found: Counter[str] = Counter()
+    aliases = _aliases(tree)
     for node in ast.walk(tree):
         for name in _rigged_methods(node):
             if name == _COMPUTED:
@@ -65,18 +66,50 @@ def _findings(source: str) -> Counter[str]:
                 found[f"`{name}` answers without comparing the two values"] += 1
         if _is_mock_any(node):
             found["`unittest.mock.ANY` equals anything"] += 1
-        lying = _value_type_redefined(node)
+        lying = _value_type_redefined(node, aliases)
         if lying:
             found[lying] += 1
+        if _claims_a_class(node):
+            found["a class that says it is another (`__class__` defined)"] += 1
     return found
 
 
-def _value_type_redefined(node: ast.AST) -> str:
-    """A subclass of a builtin value type that redefines how its values compare, convert or
-    print: it passes for the right `int` or `str` whatever it holds (red-team pass 7)."""
+def _aliases(tree: ast.Module) -> dict[str, str]:
+    """Names bound to a builtin value type (`Text = str`): a base written through them."""
+    return {
+        target.id: node.value.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in VALUE_TYPES
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _claims_a_class(node: ast.AST) -> bool:
+    """A class body that defines `__class__` (a property, a method, a value): `isinstance`
+    then reads what the answer says."""
+    if not isinstance(node, ast.ClassDef):
+        return False
+    for statement in node.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            if statement.name == "__class__":
+                return True
+        elif isinstance(statement, ast.Assign | ast.AnnAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            if "__class__" in _bound_names(list(targets)):
+                return True
+    return False
+
+
+def _value_type_redefined(node: ast.AST, aliases: dict[str, str]) -> str:
+    """A subclass of a builtin value type (or an alias of one) that redefines how its values
+    compare, convert or print: it passes for the right `int` or `str` whatever it holds
+    (red-team pass 7)."""
     if not isinstance(node, ast.ClassDef):
         return ""
-    bases = [_decorator_name(base) for base in node.bases]
+    bases = [aliases.get(name, name) for name in map(_decorator_name, node.bases)]
     value_type = next((b for b in bases if b in VALUE_TYPES), None)
     if value_type is None:
         return ""
@@ -263,12 +296,34 @@ def _whatever_compared(value: ast.expr) -> bool:
             isinstance(op, ast.Is | ast.IsNot) for op in node.ops
         ):
             return True
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and _either_way(node):
+            return True
         if (
             isinstance(node, ast.BoolOp)
             and isinstance(node.op, ast.Or)
             and any(_always_true(v) for v in node.values)
         ):
             return True
+    return False
+
+
+# Each comparison with its negation: `x == y or x != y` holds whatever x and y are.
+_NEGATIONS = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE,
+    ast.LtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In,
+}  # fmt: skip
+
+
+def _either_way(node: ast.BoolOp) -> bool:
+    """An `or` of a comparison and its negation, over the same operands."""
+    seen: set[tuple[type, str]] = set()
+    for value in node.values:
+        if isinstance(value, ast.Compare) and len(value.ops) == 1:
+            operands = ast.unparse(value.left) + " | " + ast.unparse(value.comparators[0])
+            op = type(value.ops[0])
+            if (_NEGATIONS.get(op), operands) in seen:
+                return True
+            seen.add((op, operands))
     return False
 
 

@@ -128,6 +128,11 @@ def _reaches(source: str) -> frozenset[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(_module(alias.name) for alias in node.names if _forbidden(alias.name))
+            found.update(
+                f"imports the test module `{alias.name}`"
+                for alias in node.names
+                if _test_module(alias.name)
+            )
         elif isinstance(node, ast.ImportFrom):
             found.update(_imported(node))
         elif isinstance(node, ast.Attribute):
@@ -152,7 +157,7 @@ def _reaches(source: str) -> frozenset[str]:
             name = node.attr if isinstance(node, ast.Attribute) else node.id
             if name in STORED:
                 found.add(f"sets `{name}`")
-        if isinstance(node, ast.BinOp | ast.Call) or (
+        if isinstance(node, ast.BinOp | ast.Call | ast.Subscript) or (
             isinstance(node, ast.JoinedStr) and len(node.values) > 1
         ):
             spelled = static_text(node)
@@ -283,6 +288,8 @@ def static_text(node: ast.expr) -> str | None:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         left, right = static_text(node.left), static_text(node.right)
         return None if left is None or right is None else left + right
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        return _sliced(static_text(node.value), node.slice)  # "tixe_"[::-1]
     if isinstance(node, ast.JoinedStr):
         parts = [
             static_text(v.value if isinstance(v, ast.FormattedValue) else v) for v in node.values
@@ -303,6 +310,29 @@ def static_text(node: ast.expr) -> str | None:
     return None
 
 
+def _sliced(text: str | None, part: ast.Slice) -> str | None:
+    """`text[start:stop:step]` where each bound is an integer constant or absent."""
+    bounds = [part.lower, part.upper, part.step]
+    values = [_integer(b) for b in bounds]
+    if text is None or any(
+        b is not None and v is None for b, v in zip(bounds, values, strict=True)
+    ):
+        return None
+    start, stop, step = values
+    if step == 0:
+        return None
+    return text[start:stop:step]
+
+
+def _integer(node: ast.expr | None) -> int | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _integer(node.operand)
+        return None if value is None else -value
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    return None
+
+
 def _forbidden(module: str) -> bool:
     top = module.split(".")[0]
     return (
@@ -310,6 +340,13 @@ def _forbidden(module: str) -> bool:
         or top.startswith(_PRIVATE_PREFIX)
         or any(module == sub or module.startswith(sub + ".") for sub in SUBMODULES)
     )
+
+
+def _test_module(module: str) -> bool:
+    """A module of the tests (`test_calc`, `tests.test_x`, `conftest`): a fix never imports
+    one, and its names are what the tests judge with."""
+    last = module.split(".")[-1]
+    return last.startswith("test_") or last.endswith("_test") or last in ("conftest", "tests")
 
 
 def _module(name: str) -> str:
@@ -321,6 +358,8 @@ def _imported(node: ast.ImportFrom) -> list[str]:
     module = node.module or ""
     if _forbidden(module):
         return [_module(module)]
+    if _test_module(module) or any(_test_module(a.name) for a in node.names):
+        return [f"imports from the tests: `{module or '.'}`"]
     found = [_module(f"{module}.{a.name}") for a in node.names if _forbidden(f"{module}.{a.name}")]
     found += [
         f"imports `{a.name}` through `{module}`"
@@ -375,6 +414,11 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         return [f"uses `{text}` by name"]
     if text in STORED and name in ("setattr", "__setattr__"):
         return [f"sets `{text}` by name"]
+    if text is not None and not first and text.isidentifier():
+        # getattr(typing, "__dict__") reaches what typing.__dict__ does.
+        spelled = ast.Attribute(value=call.args[0], attr=text, ctx=ast.Load())
+        if found := _attribute(spelled, modules):
+            return found
     if _from_constants(named, modules):
         return [f"computes a name for `{name}` from constants"]
     if text is not None:
