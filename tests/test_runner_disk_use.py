@@ -69,16 +69,17 @@ class FakeDisk:
     def __init__(self, free: int, files: int = 1000) -> None:
         self.free = free
         self.files = files
-        self.own = Free(0, 0)
+        self.own: Free | None = Free(0, 0)
         self.now = 0.0
 
     def measure(self, folder: Path) -> Free:
         return Free(self.free, self.files)
 
-    def count_own(self) -> Free:
+    def count_own(self) -> Free | None:
         return self.own
 
     def process_writes(self, size: int = 0, files: int = 0) -> None:
+        assert self.own is not None
         self.free -= size
         self.files -= files
         self.own = Free(self.own.bytes + size, self.own.files + files)
@@ -124,6 +125,24 @@ def test_what_another_program_takes_meanwhile_is_set_aside(tmp_path: Path) -> No
     disk.process_writes(11 * MIB)  # 12 MiB of its own in all
     disk.now += CHECK_SECONDS
     assert use.exceeded() == "the test process wrote over 10 MiB to disk (12 MiB)"
+
+
+def test_what_is_set_aside_is_bounded(tmp_path: Path) -> None:
+    # A file deleted but held open is in no folder: past 8 limits, the disk's loss counts.
+    disk = FakeDisk(free=1000 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 81 * MIB
+    disk.now += CHECK_SECONDS
+    assert use.exceeded().startswith("the disk lost over 8 times the limit")
+
+
+def test_a_folder_hidden_from_the_count_stops_the_process(tmp_path: Path) -> None:
+    disk = FakeDisk(free=100 * MIB)
+    use = watch(disk, tmp_path)
+    disk.free -= 12 * MIB
+    disk.own = None  # a folder it made unreadable
+    disk.now += CHECK_SECONDS
+    assert use.exceeded() == "the test process made a folder the disk count cannot read"
 
 
 def test_past_the_file_limit_the_reason_names_the_files(tmp_path: Path) -> None:
