@@ -90,17 +90,19 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
 def _claims_a_class(node: ast.AST) -> bool:
     """A class body that defines `__class__` (a property, a method, a value): `isinstance`
     then reads what the answer says."""
-    if not isinstance(node, ast.ClassDef):
-        return False
+    return isinstance(node, ast.ClassDef) and "__class__" in _members(node)
+
+
+def _members(node: ast.ClassDef) -> set[str]:
+    """The names a class body defines: its methods and what it assigns."""
+    defined: set[str] = set()
     for statement in node.body:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-            if statement.name == "__class__":
-                return True
+            defined.add(statement.name)
         elif isinstance(statement, ast.Assign | ast.AnnAssign):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            if "__class__" in _bound_names(list(targets)):
-                return True
-    return False
+            defined |= _bound_names(list(targets))
+    return defined
 
 
 def _value_type_redefined(node: ast.AST, aliases: dict[str, str]) -> str:
@@ -113,14 +115,7 @@ def _value_type_redefined(node: ast.AST, aliases: dict[str, str]) -> str:
     value_type = next((b for b in bases if b in VALUE_TYPES), None)
     if value_type is None:
         return ""
-    defined: set[str] = set()
-    for statement in node.body:
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-            defined.add(statement.name)
-        elif isinstance(statement, ast.Assign | ast.AnnAssign):
-            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            defined |= _bound_names(list(targets))
-    redefined = sorted(defined & VALUE_METHODS)
+    redefined = sorted(_members(node) & VALUE_METHODS)
     if not redefined:
         return ""
     return f"`{node.name}` subclasses `{value_type}` and redefines `{redefined[0]}`"
