@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+
+from cyclefix.runner.protocol import DECOY_FAILED
 from cyclefix.runner.records import (
     MAX_CALLS,
     MAX_FRAMES,
     MAX_FUNCTIONS,
     MAX_LINES,
     TEXT_LIMIT,
+    ProcessReport,
     case_result,
     collection_error,
+    out_of_place,
     parse_record,
 )
-from cyclefix.runner.results import Callee, ExecutedFunction, Frame, ProbedCall
+from cyclefix.runner.results import Callee, ExecutedFunction, Frame, ProbedCall, TestCaseResult
+from cyclefix.runner.sandbox import SandboxResult
 
 
 def test_a_test_record_becomes_a_test_case_result() -> None:
@@ -100,8 +106,13 @@ def test_a_collection_error_without_a_path_is_placed_at_its_node() -> None:
 
 
 def test_the_collected_selection_keeps_its_order_and_time() -> None:
-    record = parse_record({"event": "collected", "nodeids": ["b", "a"], "t": 3.0})
-    assert record == {"event": "collected", "nodeids": ["b", "a"], "t": 3.0}
+    record = parse_record({"event": "collected", "nodeids": ["b", "a"], "t": 3.0, "decoy": True})
+    assert record == {"event": "collected", "nodeids": ["b", "a"], "t": 3.0, "decoy": True}
+
+
+def test_a_decoy_is_announced_only_by_true() -> None:
+    record = parse_record({"event": "collected", "nodeids": ["a"], "t": 1.0, "decoy": "yes"})
+    assert record is not None and record["event"] == "collected" and record["decoy"] is False
 
 
 def test_paths_that_lead_out_of_the_project_are_dropped() -> None:
@@ -161,3 +172,37 @@ def test_lists_past_the_plugin_s_own_bounds_are_cut() -> None:
     assert len(record["executed"]) == MAX_FUNCTIONS
     assert len(record["executed"][0]["lines"]) == MAX_LINES
     assert len(record["executed"][0]["calls"]) == MAX_CALLS
+
+
+def passing_process(decoy: str | None, session_exit: int | None) -> ProcessReport:
+    """A process that collected one test, reported it passed and announced a decoy."""
+    report = ProcessReport(collected=["t"], decoy_expected=True, decoy=decoy)
+    report.finished["t"] = TestCaseResult(nodeid="t", outcome="passed")
+    report.session_exit = session_exit
+    return report
+
+
+def exited(returncode: int | None) -> SandboxResult:
+    return SandboxResult(returncode, "", 1.0, False, False, True, "none")
+
+
+@pytest.mark.parametrize("session_exit", [0, None], ids=["session-ended", "process-stopped"])
+@pytest.mark.parametrize("decoy", [None, "call passed", "call skipped", "setup error"])
+def test_passing_records_are_not_believed_unless_the_decoy_failed(
+    decoy: str | None, session_exit: int | None
+) -> None:
+    reason = passing_process(decoy, session_exit).disagreement(exited(0), False)
+    assert reason.startswith("a test made to fail was reported as")
+
+
+def test_passing_records_with_a_failed_decoy_are_believed() -> None:
+    assert passing_process(DECOY_FAILED, 0).disagreement(exited(0), False) == ""
+
+
+def test_a_decoy_record_nobody_announced_is_out_of_place() -> None:
+    report = ProcessReport(collected=["t"])
+    assert out_of_place(report, {"event": "decoy", "outcome": DECOY_FAILED})
+    report.decoy_expected = True
+    assert out_of_place(report, {"event": "decoy", "outcome": DECOY_FAILED}) == ""
+    report.decoy = DECOY_FAILED
+    assert out_of_place(report, {"event": "decoy", "outcome": DECOY_FAILED})

@@ -14,8 +14,9 @@ import linecache
 import os
 import re
 import unittest.case
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -34,6 +35,8 @@ else:
 _caught_tracebacks: dict[int, tuple[BaseException, Any]] = {}
 # Kept per test at most: a loop of subTests catching thousands keeps the first ones.
 MAX_CAUGHT = 256
+# Characters of a test's captured stdout and stderr kept in its record, each.
+OUTPUT_LIMIT = 4096
 
 
 def keep_caught_tracebacks() -> None:
@@ -322,3 +325,59 @@ def _test_source(item: pytest.Item) -> str | None:
     if parsed is None or node is None:
         return None
     return assertions.clean(assertions.bound(parsed.block(node), assertions.SOURCE_LIMIT))
+
+
+def case_record(
+    nodeid: str,
+    reports: Mapping[str, pytest.TestReport],
+    details: protocol.Details,
+    *,
+    timeout: float | None,
+    skipped_by_code: bool,
+) -> protocol.CaseRecord:
+    """The record of one test from pytest's reports of its phases and what its failure says
+    (`details`); `timeout`: the seconds it was given when it ran out of them, else None;
+    `skipped_by_code`: the code under test skipped it (an error in a candidate's run)."""
+    duration = sum(float(getattr(r, "duration", 0.0)) for r in reports.values())
+    outcome: Any = "passed"
+    for when in ("setup", "call", "teardown"):
+        report = reports.get(when)
+        if report is None:
+            continue
+        if report.failed:
+            outcome = "failed" if when == "call" else "error"
+            break
+        if report.skipped:
+            outcome = "skipped"
+    if skipped_by_code:
+        outcome = "error"
+    if timeout is not None:
+        outcome = "timeout"
+        details["exc_type"] = "Timeout"
+        details["exc_message"] = f"timed out after {timeout:g} s"
+    # Each phase's report carries the output captured so far: the last one has it all.
+    last = reports.get("teardown") or reports.get("call") or reports.get("setup")
+    stdout = str(getattr(last, "capstdout", ""))
+    stderr = str(getattr(last, "capstderr", ""))
+    record: protocol.CaseRecord = {
+        "event": "test",
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "duration": round(duration, 6),
+        "stdout": assertions.clean(assertions.bound(stdout, OUTPUT_LIMIT)),
+        "stderr": assertions.clean(assertions.bound(stderr, OUTPUT_LIMIT)),
+    }
+    if outcome == "skipped":
+        skip = reports.get("call") or reports.get("setup")
+        longrepr = getattr(skip, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            record["exc_message"] = assertions.clean(str(longrepr[2]))
+    if outcome in ("failed", "error", "timeout"):
+        record.update(cast("protocol.CaseRecord", details))  # its own optional part
+        if "exc_message" not in record:  # e.g. a strict xpass: no exception, only a report
+            failed = next((r for r in reports.values() if r.failed), None)
+            text = str(getattr(failed, "longrepr", "") or "")
+            record["exc_message"] = assertions.clean(
+                assertions.bound(text, assertions.MESSAGE_LIMIT)
+            )
+    return record

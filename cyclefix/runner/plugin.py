@@ -2,9 +2,9 @@
 
 It is loaded into the user's interpreter (``-p _cyclefix_pytest_plugin``) from a private folder
 that holds only copies of this file and its siblings (protocol.py, failures.py, assertions.py,
-testfiles.py, trace.py, inert_repr.py, confine.py, integrity.py, watchdog.py), so it may import nothing but
-the standard library, pytest and those, and nothing of cyclefix becomes importable by the
-user's tests. It is inert unless
+testfiles.py, trace.py, inert_repr.py, confine.py, integrity.py, watchdog.py, decoy.py...),
+so it may import nothing but the standard library, pytest and those, and nothing of cyclefix
+becomes importable by the user's tests. It is inert unless
 ``CYCLEFIX_RESULTS_FD`` and ``CYCLEFIX_KEY_FD`` name the inherited pipes: records go to the
 first, signed with the key read from the second when this module is imported (see protocol.py:
 the tests cannot sign a record). The runner imports it before pytest starts, so that pytest
@@ -18,7 +18,8 @@ Records (each a signed JSON line, written whole under a lock; TypedDicts in prot
     {"event": "collect_start", "nodeid": ...}        a test module is being imported
     {"event": "collect_error", "nodeid", "path", "line", "message", "exc_type", "project_frames"}
     {"event": "session_start", "t": ...}              pytest's session begins (monotonic time)
-    {"event": "collected", "nodeids": [...], "t"}     the final selection, in run order
+    {"event": "collected", "nodeids": [...], "t", "decoy"}  the final selection, in run order
+    {"event": "decoy", "outcome": ...}                what pytest reported for the decoy test
     {"event": "start", "nodeid": ...}                 a test begins
     {"event": "test", "nodeid", "outcome", ..., "t"}  a test ended (fields of TestCaseResult)
     {"event": "watchdog", "nodeid", "seconds"}        the test ignored its timeout: exiting now
@@ -41,7 +42,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from cyclefix.runner import (
         answer_guard,
         assertions,
+        decoy,
         failures,
         integrity,
         protocol,
@@ -59,6 +61,7 @@ else:
     try:  # the runner's private copies, in the test process
         import _cyclefix_answer_guard as answer_guard
         import _cyclefix_assertions as assertions
+        import _cyclefix_decoy as decoy
         import _cyclefix_failures as failures
         import _cyclefix_integrity as integrity
         import _cyclefix_protocol as protocol
@@ -68,6 +71,7 @@ else:
         from cyclefix.runner import (
             answer_guard,
             assertions,
+            decoy,
             failures,
             integrity,
             protocol,
@@ -81,7 +85,6 @@ TRACE_MODULE = protocol.TRACE_MODULE
 FIRST_OPTION = protocol.FIRST_OPTION
 WATCHDOG_EXIT_CODE = protocol.WATCHDOG_EXIT_CODE
 
-OUTPUT_LIMIT = 4096
 MESSAGE_LIMIT = assertions.MESSAGE_LIMIT
 # Teardown after a timed-out call still gets this long to release resources.
 TEARDOWN_ALLOWANCE = protocol.TEARDOWN_ALLOWANCE
@@ -208,16 +211,20 @@ def pytest_collection_modifyitems(
             items[:] = [item for item in items if item.nodeid not in skip]
             config.hook.pytest_deselected(items=left_out)
     first = [str(f) for f in (config.getoption("cyclefix_first", default=None) or [])]
-    if not first:
-        return
+    if first:
 
-    def rank(item: pytest.Item) -> int:
-        for index, prefix in enumerate(first):
-            if item.nodeid == prefix or item.nodeid.startswith((prefix + "::", prefix + "[")):
-                return index
-        return len(first)
+        def rank(item: pytest.Item) -> int:
+            for index, prefix in enumerate(first):
+                if item.nodeid == prefix or item.nodeid.startswith((prefix + "::", prefix + "[")):
+                    return index
+            return len(first)
 
-    items.sort(key=rank)  # stable: the rest keep pytest's order
+        items.sort(key=rank)  # stable: the rest keep pytest's order
+    plugin = config.pluginmanager.get_plugin("cyclefix-results")
+    if isinstance(plugin, CyclefixPlugin) and plugin.settings.candidate and items:
+        plugin.decoy = decoy.append(
+            session, items
+        )  # last: after every test the candidate could touch
 
 
 # ---------------------------------------------------------------- the plugin object
@@ -249,6 +256,8 @@ class CyclefixPlugin:
         # A candidate's run: what its code may not rebind (runner.integrity), and the tests.
         self.integrity: integrity.Baseline | None = None
         self.items: dict[str, pytest.Item] = {}
+        # A candidate's run: the test made to fail, run last (runner.decoy).
+        self.decoy: decoy.Decoy | None = None
 
     def start(self) -> None:
         """Install the alarm (main thread only), the tracer when asked, and the watchdog."""
@@ -370,13 +379,24 @@ class CyclefixPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.session = session
+        tests = [item for item in session.items if not self._is_decoy(item.nodeid)]
         if self.integrity is not None:
             self.integrity.settle()
             self.integrity.take_plugins(session.config.pluginmanager.get_plugins())
-            self.integrity.take_tests(session.items)
-            self.items = {item.nodeid: item for item in session.items}
-        nodeids = [i.nodeid for i in session.items]
-        self.writer.write({"event": "collected", "nodeids": nodeids, "t": time.monotonic()})
+            self.integrity.take_tests(tests)
+            self.items = {item.nodeid: item for item in tests}
+        nodeids = [i.nodeid for i in tests]
+        self.writer.write(
+            {
+                "event": "collected",
+                "nodeids": nodeids,
+                "t": time.monotonic(),
+                "decoy": self.decoy is not None,
+            }
+        )
+
+    def _is_decoy(self, nodeid: str) -> bool:
+        return self.decoy is not None and nodeid == self.decoy.item.nodeid
 
     # ---- running tests
 
@@ -391,7 +411,8 @@ class CyclefixPlugin:
         if timeout > 0:
             hard = self.deadline + min(timeout, TEARDOWN_ALLOWANCE) + self.settings.grace
             self.watchdog.set(hard, nodeid)
-        self.writer.write({"event": "start", "nodeid": nodeid})
+        if not self._is_decoy(nodeid):
+            self.writer.write({"event": "start", "nodeid": nodeid})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
@@ -419,6 +440,9 @@ class CyclefixPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         outcome = yield
+        if self.decoy is not None and item is self.decoy.item:
+            self.decoy.made(call.when, call.excinfo.value if call.excinfo is not None else None)
+            return
         if call.excinfo is None:
             return
         # pytest turns unittest.SkipTest into its own skip, raised afresh: the test call's own
@@ -468,12 +492,18 @@ class CyclefixPlugin:
                 }
                 return
 
+    @pytest.hookimpl(tryfirst=True)  # the decoy's report, before pytest's session counts it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when is not None:
+        if self.decoy is not None and report.nodeid == self.decoy.item.nodeid:
+            self.decoy.logged(report)
+        elif report.when is not None:
             self.reports[report.when] = report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.watchdog.set(None, "")
+        if self.decoy is not None and nodeid == self.decoy.item.nodeid:
+            self._finish_decoy(self.decoy)
+            return
         record = self._test_record(nodeid)
         self._check_integrity(record)
         if self.tracer is not None:
@@ -500,6 +530,13 @@ class CyclefixPlugin:
         if unexpected and self.session is not None:
             self.session.shouldstop = "cyclefix: a test that passed before does not pass"
 
+    def _finish_decoy(self, check: decoy.Decoy) -> None:
+        if self.tracer is not None:
+            self.tracer.take(calls=False)  # nothing of the project ran: only clear the record
+        self.current = None
+        self.reports = {}
+        self.writer.write({"event": "decoy", "outcome": check.outcome})
+
     def _check_integrity(self, record: protocol.CaseRecord) -> None:
         """A test after which the test machinery is not what it was errs, and ends the run:
         the code under test rebound what runs or reports the tests (runner.integrity)."""
@@ -519,47 +556,13 @@ class CyclefixPlugin:
     # ---- the record of one test
 
     def _test_record(self, nodeid: str) -> protocol.CaseRecord:
-        reports = self.reports
-        duration = sum(float(getattr(r, "duration", 0.0)) for r in reports.values())
-        outcome: Any = "passed"
-        for when in ("setup", "call", "teardown"):
-            report = reports.get(when)
-            if report is None:
-                continue
-            if report.failed:
-                outcome = "failed" if when == "call" else "error"
-                break
-            if report.skipped:
-                outcome = "skipped"
-        if nodeid in self.skipped_by_code:
-            outcome = "error"
         found = self.details.get(nodeid)
         details: protocol.Details = found.copy() if found is not None else {}
-        if self.alarm_fired or details.get("exc_type") == CyclefixTestTimeout.__name__:
-            outcome = "timeout"
-            details["exc_type"] = "Timeout"
-            details["exc_message"] = f"timed out after {self.settings.timeout:g} s"
-        # Each phase's report carries the output captured so far: the last one has it all.
-        last = reports.get("teardown") or reports.get("call") or reports.get("setup")
-        stdout = str(getattr(last, "capstdout", ""))
-        stderr = str(getattr(last, "capstderr", ""))
-        record: protocol.CaseRecord = {
-            "event": "test",
-            "nodeid": nodeid,
-            "outcome": outcome,
-            "duration": round(duration, 6),
-            "stdout": assertions.clean(assertions.bound(stdout, OUTPUT_LIMIT)),
-            "stderr": assertions.clean(assertions.bound(stderr, OUTPUT_LIMIT)),
-        }
-        if outcome == "skipped":
-            skip = reports.get("call") or reports.get("setup")
-            longrepr = getattr(skip, "longrepr", None)
-            if isinstance(longrepr, tuple) and len(longrepr) == 3:
-                record["exc_message"] = assertions.clean(str(longrepr[2]))
-        if outcome in ("failed", "error", "timeout"):
-            record.update(cast("protocol.CaseRecord", details))  # its own optional part
-            if "exc_message" not in record:  # e.g. a strict xpass: no exception, only a report
-                failed = next((r for r in reports.values() if r.failed), None)
-                text = str(getattr(failed, "longrepr", "") or "")
-                record["exc_message"] = assertions.clean(assertions.bound(text, MESSAGE_LIMIT))
-        return record
+        timed_out = self.alarm_fired or details.get("exc_type") == CyclefixTestTimeout.__name__
+        return failures.case_record(
+            nodeid,
+            self.reports,
+            details,
+            timeout=self.settings.timeout if timed_out else None,
+            skipped_by_code=nodeid in self.skipped_by_code,
+        )

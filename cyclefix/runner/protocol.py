@@ -42,6 +42,7 @@ PRIVATE_COPIES = (
     ("integrity.py", "_cyclefix_integrity"),
     ("answer_guard.py", "_cyclefix_answer_guard"),
     ("watchdog.py", "_cyclefix_watchdog"),
+    ("decoy.py", "_cyclefix_decoy"),
     ("warm_worker.py", WARM_MODULE),
 )
 
@@ -191,6 +192,7 @@ class CollectedRecord(TypedDict):
     event: Literal["collected"]  # the final selection, in run order
     nodeids: list[str]
     t: float  # time.monotonic() when collection finished
+    decoy: bool  # a decoy test (runner.decoy) runs after them
 
 
 class WatchdogRecord(TypedDict):
@@ -203,6 +205,15 @@ class TraceRecord(TypedDict):
     event: Literal["trace"]  # a traced run was asked for but is impossible here
     active: bool
     reason: str
+
+
+# A decoy record's outcome when pytest reported the decoy as it must: failed by its own exception.
+DECOY_FAILED = "failed"
+
+
+class DecoyRecord(TypedDict):
+    event: Literal["decoy"]  # the decoy test ended: what pytest reported for it
+    outcome: str
 
 
 class SessionFinishRecord(TypedDict):

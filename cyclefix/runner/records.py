@@ -20,6 +20,7 @@ from cyclefix.runner.protocol import (
     CollectedRecord,
     CollectErrorRecord,
     CollectStartRecord,
+    DecoyRecord,
     ExecutedRecord,
     ProbedCallRecord,
     SessionFinishRecord,
@@ -49,6 +50,7 @@ Record = (
     | SessionStartRecord
     | WatchdogRecord
     | TraceRecord
+    | DecoyRecord
     | SessionFinishRecord
 )
 # Characters of one text field kept (the plugin's longest, a test's source, is far shorter).
@@ -86,7 +88,8 @@ def parse_record(raw: Mapping[str, Any]) -> Record | None:
     if event == "collected":
         nodeids = raw.get("nodeids")
         names = [str(n) for n in nodeids] if isinstance(nodeids, list) else []
-        return CollectedRecord(event="collected", nodeids=names, t=_time(raw))
+        decoy = raw.get("decoy") is True
+        return CollectedRecord(event="collected", nodeids=names, t=_time(raw), decoy=decoy)
     if event == "session_start":
         return SessionStartRecord(event="session_start", t=_time(raw))
     if event == "watchdog":
@@ -95,6 +98,8 @@ def parse_record(raw: Mapping[str, Any]) -> Record | None:
     if event == "trace":
         reason = str(raw.get("reason") or "tracing is unavailable")
         return TraceRecord(event="trace", active=raw.get("active") is True, reason=reason)
+    if event == "decoy":
+        return DecoyRecord(event="decoy", outcome=str(raw.get("outcome", "")))
     if event == "session_finish":
         status = _int_or_none(raw.get("exitstatus"))
         return None if status is None else SessionFinishRecord(event=event, exitstatus=status)
@@ -322,6 +327,9 @@ class ProcessReport:
     session_started: float | None = None
     collected_at: float | None = None
     last_test_at: float | None = None
+    # The plugin runs a decoy after the tests (runner.decoy), and what it said pytest reported.
+    decoy_expected: bool = False
+    decoy: str | None = None
 
     def phases(self) -> RunPhases:
         """This process's share of the run's phases; a phase it never reached is 0."""
@@ -347,17 +355,25 @@ class ProcessReport:
         )
 
     def disagreement(self, ended: SandboxResult, collection_failed: bool) -> str:
-        """Why a session that ended normally is not believed: its exit status or its collected
-        tests disagree with its records ("" when they agree)."""
+        """Why a process whose records all pass is not believed ("" when it is): its decoy
+        (runner.decoy) was not reported failed, or its session's exit status or collected tests
+        disagree with its records."""
+        if ended.cancelled or ended.timed_out:
+            return ""
+        records_pass = all(case.ok for case in self.finished.values()) and not collection_failed
+        missing = [n for n in self.collected or () if n not in self.finished]
+        # Whether or not the session's end came: an exit after forged records skips the decoy.
+        decoy_failed = self.decoy == protocol.DECOY_FAILED
+        if records_pass and not missing and self.decoy_expected and not decoy_failed:
+            said = "nothing" if self.decoy is None else repr(self.decoy)
+            return f"a test made to fail was reported as {said}: the reports are not what ran"
         status = self.session_exit
-        if status is None or ended.cancelled or ended.timed_out:
+        if status is None:
             return ""
         if ended.returncode != status and not self.killed_after_session:
             return (
                 f"pytest's session ended with status {status}, its process with {ended.returncode}"
             )
-        records_pass = all(case.ok for case in self.finished.values()) and not collection_failed
-        missing = [n for n in self.collected or () if n not in self.finished]
         if records_pass and missing:
             return (
                 f"{len(missing)} collected test(s) have no result (e.g. {missing[0]}); "
@@ -403,6 +419,8 @@ def out_of_place(report: ProcessReport, record: Record) -> str:
     key's holder, code under test included, signs such."""
     if report.session_exit is not None and record["event"] != "watchdog":
         return "the test process sent records after its session ended"
+    if record["event"] == "decoy" and (not report.decoy_expected or report.decoy is not None):
+        return "the test process reported a decoy test it did not announce"
     if report.collected is None or not (record["event"] == "start" or record["event"] == "test"):
         return ""
     if record["nodeid"] not in report.collected_ids:

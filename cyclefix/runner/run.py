@@ -441,6 +441,7 @@ class _Run:
             attempt.collected_at = record["t"] or None
             attempt.collected = record["nodeids"]
             attempt.collected_ids = frozenset(attempt.collected)
+            attempt.decoy_expected = record["decoy"]
             if self.collected_total is None:
                 self.collected_total = len(attempt.collected)
                 if self.on_collected is not None:
@@ -449,6 +450,8 @@ class _Run:
             attempt.watchdog = record["nodeid"]
         elif record["event"] == "trace":
             self.untraced_reason = record["reason"]
+        elif record["event"] == "decoy":
+            attempt.decoy = record["outcome"]
         else:
             attempt.session_exit = record["exitstatus"]
             attempt.running = None
