@@ -7,6 +7,7 @@ interface or namespace is reachable, no secret is in the environment, no TCP con
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import socket
@@ -337,6 +338,37 @@ def test_no_new_namespace_is_made():
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.unshare(0x10000000) == -1  # CLONE_NEWUSER
     assert ctypes.get_errno() == 1  # EPERM
+
+
+def test_the_hosts_keyrings_are_out_of_reach():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    number = {{"x86_64": 248, "aarch64": 217}}[__import__("platform").machine()]  # add_key
+    key = libc.syscall(number, b"user", b"cyclefix-escaped", b"x", 1, -4)  # the user keyring
+    assert key == -1 and ctypes.get_errno() == 1
+
+
+def test_a_loop_device_takes_no_request():
+    import fcntl, os
+    fd = os.open("/dev/null", os.O_RDONLY)  # any device: the filter reads only the request
+    try:
+        fcntl.ioctl(fd, 0x4C80, 77)  # LOOP_CTL_ADD
+    except PermissionError:
+        return
+    except OSError as exc:
+        raise AssertionError(f"the request reached the device: {{exc!r}}")
+    finally:
+        os.close(fd)
+    raise AssertionError("LOOP_CTL_ADD was taken")
+
+
+def test_other_ioctls_still_work():
+    import fcntl, os, struct, termios
+    read, write = os.pipe()
+    os.write(write, b"abc")
+    waiting = fcntl.ioctl(read, termios.FIONREAD, struct.pack("i", 0))
+    assert struct.unpack("i", waiting)[0] == 3
 """
 
 
@@ -353,7 +385,7 @@ def test_a_candidate_opens_no_unix_socket_and_no_namespace_whatever_runs_it(
         run = run_confined(calc, ("test_service.py",), warm=workers)
         with pytest.raises(TimeoutError):
             service.accept()
-    assert [t.outcome for t in run.tests] == ["passed"] * 4, run.output_tail
+    assert [t.outcome for t in run.tests] == ["passed"] * 7, run.output_tail
 
 
 # ---------------------------------------------------------------- forged results
@@ -710,6 +742,36 @@ def test_no_host_interface_or_namespace_is_reachable(
         )
     assert run.network_isolated
     assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
+
+
+SYSV_PROBE = """\
+import ctypes, errno
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def test_the_hosts_shared_memory_is_not_there_and_a_new_segment_stays_here():
+    assert libc.shmget({host_key}, 0, 0) == -1 and ctypes.get_errno() == errno.ENOENT
+    assert libc.shmget({own_key}, 4096, 0o1600) >= 0  # IPC_CREAT, rw for its owner
+"""
+
+
+@pytest.mark.skipif(not detect_isolation().ipc_isolated, reason="no IPC namespace allowed here")
+def test_the_hosts_sysv_ipc_is_out_of_reach(calc: Path, workers: WarmWorkers | None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    host_key = (int.from_bytes(os.urandom(3), "big") << 4) + 1
+    own_key = host_key + 1
+    segment = libc.shmget(host_key, 4096, 0o1600)
+    assert segment >= 0
+    try:
+        probe = SYSV_PROBE.format(host_key=host_key, own_key=own_key)
+        (calc / "test_sysv.py").write_text(probe)
+        run = run_confined(calc, ("test_sysv.py",), warm=workers)
+        left_behind = libc.shmget(own_key, 0, 0)
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+    assert [t.outcome for t in run.tests] == ["passed"], run.output_tail
+    assert left_behind == -1
 
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "landlock-only"])

@@ -21,9 +21,13 @@ class Isolation:
     # A mount namespace with /proc mounted for the pid namespace: no host process is visible
     # there, so no host namespace can be opened through /proc/<pid>/ns.
     private_proc: bool = False
+    # Its own IPC namespace: no host SysV shared memory, semaphore or message queue is
+    # reachable, and none it makes outlives it.
+    ipc_isolated: bool = False
 
 
 _PRIVATE_PROC = ("--mount", "--mount-proc")
+# Strongest first; each is tried with an IPC namespace, then without one.
 _UNSHARE_CANDIDATES: tuple[tuple[tuple[str, ...], bool, bool], ...] = (
     (("--pid", "--fork", "--kill-child", "--net", *_PRIVATE_PROC), True, True),
     (
@@ -49,8 +53,11 @@ def detect_isolation() -> Isolation:
     for flags, pid_ns, net in _UNSHARE_CANDIDATES:
         if os.geteuid() == 0 and "--user" in flags:
             continue  # root needs no user namespace, and it would hide our cgroup rights
-        if _succeeds([unshare, *flags, "--", "true"], timeout=5):
-            return Isolation((unshare, *flags, "--"), pid_ns, net, "--mount-proc" in flags)
+        for ipc in (("--ipc",), ()):
+            argv = (unshare, *flags, *ipc)
+            if _succeeds([*argv, "--", "true"], timeout=5):
+                private_proc = "--mount-proc" in flags
+                return Isolation((*argv, "--"), pid_ns, net, private_proc, bool(ipc))
     return Isolation((), False, False)
 
 

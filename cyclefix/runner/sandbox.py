@@ -228,6 +228,8 @@ class SandboxedProcess:
             self.notes.append("host processes visible in /proc: no mount namespace allowed here")
         if not isolation.network_isolated:
             self.notes.append("network not isolated: no network namespace allowed here")
+        if isolation.prefix and not isolation.ipc_isolated:
+            self.notes.append("host SysV IPC reachable: no IPC namespace allowed here")
         if not isolation.pid_namespace:
             self.notes.append("no pid namespace: processes that leave the group may survive")
         self._cgroup = pids_cgroup(limits.max_processes) if limits.max_processes else None

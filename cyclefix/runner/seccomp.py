@@ -12,7 +12,11 @@ runs the call:
   would give the process every capability over the kernel's less travelled code;
 - refuses io_uring, which opens sockets without the socket syscall, answers `clone3` with
   ENOSYS (the C library falls back to `clone`, whose flags the filter can read), and refuses
-  another architecture's syscalls (x86's 32-bit entry on x86_64).
+  another architecture's syscalls (x86's 32-bit entry on x86_64);
+- refuses the kernel's keyrings (`add_key`, `keyctl`, `request_key`), which are shared with
+  the host, and the ioctls of loop devices and KVM: a device node opened for reading (no
+  capability needed, only its file mode) would attach files to the host's loop devices or
+  swap the file under one (red-team pass 9).
 
 Standard library only; runs on Python 3.9 in the project's interpreter (shipped as a private
 copy next to the plugin).
@@ -40,6 +44,8 @@ _RET_ERRNO = 0x00050000
 _EPERM, _EACCES, _ENOSYS = 1, 13, 38
 _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
 _SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF
+# An ioctl request's type byte (linux/ioctl.h): "L" is the loop driver's, 0xAE KVM's.
+_IOCTL_TYPE_MASK, _IOCTL_LOOP, _IOCTL_KVM = 0xFF00, 0x4C00, 0xAE00
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET (NEWTIME shares its bit
 # with clone's exit signal, and a time namespace grants nothing).
 _CLONE_NAMESPACES = 0x7E020000
@@ -59,11 +65,15 @@ class _Machine(NamedTuple):
     unshare: int
     setns: int
     io_uring_setup: int
+    ioctl: int
+    add_key: int
+    request_key: int
+    keyctl: int
 
 
 _MACHINES = {
-    "x86_64": _Machine(0xC000003E, 41, 53, 56, 435, 272, 308, 425),
-    "aarch64": _Machine(0xC00000B7, 198, 199, 220, 435, 97, 268, 425),
+    "x86_64": _Machine(0xC000003E, 41, 53, 56, 435, 272, 308, 425, 16, 248, 249, 250),
+    "aarch64": _Machine(0xC00000B7, 198, 199, 220, 435, 97, 268, 425, 29, 217, 218, 219),
 }
 
 
@@ -98,6 +108,10 @@ def program() -> list[tuple[int, int, int, int]]:
         (_JEQ_K, "refuse", "", m.io_uring_setup),
         (_JEQ_K, "forbid", "", m.unshare),
         (_JEQ_K, "forbid", "", m.setns),
+        (_JEQ_K, "forbid", "", m.add_key),
+        (_JEQ_K, "forbid", "", m.request_key),
+        (_JEQ_K, "forbid", "", m.keyctl),
+        (_JEQ_K, "ioctl", "", m.ioctl),
         (_JEQ_K, "foreign", "", m.clone3),
         (_JEQ_K, "clone", "", m.clone),
         (_JEQ_K, "socket", "", m.socket),
@@ -106,6 +120,11 @@ def program() -> list[tuple[int, int, int, int]]:
         (_LD_W_ABS, "", "", _ARG0_LOW),
         (_AND_K, "", "", _CLONE_NAMESPACES),
         (_JEQ_K, "allow", "forbid", 0),
+        "ioctl",
+        (_LD_W_ABS, "", "", _ARG1_LOW),
+        (_AND_K, "", "", _IOCTL_TYPE_MASK),
+        (_JEQ_K, "forbid", "", _IOCTL_LOOP),
+        (_JEQ_K, "forbid", "allow", _IOCTL_KVM),
         "socket",
         (_LD_W_ABS, "", "", _ARG0_LOW),
         (_JEQ_K, "allow", "", _AF_INET),
