@@ -832,6 +832,19 @@ def test_a_local_server():
         server.listen()
         with socket.create_connection(server.getsockname(), timeout=2):
             pass
+
+def test_the_everyday_devices():
+    with open("/dev/null", "w") as null, open("/dev/urandom", "rb") as random:
+        null.write("x")
+        assert len(random.read(8)) == 8
+    assert os.readlink("/dev/stdout") == "/proc/self/fd/1"
+
+def test_no_other_device_of_the_host():
+    assert not os.path.exists("/dev/loop-control") and not os.path.exists("/dev/kvm")
+    assert set(os.listdir("/dev")) <= {
+        "null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr",
+        "shm",
+    }
 """
 
 
@@ -842,11 +855,12 @@ def test_a_candidates_tests_may_use_process_pools_shm_and_local_servers(
     calc: Path, workers: WarmWorkers | None
 ) -> None:
     """What passes in the user's own run passes confined too, or every candidate "regresses"
-    it: /dev/shm is the sandbox's own tmpfs, and TCP stays inside its network namespace."""
+    it: /dev/shm is the sandbox's own tmpfs, /dev holds the everyday devices (no other device
+    of the host), and TCP stays inside its network namespace."""
     (calc / "test_everyday.py").write_text(EVERYDAY_TESTS)
     host_shm = set(os.listdir("/dev/shm"))
     run = run_confined(calc, ("test_everyday.py",), warm=workers)
-    assert [t.outcome for t in run.tests] == ["passed"] * 3, [t.exc_message for t in run.tests]
+    assert [t.outcome for t in run.tests] == ["passed"] * 5, [t.exc_message for t in run.tests]
     assert "cyclefix-shm-probe" not in set(os.listdir("/dev/shm")) - host_shm
 
 

@@ -196,6 +196,8 @@ def apply(plan: ConfinePlan) -> bool:
             raise ConfinementError("read-only mounts asked outside a private mount namespace")
         read_only_elsewhere(libc, writable, plan.kept_read_only)
         hide_host_sockets(libc)
+        if not any(_beneath(folder, DEV_FOLDER) for folder in writable):
+            private_dev(libc)
     # Where the mount fails the host's /dev/shm stays read-only: more confined, never less,
     # so the run goes on.
     shm_mounted = plan.private_shm and _mount_private_shm(libc)
@@ -237,7 +239,7 @@ _SYS_MOUNT_SETATTR = 442  # Linux 5.12+, the same number on every architecture
 _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_RDONLY = 0x1
-_MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 4096, 16384, 1 << 18
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
 class _MountAttr(ctypes.Structure):
@@ -301,6 +303,53 @@ def hide_host_sockets(libc: Any) -> None:
     flags = ctypes.c_ulong(_MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     mounted = libc.mount(b"tmpfs", HOST_SOCKETS.encode(), b"tmpfs", flags, b"size=4k,mode=755")
     _check(mounted, f"mount over {HOST_SOCKETS}")
+
+
+# The host's device nodes a test may use, bound into a /dev of the process's own: the rest
+# (loop devices, disks, KVM, the host's terminals) is out of reach even to a root without
+# capabilities, whom the nodes' file modes would let in (red-team pass 9).
+DEV_FOLDER = "/dev"
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+)
+
+
+def _beneath(path: str, folder: str) -> bool:
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(folder + "/")
+
+
+def private_dev(libc: Any) -> None:
+    """A tmpfs over /dev holding only DEV_NODES, DEV_LINKS and an empty `shm` (in a private
+    mount namespace, before the capabilities go); raises ConfinementError."""
+    kept: dict[str, int] = {}
+    for name in DEV_NODES:
+        try:
+            kept[name] = os.open(f"{DEV_FOLDER}/{name}", os.O_PATH)
+        except OSError:
+            continue  # not on this host: not in the sandbox either
+    try:
+        flags = ctypes.c_ulong(_MS_NOSUID | _MS_NOEXEC)
+        mounted = libc.mount(b"tmpfs", DEV_FOLDER.encode(), b"tmpfs", flags, b"size=64k,mode=755")
+        _check(mounted, f"mount over {DEV_FOLDER}")
+        for name, fd in kept.items():
+            node = f"{DEV_FOLDER}/{name}"
+            os.close(os.open(node, os.O_CREAT | os.O_WRONLY, 0o666))
+            source = f"/proc/self/fd/{fd}".encode()
+            _check(libc.mount(source, node.encode(), None, ctypes.c_ulong(_MS_BIND), None), node)
+        for name, target in DEV_LINKS:
+            os.symlink(target, f"{DEV_FOLDER}/{name}")
+        os.mkdir(f"{DEV_FOLDER}/shm", 0o1777)
+        # Read-only from now on: nothing is added beside the nodes.
+        remount = ctypes.c_ulong(_MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
+        _check(libc.mount(None, DEV_FOLDER.encode(), None, remount, None), "read-only /dev")
+    finally:
+        for fd in kept.values():
+            os.close(fd)
 
 
 def read_only_probe(folder: str, host_mounts: str) -> None:
