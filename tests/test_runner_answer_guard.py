@@ -90,6 +90,30 @@ def plants_a_module_by_link(folder):
     os.link(f"{folder}/planted.txt", f"{folder}/planted.py")
 
 
+def plants_an_archive(folder):
+    import sys, zipfile
+    with zipfile.ZipFile(f"{folder}/lib.zip", "w") as archive:
+        archive.writestr("zipped.py", "VALUE = 1")
+    sys.path.insert(0, f"{folder}/lib.zip")
+    import zipped
+    return zipped.VALUE
+
+
+def plants_for_later(folder):
+    import sys, zipfile
+    with zipfile.ZipFile(f"{folder}/later.bin", "w") as archive:
+        archive.writestr("later_zipped.py", "VALUE = 1")
+    sys.path.insert(0, f"{folder}/later.bin")
+
+
+def plants_through_a_descriptor(folder):
+    import os
+    os.mknod(f"{folder}/described.py")
+    descriptor = os.open(f"{folder}/described.py", os.O_RDONLY)
+    with open(f"/proc/self/fd/{descriptor}", "w") as handle:
+        handle.write("VALUE = 1")
+
+
 def runs_text_deep_down():
     import functools, deep_library  # 700 frames of a library between the answer and the act
     return deep_library.down(700, functools.partial(timeit.timeit, "1 + 1", number=1))
@@ -146,6 +170,12 @@ for name, args in {calls!r}:
         outcomes[name] = "allowed"  # the act itself was let through
 import timeit
 outcomes["outside the answer"] = "allowed" if timeit.timeit("1", number=1) >= 0 else ""
+try:
+    outcomes["imported later"] = "allowed" if __import__("later_zipped") else ""
+except RuntimeError as exc:
+    outcomes["imported later"] = str(exc)
+except ImportError:
+    pass  # nothing was planted for later
 print(json.dumps(outcomes))
 """
 
@@ -180,6 +210,8 @@ def outcomes(tmp_path: Path, calls: list[tuple[str, list[str]]]) -> dict[str, st
         (("plants_a_module_by_descriptor", ["{tmp}"]), "use open"),
         (("plants_a_module_by_bytes", ["{tmp}"]), "use open"),
         (("plants_a_module_by_link", ["{tmp}"]), "use os.link"),
+        (("plants_an_archive", ["{tmp}"]), "run code it planted for an import"),
+        (("plants_through_a_descriptor", ["{tmp}"]), "use open"),
         (("runs_text_deep_down", []), "run code no file holds"),
         (("connects_outside", ["/nonexistent-cyclefix/host.sock"]), "use socket.connect"),
     ],
@@ -191,6 +223,12 @@ def test_what_the_answer_s_lines_may_not_do_is_refused(
     found = outcomes(tmp_path, [(name, [a.format(tmp=tmp_path) for a in args])])
     assert refused in found[name]
     assert found["outside the answer"] == "allowed"
+
+
+def test_code_the_answer_planted_is_refused_whoever_imports_it(tmp_path: Path) -> None:
+    found = outcomes(tmp_path, [("plants_for_later", [str(tmp_path)])])
+    assert found["plants_for_later"] == "allowed"  # writing an archive is no act of its own
+    assert "run code it planted for an import" in found["imported later"]
 
 
 def test_builders_imports_literals_and_data_files_stay_allowed(tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ Python's audit hooks (PEP 578) see the acts themselves, however they are spelled
 code no file holds, building a function or code object, the garbage collector's object
 lists, other threads' frames, tracing, ctypes, a unix socket outside the run's folders, and
 writing a Python file to import. Each is refused (the call raises RuntimeError) while a line
-the answer wrote is on the stack; the tests and the project's own code keep every right. A
-hook cannot be removed once added, and it is added before pytest imports any project code.
+the answer wrote is on the stack; the tests and the project's own code keep every right.
+Module code from a file the answer's lines wrote (a zip archive on `sys.path`, a file written
+through `/proc/self/fd`), or from no file at all (`/proc`, a memfd), is refused whoever
+imports it. A hook cannot be removed once added, and it is added before pytest imports any
+project code.
 
 Shipped next to the pytest plugin (as ``_cyclefix_answer_guard``), so it may import nothing
 but the standard library and must run on Python 3.9.
@@ -46,6 +49,8 @@ _BUILDERS = ("collections/__init__.py", "dataclasses.py")
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Files whose writing plants code a later import would run.
 _CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so")
+# Where no module's code comes from but one a candidate made (an fd's file, a memfd).
+_NO_FILE = ("/proc/", "/dev/fd/", "/memfd:")
 # The import machinery's frames.
 _IMPORTING = "<frozen importlib"
 
@@ -98,6 +103,9 @@ class _Guard:
             self.answer[os.path.realpath(path)] = ranges
         self.folders = tuple(os.path.realpath(f) + os.sep for f in folders if f)
         self.state = threading.local()
+        # Files the answer's lines wrote (or named a link or rename after): code from them,
+        # an archive's included, is never run.
+        self.written: set[str] = set()
 
     def check(self, event: str, args: tuple[Any, ...]) -> None:
         """Raise when the WATCHED act `event` is refused."""
@@ -113,14 +121,16 @@ class _Guard:
 
     def refused(self, event: str, args: tuple[Any, ...]) -> str:
         """What the act is, when the answer's lines run and it is refused; else ""."""
+        if event == "exec" and self.planted(args[0]):
+            return "run code it planted for an import"
         if event == "open":
             path, mode, flags = args[0], args[1], args[2]
             # open() gives a mode, os.open() only flags.
             writes = any(c in mode for c in "wax+") if isinstance(mode, str) else _WRITES & flags
-            if not (writes and _plants_code(path)):
+            if not (writes and self.writes(path)):
                 return ""
         elif event in ("os.rename", "os.link", "os.symlink"):
-            if not _plants_code(args[1]):  # the new name
+            if not self.writes(args[1]):  # the new name
                 return ""
         elif event.startswith("socket."):
             address = args[1] if len(args) > 1 else None
@@ -152,18 +162,37 @@ class _Guard:
             frame = frame.f_back
         return False
 
+    def writes(self, path: object) -> bool:
+        """Whether writing `path` plants code; the answer's writes are noted either way."""
+        name = _real_name(path)
+        if name is None or not self.on_stack(sys._getframe(4)):  # <- refused <- check <- hook
+            return False
+        self.written.add(name)
+        return name.endswith(_CODE_SUFFIXES)
+
+    def planted(self, code: object) -> bool:
+        """Whether module code (the `exec` of an import) comes from a file the answer wrote, or
+        from a path no file of a project has."""
+        filename = getattr(code, "co_filename", "")
+        if not isinstance(filename, str) or filename.startswith("<"):
+            return False  # code from a string: the on-stack rule judges it
+        real = os.path.realpath(filename)
+        if filename.startswith(_NO_FILE) or real.startswith(_NO_FILE):
+            return True
+        return any(real == name or real.startswith(name + os.sep) for name in self.written)
+
     def inside(self, address: str | bytes) -> bool:
         path = os.path.realpath(os.fsdecode(address))
         return any(path.startswith(folder) for folder in self.folders)
 
 
-def _plants_code(path: object) -> bool:
-    """Whether `path` (str, bytes or a path object) names a file a later import would run."""
+def _real_name(path: object) -> str | None:
+    """The file `path` (str, bytes or a path object) names, through links and `/proc/self/fd`;
+    None for a file descriptor."""
     try:
-        name = os.fsdecode(path)  # type: ignore[arg-type]
+        return os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
     except TypeError:
-        return False  # a file descriptor
-    return name.endswith(_CODE_SUFFIXES)
+        return None
 
 
 def _past_formatter(giver: FrameType) -> FrameType | None:
