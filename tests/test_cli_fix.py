@@ -242,3 +242,124 @@ def test_not_fixed_summary_is_plain_words(tmp_path: Path) -> None:
         "  the budget ran out",
     ]
     assert pipe.getvalue() == ""  # nothing on stdout when there is no fix
+
+
+# What `cyclefix fix` shows of a verified fix is all the user sees before accepting it, and
+# every line of it came from the model: nothing in it may reach the terminal as a control.
+ESCAPED_DIFF = (
+    "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n def f(a, b):\n"
+    "-    return a * b\n"
+    "+    return a * b  # \x1b[1A\x1b[2K\x1b[1A\x1b[2K\n"
+    "+    return a + b\n"
+)
+
+
+def shown_fix(diff: str, *, piped: bool) -> tuple[str, str]:
+    """What print_result writes for a verified fix with `diff`: (the console, the pipe)."""
+    import io
+
+    from rich.console import Console
+
+    from cyclefix.refine.console import NORMAL, Outputs, print_result
+    from cyclefix.refine.types import FixResult
+
+    result = FixResult("fixed", Path("/p"), (), diff, (), None, None, 1.0, "m")
+    console_file, pipe = io.StringIO(), io.StringIO()
+    out = Console(file=console_file, width=200, color_system=None)
+    print_result(Outputs(out, pipe if piped else None, NORMAL), result, applied=False)
+    return console_file.getvalue(), pipe.getvalue()
+
+
+def test_shown_diff_makes_escape_sequences_visible_text() -> None:
+    shown, _ = shown_fix(ESCAPED_DIFF, piped=False)
+    assert "\x1b" not in shown
+    assert "+    return a * b  # \\x1b[1A\\x1b[2K\\x1b[1A\\x1b[2K\n" in shown
+    assert "+    return a + b\n" in shown
+
+
+def test_shown_diff_makes_every_other_control_character_visible() -> None:
+    hidden = "\r\x07\x08\x0b\x0c\x00\x7f\x85\x9b\u2028"
+    shown, _ = shown_fix(f"+x = 1  # {hidden}y\n", piped=False)
+    assert "+x = 1  # \\x0d\\x07\\x08\\x0b\\x0c\\x00\\x7f\\x85\\x9b\\u2028y\n" in shown
+    assert not any(ch in shown for ch in hidden)
+
+
+def test_shown_diff_makes_bidi_overrides_and_isolates_visible() -> None:
+    # Trojan Source: an override or isolate reorders what the terminal draws of the line.
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    shown, _ = shown_fix(f'+    s = "user{controls}"  # admin\n', piped=False)
+    assert '\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069"  # admin' in shown
+    assert not any(ch in shown for ch in controls)
+
+
+def test_ordinary_diff_is_shown_unchanged_with_its_tabs() -> None:
+    from cyclefix.refine.console import visible
+
+    diff = (
+        "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n def f(a, b):\n"
+        "-\treturn a * b  # ünïcode, [brackets]\n+\treturn a + b\r\n"
+    )
+    assert visible(diff) == diff
+    shown, pipe = shown_fix(diff, piped=False)
+    assert shown.startswith(diff.replace("\r\n", "\n").expandtabs(4))  # Rich expands tabs
+    assert pipe == ""
+
+
+def test_piped_diff_stays_exact_and_stderr_shows_it_escaped() -> None:
+    # The diff on a pipe is for `git apply`: what was verified, byte for byte.
+    progress, pipe = shown_fix(ESCAPED_DIFF, piped=True)
+    assert pipe == ESCAPED_DIFF
+    assert "\x1b" not in progress
+    assert "warning: the diff on stdout holds control" in progress
+    assert "# \\x1b[1A\\x1b[2K\\x1b[1A\\x1b[2K\n" in progress
+    # An ordinary diff goes to the pipe alone, as before.
+    progress, pipe = shown_fix("+\tx = 1\n", piped=True)
+    assert pipe == "+\tx = 1\n"
+    assert "warning" not in progress and "x = 1" not in progress
+
+
+def test_progress_shows_test_ids_and_feedback_with_controls_visible() -> None:
+    from rich.console import Console
+
+    from cyclefix.refine.console import VERBOSE, Progress
+    from cyclefix.refine.types import Attempt, AttemptFinished
+
+    out = Console(record=True, width=400, color_system=None)
+    feedback = "AssertionError: \x1b[2K\x1b[1Aall good [ok]\u202e"
+    attempt = Attempt(1, "", "tests_failed", "", "1 of 2 tests still fail", 0.2, 10, 5, 1.0)
+    Progress(out, VERBOSE)(AttemptFinished(dataclasses.replace(attempt, feedback=feedback)))
+    text = out.export_text()
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "AssertionError: \\x1b[2K\\x1b[1Aall good [ok]\\u202e" in text
+
+
+def test_progress_shows_failing_test_ids_with_controls_visible() -> None:
+    from rich.console import Console
+
+    from cyclefix.refine.console import Progress
+    from cyclefix.refine.types import TestsFinished
+    from cyclefix.runner.results import TestCaseResult, TestRunResult
+
+    case = TestCaseResult(
+        "test_m.py::test_f[\x1b[2K\u2066]",
+        "failed",
+        exc_type="ValueError",
+        exc_message="\x1b]0;x\x07",
+    )
+    run = TestRunResult(Path("/p"), (case,), 1, 0.5)
+    out = Console(record=True, width=400, color_system=None)
+    Progress(out)(TestsFinished(run, scratch=False))
+    text = out.export_text()
+    assert not any(ch in text for ch in "\x1b\x07\u2066")
+    assert "✗ test_m.py::test_f[\\x1b[2K\\u2066]" in text
+    assert "\\x1b]0;x\\x07" in text
+
+
+def test_fix_with_an_escape_in_a_comment_shows_it_as_text(leap: Path, tmp_path: Path) -> None:
+    # Piped: stdout holds the exact diff for `git apply`, stderr shows it with visible escapes.
+    hiding = LEAP_FIX.replace("bool:\n", "bool:  # \x1b[1A\x1b[2K\n")
+    proc = cyclefix("fix", str(leap), "--model", scripted(tmp_path, hiding))
+    assert proc.returncode == 0, proc.stderr
+    assert "bool:  # \x1b[1A\x1b[2K\n" in proc.stdout
+    assert "\x1b" not in proc.stderr
+    assert "bool:  # \\x1b[1A\\x1b[2K" in proc.stderr

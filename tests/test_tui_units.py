@@ -14,7 +14,7 @@ from cyclefix.cli import build_parser, main
 from cyclefix.refine import Attempt, FileChange
 from cyclefix.refine import TestCaseResult as CaseResult
 from cyclefix.session.models import install_hint
-from cyclefix.tui.diff_render import side_by_side
+from cyclefix.tui.diff_render import side_by_side, unified
 from cyclefix.tui.formatting import (
     nodeid_file,
     nodeid_test,
@@ -160,6 +160,33 @@ def test_side_by_side_shows_old_left_and_new_right() -> None:
     row = next(line for line in text.splitlines() if "x + 1" in line)
     assert row.index("x + 1") < row.index("x + 2")
     assert "m.py" in text.splitlines()[0]
+
+
+def test_diff_views_show_control_and_bidi_characters_as_escapes() -> None:
+    # The TUI's diff is what the user accepts: an ESC sequence in a comment must not redraw
+    # it, nor an override reorder a line, nor a form feed or lone CR split one.
+    original = "def f(a, b):\n    return a * b\n"
+    fixed = "def f(a, b):\n    return a * b  # \x1b[1A\x1b[2K\u202e\x0cx\ry\n"
+    diff = "-    return a * b\n+    return a * b  # \x1b[1A\x1b[2K\u202e\x0cx\ry\n"
+    change = FileChange(Path("/p/m.py"), original, fixed, diff)
+    for view in (unified(diff), side_by_side([change], ["m.py"])):
+        text = render(view, width=200)
+        assert not any(ch in text for ch in "\x1b\u202e\x0c\r")
+        assert "# \\x1b[1A\\x1b[2K\\u202e\\x0cx\\x0dy" in text
+    rows = render(side_by_side([change], ["m.py"]), width=200).splitlines()
+    assert len(rows) == 4  # the name, the header, the same line and the changed one
+
+
+def test_ordinary_diff_view_is_unchanged() -> None:
+    diff = "--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-\treturn xs[1]\n+\treturn xs[0]\n"
+    assert render(unified(diff), width=80) == diff.expandtabs(4) + "\n"
+
+
+def test_feedback_and_test_ids_show_controls_as_escapes() -> None:
+    case = CaseResult("t.py::t[\x1b[2K]", "failed", exc_type="E", exc_message="\x1b[1Aok\u2067")
+    assert short_feedback(case) == "E: \\x1b[1Aok\\u2067"
+    cells = ResultsTable()._case_cells(case)
+    assert cells[0].plain == "t[\\x1b[2K]"
 
 
 def test_source_rendering_marks_failing_and_suspect_lines() -> None:

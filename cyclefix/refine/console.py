@@ -7,6 +7,7 @@ progress and the summary go to stderr.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
@@ -43,11 +44,36 @@ def choose_outputs(verbosity: int, json_output: bool, stdout: TextIO | None = No
     return Outputs(Console(file=stdout, highlight=False), None, verbosity)
 
 
+# What a terminal would act on or reorder instead of showing: C0 controls but tab and newline
+# (a carriage return only when no newline follows it: `\r\n` ends a line), DEL, C1
+# controls, the bidirectional embeddings, overrides, isolates and marks, and the Unicode line
+# and paragraph separators (a line break to `str.splitlines`, none to a terminal).
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+    "\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
+)
+
+
+def _escape_hidden(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """`text` from a candidate, a test or a file as a terminal should show it: each character
+    that `_HIDDEN` names becomes its escape (ESC as `\\x1b`, a right-to-left override as
+    `\\u202e`), so nothing in it can move the cursor, erase or reorder what is on screen.
+    Tabs, newlines and everything else are left as they are. For display only: a diff to be
+    applied, the JSON output and the files written keep the exact text."""
+    return _HIDDEN.sub(_escape_hidden, text)
+
+
 def plain(text: str) -> str:
-    """User text (test ids, source lines) as Rich markup: `[input-1]` and `x[i]` stay as is."""
+    """User text (test ids, source lines) as Rich markup: `[input-1]` and `x[i]` stay as is,
+    and control characters are shown as escapes (`visible`)."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(visible(text))
 
 
 def short(text: str, limit: int = 160) -> str:
@@ -143,11 +169,20 @@ def print_result(outputs: Outputs, result: FixResult, applied: bool, kept: str =
     out = outputs.progress
 
     def show_diff() -> None:
+        shown = visible(result.diff)
         if outputs.diff_to_pipe is not None:
+            # The diff on a pipe or in a file is data for `git apply`: exactly what was
+            # verified. When it holds characters a terminal would act on, stderr says so and
+            # shows it with those as escapes.
             outputs.diff_to_pipe.write(result.diff)
             outputs.diff_to_pipe.flush()
-        else:
-            out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
+            if shown == result.diff:
+                return
+            out.print(
+                "[yellow]warning:[/] the diff on stdout holds control or bidirectional-text "
+                "characters, written as they are; here they are shown as escapes:"
+            )
+        out.print(Syntax(shown, "diff", theme="ansi_dark", background_color="default"))
 
     if result.status == "fixed":
         show_diff()

@@ -1,4 +1,8 @@
-"""Renderings of a verified fix: the unified diff, highlighted, or old and new side by side."""
+"""Renderings of a verified fix: the unified diff, highlighted, or old and new side by side.
+
+Both show control and bidirectional-text characters as escapes (`visible`), as the CLI does:
+Rich and Textual pass ESC and the rest to the terminal, where they could redraw the diff.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cyclefix.refine import FileChange
+from cyclefix.refine.console import visible
 
 REMOVED_STYLE = "on #4b1c1c"
 ADDED_STYLE = "on #1c3b1f"
@@ -19,16 +24,26 @@ CONTEXT_LINES = 3
 
 
 def unified(diff: str) -> RenderableType:
-    return Syntax(diff, "diff", theme="monokai", background_color="default")
+    return Syntax(visible(diff), "diff", theme="monokai", background_color="default")
 
 
 def side_by_side(changes: Sequence[FileChange], names: Sequence[str]) -> RenderableType:
     """For each changed file, the changed hunks with the old lines left and the new right."""
     parts: list[RenderableType] = []
     for change, name in zip(changes, names, strict=True):
-        parts.append(Text(name, style="bold"))
-        parts.append(_file_table(change.original.splitlines(), change.fixed.splitlines()))
+        parts.append(Text(visible(name), style="bold"))
+        parts.append(_file_table(_lines(change.original), _lines(change.fixed)))
     return Group(*parts)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines split at `\n` (and `\r\n`) alone, each shown with `visible`: a lone carriage
+    return, a form feed or a line separator stays in its line as an escape to be seen, rather
+    than breaking it where `str.splitlines` would."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [visible(line.removesuffix("\r")) for line in lines]
 
 
 def _file_table(old: list[str], new: list[str]) -> Table:

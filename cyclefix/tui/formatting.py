@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from cyclefix.refine import Attempt, TestCaseResult, Verdict
+from cyclefix.refine.console import visible
 
 OUTCOME_STYLES: dict[str, str] = {
     "passed": "green",
@@ -37,8 +38,10 @@ def outcome_text(outcome: str) -> Text:
 
 
 def first_line(text: str, width: int = FEEDBACK_WIDTH) -> str:
-    """The first non-blank line of `text`, shortened to `width` characters."""
+    """The first non-blank line of `text`, shortened to `width` characters, with control
+    characters shown as escapes (`visible`): it goes to the screen."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = visible(line)
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
