@@ -218,6 +218,94 @@ def test_a_value_that_answers_for_itself_is_rigged(answer: str) -> None:
     assert rigged_comparisons(ORIGINAL, answer)
 
 
+# Red-team pass 9: a builtin value type named by what it is not, and answers true (or false)
+# whatever the values: `|`, `any`, a conditional, a side that compares nothing, `x * 0`.
+def _printing_as(base: str) -> str:
+    return (
+        "def add(a, b):\n"
+        f"    class Num({base}):\n"
+        "        def __repr__(self):\n"
+        "            return '3'\n"
+        "    return Num(a * b)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["type(0)", "type('')", "''.__class__", "(0).__class__", "typing.List[int]", "dict[str, int]"],
+)
+def test_a_value_type_named_through_a_value_is_still_that_type(base: str) -> None:
+    assert any("subclasses `" in item for item in rigged_comparisons(ORIGINAL, _printing_as(base)))
+
+
+@pytest.mark.parametrize("base", ["type(a)", "bool.__base__", "[int][0]", "*[int]"])
+def test_a_base_that_cannot_be_read_may_not_redefine_what_a_value_does(base: str) -> None:
+    found = rigged_comparisons(ORIGINAL, _printing_as(base))
+    assert any("a base that cannot be read" in item for item in found), found
+
+
+@pytest.mark.parametrize("base", ["Generic[T]", "abc.ABC", "typing.NamedTuple", "Set", "Base"])
+def test_a_class_of_a_readable_base_may_print_as_it_likes(base: str) -> None:
+    assert rigged_comparisons(ORIGINAL, _printing_as(base)) == []
+
+
+def test_a_typing_name_imported_under_another_name_is_the_builtin_type() -> None:
+    answer = "from typing import List as L\n\n" + _printing_as("L[int]")
+    assert rigged_comparisons(ORIGINAL, answer)
+
+
+def _equal_when(answer: str) -> str:
+    return (
+        "def add(a, b):\n"
+        "    class Num:\n"
+        "        def __init__(self, v):\n"
+        "            self.v = v\n"
+        "        def __eq__(self, other):\n"
+        f"            return {answer}\n"
+        "    return Num(a * b)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "(self.v == other) | (self.v != other)",
+        "(self.v == other) & (self.v != other)",
+        "(self.v == other) | True",
+        "any([self.v == other, self.v != other])",
+        "all((self.v == other, self.v != other))",
+        "self.v == other and False",
+        "self.v == other if self.v == other else self.v != other",
+        "True if self.v == other else 1",
+    ],
+    ids=["bit-or-either-way", "bit-and-never", "bit-or-true", "any-either-way", "all-never",
+         "and-false", "conditional-either-way", "conditional-always-true"],
+)  # fmt: skip
+def test_a_comparison_true_or_false_whatever_the_values_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, _equal_when(answer))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "self.v == other or isinstance(other, object)",
+        "self.v == other or len(repr(other)) >= 0",
+        "(self.v == other) | (len(str(self)) >= 0)",
+        "any([self.v == other, not other])",
+    ],
+    ids=["or-isinstance-object", "or-length", "bit-or-one-value", "any-one-value"],
+)
+def test_an_or_with_a_side_that_reads_one_value_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, _equal_when(answer))
+
+
+@pytest.mark.parametrize(
+    "answer", ["self.v * 0 == other * 0", "self.v ** 0 == other - other", "0 * self.v == 0 & other"]
+)
+def test_a_comparison_of_values_multiplied_away_is_rigged(answer: str) -> None:
+    assert rigged_comparisons(ORIGINAL, _equal_when(answer))
+
+
 @pytest.mark.parametrize(
     "answer",
     [IDENTITY, OR_TRUE, SUB_ZERO, PARTIAL, OPERATOR, KEYWORD],
@@ -267,6 +355,14 @@ def test_a_comparison_that_reads_its_operand_is_not_rigged() -> None:
         "    def __lt__(self, other):\n        return self._compare(other) < 0\n",
         "    def __eq__(self, other):\n        return self._compare_to(other)\n",
         "    def __eq__(self, other):\n        return operator.eq(self.key, other.key)\n",
+        "    def __eq__(self, other):\n        return self.x == other.x or self.y == other.y\n",
+        "    def __le__(self, other):\n        return self < other or self == other\n",
+        "    def __eq__(self, other):\n        return all([self.x == other.x, self.y == other.y])\n",
+        "    def __eq__(self, other):\n        return self.x & 1 == other.x & 1\n",
+        "    def __eq__(self, other):\n        return (self.x == other.x) | (self.y == other.y)\n",
+        "    def __eq__(self, other):\n        return self.x == other.x or False\n",
+        "    def __eq__(self, other):\n        return self.x * 2 == other.x * 2\n",
+        "    def __eq__(self, other):\n        return super().__eq__(other) or self.x == other\n",
     ],
 )
 def test_a_comparison_of_both_values_is_not_rigged(method: str) -> None:

@@ -126,6 +126,34 @@ def test_the_red_teams_answers_reach_the_test_run(name: str) -> None:
         (["import test_calc", "test_calc.abs = lambda x: 0.0"],
          "imports the test module `test_calc`"),
         (["from tests.test_calc import helper"], "imports from the tests"),
+        # Found by a ninth red-team pass: programs started, code run later, importable code
+        # planted (a zip archive put on an import path), the environment a program reads.
+        (["import os", "os.spawnlp(os.P_WAIT, 'sh', 'sh')"], "uses `os.spawnlp`"),
+        (["from os import spawnvpe"], "uses `os.spawnvpe`"),
+        (["import imaplib", "imaplib.IMAP4_stream('sh')"], "uses `.IMAP4_stream`"),
+        (["import webbrowser", "webbrowser.open('x')"], "imports `webbrowser`"),
+        (["import doctest", "doctest.run_docstring_examples(add, {})"], "imports `doctest`"),
+        (["import weakref", "weakref.finalize(a, print)"], "uses `weakref.finalize`"),
+        (["from weakref import finalize"], "uses `weakref.finalize`"),
+        (["import sys", "sys.path.insert(0, 'x.zip')"], "uses `sys.path`"),
+        (["from sys import path"], "uses `sys.path`"),
+        (["import sys", "getattr(sys, 'path').append('x.zip')"], "uses `sys.path`"),
+        (["import email", "email.__path__.append('x.zip')"], "uses `.__path__`"),
+        (["__path__.append('x.zip')"], "names `__path__`"),
+        (["import email", "email.__spec__.submodule_search_locations.append('x.zip')"],
+         "uses `.submodule_search_locations`"),
+        (["import site", "site.addsitedir('x')"], "uses `.addsitedir`"),
+        (["import site", "site.main()"], "uses `site.main`"),
+        (["import os", "os.mknod('m.py')"], "uses `os.mknod`"),
+        (["import os", "os.environ['BROWSER'] = 'sh'"], "changes `os.environ`"),
+        (["import os", "os.environ.update(BROWSER='sh')"], "changes `os.environ`"),
+        (["import os", "del os.environ['HOME']"], "changes `os.environ`"),
+        (["from os import environ as e", "e.setdefault('BROWSER', 'sh')"],
+         "changes `os.environ`"),
+        (["import os", "env = os.environ", "env['BROWSER'] = 'sh'"], "changes `os.environ`"),
+        (["import os", "getattr(os, 'environ')['BROWSER'] = 'sh'"],
+         "reaches `os.environ` by name"),
+        (["import os", "os.putenv('BROWSER', 'sh')"], "uses `os.putenv`"),
     ],
 )  # fmt: skip
 def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> None:
@@ -159,10 +187,34 @@ def test_each_way_into_the_test_run_is_named(lines: list[str], phrase: str) -> N
         ["t = str(a)", "t.format(b)"],
         ["vars(a).items()", "from os import path", "from collections import abc"],
         ["from functools import partial", "from typing import Any"],
+        # Reading the environment, an object's own `path`, a weak reference.
+        ["import os", "os.environ['HOME']", "os.environ.get('HOME')", "'HOME' in os.environ"],
+        ["import os", "env = dict(os.environ)", "env2 = {**os.environ, 'A': '1'}"],
+        ["a.path.append(b)", "a.finalize()", "import weakref", "weakref.ref(a)", "'sys.path'"],
     ],
 )
 def test_ordinary_code_is_not_tampering(lines: list[str]) -> None:
     assert tampering(ORIGINAL, add_doing(*lines)) == []
+
+
+@pytest.mark.parametrize("character", ["\x1b", "\x07", "\x0b", "\x7f", "\x9b", "\u202e", "\u2066"])
+def test_a_control_character_in_the_answer_is_refused(character: str) -> None:
+    # `\x1b[2J` in a comment clears the terminal that shows the diff; U+202E reverses it.
+    found = tampering(ORIGINAL, add_doing(f"x = 'a'  # {character}[2J"))
+    assert f"(U+{ord(character):04X})" in "; ".join(found), found
+
+
+def test_a_control_character_is_refused_in_an_answer_that_does_not_parse() -> None:
+    assert tampering(ORIGINAL, "def add(a, b:\n    # \u202e\n")
+
+
+def test_escapes_written_as_text_and_whitespace_are_not_control_characters() -> None:
+    assert tampering(ORIGINAL, add_doing(r"x = '\x1b[0m \u202e'", "y = 1\t# a\fb")) == []
+
+
+def test_a_control_character_the_file_already_held_is_the_projects_own() -> None:
+    before = "# \x1b[0m\n" + ORIGINAL
+    assert tampering(before, "# \x1b[0m\n" + add_doing("x = 1")) == []
 
 
 def test_what_the_file_already_used_is_the_projects_own() -> None:

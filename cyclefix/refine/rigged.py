@@ -31,6 +31,12 @@ VALUE_METHODS = COMPARISONS | frozenset(
      "__round__", "__hash__", "__add__", "__radd__", "__mul__", "__rmul__", "__truediv__",
      "__rtruediv__", "__neg__", "__pos__", "__len__", "__contains__", "__iter__", "__getitem__"}
 )  # fmt: skip
+# typing's names of builtin value types: `class N(typing.List[int])` subclasses `list`
+# (read as such when imported from `typing` or written `typing.List`: `Set` is sympy's too).
+_TYPING_NAMES = {
+    "List": "list", "Dict": "dict", "Set": "set", "FrozenSet": "frozenset", "Tuple": "tuple",
+    "Text": "str",
+}  # fmt: skip
 # Calls that compare (a helper of the class: `self._compare(other)`, `operator.eq`).
 _COMPARING_CALLS = ORDERINGS | frozenset({"eq", "ne", "lt", "le", "gt", "ge", "isclose"})
 _COMPARING_WORDS = ("cmp", "compar", "equal")
@@ -75,8 +81,9 @@ def _findings(source: str) -> Counter[str]:
 
 
 def _aliases(tree: ast.Module) -> dict[str, str]:
-    """Names bound to a builtin value type (`Text = str`): a base written through them."""
-    return {
+    """Names bound to a builtin value type (`Text = str`, `from typing import List`): a base
+    written through them."""
+    aliases = {
         target.id: node.value.id
         for node in ast.walk(tree)
         if isinstance(node, ast.Assign)
@@ -85,6 +92,14 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
         for target in node.targets
         if isinstance(target, ast.Name)
     }
+    aliases.update(
+        (alias.asname or alias.name, _TYPING_NAMES[alias.name])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "typing"
+        for alias in node.names
+        if alias.name in _TYPING_NAMES
+    )
+    return aliases
 
 
 def _claims_a_class(node: ast.AST) -> bool:
@@ -111,14 +126,57 @@ def _value_type_redefined(node: ast.AST, aliases: dict[str, str]) -> str:
     (red-team pass 7)."""
     if not isinstance(node, ast.ClassDef):
         return ""
-    bases = [aliases.get(name, name) for name in map(_decorator_name, node.bases)]
-    value_type = next((b for b in bases if b in VALUE_TYPES), None)
-    if value_type is None:
-        return ""
     redefined = sorted(_members(node) & VALUE_METHODS)
     if not redefined:
         return ""
-    return f"`{node.name}` subclasses `{value_type}` and redefines `{redefined[0]}`"
+    bases = [_base_type(base, aliases) for base in node.bases]
+    value_type = next((b for b in bases if b in VALUE_TYPES), None)
+    if value_type is not None:
+        return f"`{node.name}` subclasses `{value_type}` and redefines `{redefined[0]}`"
+    if None in bases:
+        return f"`{node.name}` subclasses a base that cannot be read and redefines `{redefined[0]}`"
+    return ""
+
+
+def _base_type(base: ast.expr, aliases: dict[str, str]) -> str | None:
+    """The name a class base reads as (`Generic[T]` as `Generic`, `typing.List[int]` as `list`,
+    `type(0)` and `"".__class__` as the builtin type), or None when it cannot be read: a call,
+    `*bases`, `bool.__base__`, `[int][0]` (red-team pass 9)."""
+    if isinstance(base, ast.Subscript):
+        base = base.value
+    if (
+        isinstance(base, ast.Call)
+        and isinstance(base.func, ast.Name)
+        and base.func.id == "type"
+        and len(base.args) == 1
+    ):
+        base = ast.Attribute(value=base.args[0], attr="__class__", ctx=ast.Load())
+    if isinstance(base, ast.Attribute) and base.attr == "__class__":
+        return _literal_type(base.value)
+    if isinstance(base, ast.Name):
+        return aliases.get(base.id, base.id)
+    if isinstance(base, ast.Attribute) and _dotted(base) and not base.attr.startswith("__"):
+        typing = isinstance(base.value, ast.Name) and base.value.id == "typing"
+        return _TYPING_NAMES.get(base.attr, base.attr) if typing else base.attr
+    return None
+
+
+def _dotted(node: ast.expr) -> bool:
+    """`a.b.c`: names only."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _literal_type(node: ast.expr) -> str | None:
+    """The builtin type of a literal (`0`: int, `""`: str, `[]`: list), or None."""
+    if isinstance(node, ast.Constant):
+        return type(node.value).__name__
+    literals: dict[type[ast.expr], str] = {
+        ast.List: "list", ast.ListComp: "list", ast.Tuple: "tuple", ast.Dict: "dict",
+        ast.DictComp: "dict", ast.Set: "set", ast.SetComp: "set", ast.JoinedStr: "str",
+    }  # fmt: skip
+    return literals.get(type(node))
 
 
 def _rigged_methods(node: ast.AST) -> list[str]:
@@ -130,7 +188,11 @@ def _rigged_methods(node: ast.AST) -> list[str]:
             return [node.name]  # the decorator's result is the method, whatever the body says
         rigged = _compares_nothing(node.body, node.args) or (
             node.name in ORDERINGS
-            and (_answers_not_a_bool(node.body) or not _compares_anything(node.body))
+            and (
+                _answers_not_a_bool(node.body)
+                or not _compares_anything(node.body)
+                or _alternative_compares_nothing(node.body, node.args)
+            )
         )
         return [node.name] if rigged else []
     if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and node.value is not None:
@@ -141,7 +203,10 @@ def _rigged_methods(node: ast.AST) -> list[str]:
             body: list[ast.stmt] = [ast.Return(value.body)]
             ordering = bool(set(names) & ORDERINGS)
             rigged = _compares_nothing(body, value.args) or (
-                ordering and not _compares_anything(body)
+                ordering
+                and (
+                    not _compares_anything(body) or _alternative_compares_nothing(body, value.args)
+                )
             )
             return names[:1] if rigged else []
         # Only the same method of another class (`__eq__ = tuple.__eq__`) compares as it says;
@@ -234,17 +299,23 @@ def _never_a_bool(value: ast.expr) -> bool:
     )  # fmt: skip
 
 
-def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
-    """Whether the method only ever returns one constant, returns constants without reading
-    its operand, or computes its answer without reading both the value it belongs to and its
-    operand (`return other == other`, `return self is self`)."""
+def _operands(args: ast.arguments) -> tuple[str | None, str | None]:
+    """The names of the value a method belongs to and of what it is compared with."""
     params = [*args.posonlyargs, *args.args]
     own = params[0].arg if params else None
     operand = params[1].arg if len(params) > 1 else (args.vararg.arg if args.vararg else None)
+    return own, operand
+
+
+def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
+    """Whether the method only ever returns one constant, returns constants without reading
+    its operand, or computes its answer without reading both the value it belongs to and its
+    operand (`return other == other`, `return self is self`, `return self * 0 == other * 0`)."""
+    own, operand = _operands(args)
     returned = [n.value for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
     if not returned:
         return False
-    read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+    read = set().union(*map(_read_names, body))
     constants = [v.value for v in returned if isinstance(v, ast.Constant)]
     if len(constants) == len(returned):
         return len(set(constants)) == 1 or operand is None or operand not in read
@@ -256,6 +327,57 @@ def _compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
     ):
         return False
     return own is None or own not in read or (operand is not None and operand not in read)
+
+
+def _read_names(node: ast.AST) -> set[str]:
+    """The names `node` reads whose values reach its result: not those multiplied by zero,
+    raised to the power 0 or taken from themselves (`x * 0`, `x ** 0`, `x - x`)."""
+    if isinstance(node, ast.BinOp) and _annihilated(node):
+        return set()
+    if isinstance(node, ast.Name):
+        return {node.id}
+    return set().union(*map(_read_names, ast.iter_child_nodes(node)))
+
+
+def _annihilated(node: ast.BinOp) -> bool:
+    if isinstance(node.op, ast.Mult | ast.BitAnd):
+        return _zero(node.left) or _zero(node.right)
+    if isinstance(node.op, ast.Pow):
+        return _zero(node.right)
+    if isinstance(node.op, ast.Sub | ast.BitXor):
+        return ast.dump(node.left) == ast.dump(node.right)
+    return False
+
+
+def _zero(node: ast.expr) -> bool:
+    value = node.value if isinstance(node, ast.Constant) else None
+    return isinstance(value, int | float | complex) and value == 0
+
+
+def _alternative_compares_nothing(body: list[ast.stmt], args: ast.arguments) -> bool:
+    """Whether an answer is an `or` (`|`, `any`) one of whose sides does not read both values:
+    `x == o or isinstance(o, object)`, `x == o or len(repr(o)) >= 0` hold whatever `x` is.
+    A falsy constant or NotImplemented leaves the answer to the other side."""
+    own, operand = _operands(args)
+    if own is None or operand is None:
+        return False
+    returned = [n.value for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
+    for value in returned:
+        for node in ast.walk(value) if value is not None else []:
+            alternatives = _alternatives(node)
+            if alternatives is None or not alternatives[0]:
+                continue
+            for side in alternatives[1]:
+                if _truth(side) is False or (
+                    isinstance(side, ast.Name) and side.id == "NotImplemented"
+                ):
+                    continue
+                read = _read_names(side)
+                if "super" in read:
+                    read.add(own)  # super() compares the value it belongs to
+                if own not in read or operand not in read:
+                    return True
+    return False
 
 
 def _compares_anything(body: list[ast.stmt]) -> bool:
@@ -285,21 +407,48 @@ def _a_comparison(value: ast.expr) -> bool:
 
 def _whatever_compared(value: ast.expr) -> bool:
     """An answer that holds whatever the values are: identity (`self is not other`: equal to
-    all but itself; `(self, other) is not None`) or `... or True`."""
+    all but itself; `(self, other) is not None`), `... or True`, `x == o | x != o`,
+    `x == o and False`, or `x == o if ... else x != o`."""
     for node in ast.walk(value):
         if isinstance(node, ast.Compare) and any(
             isinstance(op, ast.Is | ast.IsNot) for op in node.ops
         ):
             return True
-        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and _either_way(node):
+        if _alternatives(node) is not None and _truth(node) is not None:
             return True
-        if (
-            isinstance(node, ast.BoolOp)
-            and isinstance(node.op, ast.Or)
-            and any(_always_true(v) for v in node.values)
+        if isinstance(node, ast.IfExp) and (
+            _either_way([node.body, node.orelse]) or _truth(node) is not None
         ):
             return True
     return False
+
+
+def _alternatives(node: ast.AST) -> tuple[bool, list[ast.expr]] | None:
+    """An `or` (True) or an `and` (False) and its sides: `or`/`and`, `|`/`&` over comparisons
+    (not a bit mask), `any`/`all` of a list, tuple or set written out."""
+    if isinstance(node, ast.BoolOp):
+        return isinstance(node.op, ast.Or), list(node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr | ast.BitAnd):
+        sides = _chained(node, type(node.op))
+        if any(isinstance(side, ast.Compare | ast.BoolOp) for side in sides):
+            return isinstance(node.op, ast.BitOr), sides
+        return None
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("any", "all")
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.List | ast.Tuple | ast.Set)
+    ):
+        return node.func.id == "any", list(node.args[0].elts)
+    return None
+
+
+def _chained(node: ast.expr, op: type[ast.operator]) -> list[ast.expr]:
+    """The sides of `a | b | c` (for `|`): a, b, c."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, op):
+        return _chained(node.left, op) + _chained(node.right, op)
+    return [node]
 
 
 # Each comparison with its negation: `x == y or x != y` holds whatever x and y are.
@@ -309,10 +458,11 @@ _NEGATIONS = {
 }  # fmt: skip
 
 
-def _either_way(node: ast.BoolOp) -> bool:
-    """An `or` of a comparison and its negation, over the same operands."""
+def _either_way(sides: list[ast.expr]) -> bool:
+    """A comparison and its negation over the same operands among `sides`: true one way or the
+    other (their `or`), never both (their `and`)."""
     seen: set[tuple[type, str]] = set()
-    for value in node.values:
+    for value in sides:
         if isinstance(value, ast.Compare) and len(value.ops) == 1:
             operands = ast.unparse(value.left) + " | " + ast.unparse(value.comparators[0])
             op = type(value.ops[0])
@@ -322,15 +472,35 @@ def _either_way(node: ast.BoolOp) -> bool:
     return False
 
 
-def _always_true(value: ast.expr) -> bool:
-    """A truthy constant, `not` of a falsy one (`not None`), or a value never false."""
+def _truth(value: ast.AST) -> bool | None:
+    """Whether `value` is true (or false) whatever the values are, or None when it depends on
+    them: a constant, `not` of one, a literal container, `isinstance(o, object)`; an `or`
+    with a true side or a comparison and its negation; an `and` with a false side or both."""
     if isinstance(value, ast.Constant):
         return bool(value.value)
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not):
-        return isinstance(value.operand, ast.Constant) and not value.operand.value
+        inner = _truth(value.operand)
+        return None if inner is None else not inner
     if isinstance(value, ast.List | ast.Tuple | ast.Set):
         return bool(value.elts)
-    return isinstance(value, ast.Lambda) or (isinstance(value, ast.Dict) and bool(value.keys))
+    if isinstance(value, ast.Dict):
+        return bool(value.keys)
+    if isinstance(value, ast.Lambda):
+        return True
+    if isinstance(value, ast.IfExp):
+        body = _truth(value.body)
+        return body if body is not None and body == _truth(value.orelse) else None
+    if isinstance(value, ast.Call) and _decorator_name(value) == "isinstance":
+        kinds = value.args[1] if len(value.args) == 2 else None
+        return True if isinstance(kinds, ast.Name) and kinds.id == "object" else None
+    alternatives = _alternatives(value)
+    if alternatives is None:
+        return None
+    either, sides = alternatives
+    truths = [_truth(side) for side in sides]
+    if either in truths or _either_way(sides):
+        return either  # `... or True`, `x == o or x != o`; `... and False`, `x < o and x >= o`
+    return (not either) if all(t is (not either) for t in truths) else None
 
 
 def _is_mock_any(node: ast.AST) -> bool:

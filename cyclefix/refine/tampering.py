@@ -16,8 +16,9 @@ import functools
 import re
 from typing import TypeGuard
 
-# Modules an answer may not import: introspection, the test frameworks, code loading,
-# processes, signals and sockets.
+# Modules an answer may not import: introspection, the test frameworks, code loading (doctest
+# runs docstrings' text), processes (webbrowser runs the program `$BROWSER` names), signals
+# and sockets.
 MODULES = frozenset(
     {
         "gc", "inspect", "ctypes", "_ctypes", "cffi", "importlib", "builtins", "__builtin__",
@@ -26,11 +27,14 @@ MODULES = frozenset(
         "_thread", "tracemalloc", "pdb", "bdb", "trace", "code", "codeop", "marshal", "mmap",
         "pty", "posix", "resource", "asyncio", "pickle", "_pickle", "copyreg", "shelve", "runpy",
         "pkgutil", "zipimport", "pydoc", "concurrent", "timeit", "cProfile", "profile",
+        "doctest", "webbrowser",
     }
 )  # fmt: skip
 # Submodules of allowed packages that connect to sockets (a syslog handler: /dev/log).
 SUBMODULES = frozenset({"logging.handlers", "logging.config"})
-# Attributes that reach frames, code objects or every object of a type.
+# Attributes that reach frames, code objects or every object of a type; a package's import
+# path and the ways to add to the import path (a zip archive put there is imported); a mail
+# reader that runs a shell command.
 ATTRIBUTES = frozenset(
     {
         "_getframe", "_current_frames", "settrace", "setprofile", "gettrace", "f_back",
@@ -39,7 +43,8 @@ ATTRIBUTES = frozenset(
         "gi_code", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__",
         "__mro__", "get_objects", "get_referrers", "get_referents", "_exit", "CodeType",
         "walk_stack", "walk_tb", "__annotations__", "__self__", "__import__", "__loader__",
-        "Formatter", "vformat", "get_field",
+        "Formatter", "vformat", "get_field", "__path__", "submodule_search_locations",
+        "addsitedir", "addpackage", "IMAP4_stream",
     }
 )  # fmt: skip
 # Attributes refused on any object, not as bare strings (common words): other modules' names
@@ -52,26 +57,44 @@ REACHING = frozenset(
         "copymode", "touch",
     }
 )  # fmt: skip
-# Attributes of `os` that start, signal or leave processes, or plant links.
+# Attributes of `os` that start, signal or leave processes, plant links or files no audit
+# event sees (`mknod`), or set the environment a program started later reads.
 OS_ATTRIBUTES = frozenset(
     {
         "kill", "killpg", "fork", "forkpty", "system", "popen", "execv", "execve", "execvp",
         "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnl",
-        "spawnle", "posix_spawn", "posix_spawnp", "setsid", "symlink", "chroot", "unshare",
-        "setns", "abort", "register_at_fork",
+        "spawnle", "spawnvp", "spawnvpe", "spawnlp", "spawnlpe", "posix_spawn", "posix_spawnp",
+        "startfile", "setsid", "symlink", "chroot", "unshare", "setns", "abort",
+        "register_at_fork", "mknod", "putenv", "unsetenv",
     }
 )  # fmt: skip
 # Attributes of `sys` that hold the interpreter's modules, import machinery and monitoring.
 SYS_ATTRIBUTES = frozenset(
     {"modules", "meta_path", "path_hooks", "path_importer_cache", "monitoring"}
 )
+# Attributes refused only on the module named, being common words elsewhere: the import path
+# (a zip archive put on it is imported), a callback run at exit, the site setup run again.
+OF_MODULE = {
+    "sys": frozenset({"path"}),
+    "weakref": frozenset({"finalize"}),
+    "site": frozenset({"main"}),
+}
+# Ways to read the environment; anything else done with `os.environ` (a write, `.update`,
+# holding it) sets what a test's skip condition or a program started later reads.
+_ENVIRONMENT = frozenset({"environ", "environb"})
+_ENVIRONMENT_READS = frozenset({"get", "copy", "items", "keys", "values"})
+_COPIED_BY = frozenset({"dict", "len", "sorted", "list", "set", "tuple"})
+# Characters that make the answer read other than it runs, on a terminal or in an editor: C0
+# and C1 controls but tab, newline, carriage return and form feed (`\x1b[2J`), and the
+# bidirectional overrides and isolates ("Trojan Source"). Escapes written as text are fine.
+_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Attributes that, set, change what an object is or what code a class builds from its
 # fields: a test module turned into another class, dataclass fields named by code.
 STORED = frozenset({"__class__", "__annotations__", "__bases__", "__dict__"})
 # Builtins that run text as code or import by name.
 CALLS = frozenset({"exec", "eval", "compile", "__import__", "breakpoint"})
-# Module-level names that hold the builtins or the import machinery.
-NAMES = frozenset({"__builtins__", "__loader__", "__spec__"})
+# Module-level names that hold the builtins or the import machinery (a package's own path).
+NAMES = frozenset({"__builtins__", "__loader__", "__spec__", "__path__"})
 # Calls that name an attribute or module in a string: the name is their second argument, or
 # their first for those in _NAME_FIRST.
 _BY_NAME = frozenset(
@@ -118,13 +141,15 @@ def tampering(before: str, after: str) -> list[str]:
 # The base file is the same for every candidate of a round: parsed once.
 @functools.lru_cache(maxsize=16)
 def _reaches(source: str) -> frozenset[str]:
+    hidden = {_hidden_character(c) for c in _HIDDEN.findall(source)}
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return frozenset()
+        return frozenset(hidden)
     modules = _module_names(tree)
-    found: set[str] = set(_held_as_values(tree, modules))
+    found: set[str] = set(_held_as_values(tree, modules)) | hidden
     found.update(_namespaces_as_values(tree))
+    found.update(_environment_changed(tree, modules))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(_module(alias.name) for alias in node.names if _forbidden(alias.name))
@@ -164,6 +189,53 @@ def _reaches(source: str) -> frozenset[str]:
             if spelled in _SPELLED or (spelled is not None and _names_an_internal(spelled)):
                 found.add(f"names `{spelled[:80]}` in pieces")
     return frozenset(found)
+
+
+def _hidden_character(character: str) -> str:
+    kind = "a bidirectional control" if character >= "\u202a" else "a control character"
+    return f"holds {kind} (U+{ord(character):04X})"
+
+
+def _environment_changed(tree: ast.Module, modules: dict[str, str]) -> list[str]:
+    """`os.environ` (or a name `from os import environ` binds) used other than read: set,
+    deleted, updated, passed or held."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    imported = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in ("os", "posix")
+        for alias in node.names
+        if alias.name in _ENVIRONMENT
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _ENVIRONMENT:
+            base = node.value
+            module = modules.get(base.id, base.id) if isinstance(base, ast.Name) else ""
+            environment = module in ("os", "posix")
+        else:
+            environment = isinstance(node, ast.Name) and node.id in imported
+        parent = parents.get(id(node))
+        if environment and parent is not None and not _read(node, parent):
+            found.append("changes `os.environ`")
+    return found
+
+
+def _read(node: ast.AST, parent: ast.AST) -> bool:
+    """Whether `parent` only reads `node`, a mapping: `m[k]`, `m.get(k)`, `k in m`, a copy."""
+    if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+        return True  # the name bound again, the mapping untouched
+    if isinstance(parent, ast.Subscript):
+        return isinstance(parent.ctx, ast.Load)
+    if isinstance(parent, ast.Attribute):
+        return parent.attr in _ENVIRONMENT_READS
+    if isinstance(parent, ast.Compare):
+        return node is not parent.left
+    if isinstance(parent, ast.Call):
+        return isinstance(parent.func, ast.Name) and parent.func.id in _COPIED_BY
+    if isinstance(parent, ast.For | ast.comprehension):
+        return node is parent.iter
+    return isinstance(parent, ast.Dict)  # {**os.environ, "A": "1"}: a copy
 
 
 def _held_as_values(tree: ast.Module, modules: dict[str, str]) -> list[str]:
@@ -367,11 +439,8 @@ def _imported(node: ast.ImportFrom) -> list[str]:
         if a.name in _REEXPORTED and a.name != module.split(".")[-1]
     ]
     special = {"os": OS_ATTRIBUTES, "posix": OS_ATTRIBUTES, "sys": SYS_ATTRIBUTES}.get(module)
-    return found + [
-        f"uses `{module}.{a.name}`"
-        for a in node.names
-        if a.name in ATTRIBUTES | REACHING or (special is not None and a.name in special)
-    ]
+    refused = ATTRIBUTES | REACHING | OF_MODULE.get(module, frozenset()) | (special or set())
+    return found + [f"uses `{module}.{a.name}`" for a in node.names if a.name in refused]
 
 
 def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
@@ -383,6 +452,8 @@ def _attribute(node: ast.Attribute, modules: dict[str, str]) -> list[str]:
         return [f"uses `os.{node.attr}`"]
     if node.attr in SYS_ATTRIBUTES and module == "sys":
         return [f"uses `sys.{node.attr}`"]
+    if node.attr in OF_MODULE.get(module, ()):
+        return [f"uses `{module}.{node.attr}`"]
     if node.attr == "__dict__" and (module in _LOOKED_UP or _is_module_name(base, modules)):
         return [f"looks up an attribute of `{module}` by a computed name"]
     held = node.attr in _HELD and node.attr != module.split(".")[-1]  # not timeit.timeit
@@ -419,6 +490,8 @@ def _by_name(call: ast.Call, modules: dict[str, str]) -> list[str]:
         spelled = ast.Attribute(value=call.args[0], attr=text, ctx=ast.Load())
         if found := _attribute(spelled, modules):
             return found
+        if text in _ENVIRONMENT and module in ("os", "posix"):
+            return ["reaches `os.environ` by name"]  # what is done with it goes unread
     if _from_constants(named, modules):
         return [f"computes a name for `{name}` from constants"]
     if text is not None:
