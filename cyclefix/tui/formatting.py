@@ -67,8 +67,9 @@ def nodeid_file(nodeid: str) -> str:
 
 
 def nodeid_test(nodeid: str) -> str:
-    """The test part of a node id, or the whole id when it names a file."""
-    return nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    """The test part of a node id, or the whole id when it names a file, as shown on screen
+    (control characters as escapes: a parametrized id holds the values it was given)."""
+    return visible(nodeid.split("::", 1)[1] if "::" in nodeid else nodeid)
 
 
 def verdict_text(attempt: Attempt) -> Text:

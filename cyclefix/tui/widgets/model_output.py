@@ -6,6 +6,8 @@ import textwrap
 
 from textual.widgets import Log
 
+from cyclefix.refine.console import visible
+
 
 class ModelOutput(Log):
     """A log that keeps streamed pieces on their lines and starts every note on a fresh one."""
@@ -20,14 +22,15 @@ class ModelOutput(Log):
         self._line_open = False
 
     def stream(self, text: str) -> None:
-        """Append generated text exactly as it came."""
+        """Append generated text as it came, control characters shown as escapes."""
         if text:
-            self.write(text)
+            self.write(visible(text))
             self._line_open = not text.endswith("\n")
 
     def note(self, line: str) -> None:
         """Write `line` on lines of its own (wrapped to the panel), after any open streamed line."""
         width = self.scrollable_content_region.width
+        line = visible(line)
         lines = textwrap.wrap(line, width=width - 1) if width > 20 and line else [line]
         self.write(("\n" if self._line_open else "") + "\n".join(lines) + "\n")
         self._line_open = False

@@ -8,7 +8,6 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from cyclefix.refine import CollectionError, TestCaseResult
-from cyclefix.refine.console import visible
 from cyclefix.tui.formatting import first_line, nodeid_test, outcome_text, short_feedback
 from cyclefix.tui.widgets.fitted_columns import fit_columns
 
@@ -68,7 +67,7 @@ class ResultsTable(DataTable[Text]):
 
     def _case_cells(self, case: TestCaseResult) -> Cells:
         return (
-            Text(visible(nodeid_test(case.nodeid)), style="" if case.ok else "bold"),
+            Text(nodeid_test(case.nodeid), style="" if case.ok else "bold"),
             outcome_text(case.outcome),
             Text(f"{case.duration:.2f}s" if self.show_timings else ""),
             Text(short_feedback(case)),
