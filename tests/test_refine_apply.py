@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import textwrap
 import threading
@@ -23,6 +24,7 @@ from cyclefix.models.backend import (
 from cyclefix.models.scripted import ScriptedBackend
 from cyclefix.refine import RefineConfig, StaleFixError, apply_fix, fix
 from cyclefix.refine.apply import ApplyError
+from cyclefix.refine.changes import unified_diff
 from cyclefix.refine.types import FileChange, FixResult, RefineEvent, RoundStarted
 
 CONFIG = RefineConfig(rounds=3, budget_seconds=120, per_test_timeout=2.0)
@@ -250,3 +252,13 @@ def test_a_symlinked_file_stays_a_link_and_its_target_gets_the_fix(tmp_path: Pat
     link.symlink_to(real)
     assert apply_fix(fixed_result(tmp_path, (link, "A = 1\n", "A = 2\n"))) == (link,)
     assert link.is_symlink() and real.read_text() == "A = 2\n"
+
+
+def test_a_diff_of_code_with_a_form_feed_applies_as_it_was_verified(tmp_path: Path) -> None:
+    # str.splitlines breaks at "\f" and U+2028 too: a diff made so runs lines together.
+    before = "def f():\n    return 1\n\f\ns = 'a\u2028b'\n"
+    after = before.replace("return 1", "return 2")
+    (tmp_path / "m.py").write_text(before)
+    diff = unified_diff("m.py", before, after)
+    subprocess.run(["git", "apply", "-"], input=diff, text=True, cwd=tmp_path, check=True)
+    assert (tmp_path / "m.py").read_text() == after

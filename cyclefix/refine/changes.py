@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from pathlib import Path
 
 from cyclefix.refine.source import function_spans, project_file, span_text, target_for_span
@@ -32,9 +33,14 @@ def rewritten_functions(rel: str, original: str, fixed: str) -> tuple[Target, ..
     )
 
 
+# A line as `patch` and `git apply` read one: up to "\n" only (str.splitlines also breaks at a
+# form feed, a lone carriage return or U+2028, which would run lines of the diff together).
+_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
+
+
 def unified_diff(rel: str, before: str, after: str) -> str:
     lines = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
+        _LINE.findall(before), _LINE.findall(after), f"a/{rel}", f"b/{rel}"
     )
     out = []
     for line in lines:
