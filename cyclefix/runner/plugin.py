@@ -494,14 +494,14 @@ class CyclefixPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # the decoy's report, before pytest's session counts it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.decoy is not None and report.nodeid == self.decoy.item.nodeid:
+        if self.decoy is not None and self._is_decoy(report.nodeid):
             self.decoy.logged(report)
         elif report.when is not None:
             self.reports[report.when] = report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.watchdog.set(None, "")
-        if self.decoy is not None and nodeid == self.decoy.item.nodeid:
+        if self.decoy is not None and self._is_decoy(nodeid):
             self._finish_decoy(self.decoy)
             return
         record = self._test_record(nodeid)
